@@ -1,0 +1,579 @@
+package eval
+
+import (
+	"crypto/md5"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+	"regexp"
+	"regexp/syntax"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/allot-dev/allot/internal/ufc"
+)
+
+// Load parses and compiles a document in one step.
+func Load(data []byte) (*Snapshot, error) {
+	doc, err := ufc.Parse(data)
+	if err != nil {
+		return nil, err
+	}
+	return Compile(doc)
+}
+
+// Compile turns a parsed document into a Snapshot. Only document-level
+// problems (an unreadable createdAt) are errors; a malformed flag compiles to
+// a flag carrying Err, so that every other flag keeps working.
+func Compile(doc *ufc.Document) (*Snapshot, error) {
+	s := &Snapshot{
+		Environment: doc.Environment.Name,
+		Format:      doc.Format,
+		obfuscated:  doc.Format == ufc.FormatClient,
+		flags:       make(map[string]*Flag, len(doc.Flags)+len(doc.Invalid)),
+	}
+	if s.Format == "" {
+		s.Format = ufc.FormatServer
+	}
+	if doc.CreatedAt != "" {
+		t, err := time.Parse(time.RFC3339Nano, doc.CreatedAt)
+		if err != nil {
+			return nil, fmt.Errorf("ufc: createdAt %q is not an RFC 3339 time", doc.CreatedAt)
+		}
+		s.CreatedAt = t
+	}
+	c := compiler{obfuscated: s.obfuscated, regexps: make(map[string]*regexp.Regexp)}
+	// One backing array per kind for the whole document: fewer, larger
+	// allocations compile faster and retain less heap than one per flag.
+	var nf, nv, na, nr, nc, ns, nsh, nrg int
+	for _, f := range doc.Flags {
+		nf++
+		nv += len(f.Variations)
+		na += len(f.Allocations)
+		for i := range f.Allocations {
+			a := &f.Allocations[i]
+			nr += len(a.Rules)
+			for _, r := range a.Rules {
+				nc += len(r.Conditions)
+			}
+			ns += len(a.Splits)
+			for _, sp := range a.Splits {
+				nsh += len(sp.Shards)
+				for _, sh := range sp.Shards {
+					nrg += len(sh.Ranges)
+				}
+			}
+		}
+	}
+	c.flags = make([]Flag, 0, nf+len(doc.Invalid))
+	c.vars = make([]Variation, 0, nv)
+	c.allocs = make([]Allocation, 0, na)
+	c.rules = make([]Rule, 0, nr)
+	c.conds = make([]Condition, 0, nc)
+	c.splits = make([]Split, 0, ns)
+	c.shards = make([]Shard, 0, nsh)
+	c.ranges = make([]ShardRange, 0, nrg)
+	c.prefixes = make(map[string]string, nf*2)
+
+	for key, wf := range doc.Flags {
+		c.flags = append(c.flags, Flag{})
+		f := &c.flags[len(c.flags)-1]
+		c.compileFlag(f, key, wf)
+		s.flags[key] = f
+	}
+	for key, err := range doc.Invalid {
+		c.flags = append(c.flags, Flag{Key: key, Err: err})
+		s.flags[key] = &c.flags[len(c.flags)-1]
+	}
+	return s, nil
+}
+
+type compiler struct {
+	obfuscated bool
+	regexps    map[string]*regexp.Regexp
+	prefixes   map[string]string // salt -> salt+"-", shared across flags
+
+	flags  []Flag
+	vars   []Variation
+	allocs []Allocation
+	rules  []Rule
+	conds  []Condition
+	splits []Split
+	shards []Shard
+	ranges []ShardRange
+}
+
+// take returns the next n elements of a preallocated backing array.
+func take[T any](buf *[]T, n int) []T {
+	start := len(*buf)
+	*buf = (*buf)[:start+n]
+	return (*buf)[start : start+n : start+n]
+}
+
+// flagError marks f malformed, keeping what was already known about it.
+func flagError(f *Flag, format string, args ...any) {
+	if f.Err == nil {
+		f.Err = fmt.Errorf(format, args...)
+	}
+}
+
+func (c *compiler) compileFlag(f *Flag, key string, w *ufc.Flag) {
+	f.Key = key
+	f.Enabled = w.Enabled
+	f.Type = w.VariationType
+	f.obfuscated = c.obfuscated
+	if !f.Type.Valid() {
+		flagError(f, "flag %q: unknown variationType %q", key, w.VariationType)
+		return
+	}
+	if w.TotalShards <= 0 || w.TotalShards > math.MaxUint32 {
+		flagError(f, "flag %q: totalShards must be a positive integer, found %d", key, w.TotalShards)
+		return
+	}
+	f.TotalShards = uint32(w.TotalShards)
+
+	// Variations, sorted by key so that compiling is deterministic.
+	keys := make([]string, 0, len(w.Variations))
+	for k := range w.Variations {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	f.Variations = take(&c.vars, len(keys))
+	for i, k := range keys {
+		wv := w.Variations[k]
+		v := &f.Variations[i]
+		if wv.Key != k {
+			flagError(f, "flag %q: variation %q has key %q", key, k, wv.Key)
+			return
+		}
+		v.Key = c.text(k)
+		c.compileValue(v, f.Type, wv.Value)
+	}
+
+	f.Allocations = take(&c.allocs, len(w.Allocations))
+	salts := map[string]int{}
+	for i := range w.Allocations {
+		if err := c.compileAllocation(&f.Allocations[i], &w.Allocations[i], f, salts); err != nil {
+			flagError(f, "flag %q: allocations[%d]: %v", key, i, err)
+			return
+		}
+	}
+	f.Salts = len(salts)
+}
+
+func (c *compiler) variation(f *Flag, key string) *Variation {
+	for i := range f.Variations {
+		if f.Variations[i].Key == key {
+			return &f.Variations[i]
+		}
+	}
+	return nil
+}
+
+// text de-obfuscates a base64 string of a CLIENT document; plain documents
+// pass it through.
+func (c *compiler) text(s string) string {
+	if !c.obfuscated {
+		return s
+	}
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return s
+	}
+	return string(b)
+}
+
+// compileValue types a variation value. INTEGER takes only a JSON integer
+// literal in the int64 range: Go's SDK rejects 1.0 as well, and the server
+// never emits it (spec 1.3).
+func (c *compiler) compileValue(v *Variation, t ufc.VariationType, raw []byte) {
+	bad := func() { v.Err = fmt.Errorf("variation (%s) is configured for type %s, but is set to incompatible value (%s)", v.Key, t, raw) }
+	if c.obfuscated {
+		// CLIENT values are base64 of the value's string form.
+		s, ok := ufc.DecodeString(raw)
+		if !ok {
+			bad()
+			return
+		}
+		dec, err := base64.StdEncoding.DecodeString(s)
+		if err != nil {
+			bad()
+			return
+		}
+		text := string(dec)
+		switch t {
+		case ufc.TypeString:
+			v.str = text
+		case ufc.TypeInteger:
+			n, err := strconv.ParseInt(text, 10, 64)
+			if err != nil {
+				bad()
+				return
+			}
+			v.num = uint64(n)
+		case ufc.TypeNumeric:
+			x, err := strconv.ParseFloat(text, 64)
+			if err != nil || math.IsNaN(x) || math.IsInf(x, 0) {
+				bad()
+				return
+			}
+			v.num = math.Float64bits(x)
+		case ufc.TypeBoolean:
+			switch text {
+			case "true":
+				v.num = 1
+			case "false":
+			default:
+				bad()
+			}
+		case ufc.TypeJSON:
+			if !ufc.Valid([]byte(text)) {
+				bad()
+				return
+			}
+			v.str = text
+		}
+		return
+	}
+	switch t {
+	case ufc.TypeString:
+		s, ok := ufc.DecodeString(raw)
+		if !ok {
+			bad()
+			return
+		}
+		v.str = s
+	case ufc.TypeInteger:
+		if !ufc.IsNumber(raw) {
+			bad()
+			return
+		}
+		n, err := strconv.ParseInt(string(raw), 10, 64)
+		if err != nil {
+			bad()
+			return
+		}
+		v.num = uint64(n)
+	case ufc.TypeNumeric:
+		if !ufc.IsNumber(raw) {
+			bad()
+			return
+		}
+		x, err := strconv.ParseFloat(string(raw), 64)
+		if err != nil {
+			bad()
+			return
+		}
+		v.num = math.Float64bits(x)
+	case ufc.TypeBoolean:
+		switch string(raw) {
+		case "true":
+			v.num = 1
+		case "false":
+		default:
+			bad()
+		}
+	case ufc.TypeJSON:
+		s, ok := ufc.DecodeString(raw)
+		if !ok || !ufc.Valid([]byte(s)) {
+			bad()
+			return
+		}
+		v.str = s
+	}
+}
+
+var (
+	idHash   = md5hex("id")
+	trueHash = md5hex("true")
+	falseHsh = md5hex("false")
+	opHashes = func() map[string]Op {
+		m := make(map[string]Op, len(opNames))
+		for i, n := range opNames[1:] {
+			m[md5hex(n)] = Op(i + 1)
+		}
+		return m
+	}()
+)
+
+func md5hex(s string) string {
+	sum := md5.Sum([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+func parseOp(s string, obfuscated bool) Op {
+	if obfuscated {
+		if op, ok := opHashes[s]; ok {
+			return op
+		}
+	}
+	for i, n := range opNames[1:] {
+		if n == s {
+			return Op(i + 1)
+		}
+	}
+	return OpInvalid
+}
+
+func (c *compiler) compileTime(s string) (int64, error) {
+	t, err := time.Parse(time.RFC3339Nano, c.text(s))
+	if err != nil {
+		return 0, fmt.Errorf("%q is not an RFC 3339 time", c.text(s))
+	}
+	return t.UnixMicro(), nil
+}
+
+func (c *compiler) compileAllocation(a *Allocation, w *ufc.Allocation, f *Flag, salts map[string]int) error {
+	a.Key = c.text(w.Key)
+	a.DoLog = w.DoLog
+	a.start, a.end = math.MinInt64, math.MaxInt64
+	var err error
+	if w.StartAt != "" {
+		if a.start, err = c.compileTime(w.StartAt); err != nil {
+			return fmt.Errorf("startAt: %w", err)
+		}
+	}
+	if w.EndAt != "" {
+		if a.end, err = c.compileTime(w.EndAt); err != nil {
+			return fmt.Errorf("endAt: %w", err)
+		}
+	}
+	a.Rules = take(&c.rules, len(w.Rules))
+	for i, wr := range w.Rules {
+		a.Rules[i].Conditions = take(&c.conds, len(wr.Conditions))
+		for j := range wr.Conditions {
+			if err := c.compileCondition(&a.Rules[i].Conditions[j], &wr.Conditions[j]); err != nil {
+				return fmt.Errorf("rules[%d].conditions[%d]: %w", i, j, err)
+			}
+		}
+	}
+	a.Splits = take(&c.splits, len(w.Splits))
+	for i := range w.Splits {
+		ws, sp := &w.Splits[i], &a.Splits[i]
+		sp.VariationKey = c.text(ws.VariationKey)
+		sp.Variation = c.variation(f, sp.VariationKey)
+		if len(ws.ExtraLogging) > 0 {
+			sp.ExtraLogging = make(map[string]string, len(ws.ExtraLogging))
+			for k, v := range ws.ExtraLogging {
+				sp.ExtraLogging[c.text(k)] = c.text(v)
+			}
+		}
+		sp.Shards = take(&c.shards, len(ws.Shards))
+		for j := range ws.Shards {
+			wsh, sh := &ws.Shards[j], &sp.Shards[j]
+			salt := c.text(wsh.Salt)
+			p, ok := c.prefixes[salt]
+			if !ok {
+				p = salt + "-"
+				c.prefixes[salt] = p
+			}
+			sh.Prefix = p
+			slot, ok := salts[salt]
+			if !ok {
+				slot = len(salts)
+				salts[salt] = slot
+			}
+			sh.Slot = slot
+			sh.Ranges = take(&c.ranges, len(wsh.Ranges))
+			for k, r := range wsh.Ranges {
+				if r.Start < 0 || r.End < r.Start || r.End > int(f.TotalShards) {
+					return fmt.Errorf("splits[%d].shards[%d].ranges[%d]: [%d, %d) is not within [0, %d)", i, j, k, r.Start, r.End, f.TotalShards)
+				}
+				sh.Ranges[k] = ShardRange{uint32(r.Start), uint32(r.End)}
+			}
+		}
+	}
+	return nil
+}
+
+func (c *compiler) compileCondition(cd *Condition, w *ufc.Condition) error {
+	cd.Attribute = w.Attribute
+	cd.IsID = w.Attribute == "id" || (c.obfuscated && w.Attribute == idHash)
+	cd.Op = parseOp(w.Operator, c.obfuscated)
+	raw := w.Value
+	switch cd.Op {
+	case OpInvalid:
+		return fmt.Errorf("unknown operator %q", w.Operator)
+	case Matches, NotMatches:
+		s, ok := ufc.DecodeString(raw)
+		if !ok {
+			return fmt.Errorf("%s needs a string value, found %s", cd.Op, short(raw))
+		}
+		s = c.text(s)
+		re, ok := c.regexps[s]
+		if !ok {
+			var err error
+			if re, err = regexp.Compile(s); err != nil {
+				return fmt.Errorf("%s: invalid regular expression %q: %v", cd.Op, s, unwrapRegexpErr(err))
+			}
+			c.regexps[s] = re
+		}
+		cd.Re = re
+		cd.Literal = literalOf(s)
+	case OneOf, NotOneOf:
+		list, ok := ufc.DecodeStrings(raw)
+		if !ok {
+			return fmt.Errorf("%s needs an array of strings, found %s", cd.Op, short(raw))
+		}
+		cd.Set = list
+		if len(list) > 8 {
+			cd.SetMap = make(map[string]struct{}, len(list))
+			for _, s := range list {
+				cd.SetMap[s] = struct{}{}
+			}
+		}
+	case IsNull:
+		switch {
+		case string(raw) == "true":
+			cd.WantNull = true
+		case string(raw) == "false":
+		case c.obfuscated:
+			s, _ := ufc.DecodeString(raw)
+			switch s {
+			case trueHash:
+				cd.WantNull = true
+			case falseHsh:
+			default:
+				return fmt.Errorf("IS_NULL needs a boolean value, found %s", short(raw))
+			}
+		default:
+			return fmt.Errorf("IS_NULL needs a boolean value, found %s", short(raw))
+		}
+	case GT, GTE, LT, LTE:
+		// A number or numeric string compares numerically; otherwise a strict
+		// MAJOR.MINOR.PATCH version compares by semver precedence. No string
+		// is both, so the order of the two checks cannot change a result.
+		var text string
+		if ufc.IsNumber(raw) {
+			text = string(raw)
+		} else if s, ok := ufc.DecodeString(raw); ok {
+			text = c.text(s)
+		} else {
+			return fmt.Errorf("%s needs a number or a version, found %s", cd.Op, short(raw))
+		}
+		if x, ok := parseNumber(text); ok {
+			cd.Num = x
+		} else if v, ok := ParseSemver(text); ok {
+			cd.Version, cd.IsVersion = &v, true
+		} else {
+			return fmt.Errorf("%s needs a number or a version, found %s", cd.Op, short(raw))
+		}
+	}
+	return nil
+}
+
+func short(raw []byte) string {
+	if len(raw) > 40 {
+		return string(raw[:37]) + "..."
+	}
+	if len(raw) == 0 {
+		return "nothing"
+	}
+	return string(raw)
+}
+
+func unwrapRegexpErr(err error) error {
+	var se *syntax.Error
+	if errors.As(err, &se) {
+		return se
+	}
+	return err
+}
+
+// parseNumber accepts decimal numbers, as JSON writes them, with optional
+// surrounding-free syntax. It rejects "", "NaN", "Inf" and hex, and never
+// allocates on failure (strconv does, for its error).
+func parseNumber(s string) (float64, bool) {
+	if !looksNumeric(s) {
+		return 0, false
+	}
+	x, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return 0, false
+	}
+	return x, true
+}
+
+// looksNumeric reports whether s is [+-]digits[.digits][(e|E)[+-]digits].
+func looksNumeric(s string) bool {
+	i := 0
+	if i < len(s) && (s[i] == '-' || s[i] == '+') {
+		i++
+	}
+	digits := 0
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+		digits++
+	}
+	if i < len(s) && s[i] == '.' {
+		i++
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+			digits++
+		}
+	}
+	if digits == 0 {
+		return false
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '-' || s[i] == '+') {
+			i++
+		}
+		j := i
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+		if i == j {
+			return false
+		}
+	}
+	return i == len(s)
+}
+
+// ParseNumber is parseNumber for other packages (eval coerces attributes).
+func ParseNumber(s string) (float64, bool) { return parseNumber(s) }
+
+// literalOf reduces a pattern made only of literal text, optionally anchored
+// with ^ and $, to a string test.
+func literalOf(pattern string) literalMatch {
+	re, err := syntax.Parse(pattern, syntax.Perl)
+	if err != nil {
+		return literalMatch{}
+	}
+	re = re.Simplify()
+	parts := []*syntax.Regexp{re}
+	if re.Op == syntax.OpConcat {
+		parts = re.Sub
+	}
+	begin, end := false, false
+	if len(parts) > 0 && parts[0].Op == syntax.OpBeginText {
+		begin, parts = true, parts[1:]
+	}
+	if len(parts) > 0 && parts[len(parts)-1].Op == syntax.OpEndText {
+		end, parts = true, parts[:len(parts)-1]
+	}
+	var text []rune
+	for _, p := range parts {
+		if p.Op != syntax.OpLiteral || p.Flags&syntax.FoldCase != 0 {
+			return literalMatch{}
+		}
+		text = append(text, p.Rune...)
+	}
+	if len(parts) == 0 && !begin && !end {
+		return literalMatch{}
+	}
+	kind := uint8(1)
+	switch {
+	case begin && end:
+		kind = 4
+	case begin:
+		kind = 2
+	case end:
+		kind = 3
+	}
+	return literalMatch{Kind: kind, Text: string(text)}
+}

@@ -1,0 +1,572 @@
+// Package eval compiles UFC documents into snapshots and evaluates flags on
+// them: the one place in Allot where an assignment is computed. The SDK, the
+// server's previews and the CLI all call Snapshot.Evaluate.
+//
+// Evaluation is pure: no I/O, no clock (the time is passed in), no locks, and
+// no allocation on the paths that matter (string attributes, plain
+// documents). It never panics on any snapshot that Compile produced.
+package eval
+
+import (
+	"crypto/md5"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/allot-dev/allot/internal/ufc"
+)
+
+// Code is a flag evaluation code; the strings are those of the shared
+// fixtures and of Eppo's SDKs.
+type Code uint8
+
+// Flag evaluation codes.
+const (
+	Match Code = iota + 1
+	FlagUnrecognizedOrDisabled
+	TypeMismatch
+	AssignmentError
+	DefaultAllocationNull
+)
+
+var codeNames = [...]string{"", "MATCH", "FLAG_UNRECOGNIZED_OR_DISABLED", "TYPE_MISMATCH", "ASSIGNMENT_ERROR", "DEFAULT_ALLOCATION_NULL"}
+
+func (c Code) String() string {
+	if int(c) < len(codeNames) && c != 0 {
+		return codeNames[c]
+	}
+	return "Code(" + strconv.Itoa(int(c)) + ")"
+}
+
+// AllocationCode says what happened to one allocation in an evaluation.
+type AllocationCode uint8
+
+// Allocation evaluation codes.
+const (
+	AllocationMatch AllocationCode = iota + 1
+	BeforeStartTime
+	AfterEndTime
+	FailingRule
+	TrafficExposureMiss
+	Unevaluated
+)
+
+var allocCodeNames = [...]string{"", "MATCH", "BEFORE_START_TIME", "AFTER_END_TIME", "FAILING_RULE", "TRAFFIC_EXPOSURE_MISS", "UNEVALUATED"}
+
+func (c AllocationCode) String() string {
+	if int(c) < len(allocCodeNames) && c != 0 {
+		return allocCodeNames[c]
+	}
+	return "AllocationCode(" + strconv.Itoa(int(c)) + ")"
+}
+
+// AllocationOutcome is what happened to one allocation, in order.
+type AllocationOutcome struct {
+	Key      string
+	Code     AllocationCode
+	Position int // 1-based
+}
+
+// Result is the outcome of one evaluation. It points into the snapshot and
+// costs nothing to return.
+type Result struct {
+	Code       Code
+	Flag       *Flag       // nil when the flag is unknown
+	Allocation *Allocation // the matched allocation
+	Position   int         // 1-based position of Allocation; 0 when none matched
+	Rule       *Rule       // the rule that passed; nil when the allocation has none
+	Split      *Split      // the matched split
+	Variation  *Variation  // the assigned variation; set only when Code is Match
+	subjectErr bool
+}
+
+// Matched reports whether the evaluation assigned a variation.
+func (r *Result) Matched() bool { return r.Code == Match }
+
+// VariationKey returns the key of the variation the subject landed on ("" if
+// none). With ASSIGNMENT_ERROR it names the unusable variation.
+func (r *Result) VariationKey() string {
+	if r.Split == nil {
+		return ""
+	}
+	return r.Split.VariationKey
+}
+
+// AllocationKey returns the matched allocation's key, or "".
+func (r *Result) AllocationKey() string {
+	if r.Allocation == nil {
+		return ""
+	}
+	return r.Allocation.Key
+}
+
+// DoLog reports whether this evaluation should produce an assignment event:
+// only a match through an allocation that logs.
+func (r *Result) DoLog() bool {
+	return r.Code == Match && r.Allocation != nil && r.Allocation.DoLog
+}
+
+// ExtraLogging returns the matched split's extra logging fields, or nil.
+func (r *Result) ExtraLogging() map[string]string {
+	if r.Code != Match || r.Split == nil {
+		return nil
+	}
+	return r.Split.ExtraLogging
+}
+
+// Description explains the result in a sentence.
+func (r *Result) Description(flagKey string) string {
+	switch r.Code {
+	case Match:
+		if r.Rule != nil {
+			return "Supplied attributes match rules defined in allocation " + strconv.Quote(r.AllocationKey()) + "."
+		}
+		return "Subject belongs to the range of traffic assigned to " + strconv.Quote(r.VariationKey()) + " defined in allocation " + strconv.Quote(r.AllocationKey()) + "."
+	case FlagUnrecognizedOrDisabled:
+		if r.Flag != nil {
+			return "Flag " + strconv.Quote(flagKey) + " is disabled."
+		}
+		return "Unrecognized flag " + strconv.Quote(flagKey) + "."
+	case TypeMismatch:
+		return "Flag " + strconv.Quote(flagKey) + " has type " + string(r.Flag.Type) + "."
+	case AssignmentError:
+		switch {
+		case r.subjectErr:
+			return "The subject key is empty."
+		case r.Flag != nil && r.Flag.Err != nil:
+			return r.Flag.Err.Error()
+		case r.Variation != nil && r.Variation.Err != nil:
+			return r.Variation.Err.Error()
+		case r.Split != nil:
+			return "Allocation " + strconv.Quote(r.AllocationKey()) + " names variation " + strconv.Quote(r.VariationKey()) + ", which the flag does not have."
+		}
+		return "Assignment error."
+	case DefaultAllocationNull:
+		return "No allocation matched; serving the default."
+	}
+	return ""
+}
+
+// Evaluate answers which variation subjectKey gets for flagKey. want is the
+// type the caller expects ("" accepts any); now decides which allocations
+// are active. attrs may be nil. It never allocates for plain documents and
+// string, boolean or numeric attributes.
+func (s *Snapshot) Evaluate(flagKey, subjectKey string, attrs map[string]any, want ufc.VariationType, now time.Time) Result {
+	return s.evaluate(flagKey, subjectKey, attrs, want, now, nil)
+}
+
+// Explain is Evaluate plus what happened to every allocation, in order: the
+// allocation codes of the fixtures' evaluationDetails.
+func (s *Snapshot) Explain(flagKey, subjectKey string, attrs map[string]any, want ufc.VariationType, now time.Time) (Result, []AllocationOutcome) {
+	trace := []AllocationOutcome{}
+	r := s.evaluate(flagKey, subjectKey, attrs, want, now, &trace)
+	return r, trace
+}
+
+func (s *Snapshot) evaluate(flagKey, subject string, attrs map[string]any, want ufc.VariationType, now time.Time, trace *[]AllocationOutcome) Result {
+	var f *Flag
+	if flagKey != "" {
+		f = s.Flag(flagKey)
+	}
+	if f == nil {
+		return Result{Code: FlagUnrecognizedOrDisabled}
+	}
+	// The type is checked before enabled, as Go's and the Node SDK do; the
+	// caller gets the default either way.
+	if want != "" && f.Type.Valid() && f.Type != want {
+		return Result{Code: TypeMismatch, Flag: f}
+	}
+	if !f.Enabled {
+		return Result{Code: FlagUnrecognizedOrDisabled, Flag: f}
+	}
+	if f.Err != nil {
+		return Result{Code: AssignmentError, Flag: f}
+	}
+	if subject == "" {
+		return Result{Code: AssignmentError, Flag: f, subjectErr: true}
+	}
+	ev := evaluation{flag: f, subject: subject, attrs: attrs}
+	nowMicros := now.UnixMicro()
+	for i := range f.Allocations {
+		a := &f.Allocations[i]
+		if act := a.Active(nowMicros); act != 0 {
+			if trace != nil {
+				code := BeforeStartTime
+				if act > 0 {
+					code = AfterEndTime
+				}
+				*trace = append(*trace, AllocationOutcome{a.Key, code, i + 1})
+			}
+			continue
+		}
+		var rule *Rule
+		if len(a.Rules) > 0 {
+			if rule = ev.matchRules(a.Rules); rule == nil {
+				if trace != nil {
+					*trace = append(*trace, AllocationOutcome{a.Key, FailingRule, i + 1})
+				}
+				continue
+			}
+		}
+		for j := range a.Splits {
+			sp := &a.Splits[j]
+			if !ev.matchShards(sp.Shards) {
+				continue
+			}
+			if trace != nil {
+				*trace = append(*trace, AllocationOutcome{a.Key, AllocationMatch, i + 1})
+				for k := i + 1; k < len(f.Allocations); k++ {
+					*trace = append(*trace, AllocationOutcome{f.Allocations[k].Key, Unevaluated, k + 1})
+				}
+			}
+			r := Result{Code: Match, Flag: f, Allocation: a, Position: i + 1, Rule: rule, Split: sp, Variation: sp.Variation}
+			if sp.Variation == nil || sp.Variation.Err != nil {
+				r.Code = AssignmentError
+			}
+			return r
+		}
+		if trace != nil {
+			*trace = append(*trace, AllocationOutcome{a.Key, TrafficExposureMiss, i + 1})
+		}
+	}
+	return Result{Code: DefaultAllocationNull, Flag: f}
+}
+
+// memoSlots is how many distinct salts per flag an evaluation remembers; an
+// experiment uses two (traffic and split), shared by all of its splits.
+const memoSlots = 8
+
+type evaluation struct {
+	flag    *Flag
+	subject string
+	attrs   map[string]any
+	hashed  map[string]any // CLIENT documents: attrs keyed by MD5 of the name
+	known   uint8          // bit i set: shards[i] holds the hash of salt slot i
+	shards  [memoSlots]uint32
+}
+
+func (ev *evaluation) matchShards(shards []Shard) bool {
+	for i := range shards {
+		sh := &shards[i]
+		n := ev.shardOf(sh)
+		in := false
+		for _, r := range sh.Ranges {
+			if n >= r.Start && n < r.End {
+				in = true
+				break
+			}
+		}
+		if !in {
+			return false
+		}
+	}
+	return true
+}
+
+func (ev *evaluation) shardOf(sh *Shard) uint32 {
+	if sh.Slot < memoSlots {
+		bit := uint8(1) << sh.Slot
+		if ev.known&bit != 0 {
+			return ev.shards[sh.Slot]
+		}
+		n := ShardOf(sh.Prefix, ev.subject, ev.flag.TotalShards)
+		ev.known |= bit
+		ev.shards[sh.Slot] = n
+		return n
+	}
+	return ShardOf(sh.Prefix, ev.subject, ev.flag.TotalShards)
+}
+
+// ShardOf returns the shard of prefix+subject (prefix is "salt-"): the first
+// four bytes of its MD5 digest, big-endian, modulo total (spec section 2).
+func ShardOf(prefix, subject string, total uint32) uint32 {
+	var buf [160]byte
+	var b []byte
+	if len(prefix)+len(subject) <= len(buf) {
+		b = append(append(buf[:0], prefix...), subject...)
+	} else {
+		b = make([]byte, 0, len(prefix)+len(subject))
+		b = append(append(b, prefix...), subject...)
+	}
+	sum := md5.Sum(b)
+	return binary.BigEndian.Uint32(sum[:4]) % total
+}
+
+func (ev *evaluation) matchRules(rules []Rule) *Rule {
+	for i := range rules {
+		r := &rules[i]
+		ok := true
+		for j := range r.Conditions {
+			if !ev.matchCondition(&r.Conditions[j]) {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return r
+		}
+	}
+	return nil
+}
+
+// attribute returns the targeting value of c's attribute: the caller's
+// value, or the subject key for "id" when the caller did not set "id".
+func (ev *evaluation) attribute(c *Condition) (any, bool) {
+	m := ev.attrs
+	if ev.flag.obfuscated {
+		if ev.hashed == nil && len(ev.attrs) > 0 {
+			ev.hashed = make(map[string]any, len(ev.attrs))
+			for k, v := range ev.attrs {
+				ev.hashed[md5hex(k)] = v
+			}
+		}
+		m = ev.hashed
+	}
+	v, ok := m[c.Attribute]
+	if !ok && c.IsID {
+		return ev.subject, true
+	}
+	return v, ok && v != nil
+}
+
+func (ev *evaluation) matchCondition(c *Condition) bool {
+	v, present := ev.attribute(c)
+	if c.Op == IsNull {
+		return present != c.WantNull
+	}
+	if !present {
+		// A missing attribute fails every other operator, NOT_ONE_OF and
+		// NOT_MATCHES included: absent is not "not one of".
+		return false
+	}
+	switch c.Op {
+	case Matches, NotMatches:
+		s, ok := v.(string)
+		if !ok {
+			var buf [64]byte
+			b, ok := appendText(buf[:0], v)
+			if !ok {
+				return false
+			}
+			s = string(b)
+		}
+		return c.matchString(s) == (c.Op == Matches)
+	case OneOf, NotOneOf:
+		return c.inSet(v, ev.flag.obfuscated) == (c.Op == OneOf)
+	case GT, GTE, LT, LTE:
+		var cmp int
+		if c.IsVersion {
+			s, ok := v.(string)
+			if !ok {
+				return false
+			}
+			ver, ok := ParseSemver(s)
+			if !ok {
+				return false
+			}
+			cmp = ver.Compare(*c.Version)
+		} else {
+			x, ok := number(v)
+			if !ok {
+				return false
+			}
+			switch {
+			case x < c.Num:
+				cmp = -1
+			case x > c.Num:
+				cmp = 1
+			case x == c.Num:
+			default: // NaN
+				return false
+			}
+		}
+		switch c.Op {
+		case GT:
+			return cmp > 0
+		case GTE:
+			return cmp >= 0
+		case LT:
+			return cmp < 0
+		default:
+			return cmp <= 0
+		}
+	}
+	return false
+}
+
+func (c *Condition) matchString(s string) bool {
+	switch c.Literal.Kind {
+	case 1:
+		return strings.Contains(s, c.Literal.Text)
+	case 2:
+		return strings.HasPrefix(s, c.Literal.Text)
+	case 3:
+		return strings.HasSuffix(s, c.Literal.Text)
+	case 4:
+		return s == c.Literal.Text
+	}
+	return c.Re.MatchString(s)
+}
+
+// inSet reports whether the string form of v is one of c's entries. In a
+// CLIENT document the entries are MD5s of the string forms.
+func (c *Condition) inSet(v any, hashed bool) bool {
+	var buf [64]byte
+	var b []byte
+	s, isString := v.(string)
+	if !isString {
+		var ok bool
+		if b, ok = appendText(buf[:0], v); !ok {
+			return false
+		}
+	}
+	if hashed {
+		var sum [16]byte
+		if isString {
+			sum = md5.Sum([]byte(s))
+		} else {
+			sum = md5.Sum(b)
+		}
+		var hx [32]byte
+		hex.Encode(hx[:], sum[:])
+		return c.hasBytes(hx[:])
+	}
+	if isString {
+		return c.hasString(s)
+	}
+	return c.hasBytes(b)
+}
+
+func (c *Condition) hasString(s string) bool {
+	if c.SetMap != nil {
+		_, ok := c.SetMap[s]
+		return ok
+	}
+	for _, e := range c.Set {
+		if e == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *Condition) hasBytes(b []byte) bool {
+	if c.SetMap != nil {
+		_, ok := c.SetMap[string(b)]
+		return ok
+	}
+	for _, e := range c.Set {
+		if e == string(b) {
+			return true
+		}
+	}
+	return false
+}
+
+// appendText appends the string form of a non-string attribute, as the
+// shared fixtures pin it: booleans as true/false, integral numbers without a
+// decimal point. Other numbers follow JavaScript's String(), which is what
+// the Node SDK compares. Maps, slices and other types have no string form.
+func appendText(dst []byte, v any) ([]byte, bool) {
+	switch x := v.(type) {
+	case bool:
+		return strconv.AppendBool(dst, x), true
+	case float64:
+		return appendFloat(dst, x), true
+	case float32:
+		return appendFloat(dst, float64(x)), true
+	case int:
+		return strconv.AppendInt(dst, int64(x), 10), true
+	case int8:
+		return strconv.AppendInt(dst, int64(x), 10), true
+	case int16:
+		return strconv.AppendInt(dst, int64(x), 10), true
+	case int32:
+		return strconv.AppendInt(dst, int64(x), 10), true
+	case int64:
+		return strconv.AppendInt(dst, x, 10), true
+	case uint:
+		return strconv.AppendUint(dst, uint64(x), 10), true
+	case uint8:
+		return strconv.AppendUint(dst, uint64(x), 10), true
+	case uint16:
+		return strconv.AppendUint(dst, uint64(x), 10), true
+	case uint32:
+		return strconv.AppendUint(dst, uint64(x), 10), true
+	case uint64:
+		return strconv.AppendUint(dst, x, 10), true
+	case json.Number:
+		if f, err := x.Float64(); err == nil {
+			return appendFloat(dst, f), true
+		}
+		return append(dst, x...), true
+	}
+	return dst, false
+}
+
+// appendFloat writes x as JavaScript's String(x) does for the usual range:
+// integral values without a decimal point, others in shortest form, with an
+// exponent only below 1e-6 or from 1e21.
+func appendFloat(dst []byte, x float64) []byte {
+	switch {
+	case math.IsNaN(x):
+		return append(dst, "NaN"...)
+	case math.IsInf(x, 1):
+		return append(dst, "Infinity"...)
+	case math.IsInf(x, -1):
+		return append(dst, "-Infinity"...)
+	}
+	ax := math.Abs(x)
+	if ax == 0 || (ax >= 1e-6 && ax < 1e21) {
+		return strconv.AppendFloat(dst, x, 'f', -1, 64)
+	}
+	// Go writes e-07 and e+21; JavaScript writes e-7 and e+21.
+	start := len(dst)
+	dst = strconv.AppendFloat(dst, x, 'e', -1, 64)
+	e := strings.LastIndexByte(string(dst[start:]), 'e')
+	if e >= 0 && start+e+2 < len(dst)-1 && dst[start+e+2] == '0' {
+		dst = append(dst[:start+e+2], dst[start+e+3:]...)
+	}
+	return dst
+}
+
+// number coerces an attribute for GT/GTE/LT/LTE: numbers, and strings that
+// are decimal numbers. Booleans are not numbers here (Go and Rust agree;
+// JavaScript's 1/0 coercion is the outlier).
+func number(v any) (float64, bool) {
+	switch x := v.(type) {
+	case float64:
+		return x, true
+	case float32:
+		return float64(x), true
+	case int:
+		return float64(x), true
+	case int8:
+		return float64(x), true
+	case int16:
+		return float64(x), true
+	case int32:
+		return float64(x), true
+	case int64:
+		return float64(x), true
+	case uint:
+		return float64(x), true
+	case uint8:
+		return float64(x), true
+	case uint16:
+		return float64(x), true
+	case uint32:
+		return float64(x), true
+	case uint64:
+		return float64(x), true
+	case json.Number:
+		return parseNumber(string(x))
+	case string:
+		return parseNumber(x)
+	}
+	return 0, false
+}
