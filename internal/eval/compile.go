@@ -76,7 +76,6 @@ func Compile(doc *ufc.Document) (*Snapshot, error) {
 	c.splits = make([]Split, 0, ns)
 	c.shards = make([]Shard, 0, nsh)
 	c.ranges = make([]ShardRange, 0, nrg)
-	c.prefixes = make(map[string]string, nf*2)
 
 	for key, wf := range doc.Flags {
 		c.flags = append(c.flags, Flag{})
@@ -94,7 +93,7 @@ func Compile(doc *ufc.Document) (*Snapshot, error) {
 type compiler struct {
 	obfuscated bool
 	regexps    map[string]*regexp.Regexp
-	prefixes   map[string]string // salt -> salt+"-", shared across flags
+	salts      []string // the current flag's distinct shard prefixes, by slot
 
 	flags  []Flag
 	vars   []Variation
@@ -111,6 +110,19 @@ func take[T any](buf *[]T, n int) []T {
 	start := len(*buf)
 	*buf = (*buf)[:start+n]
 	return (*buf)[start : start+n : start+n]
+}
+
+// salt returns the hash prefix of a salt and its slot within the current
+// flag. A flag has a handful of salts, so a scan beats a map.
+func (c *compiler) salt(salt string) (string, int) {
+	for i, p := range c.salts {
+		if len(p) == len(salt)+1 && p[:len(salt)] == salt {
+			return p, i
+		}
+	}
+	p := salt + "-"
+	c.salts = append(c.salts, p)
+	return p, len(c.salts) - 1
 }
 
 // flagError marks f malformed, keeping what was already known about it.
@@ -154,14 +166,14 @@ func (c *compiler) compileFlag(f *Flag, key string, w *ufc.Flag) {
 	}
 
 	f.Allocations = take(&c.allocs, len(w.Allocations))
-	salts := map[string]int{}
+	c.salts = c.salts[:0]
 	for i := range w.Allocations {
-		if err := c.compileAllocation(&f.Allocations[i], &w.Allocations[i], f, salts); err != nil {
+		if err := c.compileAllocation(&f.Allocations[i], &w.Allocations[i], f); err != nil {
 			flagError(f, "flag %q: allocations[%d]: %v", key, i, err)
 			return
 		}
 	}
-	f.Salts = len(salts)
+	f.Salts = len(c.salts)
 }
 
 func (c *compiler) variation(f *Flag, key string) *Variation {
@@ -326,7 +338,7 @@ func (c *compiler) compileTime(s string) (int64, error) {
 	return t.UnixMicro(), nil
 }
 
-func (c *compiler) compileAllocation(a *Allocation, w *ufc.Allocation, f *Flag, salts map[string]int) error {
+func (c *compiler) compileAllocation(a *Allocation, w *ufc.Allocation, f *Flag) error {
 	a.Key = c.text(w.Key)
 	a.DoLog = w.DoLog
 	a.start, a.end = math.MinInt64, math.MaxInt64
@@ -364,19 +376,7 @@ func (c *compiler) compileAllocation(a *Allocation, w *ufc.Allocation, f *Flag, 
 		sp.Shards = take(&c.shards, len(ws.Shards))
 		for j := range ws.Shards {
 			wsh, sh := &ws.Shards[j], &sp.Shards[j]
-			salt := c.text(wsh.Salt)
-			p, ok := c.prefixes[salt]
-			if !ok {
-				p = salt + "-"
-				c.prefixes[salt] = p
-			}
-			sh.Prefix = p
-			slot, ok := salts[salt]
-			if !ok {
-				slot = len(salts)
-				salts[salt] = slot
-			}
-			sh.Slot = slot
+			sh.Prefix, sh.Slot = c.salt(c.text(wsh.Salt))
 			sh.Ranges = take(&c.ranges, len(wsh.Ranges))
 			for k, r := range wsh.Ranges {
 				if r.Start < 0 || r.End < r.Start || r.End > int(f.TotalShards) {

@@ -91,13 +91,18 @@ func (r *reader) parseFlags(doc *Document) error {
 		return r.errAt(r.pos, `"flags" must be an object, found %s`, describe(r.peek()))
 	}
 	doc.Flags = make(map[string]*Flag, 16)
-	return r.object(func(k []byte) error {
+	r.pos++
+	for first := true; ; {
+		k, ok, err := r.key(&first)
+		if err != nil || !ok {
+			return err
+		}
 		key := string(k)
 		start := r.pos
 		f, err := r.parseFlag()
 		if err == nil {
 			doc.Flags[key] = f
-			return nil
+			continue
 		}
 		// Rewind and check the flag's syntax alone: if it is well-formed JSON,
 		// only its shape was wrong and the flag is isolated, not the document.
@@ -109,14 +114,19 @@ func (r *reader) parseFlags(doc *Document) error {
 			doc.Invalid = make(map[string]error)
 		}
 		doc.Invalid[key] = pathErr(err, "flags."+strconv.Quote(key))
-		return nil
-	})
+	}
 }
 
 func (r *reader) parseFlag() (*Flag, error) {
 	f := &Flag{}
-	err := r.object(func(k []byte) error {
-		var err error
+	if err := r.beginObject(); err != nil {
+		return nil, err
+	}
+	for first := true; ; {
+		k, ok, err := r.key(&first)
+		if err != nil || !ok {
+			return f, err
+		}
 		switch string(k) {
 		case "key":
 			f.Key, err = r.str()
@@ -124,59 +134,91 @@ func (r *reader) parseFlag() (*Flag, error) {
 			f.Enabled, err = r.boolean()
 		case "variationType":
 			var s string
-			s, err = r.str()
+			s, err = r.istr()
 			f.VariationType = VariationType(s)
 		case "totalShards":
-			var b []byte
-			if b, err = r.numberBytes(); err == nil {
-				n, perr := strconv.Atoi(string(b))
-				if perr != nil {
-					return r.errAt(r.pos-len(b), "totalShards must be an integer, found %s", b)
-				}
-				f.TotalShards = n
-			}
+			f.TotalShards, err = r.integer()
 		case "variations":
-			f.Variations = make(map[string]Variation, 4)
-			err = r.object(func(vk []byte) error {
-				key := r.internBytes(vk)
-				var v Variation
-				err := r.object(func(m []byte) error {
-					switch string(m) {
-					case "key":
-						var e error
-						v.Key, e = r.str()
-						return e
-					case "value":
-						b, e := r.raw()
-						v.Value = b
-						return e
-					}
-					return r.skip()
-				})
-				f.Variations[key] = v
-				return pathErr(err, strconv.Quote(key))
-			})
+			err = r.parseVariations(f)
 		case "allocations":
-			err = r.array(func(i int) error {
-				a, err := r.parseAllocation()
-				f.Allocations = append(f.Allocations, a)
-				return pathErr(err, idx(i))
-			})
+			err = r.parseAllocations(f)
 		default:
 			err = r.skip()
 		}
-		return pathErr(err, string(k))
-	})
-	return f, err
+		if err != nil {
+			return f, pathErr(err, string(k))
+		}
+	}
+}
+
+func (r *reader) parseVariations(f *Flag) error {
+	if err := r.beginObject(); err != nil {
+		return err
+	}
+	f.Variations = make(map[string]Variation, 4)
+	for first := true; ; {
+		k, ok, err := r.key(&first)
+		if err != nil || !ok {
+			return err
+		}
+		key := r.internBytes(k)
+		var v Variation
+		if err := r.beginObject(); err != nil {
+			return pathErr(err, strconv.Quote(key))
+		}
+		for first := true; ; {
+			m, ok, err := r.key(&first)
+			if err != nil {
+				return pathErr(err, strconv.Quote(key))
+			}
+			if !ok {
+				break
+			}
+			switch string(m) {
+			case "key":
+				v.Key, err = r.istr()
+			case "value":
+				v.Value, err = r.raw()
+			default:
+				err = r.skip()
+			}
+			if err != nil {
+				return pathErr(pathErr(err, string(m)), strconv.Quote(key))
+			}
+		}
+		f.Variations[key] = v
+	}
+}
+
+func (r *reader) parseAllocations(f *Flag) error {
+	if err := r.beginArray(); err != nil {
+		return err
+	}
+	for i, first := 0, true; ; i++ {
+		if more, err := r.elem(&first); err != nil || !more {
+			return err
+		}
+		a, err := r.parseAllocation()
+		if err != nil {
+			return pathErr(err, idx(i))
+		}
+		f.Allocations = append(f.Allocations, a)
+	}
 }
 
 func (r *reader) parseAllocation() (Allocation, error) {
-	a := Allocation{DoLog: true} // absent doLog logs: see spec 1.4 and compile.go
-	err := r.object(func(k []byte) error {
-		var err error
+	a := Allocation{DoLog: true} // absent doLog logs: see spec 1.4 and eval/compile.go
+	if err := r.beginObject(); err != nil {
+		return a, err
+	}
+	for first := true; ; {
+		k, ok, err := r.key(&first)
+		if err != nil || !ok {
+			return a, err
+		}
 		switch string(k) {
 		case "key":
-			a.Key, err = r.str()
+			a.Key, err = r.istr()
 		case "startAt":
 			if !r.null() {
 				a.StartAt, err = r.str()
@@ -190,122 +232,235 @@ func (r *reader) parseAllocation() (Allocation, error) {
 				a.DoLog, err = r.boolean()
 			}
 		case "rules":
-			if r.null() {
-				return nil
+			if !r.null() {
+				a.Rules, err = r.parseRules()
 			}
-			err = r.array(func(i int) error {
-				var rule Rule
-				err := r.object(func(m []byte) error {
-					if string(m) != "conditions" {
-						return r.skip()
-					}
-					return r.array(func(j int) error {
-						c, err := r.parseCondition()
-						rule.Conditions = append(rule.Conditions, c)
-						return pathErr(err, "conditions"+idx(j))
-					})
-				})
-				a.Rules = append(a.Rules, rule)
-				return pathErr(err, idx(i))
-			})
 		case "splits":
-			err = r.array(func(i int) error {
-				s, err := r.parseSplit()
-				a.Splits = append(a.Splits, s)
-				return pathErr(err, idx(i))
-			})
+			a.Splits, err = r.parseSplits()
 		default:
 			err = r.skip()
 		}
-		return pathErr(err, string(k))
-	})
-	return a, err
+		if err != nil {
+			return a, pathErr(err, string(k))
+		}
+	}
+}
+
+func (r *reader) parseRules() ([]Rule, error) {
+	if err := r.beginArray(); err != nil {
+		return nil, err
+	}
+	var rules []Rule
+	for i, first := 0, true; ; i++ {
+		if more, err := r.elem(&first); err != nil || !more {
+			return rules, err
+		}
+		var rule Rule
+		if err := r.beginObject(); err != nil {
+			return rules, pathErr(err, idx(i))
+		}
+		for first := true; ; {
+			k, ok, err := r.key(&first)
+			if err != nil {
+				return rules, pathErr(err, idx(i))
+			}
+			if !ok {
+				break
+			}
+			if string(k) != "conditions" {
+				err = r.skip()
+			} else {
+				rule.Conditions, err = r.parseConditions()
+			}
+			if err != nil {
+				return rules, pathErr(pathErr(err, string(k)), idx(i))
+			}
+		}
+		rules = append(rules, rule)
+	}
+}
+
+func (r *reader) parseConditions() ([]Condition, error) {
+	if err := r.beginArray(); err != nil {
+		return nil, err
+	}
+	var conds []Condition
+	for i, first := 0, true; ; i++ {
+		if more, err := r.elem(&first); err != nil || !more {
+			return conds, err
+		}
+		c, err := r.parseCondition()
+		if err != nil {
+			return conds, pathErr(err, idx(i))
+		}
+		conds = append(conds, c)
+	}
 }
 
 func (r *reader) parseCondition() (Condition, error) {
 	var c Condition
-	err := r.object(func(k []byte) error {
-		var err error
+	if err := r.beginObject(); err != nil {
+		return c, err
+	}
+	for first := true; ; {
+		k, ok, err := r.key(&first)
+		if err != nil || !ok {
+			return c, err
+		}
 		switch string(k) {
 		case "attribute":
-			c.Attribute, err = r.str()
+			c.Attribute, err = r.istr()
 		case "operator":
-			c.Operator, err = r.str()
+			c.Operator, err = r.istr()
 		case "value":
 			c.Value, err = r.raw()
 		default:
 			err = r.skip()
 		}
-		return pathErr(err, string(k))
-	})
-	return c, err
+		if err != nil {
+			return c, pathErr(err, string(k))
+		}
+	}
+}
+
+func (r *reader) parseSplits() ([]Split, error) {
+	if err := r.beginArray(); err != nil {
+		return nil, err
+	}
+	splits := make([]Split, 0, 2)
+	for i, first := 0, true; ; i++ {
+		if more, err := r.elem(&first); err != nil || !more {
+			return splits, err
+		}
+		s, err := r.parseSplit()
+		if err != nil {
+			return splits, pathErr(err, idx(i))
+		}
+		splits = append(splits, s)
+	}
 }
 
 func (r *reader) parseSplit() (Split, error) {
 	var s Split
-	err := r.object(func(k []byte) error {
-		var err error
+	if err := r.beginObject(); err != nil {
+		return s, err
+	}
+	for first := true; ; {
+		k, ok, err := r.key(&first)
+		if err != nil || !ok {
+			return s, err
+		}
 		switch string(k) {
 		case "variationKey":
-			s.VariationKey, err = r.str()
+			s.VariationKey, err = r.istr()
 		case "shards":
-			s.Shards = []Shard{}
-			err = r.array(func(i int) error {
-				sh, err := r.parseShard()
-				s.Shards = append(s.Shards, sh)
-				return pathErr(err, idx(i))
-			})
+			s.Shards, err = r.parseShards()
 		case "extraLogging":
-			if r.null() {
-				return nil
+			if !r.null() {
+				s.ExtraLogging, err = r.stringMap()
 			}
-			s.ExtraLogging = make(map[string]string, 2)
-			err = r.object(func(m []byte) error {
-				key := r.internBytes(m)
-				v, err := r.str()
-				s.ExtraLogging[key] = v
-				return pathErr(err, strconv.Quote(key))
-			})
 		default:
 			err = r.skip()
 		}
-		return pathErr(err, string(k))
-	})
-	return s, err
+		if err != nil {
+			return s, pathErr(err, string(k))
+		}
+	}
+}
+
+func (r *reader) stringMap() (map[string]string, error) {
+	if err := r.beginObject(); err != nil {
+		return nil, err
+	}
+	m := make(map[string]string, 2)
+	for first := true; ; {
+		k, ok, err := r.key(&first)
+		if err != nil || !ok {
+			return m, err
+		}
+		key := r.internBytes(k)
+		if m[key], err = r.istr(); err != nil {
+			return m, pathErr(err, strconv.Quote(key))
+		}
+	}
+}
+
+func (r *reader) parseShards() ([]Shard, error) {
+	if err := r.beginArray(); err != nil {
+		return nil, err
+	}
+	shards := make([]Shard, 0, 2)
+	for i, first := 0, true; ; i++ {
+		if more, err := r.elem(&first); err != nil || !more {
+			return shards, err
+		}
+		sh, err := r.parseShard()
+		if err != nil {
+			return shards, pathErr(err, idx(i))
+		}
+		shards = append(shards, sh)
+	}
 }
 
 func (r *reader) parseShard() (Shard, error) {
 	var sh Shard
-	err := r.object(func(k []byte) error {
-		var err error
+	if err := r.beginObject(); err != nil {
+		return sh, err
+	}
+	for first := true; ; {
+		k, ok, err := r.key(&first)
+		if err != nil || !ok {
+			return sh, err
+		}
 		switch string(k) {
 		case "salt":
 			sh.Salt, err = r.str()
 		case "ranges":
-			err = r.array(func(i int) error {
-				var rg Range
-				err := r.object(func(m []byte) error {
-					switch string(m) {
-					case "start":
-						n, err := r.integer()
-						rg.Start = n
-						return err
-					case "end":
-						n, err := r.integer()
-						rg.End = n
-						return err
-					}
-					return r.skip()
-				})
-				sh.Ranges = append(sh.Ranges, rg)
-				return pathErr(err, idx(i))
-			})
+			sh.Ranges, err = r.parseRanges()
 		default:
 			err = r.skip()
 		}
-		return pathErr(err, string(k))
-	})
-	return sh, err
+		if err != nil {
+			return sh, pathErr(err, string(k))
+		}
+	}
+}
+
+func (r *reader) parseRanges() ([]Range, error) {
+	if err := r.beginArray(); err != nil {
+		return nil, err
+	}
+	ranges := make([]Range, 0, 1)
+	for i, first := 0, true; ; i++ {
+		if more, err := r.elem(&first); err != nil || !more {
+			return ranges, err
+		}
+		var rg Range
+		if err := r.beginObject(); err != nil {
+			return ranges, pathErr(err, idx(i))
+		}
+		for first := true; ; {
+			k, ok, err := r.key(&first)
+			if err != nil {
+				return ranges, pathErr(err, idx(i))
+			}
+			if !ok {
+				break
+			}
+			switch string(k) {
+			case "start":
+				rg.Start, err = r.integer()
+			case "end":
+				rg.End, err = r.integer()
+			default:
+				err = r.skip()
+			}
+			if err != nil {
+				return ranges, pathErr(pathErr(err, string(k)), idx(i))
+			}
+		}
+		ranges = append(ranges, rg)
+	}
 }
 
 func (r *reader) integer() (int, error) {
@@ -313,9 +468,20 @@ func (r *reader) integer() (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	n, perr := strconv.Atoi(string(b))
-	if perr != nil {
-		return 0, r.errAt(r.pos-len(b), "expected an integer, found %s", b)
+	// Parse by hand: no fraction or exponent, and no allocation.
+	neg := b[0] == '-'
+	if neg {
+		b = b[1:]
+	}
+	n := 0
+	for _, c := range b {
+		if c < '0' || c > '9' || n > (1<<53) {
+			return 0, r.errAt(r.pos-len(b), "expected an integer, found %s", b)
+		}
+		n = n*10 + int(c-'0')
+	}
+	if neg {
+		n = -n
 	}
 	return n, nil
 }

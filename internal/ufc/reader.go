@@ -159,6 +159,61 @@ func (r *reader) array(fn func(i int) error) error {
 	}
 }
 
+// beginObject consumes '{'. Iterate the members with more.
+func (r *reader) beginObject() error { return r.expect('{') }
+
+// beginArray consumes '['. Iterate the elements with more.
+func (r *reader) beginArray() error { return r.expect('[') }
+
+// key reads the next member key of an object opened with beginObject. It
+// returns ok=false after the closing '}'. first must start true.
+func (r *reader) key(first *bool) (key []byte, ok bool, err error) {
+	c := r.peek()
+	if c == '}' {
+		r.pos++
+		return nil, false, nil
+	}
+	if !*first {
+		if c != ',' {
+			return nil, false, r.errAt(r.pos, "expected ',' or '}' in object, found %s", describe(c))
+		}
+		r.pos++
+		c = r.peek()
+	}
+	*first = false
+	if c != '"' {
+		return nil, false, r.errAt(r.pos, "expected object key, found %s", describe(c))
+	}
+	if key, err = r.strBytes(); err != nil {
+		return nil, false, err
+	}
+	if err := r.expect(':'); err != nil {
+		return nil, false, err
+	}
+	return key, true, nil
+}
+
+// elem reports whether another element follows in an array opened with
+// beginArray, consuming the separator or the closing ']'.
+func (r *reader) elem(first *bool) (bool, error) {
+	c := r.peek()
+	if c == ']' {
+		r.pos++
+		return false, nil
+	}
+	if !*first {
+		if c != ',' {
+			return false, r.errAt(r.pos, "expected ',' or ']' in array, found %s", describe(c))
+		}
+		r.pos++
+		if r.peek() == ']' {
+			return false, r.errAt(r.pos, "expected a value, found ']'")
+		}
+	}
+	*first = false
+	return true, nil
+}
+
 // strBytes reads a string. Without escapes it returns a sub-slice of the
 // input; with escapes, a freshly decoded copy.
 func (r *reader) strBytes() ([]byte, error) {
@@ -269,8 +324,18 @@ func (r *reader) hex4(i int) (rune, bool) {
 	return v, true
 }
 
-// str reads a string and interns it.
+// str reads a string.
 func (r *reader) str() (string, error) {
+	b, err := r.strBytes()
+	if err != nil {
+		return "", err
+	}
+	return string(b), nil
+}
+
+// istr reads a string and interns it: for strings that repeat across flags,
+// such as variation keys, attribute names and operators.
+func (r *reader) istr() (string, error) {
 	b, err := r.strBytes()
 	if err != nil {
 		return "", err
