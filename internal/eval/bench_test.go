@@ -1,6 +1,7 @@
 package eval_test
 
 import (
+	"crypto/md5"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -22,6 +23,11 @@ func subjects(n int) []string {
 	return out
 }
 
+// experimentDoc has one experiment whose salts are 16 hex characters, the
+// form Allot's server generates: salt + "-" + a 24-character subject key is
+// 41 bytes, one MD5 block. longSaltDoc uses salts as long as the fixtures'
+// ("traffic-<flag key>-..."), which push the hash input past 55 bytes and
+// into a second MD5 block.
 const experimentDoc = `{
   "createdAt": "2026-01-01T00:00:00Z", "format": "SERVER", "environment": {"name": "bench"},
   "flags": {"checkout-experiment": {
@@ -29,18 +35,25 @@ const experimentDoc = `{
     "variations": {"control": {"key": "control", "value": "control"}, "treatment": {"key": "treatment", "value": "treatment"}},
     "allocations": [{"key": "experiment", "doLog": true, "splits": [
       {"variationKey": "control", "shards": [
-        {"salt": "traffic-checkout-experiment-a1b2c3", "ranges": [{"start": 0, "end": 8000}]},
-        {"salt": "split-checkout-experiment-d4e5f6", "ranges": [{"start": 0, "end": 5000}]}]},
+        {"salt": "7f3a9c1e5b2d4f60", "ranges": [{"start": 0, "end": 8000}]},
+        {"salt": "c4e8a2f6b0d9e1a7", "ranges": [{"start": 0, "end": 5000}]}]},
       {"variationKey": "treatment", "shards": [
-        {"salt": "traffic-checkout-experiment-a1b2c3", "ranges": [{"start": 0, "end": 8000}]},
-        {"salt": "split-checkout-experiment-d4e5f6", "ranges": [{"start": 5000, "end": 10000}]}]}]}]}}}`
+        {"salt": "7f3a9c1e5b2d4f60", "ranges": [{"start": 0, "end": 8000}]},
+        {"salt": "c4e8a2f6b0d9e1a7", "ranges": [{"start": 5000, "end": 10000}]}]}]}]}}}`
+
+var longSaltDoc = strings.NewReplacer("7f3a9c1e5b2d4f60", "traffic-checkout-experiment-a1b2c3", "c4e8a2f6b0d9e1a7", "split-checkout-experiment-d4e5f6").Replace(experimentDoc)
 
 var sink eval.Result
 
 // BenchmarkExperiment: one experiment allocation with a traffic shard and a
 // split shard, no rules (issue target: <= 250 ns/op, 0 allocs/op).
-func BenchmarkExperiment(b *testing.B) {
-	snap, err := eval.Load([]byte(experimentDoc))
+func BenchmarkExperiment(b *testing.B) { benchExperiment(b, experimentDoc) }
+
+// BenchmarkExperimentLongSalt is the same with fixture-style long salts.
+func BenchmarkExperimentLongSalt(b *testing.B) { benchExperiment(b, longSaltDoc) }
+
+func benchExperiment(b *testing.B, doc string) {
+	snap, err := eval.Load([]byte(doc))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -152,4 +165,23 @@ func retained(data []byte) uint64 {
 	runtime.ReadMemStats(&after)
 	runtime.KeepAlive(snap)
 	return after.HeapAlloc - before.HeapAlloc
+}
+
+var sinkU uint32
+
+// BenchmarkMD5Floor is the floor under BenchmarkExperiment: the two MD5
+// digests that any UFC evaluation of that experiment must compute.
+func BenchmarkMD5Floor(b *testing.B) {
+	subs := subjects(1024)
+	var buf [64]byte
+	i := 0
+	for b.Loop() {
+		s := subs[i&1023]
+		n := copy(buf[copy(buf[:], "7f3a9c1e5b2d4f60-"):], s) + 17
+		x := md5.Sum(buf[:n])
+		n = copy(buf[copy(buf[:], "c4e8a2f6b0d9e1a7-"):], s) + 17
+		y := md5.Sum(buf[:n])
+		sinkU += uint32(x[0]) + uint32(y[0])
+		i++
+	}
 }

@@ -146,6 +146,7 @@ func (c *compiler) compileFlag(f *Flag, key string, w *ufc.Flag) {
 		return
 	}
 	f.TotalShards = uint32(w.TotalShards)
+	f.typed = true
 
 	// Variations, sorted by key so that compiling is deterministic.
 	keys := make([]string, 0, len(w.Variations))
@@ -384,6 +385,7 @@ func (c *compiler) compileAllocation(a *Allocation, w *ufc.Allocation, f *Flag) 
 				}
 				sh.Ranges[k] = ShardRange{uint32(r.Start), uint32(r.End)}
 			}
+			sh.All = coversAll(sh.Ranges, f.TotalShards)
 		}
 	}
 	return nil
@@ -576,4 +578,18 @@ func literalOf(pattern string) literalMatch {
 		kind = 3
 	}
 	return literalMatch{Kind: kind, Text: string(text)}
+}
+
+// coversAll reports whether the union of ranges is [0, total).
+func coversAll(ranges []ShardRange, total uint32) bool {
+	rs := slices.Clone(ranges)
+	slices.SortFunc(rs, func(a, b ShardRange) int { return int(a.Start) - int(b.Start) })
+	var end uint32
+	for _, r := range rs {
+		if r.Start > end {
+			return false
+		}
+		end = max(end, r.End)
+	}
+	return end >= total
 }

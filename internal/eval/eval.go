@@ -177,7 +177,7 @@ func (s *Snapshot) evaluate(flagKey, subject string, attrs map[string]any, want 
 	}
 	// The type is checked before enabled, as Go's and the Node SDK do; the
 	// caller gets the default either way.
-	if want != "" && f.Type.Valid() && f.Type != want {
+	if want != "" && f.typed && f.Type != want {
 		return Result{Code: TypeMismatch, Flag: f}
 	}
 	if !f.Enabled {
@@ -238,7 +238,7 @@ func (s *Snapshot) evaluate(flagKey, subject string, attrs map[string]any, want 
 
 // memoSlots is how many distinct salts per flag an evaluation remembers; an
 // experiment uses two (traffic and split), shared by all of its splits.
-const memoSlots = 8
+const memoSlots = 4
 
 type evaluation struct {
 	flag    *Flag
@@ -252,6 +252,9 @@ type evaluation struct {
 func (ev *evaluation) matchShards(shards []Shard) bool {
 	for i := range shards {
 		sh := &shards[i]
+		if sh.All {
+			continue
+		}
 		n := ev.shardOf(sh)
 		in := false
 		for _, r := range sh.Ranges {
@@ -284,14 +287,28 @@ func (ev *evaluation) shardOf(sh *Shard) uint32 {
 // ShardOf returns the shard of prefix+subject (prefix is "salt-"): the first
 // four bytes of its MD5 digest, big-endian, modulo total (spec section 2).
 func ShardOf(prefix, subject string, total uint32) uint32 {
-	var buf [160]byte
+	n := len(prefix) + len(subject)
+	if n > 64 {
+		return shardOfLong(prefix, subject, total)
+	}
+	// A 64-byte buffer is all a one-block input needs (up to 55 bytes, as
+	// with the server's 16-character salts); a larger one costs measurable
+	// time just to zero on every call.
+	var buf [64]byte
+	copy(buf[copy(buf[:], prefix):], subject)
+	sum := md5.Sum(buf[:n])
+	return binary.BigEndian.Uint32(sum[:4]) % total
+}
+
+func shardOfLong(prefix, subject string, total uint32) uint32 {
+	var buf [192]byte
 	var b []byte
 	if len(prefix)+len(subject) <= len(buf) {
-		b = append(append(buf[:0], prefix...), subject...)
+		b = buf[:0]
 	} else {
 		b = make([]byte, 0, len(prefix)+len(subject))
-		b = append(append(b, prefix...), subject...)
 	}
+	b = append(append(b, prefix...), subject...)
 	sum := md5.Sum(b)
 	return binary.BigEndian.Uint32(sum[:4]) % total
 }
@@ -313,9 +330,10 @@ func (ev *evaluation) matchRules(rules []Rule) *Rule {
 	return nil
 }
 
-// attribute returns the targeting value of c's attribute: the caller's
-// value, or the subject key for "id" when the caller did not set "id".
-func (ev *evaluation) attribute(c *Condition) (any, bool) {
+// attribute returns the targeting value of c's attribute. When the caller
+// did not set "id", an "id" condition reads the subject key, reported through
+// subject so that it is never boxed into an interface (which allocates).
+func (ev *evaluation) attribute(c *Condition) (v any, subject, present bool) {
 	m := ev.attrs
 	if ev.flag.obfuscated {
 		if ev.hashed == nil && len(ev.attrs) > 0 {
@@ -328,13 +346,13 @@ func (ev *evaluation) attribute(c *Condition) (any, bool) {
 	}
 	v, ok := m[c.Attribute]
 	if !ok && c.IsID {
-		return ev.subject, true
+		return nil, true, true
 	}
-	return v, ok && v != nil
+	return v, false, ok && v != nil
 }
 
 func (ev *evaluation) matchCondition(c *Condition) bool {
-	v, present := ev.attribute(c)
+	v, subject, present := ev.attribute(c)
 	if c.Op == IsNull {
 		return present != c.WantNull
 	}
@@ -343,57 +361,80 @@ func (ev *evaluation) matchCondition(c *Condition) bool {
 		// NOT_MATCHES included: absent is not "not one of".
 		return false
 	}
+	if subject {
+		return c.matchText(ev.subject, ev.flag.obfuscated)
+	}
+	if s, ok := v.(string); ok {
+		return c.matchText(s, ev.flag.obfuscated)
+	}
+	switch c.Op {
+	case Matches, NotMatches, OneOf, NotOneOf:
+		var buf [64]byte
+		b, ok := appendText(buf[:0], v)
+		if !ok {
+			return false
+		}
+		if c.Op == OneOf || c.Op == NotOneOf {
+			return c.inSet(b, ev.flag.obfuscated) == (c.Op == OneOf)
+		}
+		return c.matchString(string(b)) == (c.Op == Matches)
+	case GT, GTE, LT, LTE:
+		if c.IsVersion {
+			return false // versions are strings
+		}
+		x, ok := number(v)
+		return ok && c.compareNumber(x)
+	}
+	return false
+}
+
+// matchText evaluates c on a string attribute.
+func (c *Condition) matchText(s string, hashed bool) bool {
 	switch c.Op {
 	case Matches, NotMatches:
-		s, ok := v.(string)
-		if !ok {
-			var buf [64]byte
-			b, ok := appendText(buf[:0], v)
-			if !ok {
-				return false
-			}
-			s = string(b)
-		}
 		return c.matchString(s) == (c.Op == Matches)
 	case OneOf, NotOneOf:
-		return c.inSet(v, ev.flag.obfuscated) == (c.Op == OneOf)
-	case GT, GTE, LT, LTE:
-		var cmp int
-		if c.IsVersion {
-			s, ok := v.(string)
-			if !ok {
-				return false
-			}
-			ver, ok := ParseSemver(s)
-			if !ok {
-				return false
-			}
-			cmp = ver.Compare(*c.Version)
+		var in bool
+		if hashed {
+			in = c.inSet([]byte(s), true)
 		} else {
-			x, ok := number(v)
-			if !ok {
-				return false
-			}
-			switch {
-			case x < c.Num:
-				cmp = -1
-			case x > c.Num:
-				cmp = 1
-			case x == c.Num:
-			default: // NaN
-				return false
-			}
+			in = c.hasString(s)
 		}
-		switch c.Op {
-		case GT:
-			return cmp > 0
-		case GTE:
-			return cmp >= 0
-		case LT:
-			return cmp < 0
-		default:
-			return cmp <= 0
+		return in == (c.Op == OneOf)
+	case GT, GTE, LT, LTE:
+		if c.IsVersion {
+			ver, ok := ParseSemver(s)
+			return ok && c.compare(ver.Compare(*c.Version))
 		}
+		x, ok := parseNumber(s)
+		return ok && c.compareNumber(x)
+	}
+	return false
+}
+
+func (c *Condition) compareNumber(x float64) bool {
+	switch {
+	case x < c.Num:
+		return c.compare(-1)
+	case x > c.Num:
+		return c.compare(1)
+	case x == c.Num:
+		return c.compare(0)
+	}
+	return false // NaN
+}
+
+// compare applies a comparison operator to the result of a three-way compare.
+func (c *Condition) compare(cmp int) bool {
+	switch c.Op {
+	case GT:
+		return cmp > 0
+	case GTE:
+		return cmp >= 0
+	case LT:
+		return cmp < 0
+	case LTE:
+		return cmp <= 0
 	}
 	return false
 }
@@ -412,31 +453,14 @@ func (c *Condition) matchString(s string) bool {
 	return c.Re.MatchString(s)
 }
 
-// inSet reports whether the string form of v is one of c's entries. In a
-// CLIENT document the entries are MD5s of the string forms.
-func (c *Condition) inSet(v any, hashed bool) bool {
-	var buf [64]byte
-	var b []byte
-	s, isString := v.(string)
-	if !isString {
-		var ok bool
-		if b, ok = appendText(buf[:0], v); !ok {
-			return false
-		}
-	}
+// inSet reports whether the string form b of an attribute is one of c's
+// entries. In a CLIENT document the entries are MD5s of the string forms.
+func (c *Condition) inSet(b []byte, hashed bool) bool {
 	if hashed {
-		var sum [16]byte
-		if isString {
-			sum = md5.Sum([]byte(s))
-		} else {
-			sum = md5.Sum(b)
-		}
+		sum := md5.Sum(b)
 		var hx [32]byte
 		hex.Encode(hx[:], sum[:])
 		return c.hasBytes(hx[:])
-	}
-	if isString {
-		return c.hasString(s)
 	}
 	return c.hasBytes(b)
 }

@@ -72,6 +72,7 @@ type Flag struct {
 	// them so an evaluation hashes each salt at most once.
 	Salts       int
 	obfuscated  bool
+	typed       bool // Type is one of the five UFC types
 	Variations  []Variation
 	Allocations []Allocation
 	// Err is set when the flag is malformed (bad regex, unknown operator,
@@ -247,6 +248,9 @@ type Split struct {
 type Shard struct {
 	Prefix string // salt + "-": the hash input is Prefix + subject key
 	Slot   int    // index of the salt among Flag.Salts
+	// All is set when Ranges cover every shard: the shard matches everyone
+	// and evaluation skips the hash (a 100 % traffic shard, say).
+	All    bool
 	Ranges []ShardRange
 }
 
