@@ -1,0 +1,133 @@
+package allot
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+)
+
+// Defaults applied to the zero fields of Config.
+const (
+	// DefaultBaseURL is where a local Allot server answers; it includes the
+	// /api prefix, to which the SDK appends /flag-config/v1/config.
+	DefaultBaseURL = "http://localhost:8080/api"
+	// DefaultPollInterval is the time between two configuration fetches.
+	// Each wait is shortened by a random amount of up to a tenth of it, so
+	// that a fleet of processes does not poll in lockstep.
+	DefaultPollInterval = 30 * time.Second
+	// DefaultMaxBackoff caps the wait after consecutive failed fetches.
+	DefaultMaxBackoff = 5 * time.Minute
+	// DefaultInitTimeout bounds how long Init and NewClient wait for the
+	// first configuration.
+	DefaultInitTimeout = 5 * time.Second
+	// DefaultRequestTimeout bounds one configuration request.
+	DefaultRequestTimeout = 10 * time.Second
+	// DefaultEventQueueSize is how many assignment events may wait for the
+	// logger before new ones are dropped.
+	DefaultEventQueueSize = 10_000
+	// DefaultDedupCacheSize is how many (flag, subject) pairs the assignment
+	// de-duplication cache remembers.
+	DefaultDedupCacheSize = 50_000
+)
+
+// SDKName and Version identify this SDK to the server (the sdkName and
+// sdkVersion query parameters) and in assignment events.
+const (
+	SDKName = "go-allot"
+	Version = "0.1.0"
+)
+
+// Config configures a Client. The zero value is valid: it polls a local
+// server every 30 seconds, logs nothing, and serves defaults until a
+// configuration arrives.
+type Config struct {
+	// SDKKey selects the environment on the server. It is sent as the
+	// apiKey query parameter and never logged.
+	SDKKey string
+	// BaseURL is the server's API root, /api included
+	// (default DefaultBaseURL).
+	BaseURL string
+	// HTTPClient makes the requests (default: a client with
+	// DefaultRequestTimeout).
+	HTTPClient *http.Client
+
+	// PollInterval is the time between fetches (default DefaultPollInterval).
+	PollInterval time.Duration
+	// MaxBackoff caps the exponential backoff after failures
+	// (default DefaultMaxBackoff).
+	MaxBackoff time.Duration
+	// InitTimeout bounds how long Init and NewClient wait for the first
+	// configuration, in addition to the context (default DefaultInitTimeout).
+	// A negative value does not wait at all.
+	InitTimeout time.Duration
+	// Offline disables the network: the client serves InitialConfiguration,
+	// the cache file, or defaults, and never polls.
+	Offline bool
+
+	// InitialConfiguration is a UFC document served until a newer one is
+	// fetched. It lets a process start without the network.
+	InitialConfiguration []byte
+	// CacheFile, if set, is where each good configuration is written
+	// (atomically) and from where it is read at start, so that a restart
+	// during a server outage still serves the last known configuration.
+	// When both are present, the newer of CacheFile and InitialConfiguration
+	// (by createdAt) wins.
+	CacheFile string
+
+	// AssignmentLogger receives assignment events, off the assignment path.
+	// Nil logs nothing.
+	AssignmentLogger AssignmentLogger
+	// EventQueueSize bounds the events waiting for the logger
+	// (default DefaultEventQueueSize). When the queue is full, new events
+	// are dropped and counted in Status().EventsDropped.
+	EventQueueSize int
+	// DedupCacheSize is how many (flag, subject) pairs are remembered to skip
+	// logging an assignment that has not changed (default
+	// DefaultDedupCacheSize). See DisableDedup.
+	DedupCacheSize int
+	// DisableDedup logs every assignment, repeated or not.
+	DisableDedup bool
+
+	// Logger receives the SDK's own diagnostics (default: discarded).
+	Logger *slog.Logger
+
+	// now is the clock; tests pin it.
+	now func() time.Time
+}
+
+func (c Config) withDefaults() Config {
+	if c.BaseURL == "" {
+		c.BaseURL = DefaultBaseURL
+	}
+	for len(c.BaseURL) > 1 && c.BaseURL[len(c.BaseURL)-1] == '/' {
+		c.BaseURL = c.BaseURL[:len(c.BaseURL)-1]
+	}
+	if c.HTTPClient == nil {
+		c.HTTPClient = &http.Client{Timeout: DefaultRequestTimeout}
+	}
+	if c.PollInterval <= 0 {
+		c.PollInterval = DefaultPollInterval
+	}
+	if c.MaxBackoff <= 0 {
+		c.MaxBackoff = DefaultMaxBackoff
+	}
+	if c.MaxBackoff < c.PollInterval {
+		c.MaxBackoff = c.PollInterval
+	}
+	if c.InitTimeout == 0 {
+		c.InitTimeout = DefaultInitTimeout
+	}
+	if c.EventQueueSize <= 0 {
+		c.EventQueueSize = DefaultEventQueueSize
+	}
+	if c.DedupCacheSize <= 0 {
+		c.DedupCacheSize = DefaultDedupCacheSize
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	return c
+}

@@ -1,0 +1,199 @@
+package allot
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"reflect"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/allot-dev/allot/internal/ufc"
+)
+
+type fixtureCase struct {
+	Flag          string            `json:"flag"`
+	VariationType ufc.VariationType `json:"variationType"`
+	DefaultValue  json.RawMessage   `json:"defaultValue"`
+	Subjects      []struct {
+		SubjectKey        string          `json:"subjectKey"`
+		SubjectAttributes Attributes      `json:"subjectAttributes"`
+		Assignment        json.RawMessage `json:"assignment"`
+		EvaluationDetails struct {
+			FlagEvaluationCode string  `json:"flagEvaluationCode"`
+			VariationKey       *string `json:"variationKey"`
+			MatchedAllocation  *struct {
+				Key string `json:"key"`
+			} `json:"matchedAllocation"`
+		} `json:"evaluationDetails"`
+	} `json:"subjects"`
+}
+
+func loadCases(t *testing.T) map[string]fixtureCase {
+	files, err := filepath.Glob(filepath.Join(fixtureDir, "tests", "*.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no fixtures: %v", err)
+	}
+	cases := map[string]fixtureCase{}
+	for _, f := range files {
+		var c fixtureCase
+		if err := json.Unmarshal(readFixture(t, filepath.Join("tests", filepath.Base(f))), &c); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		cases[filepath.Base(f)] = c
+	}
+	return cases
+}
+
+func decode(t *testing.T, raw []byte) any {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		t.Fatalf("decode %s: %v", raw, err)
+	}
+	return v
+}
+
+// getTyped calls the typed getter for typ with the fixture's default and
+// returns its value (as encoding/json would decode it) and details.
+func getTyped(t *testing.T, c *Client, typ ufc.VariationType, flag, subject string, attrs Attributes, def json.RawMessage) (any, Details) {
+	t.Helper()
+	switch typ {
+	case ufc.TypeString:
+		var d string
+		_ = json.Unmarshal(def, &d)
+		got := c.GetStringAssignment(flag, subject, attrs, d)
+		v, det := c.GetStringAssignmentDetails(flag, subject, attrs, d)
+		if v != got {
+			t.Errorf("%s/%s: details value %q, plain %q", flag, subject, v, got)
+		}
+		return got, det
+	case ufc.TypeInteger:
+		var d int64
+		_ = json.Unmarshal(def, &d)
+		got := c.GetIntegerAssignment(flag, subject, attrs, d)
+		v, det := c.GetIntegerAssignmentDetails(flag, subject, attrs, d)
+		if v != got {
+			t.Errorf("%s/%s: details value %d, plain %d", flag, subject, v, got)
+		}
+		return float64(got), det
+	case ufc.TypeNumeric:
+		var d float64
+		_ = json.Unmarshal(def, &d)
+		got := c.GetNumericAssignment(flag, subject, attrs, d)
+		v, det := c.GetNumericAssignmentDetails(flag, subject, attrs, d)
+		if v != got {
+			t.Errorf("%s/%s: details value %v, plain %v", flag, subject, v, got)
+		}
+		return got, det
+	case ufc.TypeBoolean:
+		var d bool
+		_ = json.Unmarshal(def, &d)
+		got := c.GetBoolAssignment(flag, subject, attrs, d)
+		v, det := c.GetBoolAssignmentDetails(flag, subject, attrs, d)
+		if v != got {
+			t.Errorf("%s/%s: details value %v, plain %v", flag, subject, v, got)
+		}
+		return got, det
+	case ufc.TypeJSON:
+		d := decode(t, def)
+		got := c.GetJSONAssignment(flag, subject, attrs, d)
+		v, det := c.GetJSONAssignmentDetails(flag, subject, attrs, d)
+		if !reflect.DeepEqual(v, got) {
+			t.Errorf("%s/%s: details value %v, plain %v", flag, subject, v, got)
+		}
+		raw := c.GetJSONBytesAssignment(flag, subject, attrs, def)
+		if fromBytes := decode(t, raw); !reflect.DeepEqual(fromBytes, got) {
+			t.Errorf("%s/%s: bytes getter %s, parsed getter %v", flag, subject, raw, got)
+		}
+		return got, det
+	}
+	t.Fatalf("unknown type %s", typ)
+	return nil, Details{}
+}
+
+// TestConformanceOverHTTP serves the shared fixtures from an HTTP server,
+// plain and obfuscated, and checks all 225 subjects through the typed
+// getters, GetAssignment and the assignment logger.
+func TestConformanceOverHTTP(t *testing.T) {
+	cases := loadCases(t)
+	for _, doc := range []string{"flags-v1.json", "flags-v1-obfuscated.json"} {
+		t.Run(doc, func(t *testing.T) {
+			body := readFixture(t, doc)
+			var requests atomic.Int32
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				requests.Add(1)
+				if r.URL.Path != "/api/flag-config/v1/config" || r.URL.Query().Get("apiKey") != "test-key" ||
+					r.URL.Query().Get("sdkName") != SDKName || r.URL.Query().Get("sdkVersion") != Version {
+					http.Error(w, "bad request "+r.URL.Path, http.StatusNotFound)
+					return
+				}
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = w.Write(body)
+			}))
+			defer srv.Close()
+			rec := &recorder{}
+			cfg := Config{SDKKey: "test-key", BaseURL: srv.URL + "/api/", AssignmentLogger: rec, DisableDedup: true}
+			cfg.now = func() time.Time { return fixedNow }
+			c, err := NewClient(context.Background(), cfg)
+			if err != nil {
+				t.Fatalf("NewClient: %v", err)
+			}
+			closeClient(t, c)
+			if st := c.Status(); !st.Ready || st.Source != SourceServer || st.Environment != "Test" || st.Flags != 22 {
+				t.Fatalf("status %+v", st)
+			}
+
+			checks, matches := 0, 0
+			for file, fc := range cases {
+				for _, s := range fc.Subjects {
+					checks++
+					name := file + "/" + s.SubjectKey
+					got, det := getTyped(t, c, fc.VariationType, fc.Flag, s.SubjectKey, s.SubjectAttributes, fc.DefaultValue)
+					if want := decode(t, s.Assignment); !reflect.DeepEqual(got, want) {
+						t.Errorf("%s: value %#v, want %#v", name, got, want)
+					}
+					want := s.EvaluationDetails
+					if string(det.Code) != want.FlagEvaluationCode {
+						t.Errorf("%s: code %s, want %s (%s)", name, det.Code, want.FlagEvaluationCode, det.Reason)
+					}
+					wantVar, wantAlloc := "", ""
+					if want.VariationKey != nil {
+						wantVar = *want.VariationKey
+					}
+					if want.MatchedAllocation != nil {
+						wantAlloc = want.MatchedAllocation.Key
+					}
+					if det.Variation != wantVar || det.Allocation != wantAlloc {
+						t.Errorf("%s: variation %q allocation %q, want %q %q", name, det.Variation, det.Allocation, wantVar, wantAlloc)
+					}
+					v, ok := c.GetAssignment(fc.Flag, s.SubjectKey, s.SubjectAttributes)
+					if isMatch := want.FlagEvaluationCode == "MATCH"; ok != isMatch || (ok && v != wantVar) {
+						t.Errorf("%s: GetAssignment = %q, %v; want %q, %v", name, v, ok, wantVar, isMatch)
+					}
+					if want.FlagEvaluationCode == "MATCH" {
+						matches++
+					}
+				}
+			}
+			if checks != 225 {
+				t.Errorf("ran %d subject checks, want 225", checks)
+			}
+			if err := c.Flush(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			// Each matching subject was assigned through two typed calls
+			// (three for JSON) and GetAssignment; every match logs, since
+			// every fixture allocation logs and dedup is off.
+			if n := len(rec.all()); n < 3*matches {
+				t.Errorf("%d events for %d matches, want at least %d", n, matches, 3*matches)
+			}
+			if requests.Load() < 1 {
+				t.Errorf("no request reached the server")
+			}
+		})
+	}
+}

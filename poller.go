@@ -1,0 +1,207 @@
+package allot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/allot-dev/allot/internal/eval"
+)
+
+const (
+	configPath = "/flag-config/v1/config"
+	// maxConfigSize bounds a configuration response; a larger body is
+	// truncated and so rejected.
+	maxConfigSize = 64 << 20
+	// firstBackoff is the wait after the first failed fetch; it doubles with
+	// each further failure up to Config.MaxBackoff.
+	firstBackoff = time.Second
+)
+
+// poll fetches the configuration now and then every PollInterval
+// (jittered), backing off exponentially after failures, until ctx ends.
+func (c *Client) poll(ctx context.Context) {
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		wait, err := c.fetchOnce(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		c.mu.Lock()
+		c.fetch.lastAttempt = c.now()
+		if err != nil {
+			c.fetch.failures++
+			c.fetch.lastError = err
+			failures := c.fetch.failures
+			c.mu.Unlock()
+			wait = max(wait, backoff(failures, c.cfg.MaxBackoff))
+			c.cfg.Logger.Warn("allot: configuration fetch failed", "error", err, "failures", failures, "retryIn", wait)
+		} else {
+			c.fetch.failures = 0
+			c.fetch.lastError = nil
+			c.fetch.lastSuccess = c.fetch.lastAttempt
+			c.mu.Unlock()
+			c.fetchedOnce.Do(func() { close(c.fetched) })
+			wait = jitter(c.cfg.PollInterval)
+		}
+		if timer == nil {
+			timer = time.NewTimer(wait)
+		} else {
+			timer.Reset(wait)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+	}
+}
+
+// backoff returns the wait after n consecutive failures: 1s, 2s, 4s...
+// capped at limit, each drawn uniformly from its upper half.
+func backoff(n int, limit time.Duration) time.Duration {
+	d := firstBackoff
+	for i := 1; i < n && d < limit; i++ {
+		d *= 2
+	}
+	d = min(d, limit)
+	return d/2 + rand.N(d/2+1)
+}
+
+// jitter shortens a poll interval by up to a tenth, at random.
+func jitter(d time.Duration) time.Duration {
+	return d - rand.N(d/10+1)
+}
+
+// statusError is a response that is not a configuration.
+type statusError struct {
+	code int
+}
+
+func (e *statusError) Error() string {
+	return "server answered " + strconv.Itoa(e.code) + " " + http.StatusText(e.code)
+}
+
+// fetchOnce requests the configuration once and installs it if it is
+// valid. It returns the wait the server asked for with Retry-After, if
+// any.
+func (c *Client) fetchOnce(ctx context.Context) (retryAfter time.Duration, err error) {
+	q := url.Values{}
+	q.Set("apiKey", c.cfg.SDKKey)
+	q.Set("sdkName", SDKName)
+	q.Set("sdkVersion", Version)
+	endpoint := c.cfg.BaseURL + configPath
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint+"?"+q.Encode(), nil)
+	if err != nil {
+		return 0, fmt.Errorf("GET %s: %w", endpoint, redact(err))
+	}
+	req.Header.Set("Accept", "application/json")
+	c.mu.Lock()
+	etag := c.fetch.etag
+	c.mu.Unlock()
+	if etag != "" && c.snap.Load() != nil {
+		req.Header.Set("If-None-Match", etag)
+	}
+	resp, err := c.cfg.HTTPClient.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("GET %s: %w", endpoint, redact(err))
+	}
+	defer func() {
+		// Drain a little so the connection can be reused.
+		_, _ = io.CopyN(io.Discard, resp.Body, 4<<10)
+		_ = resp.Body.Close()
+	}()
+	retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), c.now())
+	switch {
+	case resp.StatusCode == http.StatusNotModified:
+		return 0, nil
+	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+		c.deniedOnce.Do(func() { close(c.denied) })
+		return retryAfter, fmt.Errorf("GET %s: %w (%d)", endpoint, ErrUnauthorized, resp.StatusCode)
+	case resp.StatusCode != http.StatusOK:
+		return retryAfter, fmt.Errorf("GET %s: %w", endpoint, &statusError{resp.StatusCode})
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxConfigSize))
+	if err != nil {
+		return 0, fmt.Errorf("GET %s: reading the body: %w", endpoint, redact(err))
+	}
+	s, err := eval.Load(body)
+	if err != nil {
+		return 0, fmt.Errorf("GET %s: not a valid configuration: %w", endpoint, err)
+	}
+	c.snap.Store(&snapshot{Snapshot: s, source: SourceServer, loadedAt: c.now()})
+	c.mu.Lock()
+	c.fetch.etag = resp.Header.Get("ETag")
+	c.mu.Unlock()
+	c.cfg.Logger.Debug("allot: new configuration", "createdAt", s.CreatedAt, "environment", s.Environment, "flags", s.Len())
+	if c.cfg.CacheFile != "" {
+		if err := writeFileAtomic(c.cfg.CacheFile, body); err != nil {
+			c.cfg.Logger.Warn("allot: cannot write the configuration cache", "file", c.cfg.CacheFile, "error", err)
+		}
+	}
+	return 0, nil
+}
+
+// redact strips the request URL, which carries the SDK key, from an error
+// of the HTTP client.
+func redact(err error) error {
+	if ue, ok := errors.AsType[*url.Error](err); ok {
+		return ue.Err
+	}
+	return err
+}
+
+// parseRetryAfter reads a Retry-After header: delay-seconds or an HTTP date.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.Atoi(v); err == nil && n > 0 {
+		return time.Duration(n) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+// writeFileAtomic replaces name with data so that a reader (or a crash)
+// sees the old file or the new one, never a mix.
+func writeFileAtomic(name string, data []byte) error {
+	dir, base := filepath.Split(name)
+	if dir == "" {
+		dir = "."
+	}
+	f, err := os.CreateTemp(dir, base+".tmp*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, name)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+	}
+	return err
+}
