@@ -203,7 +203,9 @@ func (c *compiler) text(s string) string {
 // literal in the int64 range: Go's SDK rejects 1.0 as well, and the server
 // never emits it (spec 1.3).
 func (c *compiler) compileValue(v *Variation, t ufc.VariationType, raw []byte) {
-	bad := func() { v.Err = fmt.Errorf("variation (%s) is configured for type %s, but is set to incompatible value (%s)", v.Key, t, raw) }
+	bad := func() {
+		v.Err = fmt.Errorf("variation (%s) is configured for type %s, but is set to incompatible value (%s)", v.Key, t, raw)
+	}
 	if c.obfuscated {
 		// CLIENT values are base64 of the value's string form.
 		s, ok := ufc.DecodeString(raw)

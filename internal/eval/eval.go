@@ -180,11 +180,16 @@ func (s *Snapshot) evaluate(flagKey, subject string, attrs map[string]any, want 
 	if want != "" && f.typed && f.Type != want {
 		return Result{Code: TypeMismatch, Flag: f}
 	}
-	if !f.Enabled {
+	// A flag too broken to know its type or state reports its error; a
+	// disabled flag reports being disabled even if it is also malformed.
+	if !f.Enabled && f.typed {
 		return Result{Code: FlagUnrecognizedOrDisabled, Flag: f}
 	}
 	if f.Err != nil {
 		return Result{Code: AssignmentError, Flag: f}
+	}
+	if !f.Enabled {
+		return Result{Code: FlagUnrecognizedOrDisabled, Flag: f}
 	}
 	if subject == "" {
 		return Result{Code: AssignmentError, Flag: f, subjectErr: true}
