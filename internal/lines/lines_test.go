@@ -1,0 +1,89 @@
+package lines_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/allot-dev/allot/internal/lines"
+)
+
+func upper(dst, line []byte) []byte {
+	if bytes.Equal(line, lines.TooLong) {
+		return append(dst, "TOO LONG\n"...)
+	}
+	return append(append(dst, bytes.ToUpper(line)...), '\n')
+}
+
+func TestMapKeepsOrder(t *testing.T) {
+	var in strings.Builder
+	var want strings.Builder
+	for i := range 100_003 {
+		fmt.Fprintf(&in, "line %d\n", i)
+		fmt.Fprintf(&want, "LINE %d\n", i)
+	}
+	var out bytes.Buffer
+	err := lines.Map(context.Background(), strings.NewReader(in.String()), &out, lines.Options{Workers: 4, BatchSize: 7}, upper)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != want.String() {
+		t.Fatal("output differs from input order")
+	}
+}
+
+func TestMapEdges(t *testing.T) {
+	long := strings.Repeat("x", 5000)
+	in := "a\r\n\n" + long + "\nb"
+	var out bytes.Buffer
+	err := lines.Map(context.Background(), strings.NewReader(in), &out, lines.Options{MaxLine: 4096}, upper)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := out.String(), "A\n\nTOO LONG\nB\n"; got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}
+
+type failWriter struct{ n int }
+
+func (w *failWriter) Write(p []byte) (int, error) {
+	w.n++
+	if w.n > 2 {
+		return 0, errors.New("disk full")
+	}
+	return len(p), nil
+}
+
+func TestMapStopsOnWriteError(t *testing.T) {
+	in := strings.Repeat("data\n", 100000)
+	err := lines.Map(context.Background(), strings.NewReader(in), &failWriter{}, lines.Options{BatchSize: 10}, upper)
+	if err == nil || err.Error() != "disk full" {
+		t.Fatalf("got %v, want the write error", err)
+	}
+}
+
+func TestMapRecoversPanic(t *testing.T) {
+	err := lines.Map(context.Background(), strings.NewReader("1\n2\nboom\n"), &bytes.Buffer{}, lines.Options{}, func(dst, line []byte) []byte {
+		if _, err := strconv.Atoi(string(line)); err != nil {
+			panic("not a number")
+		}
+		return append(dst, line...)
+	})
+	if err == nil {
+		t.Fatal("a panicking function must surface as an error")
+	}
+}
+
+func TestMapCancel(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := lines.Map(ctx, strings.NewReader(strings.Repeat("x\n", 10000)), &bytes.Buffer{}, lines.Options{}, upper)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want context.Canceled", err)
+	}
+}
