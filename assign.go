@@ -74,10 +74,13 @@ func (c *Client) evaluate(flagKey, subjectKey string, attrs Attributes, want ufc
 	if s == nil {
 		return eval.Result{Code: eval.FlagUnrecognizedOrDisabled}, nil
 	}
-	now := c.now()
+	var now time.Time // the zero time is inside every allocation without bounds
+	if s.needsClock(flagKey) {
+		now = c.now()
+	}
 	r = s.Evaluate(flagKey, subjectKey, attrs, want, now)
 	if r.Code == eval.Match && c.events != nil && r.Allocation.DoLog {
-		c.events.record(flagKey, subjectKey, attrs, r.Allocation, r.Split, now)
+		c.events.record(flagKey, subjectKey, attrs, &r, s.gen, now, c.now)
 	}
 	return r, s
 }

@@ -63,6 +63,47 @@ type snapshot struct {
 	*eval.Snapshot
 	source   string
 	loadedAt time.Time
+	gen      uint64 // distinct for every snapshot of the process
+	// Reading the clock costs as much as a fifth of an evaluation, and only
+	// allocations with a startAt or endAt need it. timed says whether any
+	// flag has one; timedFlags names them (nil in an obfuscated snapshot,
+	// whose keys are hashed: then every flag reads the clock).
+	timed      bool
+	timedFlags map[string]struct{}
+}
+
+func newSnapshot(s *eval.Snapshot, source string, now time.Time) *snapshot {
+	sn := &snapshot{Snapshot: s, source: source, loadedAt: now, gen: generation.Add(1)}
+	s.Flags(func(f *eval.Flag) bool {
+		for i := range f.Allocations {
+			_, hasStart := f.Allocations[i].StartAt()
+			_, hasEnd := f.Allocations[i].EndAt()
+			if hasStart || hasEnd {
+				sn.timed = true
+				if !s.Obfuscated() {
+					if sn.timedFlags == nil {
+						sn.timedFlags = make(map[string]struct{})
+					}
+					sn.timedFlags[f.Key] = struct{}{}
+				}
+				break
+			}
+		}
+		return true
+	})
+	return sn
+}
+
+// needsClock reports whether evaluating flagKey depends on the time.
+func (s *snapshot) needsClock(flagKey string) bool {
+	if !s.timed {
+		return false
+	}
+	if s.timedFlags == nil {
+		return true
+	}
+	_, ok := s.timedFlags[flagKey]
+	return ok
 }
 
 type fetchStatus struct {
@@ -73,7 +114,10 @@ type fetchStatus struct {
 	etag        string
 }
 
-var instance atomic.Pointer[Client]
+var (
+	instance   atomic.Pointer[Client]
+	generation atomic.Uint64
+)
 
 // Init creates the process's client, makes it the one Instance returns,
 // and waits for its first configuration until ctx ends or
@@ -165,7 +209,7 @@ func (c *Client) loadStartConfiguration() {
 		if err != nil {
 			c.cfg.Logger.Warn("allot: ignoring Config.InitialConfiguration", "error", err)
 		} else {
-			best = &snapshot{Snapshot: s, source: SourceInitial, loadedAt: c.now()}
+			best = newSnapshot(s, SourceInitial, c.now())
 		}
 	}
 	if c.cfg.CacheFile != "" {
@@ -179,7 +223,7 @@ func (c *Client) loadStartConfiguration() {
 			if err != nil {
 				c.cfg.Logger.Warn("allot: ignoring an unreadable configuration cache", "file", c.cfg.CacheFile, "error", err)
 			} else if best == nil || s.CreatedAt.After(best.CreatedAt) {
-				best = &snapshot{Snapshot: s, source: SourceCache, loadedAt: c.now()}
+				best = newSnapshot(s, SourceCache, c.now())
 			}
 		}
 	}
@@ -202,7 +246,7 @@ func (c *Client) SetConfiguration(doc []byte) error {
 	if err != nil {
 		return err
 	}
-	c.snap.Store(&snapshot{Snapshot: s, source: SourceManual, loadedAt: c.now()})
+	c.snap.Store(newSnapshot(s, SourceManual, c.now()))
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/allot-dev/allot/internal/eval"
 )
@@ -93,16 +94,21 @@ func newEventProcessor(cfg Config) *eventProcessor {
 
 // record queues an assignment event unless the filter knows it was already
 // logged. It never blocks: a full queue drops the event.
-func (p *eventProcessor) record(flag, subject string, attrs Attributes, a *eval.Allocation, sp *eval.Split, now time.Time) {
+// now is the evaluation's time, or zero if it did not read the clock.
+func (p *eventProcessor) record(flag, subject string, attrs Attributes, r *eval.Result, gen uint64, now time.Time, clock func() time.Time) {
+	a, sp := r.Allocation, r.Split
 	var slot, fp uint64
 	if p.filter != nil {
-		slot, fp = p.filter.key(flag, subject, a.Key, sp.VariationKey)
+		slot, fp = p.filter.key(subject, r.Flag, sp, gen)
 		if p.filter.seen(slot, fp) {
 			return
 		}
 	}
 	if p.stopping.Load() {
 		return
+	}
+	if now.IsZero() {
+		now = clock()
 	}
 	if len(attrs) > 0 {
 		// The caller may change its map once we return.
@@ -235,27 +241,61 @@ type dedupFilter struct {
 }
 
 func newDedupFilter(size int) *dedupFilter {
-	n := 1
-	for n < size {
+	n := 2
+	for n < 2*size {
 		n <<= 1
 	}
 	return &dedupFilter{seed: maphash.MakeSeed(), mask: uint64(n - 1), slots: make([]atomic.Uint64, n)}
 }
 
 // key returns the slot of (flag, subject) and the fingerprint of the
-// whole tuple (never 0, which marks an empty slot).
-func (f *dedupFilter) key(flag, subject, alloc, variation string) (slot, fp uint64) {
-	k := maphash.String(f.seed, subject)*0x9e3779b97f4a7c15 ^ maphash.String(f.seed, flag)
-	v := maphash.String(f.seed, alloc)*0xc2b2ae3d27d4eb4f ^ maphash.String(f.seed, variation)
-	fp = (k ^ (v*0x165667b19e3779f9 + 0x27d4eb2f165667c5)) | 1
-	return (k ^ k>>29) & f.mask, fp
+// tuple (never 0, which marks an empty slot). To stay cheap it hashes only
+// the subject key and takes the flag and the split (which stands for the
+// allocation and the variation) by address, with the snapshot's
+// generation so that an address reused by a later snapshot cannot match.
+// A new snapshot therefore misses once per (flag, subject); the LRU, which
+// compares the keys themselves, then decides and refills the slot.
+func (f *dedupFilter) key(subject string, flag *eval.Flag, split *eval.Split, gen uint64) (slot, fp uint64) {
+	k := maphash.String(f.seed, subject) ^ mix(uint64(uintptr(unsafe.Pointer(flag))))
+	fp = mix(k^mix(uint64(uintptr(unsafe.Pointer(split)))+gen)) | 1
+	return mix(k) & f.mask, fp
 }
 
-func (f *dedupFilter) seen(slot, fp uint64) bool { return f.slots[slot].Load() == fp }
+// mix is a 64-bit finalizer (from MurmurHash3).
+func mix(x uint64) uint64 {
+	x ^= x >> 33
+	x *= 0xff51afd7ed558ccd
+	x ^= x >> 33
+	x *= 0xc4ceb9fe1a85ec53
+	x ^= x >> 33
+	return x
+}
 
-func (f *dedupFilter) remember(slot, fp uint64) { f.slots[slot].Store(fp) }
+// The table is two-way associative: a pair of adjacent slots (one cache
+// line) holds up to two tuples whose keys collide.
+func (f *dedupFilter) seen(slot, fp uint64) bool {
+	return f.slots[slot].Load() == fp || f.slots[slot^1].Load() == fp
+}
 
-func (f *dedupFilter) forget(slot, fp uint64) { f.slots[slot].CompareAndSwap(fp, 0) }
+func (f *dedupFilter) remember(slot, fp uint64) {
+	a, b := &f.slots[slot], &f.slots[slot^1]
+	switch va, vb := a.Load(), b.Load(); {
+	case va == fp || vb == fp:
+	case va == 0:
+		a.Store(fp)
+	case vb == 0:
+		b.Store(fp)
+	case fp&2 == 0:
+		a.Store(fp)
+	default:
+		b.Store(fp)
+	}
+}
+
+func (f *dedupFilter) forget(slot, fp uint64) {
+	f.slots[slot].CompareAndSwap(fp, 0)
+	f.slots[slot^1].CompareAndSwap(fp, 0)
+}
 
 type dedupKey struct{ flag, subject string }
 

@@ -34,7 +34,8 @@ func readFixture(t testing.TB, name string) []byte {
 // fixture is valid until 2050).
 var fixedNow = time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
 
-// experimentDoc is the engine's benchmark experiment: 80 % traffic, 50/50.
+// experimentDoc is the engine's benchmark experiment (internal/eval
+// BenchmarkExperiment): 80 % traffic, 50/50, server-style 16-hex salts.
 const experimentDoc = `{
   "createdAt": "2026-01-01T00:00:00Z", "format": "SERVER", "environment": {"name": "test"},
   "flags": {"checkout-experiment": {
@@ -42,11 +43,11 @@ const experimentDoc = `{
     "variations": {"control": {"key": "control", "value": "control"}, "treatment": {"key": "treatment", "value": "treatment"}},
     "allocations": [{"key": "experiment", "doLog": true, "splits": [
       {"variationKey": "control", "extraLogging": {"holdout": "none"}, "shards": [
-        {"salt": "traffic-checkout-experiment-a1b2c3", "ranges": [{"start": 0, "end": 8000}]},
-        {"salt": "split-checkout-experiment-d4e5f6", "ranges": [{"start": 0, "end": 5000}]}]},
+        {"salt": "7f3a9c1e5b2d4f60", "ranges": [{"start": 0, "end": 8000}]},
+        {"salt": "c4e8a2f6b0d9e1a7", "ranges": [{"start": 0, "end": 5000}]}]},
       {"variationKey": "treatment", "extraLogging": {"holdout": "none"}, "shards": [
-        {"salt": "traffic-checkout-experiment-a1b2c3", "ranges": [{"start": 0, "end": 8000}]},
-        {"salt": "split-checkout-experiment-d4e5f6", "ranges": [{"start": 5000, "end": 10000}]}]}]}]}}}`
+        {"salt": "7f3a9c1e5b2d4f60", "ranges": [{"start": 0, "end": 8000}]},
+        {"salt": "c4e8a2f6b0d9e1a7", "ranges": [{"start": 5000, "end": 10000}]}]}]}]}}}`
 
 // constantDoc returns a document with one STRING flag that serves value to
 // everybody, created at the given time.

@@ -142,7 +142,7 @@ func (c *Client) fetchOnce(ctx context.Context) (retryAfter time.Duration, err e
 	if err != nil {
 		return 0, fmt.Errorf("GET %s: not a valid configuration: %w", endpoint, err)
 	}
-	c.snap.Store(&snapshot{Snapshot: s, source: SourceServer, loadedAt: c.now()})
+	c.snap.Store(newSnapshot(s, SourceServer, c.now()))
 	c.mu.Lock()
 	c.fetch.etag = resp.Header.Get("ETag")
 	c.mu.Unlock()
