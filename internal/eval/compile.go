@@ -487,59 +487,8 @@ func unwrapRegexpErr(err error) error {
 	return err
 }
 
-// parseNumber accepts decimal numbers, as JSON writes them, with optional
-// surrounding-free syntax. It rejects "", "NaN", "Inf" and hex, and never
-// allocates on failure (strconv does, for its error).
-func parseNumber(s string) (float64, bool) {
-	if !looksNumeric(s) {
-		return 0, false
-	}
-	x, err := strconv.ParseFloat(s, 64)
-	if err != nil {
-		return 0, false
-	}
-	return x, true
-}
-
-// looksNumeric reports whether s is [+-]digits[.digits][(e|E)[+-]digits].
-func looksNumeric(s string) bool {
-	i := 0
-	if i < len(s) && (s[i] == '-' || s[i] == '+') {
-		i++
-	}
-	digits := 0
-	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-		i++
-		digits++
-	}
-	if i < len(s) && s[i] == '.' {
-		i++
-		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-			i++
-			digits++
-		}
-	}
-	if digits == 0 {
-		return false
-	}
-	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
-		i++
-		if i < len(s) && (s[i] == '-' || s[i] == '+') {
-			i++
-		}
-		j := i
-		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-			i++
-		}
-		if i == j {
-			return false
-		}
-	}
-	return i == len(s)
-}
-
-// ParseNumber is parseNumber for other packages (eval coerces attributes).
-func ParseNumber(s string) (float64, bool) { return parseNumber(s) }
+// parseNumber parses a decimal number (see ufc.ParseNumberString).
+func parseNumber(s string) (float64, bool) { return ufc.ParseNumberString(s) }
 
 // literalOf reduces a pattern made only of literal text, optionally anchored
 // with ^ and $, to a string test.

@@ -81,6 +81,26 @@ type Flag struct {
 	Err error
 }
 
+// UsesAttribute reports whether any of the flag's conditions reads the
+// attribute name ("id" included). Callers that build attribute maps per
+// evaluation can leave out the others.
+func (f *Flag) UsesAttribute(name string) bool {
+	hashed := ""
+	if f.obfuscated {
+		hashed = md5hex(name)
+	}
+	for i := range f.Allocations {
+		for _, r := range f.Allocations[i].Rules {
+			for _, c := range r.Conditions {
+				if c.Attribute == name || (hashed != "" && c.Attribute == hashed) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
 // Variation is a compiled variation: a key and a typed value.
 type Variation struct {
 	Key string

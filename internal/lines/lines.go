@@ -5,6 +5,7 @@ package lines
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -25,7 +26,12 @@ type Options struct {
 	Workers   int // default GOMAXPROCS
 	BatchSize int // lines per batch, default 256
 	MaxLine   int // longest line accepted, default 1 MiB
+	// Quoted makes a line go on past a newline that falls inside double
+	// quotes, as a CSV record does.
+	Quoted bool
 }
+
+var quote = []byte{'"'}
 
 type batch struct {
 	buf   []byte // the lines, back to back
@@ -37,7 +43,8 @@ type batch struct {
 }
 
 // Map reads lines from in, applies fn to each on opts.Workers goroutines,
-// and writes the results to out in input order. Memory stays bounded: at
+// and writes the results to out in input order, one Write call per batch of
+// whole results (so a Writer may decode what fn produced). Memory stays bounded: at
 // most a few batches per worker are in flight. It returns the first read or
 // write error, or ctx's error. All goroutines have ended when it returns.
 func Map(ctx context.Context, in io.Reader, out io.Writer, opts Options, fn Func) error {
@@ -152,10 +159,14 @@ func read(ctx context.Context, r *bufio.Reader, opts Options, free *sync.Pool, w
 	for {
 		lineStart := len(b.buf)
 		long := false
+		inQuote := false
 		var err error
 		for {
 			var chunk []byte
 			chunk, err = r.ReadSlice('\n')
+			if opts.Quoted && bytes.Count(chunk, quote)%2 == 1 {
+				inQuote = !inQuote
+			}
 			if !long {
 				if len(b.buf)-lineStart+len(chunk) > opts.MaxLine+1 {
 					long = true
@@ -164,9 +175,10 @@ func read(ctx context.Context, r *bufio.Reader, opts Options, free *sync.Pool, w
 					b.buf = append(b.buf, chunk...)
 				}
 			}
-			if err != bufio.ErrBufferFull {
-				break
+			if err == bufio.ErrBufferFull || (err == nil && inQuote) {
+				continue
 			}
+			break
 		}
 		if err != nil && err != io.EOF {
 			return err

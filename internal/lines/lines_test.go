@@ -87,3 +87,18 @@ func TestMapCancel(t *testing.T) {
 		t.Fatalf("got %v, want context.Canceled", err)
 	}
 }
+
+func TestMapQuoted(t *testing.T) {
+	in := "a,\"multi\nline\",b\r\nc,\"x\"\"y\"\n"
+	var got []string
+	err := lines.Map(context.Background(), strings.NewReader(in), &bytes.Buffer{}, lines.Options{Quoted: true, Workers: 1}, func(dst, line []byte) []byte {
+		got = append(got, string(line))
+		return dst
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0] != "a,\"multi\nline\",b" || got[1] != `c,"x""y"` {
+		t.Fatalf("records %q", got)
+	}
+}

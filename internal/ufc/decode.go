@@ -533,3 +533,51 @@ func IsNumber(raw []byte) bool {
 	c := raw[0]
 	return c == '-' || (c >= '0' && c <= '9')
 }
+
+// ParseNumberString parses a decimal number as JSON writes it (optionally
+// with a leading +), never allocating on failure. It rejects "", hex,
+// "NaN" and "Inf".
+func ParseNumberString(s string) (float64, bool) {
+	if !looksNumeric(s) {
+		return 0, false
+	}
+	x, err := strconv.ParseFloat(s, 64)
+	return x, err == nil
+}
+
+// looksNumeric reports whether s is [+-]digits[.digits][(e|E)[+-]digits].
+func looksNumeric(s string) bool {
+	i := 0
+	if i < len(s) && (s[i] == '-' || s[i] == '+') {
+		i++
+	}
+	digits := 0
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+		digits++
+	}
+	if i < len(s) && s[i] == '.' {
+		i++
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+			digits++
+		}
+	}
+	if digits == 0 {
+		return false
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '-' || s[i] == '+') {
+			i++
+		}
+		j := i
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+		if i == j {
+			return false
+		}
+	}
+	return i == len(s)
+}

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"encoding/csv"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/allot-dev/allot/internal/eval"
+)
+
+func readTable(t *testing.T, data string) [][]string {
+	t.Helper()
+	rows, err := csv.NewReader(strings.NewReader(data)).ReadAll()
+	if err != nil {
+		t.Fatalf("output is not CSV: %v\n%s", err, data)
+	}
+	if strings.Join(rows[0], ",") != strings.TrimSpace(assignHeader) {
+		t.Fatalf("header %v", rows[0])
+	}
+	return rows[1:]
+}
+
+// TestAssignMatchesEngine: every row of the table is what the engine says
+// for that subject and its attributes, in input order, and subjects without
+// an assignment are left out.
+func TestAssignMatchesEngine(t *testing.T) {
+	data, _ := os.ReadFile(filepath.Join(fixtures, "flags-v1.json"))
+	snap, err := eval.Load(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	countries := []string{"US", "Canada", "Germany", "", "Mexico"}
+	var in strings.Builder
+	in.WriteString("\ufeffuser,country,email,age\n")
+	type subj struct {
+		key   string
+		attrs map[string]any
+	}
+	var subs []subj
+	for i := range 20000 {
+		key := fmt.Sprintf("user-%d", i)
+		c := countries[i%len(countries)]
+		email := fmt.Sprintf("u%d@example.com", i)
+		if i%7 == 0 {
+			email = fmt.Sprintf("u%d@mycompany.com", i)
+		}
+		fmt.Fprintf(&in, "%s,%s,%s,%d\n", key, c, email, 20+i%50)
+		attrs := map[string]any{"email": email, "age": float64(20 + i%50)}
+		if c != "" {
+			attrs["country"] = c
+		}
+		subs = append(subs, subj{key, attrs})
+	}
+	at := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	code, out, stderr := runCmd(t, in.String(), "assign", "--flag", "new-user-onboarding", "--subjects", "-",
+		"--config", filepath.Join(fixtures, "flags-v1.json"), "--now", at.Format(time.RFC3339))
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	rows := readTable(t, out)
+	i := 0
+	for _, s := range subs {
+		r := snap.Evaluate("new-user-onboarding", s.key, s.attrs, "", at)
+		if r.Code != eval.Match {
+			continue
+		}
+		if i >= len(rows) {
+			t.Fatalf("table ends at row %d", i)
+		}
+		want := []string{"new-user-onboarding-" + r.AllocationKey(), s.key, r.VariationKey(), r.AllocationKey(), "2026-06-01T00:00:00.000Z"}
+		if strings.Join(rows[i], "|") != strings.Join(want, "|") {
+			t.Fatalf("row %d: %v, want %v", i, rows[i], want)
+		}
+		i++
+	}
+	if i != len(rows) || i == 0 || i == len(subs) {
+		t.Fatalf("%d rows, %d assigned of %d subjects", len(rows), i, len(subs))
+	}
+}
+
+func TestAssignAllQuotedAndMalformed(t *testing.T) {
+	in := "id,Force Empty\n" +
+		"\"alice, the first\",true\n" + // quoted subject with a comma
+		"\"bob\nsmith\",\n" + // a newline inside quotes
+		"\"broken,true\n" + // unterminated quote: the rest of the file is one bad record
+		""
+	dir := t.TempDir()
+	out := filepath.Join(dir, "table.csv")
+	code, _, stderr := runCmd(t, in, "assign", "--flag", "json-config-flag", "--subjects", "-", "--all",
+		"--config", filepath.Join(fixtures, "flags-v1.json"), "--out", out)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	data, _ := os.ReadFile(out)
+	rows := readTable(t, string(data))
+	if len(rows) != 2 {
+		t.Fatalf("rows %q", rows)
+	}
+	if rows[0][1] != "alice, the first" || rows[0][2] != "empty" || rows[1][1] != "bob\nsmith" {
+		t.Fatalf("rows %q", rows)
+	}
+	if !strings.Contains(stderr, "skipped 1 malformed rows") {
+		t.Fatalf("stderr %q should report the bad row", stderr)
+	}
+}
+
+func TestAssignAllKeepsUnassigned(t *testing.T) {
+	in := "subject,email,country\nalice,alice@mycompany.com,US\nbob,bob@example.com,US\n"
+	code, out, stderr := runCmd(t, in, "assign", "--flag", "new-user-onboarding", "--subjects", "-", "--all",
+		"--config", filepath.Join(fixtures, "flags-v1.json"))
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	rows := readTable(t, out)
+	if len(rows) != 2 || rows[0][2] != "green" || rows[1][1] != "bob" || rows[1][0] != "" || rows[1][2] != "" {
+		t.Fatalf("rows %q", rows)
+	}
+}
+
+func TestAssignFromServer(t *testing.T) {
+	data, _ := os.ReadFile(filepath.Join(fixtures, "flags-v1.json"))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/flag-config/v1/config" || r.URL.Query().Get("apiKey") != "good-key" {
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		w.Write(data)
+	}))
+	defer srv.Close()
+	in := "subject,country\nalice,US\n"
+	code, out, stderr := runCmd(t, in, "assign", "--flag", "kill-switch", "--subjects", "-", "--server", srv.URL, "--sdk-key", "good-key")
+	if code != 0 || len(readTable(t, out)) != 1 {
+		t.Fatalf("exit %d: %s\n%s", code, stderr, out)
+	}
+	code, _, stderr = runCmd(t, in, "assign", "--flag", "kill-switch", "--subjects", "-", "--server", srv.URL, "--sdk-key", "bad-key")
+	if code == 0 || !strings.Contains(stderr, "401") || strings.Contains(stderr, "bad-key") {
+		t.Fatalf("exit %d, stderr %q: want a 401 that does not echo the key", code, stderr)
+	}
+}
+
+func TestAssignUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"assign"},
+		{"assign", "--flag", "f", "--subjects", "-"},
+		{"assign", "--flag", "f", "--subjects", "-", "--config", "x", "--server", "y"},
+		{"assign", "--flag", "f", "--subjects", "-", "--server", "http://x"},
+	} {
+		if code, _, _ := runCmd(t, "", args...); code != 2 {
+			t.Errorf("%v: exit %d, want 2", args, code)
+		}
+	}
+	code, _, stderr := runCmd(t, "s\n", "assign", "--flag", "nope", "--subjects", "-", "--config", filepath.Join(fixtures, "flags-v1.json"))
+	if code != 1 || !strings.Contains(stderr, `flag "nope" is not in the configuration`) {
+		t.Errorf("unknown flag: exit %d, %q", code, stderr)
+	}
+}
