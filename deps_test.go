@@ -18,7 +18,7 @@ func TestStandardLibraryOnly(t *testing.T) {
 		t.Fatalf("go list: %v\n%s", err, out)
 	}
 	allowed := map[string]bool{
-		"github.com/allot-dev/allot":              true,
+		"github.com/allot-dev/allot":               true,
 		"github.com/allot-dev/allot/internal/eval": true,
 		"github.com/allot-dev/allot/internal/ufc":  true,
 	}
