@@ -1,0 +1,245 @@
+// Package apiclient is a Go client for Allot's management API. The allot
+// CLI uses it, and so do the server's integration tests.
+package apiclient
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/allot-dev/allot/internal/httpapi"
+	"github.com/allot-dev/allot/internal/store"
+)
+
+// Client calls one server with one admin token.
+type Client struct {
+	BaseURL string // such as http://127.0.0.1:8080
+	Token   string // an admin token
+	HTTP    *http.Client
+}
+
+// New returns a client for baseURL with token.
+func New(baseURL, token string) *Client {
+	return &Client{BaseURL: strings.TrimRight(baseURL, "/"), Token: token, HTTP: &http.Client{Timeout: 30 * time.Second}}
+}
+
+// Error is an error answer from the server.
+type Error struct {
+	Status int
+	httpapi.ErrorDetail
+}
+
+func (e *Error) Error() string {
+	msg := e.Message
+	if e.Field != "" && !strings.HasPrefix(msg, e.Field+":") {
+		msg = e.Field + ": " + msg
+	}
+	return fmt.Sprintf("%s (HTTP %d %s)", msg, e.Status, e.Code)
+}
+
+// IsConflict reports whether err is a version conflict.
+func IsConflict(err error) bool {
+	e, ok := err.(*Error)
+	return ok && e.Code == store.ECONFLICT
+}
+
+// do sends a request; ifMatch < 0 sends no If-Match.
+func (c *Client) do(ctx context.Context, method, path string, ifMatch int64, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.BaseURL+path, body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.Token)
+	req.Header.Set("Accept", "application/json")
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if ifMatch >= 0 {
+		req.Header.Set("If-Match", `"`+strconv.FormatInt(ifMatch, 10)+`"`)
+	}
+	hc := c.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode >= 400 {
+		var eb httpapi.ErrorBody
+		if json.Unmarshal(data, &eb) != nil || eb.Error.Code == "" {
+			eb.Error = httpapi.ErrorDetail{Code: "http", Message: strings.TrimSpace(string(data))}
+		}
+		return &Error{Status: resp.StatusCode, ErrorDetail: eb.Error}
+	}
+	if out == nil || resp.StatusCode == http.StatusNoContent {
+		return nil
+	}
+	if raw, ok := out.(*json.RawMessage); ok {
+		*raw = data
+		return nil
+	}
+	return json.Unmarshal(data, out)
+}
+
+func esc(s string) string { return url.PathEscape(s) }
+
+// Environments lists environments.
+func (c *Client) Environments(ctx context.Context) ([]store.Environment, error) {
+	var out []store.Environment
+	return out, c.do(ctx, "GET", "/api/v1/environments", -1, nil, &out)
+}
+
+// CreateEnvironment creates an environment.
+func (c *Client) CreateEnvironment(ctx context.Context, name string) (store.Environment, error) {
+	var out store.Environment
+	return out, c.do(ctx, "POST", "/api/v1/environments", -1, httpapi.CreateEnvironmentRequest{Name: name}, &out)
+}
+
+// Flags lists flag definitions.
+func (c *Client) Flags(ctx context.Context) ([]store.Flag, error) {
+	var out []store.Flag
+	return out, c.do(ctx, "GET", "/api/v1/flags", -1, nil, &out)
+}
+
+// Flag returns a flag definition.
+func (c *Client) Flag(ctx context.Context, key string) (store.Flag, error) {
+	var out store.Flag
+	return out, c.do(ctx, "GET", "/api/v1/flags/"+esc(key), -1, nil, &out)
+}
+
+// CreateFlag creates a flag (off in every environment).
+func (c *Client) CreateFlag(ctx context.Context, f store.Flag) (store.Flag, error) {
+	var out store.Flag
+	return out, c.do(ctx, "POST", "/api/v1/flags", -1, f, &out)
+}
+
+// UpdateFlag replaces a flag's description and variations; f.Version must
+// be the version read.
+func (c *Client) UpdateFlag(ctx context.Context, f store.Flag) (store.Flag, error) {
+	var out store.Flag
+	return out, c.do(ctx, "PUT", "/api/v1/flags/"+esc(f.Key), f.Version, f, &out)
+}
+
+// DeleteFlag deletes a flag at version.
+func (c *Client) DeleteFlag(ctx context.Context, key string, version int64) error {
+	return c.do(ctx, "DELETE", "/api/v1/flags/"+esc(key), version, nil, nil)
+}
+
+func settingsPath(env, flag string) string {
+	return "/api/v1/environments/" + esc(env) + "/flags/" + esc(flag)
+}
+
+// Settings returns a flag's settings in an environment.
+func (c *Client) Settings(ctx context.Context, env, flag string) (httpapi.SettingsResponse, error) {
+	var out httpapi.SettingsResponse
+	return out, c.do(ctx, "GET", settingsPath(env, flag), -1, nil, &out)
+}
+
+// PutSettings replaces a flag's settings in an environment; s.Version must
+// be the version read (0 if never written).
+func (c *Client) PutSettings(ctx context.Context, s store.FlagSettings) (httpapi.SettingsResponse, error) {
+	var out httpapi.SettingsResponse
+	return out, c.do(ctx, "PUT", settingsPath(s.Environment, s.Flag), s.Version, s, &out)
+}
+
+// AddAllocation appends an allocation to a flag's settings at version.
+func (c *Client) AddAllocation(ctx context.Context, env, flag string, version int64, a store.Allocation) (httpapi.SettingsResponse, error) {
+	var out httpapi.SettingsResponse
+	return out, c.do(ctx, "POST", settingsPath(env, flag)+"/allocations", version, a, &out)
+}
+
+// PatchAllocation changes some fields of an allocation at version.
+func (c *Client) PatchAllocation(ctx context.Context, env, flag, alloc string, version int64, p httpapi.AllocationPatch) (httpapi.SettingsResponse, error) {
+	var out httpapi.SettingsResponse
+	return out, c.do(ctx, "PATCH", settingsPath(env, flag)+"/allocations/"+esc(alloc), version, p, &out)
+}
+
+// DeleteAllocation removes an allocation at version.
+func (c *Client) DeleteAllocation(ctx context.Context, env, flag, alloc string, version int64) (httpapi.SettingsResponse, error) {
+	var out httpapi.SettingsResponse
+	return out, c.do(ctx, "DELETE", settingsPath(env, flag)+"/allocations/"+esc(alloc), version, nil, &out)
+}
+
+// Evaluate asks the server's engine what a subject gets.
+func (c *Client) Evaluate(ctx context.Context, env string, req httpapi.EvaluateRequest) (httpapi.EvaluateResponse, error) {
+	var out httpapi.EvaluateResponse
+	return out, c.do(ctx, "POST", "/api/v1/environments/"+esc(env)+"/evaluate", -1, req, &out)
+}
+
+// Config returns the UFC document the server publishes for env.
+func (c *Client) Config(ctx context.Context, env string) (json.RawMessage, error) {
+	var out json.RawMessage
+	return out, c.do(ctx, "GET", "/api/v1/environments/"+esc(env)+"/config", -1, nil, &out)
+}
+
+// SDKKeys lists SDK keys.
+func (c *Client) SDKKeys(ctx context.Context) ([]store.SDKKey, error) {
+	var out []store.SDKKey
+	return out, c.do(ctx, "GET", "/api/v1/sdk-keys", -1, nil, &out)
+}
+
+// CreateSDKKey creates an SDK key; the answer holds its secret, once.
+func (c *Client) CreateSDKKey(ctx context.Context, env, name string) (store.SDKKey, error) {
+	var out store.SDKKey
+	return out, c.do(ctx, "POST", "/api/v1/sdk-keys", -1, httpapi.CreateKeyRequest{Name: name, Environment: env}, &out)
+}
+
+// RevokeSDKKey revokes an SDK key.
+func (c *Client) RevokeSDKKey(ctx context.Context, id int64) error {
+	return c.do(ctx, "DELETE", "/api/v1/sdk-keys/"+strconv.FormatInt(id, 10), -1, nil, nil)
+}
+
+// AdminTokens lists admin tokens.
+func (c *Client) AdminTokens(ctx context.Context) ([]store.AdminToken, error) {
+	var out []store.AdminToken
+	return out, c.do(ctx, "GET", "/api/v1/admin-tokens", -1, nil, &out)
+}
+
+// CreateAdminToken creates an admin token; the answer holds its secret, once.
+func (c *Client) CreateAdminToken(ctx context.Context, name string) (store.AdminToken, error) {
+	var out store.AdminToken
+	return out, c.do(ctx, "POST", "/api/v1/admin-tokens", -1, httpapi.CreateKeyRequest{Name: name}, &out)
+}
+
+// RevokeAdminToken revokes an admin token.
+func (c *Client) RevokeAdminToken(ctx context.Context, id int64) error {
+	return c.do(ctx, "DELETE", "/api/v1/admin-tokens/"+strconv.FormatInt(id, 10), -1, nil, nil)
+}
+
+// Audit returns audit entries, newest first; before 0 starts at the newest.
+func (c *Client) Audit(ctx context.Context, limit int, before int64) ([]store.AuditEntry, error) {
+	var out []store.AuditEntry
+	q := url.Values{}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	if before > 0 {
+		q.Set("before", strconv.FormatInt(before, 10))
+	}
+	path := "/api/v1/audit"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	return out, c.do(ctx, "GET", path, -1, nil, &out)
+}

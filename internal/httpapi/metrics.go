@@ -1,0 +1,74 @@
+package httpapi
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics are the server's Prometheus metrics, in a private registry.
+type Metrics struct {
+	reg      *prometheus.Registry
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	builds   *prometheus.CounterVec
+	buildDur prometheus.Histogram
+}
+
+// NewMetrics creates the metrics and their registry.
+func NewMetrics() *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "allot_http_requests_total", Help: "HTTP requests by route pattern and status code.",
+		}, []string{"route", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "allot_http_request_duration_seconds", Help: "HTTP request latency by route pattern.",
+			Buckets: []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
+		}, []string{"route"}),
+		builds: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "allot_config_builds_total", Help: "Configuration builds by environment and result.",
+		}, []string{"environment", "result"}),
+		buildDur: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "allot_config_build_duration_seconds", Help: "Time to read, compile and compress one environment's configuration.",
+		}),
+	}
+	m.reg.MustRegister(m.requests, m.duration, m.builds, m.buildDur,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Registry returns the private registry, for extra collectors.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// ObserveBuild records one configuration build (publish.Cache.OnBuild).
+func (m *Metrics) ObserveBuild(env string, took time.Duration, err error) {
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	m.builds.WithLabelValues(env, result).Inc()
+	m.buildDur.Observe(took.Seconds())
+}
+
+func (m *Metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+func (m *Metrics) observe(route string, status int, d time.Duration) {
+	m.requests.WithLabelValues(route, statusText(status)).Inc()
+	m.duration.WithLabelValues(route).Observe(d.Seconds())
+}
+
+var statusTexts = map[int]string{200: "200", 201: "201", 204: "204", 304: "304", 400: "400", 401: "401", 404: "404", 405: "405", 409: "409", 500: "500", 503: "503"}
+
+func statusText(code int) string {
+	if s, ok := statusTexts[code]; ok {
+		return s
+	}
+	return strconv.Itoa(code)
+}

@@ -1,0 +1,142 @@
+package httpapi
+
+import (
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/allot-dev/allot/internal/publish"
+)
+
+// Header values shared by every response; net/http never mutates them.
+var (
+	hdrJSON         = []string{"application/json; charset=utf-8"}
+	hdrText         = []string{"text/plain; charset=utf-8"}
+	hdrGzip         = []string{"gzip"}
+	hdrVary         = []string{"Accept-Encoding"}
+	hdrNoStore      = []string{"no-store"}
+	hdrCacheControl = []string{"public, max-age=" + strconv.Itoa(ConfigMaxAge) + ", stale-while-revalidate=60, stale-if-error=86400"}
+)
+
+// ConfigMaxAge is how long, in seconds, a CDN or client may reuse a
+// configuration without asking again. It bounds how long a change (or a
+// revoked key) takes to reach SDKs behind a CDN.
+const ConfigMaxAge = 5
+
+// config serves GET /api/flag-config/v1/config?apiKey=...: the compiled
+// document of the key's environment, from memory. Bad keys get a plain-text
+// 401, never a JSON object (spec 8.2).
+func (s *Server) config(w http.ResponseWriter, r *http.Request) {
+	p := s.sdkAuth(w, r)
+	if p == nil {
+		return
+	}
+	h := w.Header()
+	h["Cache-Control"] = hdrCacheControl
+	h["Vary"] = hdrVary
+	gz := acceptsGzip(r.Header["Accept-Encoding"])
+	etag := p.ETag
+	if gz {
+		etag = p.GzipETag
+	}
+	h["Etag"] = []string{etag}
+	if inm := r.Header["If-None-Match"]; len(inm) > 0 && etagMatches(inm, p) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	body := p.Body
+	if gz {
+		body = p.Gzip
+		h["Content-Encoding"] = hdrGzip
+	}
+	h["Content-Type"] = hdrJSON
+	h["Content-Length"] = []string{strconv.Itoa(len(body))}
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		w.Write(body)
+	}
+}
+
+const emptyBandits = `{"bandits":{}}`
+
+// bandits serves GET /api/flag-config/v1/bandits: Allot has no bandits.
+func (s *Server) bandits(w http.ResponseWriter, r *http.Request) {
+	if s.sdkAuth(w, r) == nil {
+		return
+	}
+	h := w.Header()
+	h["Cache-Control"] = hdrCacheControl
+	h["Content-Type"] = hdrJSON
+	w.WriteHeader(http.StatusOK)
+	w.Write([]byte(emptyBandits))
+}
+
+func (s *Server) sdkAuth(w http.ResponseWriter, r *http.Request) *publish.Published {
+	key := queryParam(r.URL.RawQuery, "apiKey")
+	var p *publish.Published
+	if key != "" {
+		p = s.cache.ForKey(key)
+	}
+	if p == nil {
+		h := w.Header()
+		h["Content-Type"] = hdrText
+		h["Cache-Control"] = hdrNoStore
+		w.WriteHeader(http.StatusUnauthorized)
+		w.Write([]byte("unauthorized: missing, invalid or revoked apiKey\n"))
+		return nil
+	}
+	return p
+}
+
+// queryParam finds one query parameter without building a url.Values.
+func queryParam(raw, name string) string {
+	for raw != "" {
+		var kv string
+		kv, raw, _ = strings.Cut(raw, "&")
+		k, v, _ := strings.Cut(kv, "=")
+		if k != name {
+			continue
+		}
+		if strings.ContainsAny(v, "%+") {
+			if u, err := url.QueryUnescape(v); err == nil {
+				return u
+			}
+			return ""
+		}
+		return v
+	}
+	return ""
+}
+
+func acceptsGzip(values []string) bool {
+	for _, v := range values {
+		for part := range strings.SplitSeq(v, ",") {
+			name, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+			if !strings.EqualFold(strings.TrimSpace(name), "gzip") {
+				continue
+			}
+			// "gzip;q=0" refuses it.
+			params = strings.ReplaceAll(params, " ", "")
+			if strings.HasPrefix(params, "q=0") && strings.Trim(strings.TrimPrefix(params, "q=0"), ".0") == "" {
+				return false
+			}
+			return true
+		}
+	}
+	return false
+}
+
+// etagMatches implements If-None-Match's weak comparison against either
+// representation's tag.
+func etagMatches(values []string, p *publish.Published) bool {
+	for _, v := range values {
+		for tag := range strings.SplitSeq(v, ",") {
+			tag = strings.TrimPrefix(strings.TrimSpace(tag), "W/")
+			if tag == "*" || tag == p.ETag || tag == p.GzipETag {
+				return true
+			}
+		}
+	}
+	return false
+}
