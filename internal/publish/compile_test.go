@@ -195,7 +195,7 @@ func TestDocumentFollowsTheServerRules(t *testing.T) {
 		colorFlag(exp(store.Running, 2500, 5000, 5000, 0), store.Allocation{Key: "vip", Type: store.Targeted, Variation: "red", StartAt: &start,
 			Rules: []store.Rule{{Conditions: []store.Condition{{Attribute: "email", Operator: "IS_NULL", Value: json.RawMessage(`false`)}}}}}),
 		store.FlagConfig{
-			Flag: store.Flag{Key: "limits", VariationType: ufc.TypeInteger, Variations: []store.Variation{{Key: "low", Value: json.RawMessage(`10`)}}},
+			Flag:     store.Flag{Key: "limits", VariationType: ufc.TypeInteger, Variations: []store.Variation{{Key: "low", Value: json.RawMessage(`10`)}}},
 			Settings: store.FlagSettings{Enabled: false, Allocations: []store.Allocation{{Key: "all", Type: store.Rollout, Percent: store.Whole, Variation: "low", SplitSalt: "rollout-x"}}},
 		},
 		store.FlagConfig{

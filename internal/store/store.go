@@ -9,7 +9,6 @@ import (
 	"errors"
 	"strings"
 	"time"
-
 )
 
 type querier interface {
@@ -720,4 +719,3 @@ func (d *DB) Audit(ctx context.Context, limit int, before int64) ([]AuditEntry, 
 	}
 	return out, rows.Err()
 }
-
