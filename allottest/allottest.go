@@ -43,7 +43,7 @@ type flag struct {
 	values    map[string]any // variation key -> value
 	def       string         // variation everybody gets, if hasDef
 	hasDef    bool
-	overrides []override     // in the order set; the last one wins
+	overrides []override // in the order set; the last one wins
 }
 
 type override struct {
