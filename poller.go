@@ -104,6 +104,12 @@ func (c *Client) fetchOnce(ctx context.Context) (retryAfter time.Duration, err e
 	q.Set("sdkName", SDKName)
 	q.Set("sdkVersion", Version)
 	endpoint := c.cfg.BaseURL + configPath
+	if c.cfg.HTTPClient.Timeout <= 0 {
+		// A caller's client without a timeout must not stall polling.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DefaultRequestTimeout)
+		defer cancel()
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint+"?"+q.Encode(), nil)
 	if err != nil {
 		return 0, fmt.Errorf("GET %s: %w", endpoint, redact(err))

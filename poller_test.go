@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -395,4 +397,61 @@ func TestInitSingleton(t *testing.T) {
 	if err := b.Close(context.Background()); err != nil || Instance() != nil {
 		t.Errorf("Close: %v; Instance %p", err, Instance())
 	}
+}
+
+// TestFaultsOverHTTP runs the faults against a real HTTP server: a slow
+// server at start (init returns at its timeout and serves the initial
+// configuration), then garbage, then a good configuration.
+func TestFaultsOverHTTP(t *testing.T) {
+	var mode atomic.Int32 // 0 slow, 1 garbage, 2 good
+	good := constantDoc("banner", "green", time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch mode.Load() {
+		case 0:
+			<-r.Context().Done() // never answers; the client gives up
+		case 1:
+			_, _ = w.Write([]byte("<html>502 Bad Gateway</html>"))
+		default:
+			_, _ = w.Write(good)
+		}
+	}))
+	defer srv.Close()
+	initial := constantDoc("banner", "blue", time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	c, err := NewClient(context.Background(), Config{
+		BaseURL: srv.URL + "/api", InitialConfiguration: initial, InitTimeout: 200 * time.Millisecond,
+		PollInterval: 50 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
+		HTTPClient: &http.Client{Timeout: 100 * time.Millisecond},
+	})
+	closeClient(t, c)
+	if !errors.Is(err, ErrInitTimeout) {
+		t.Fatalf("err = %v, want ErrInitTimeout", err)
+	}
+	if v := c.GetStringAssignment("banner", "alice", nil, "d"); v != "blue" {
+		t.Errorf("serving %q, want the initial configuration", v)
+	}
+	mode.Store(1)
+	waitFor(t, func() bool {
+		st := c.Status()
+		return st.LastError != nil && strings.Contains(st.LastError.Error(), "not a valid configuration")
+	})
+	if v := c.GetStringAssignment("banner", "alice", nil, "d"); v != "blue" {
+		t.Errorf("serving %q after garbage", v)
+	}
+	mode.Store(2)
+	waitFor(t, func() bool { return c.Status().Source == SourceServer })
+	if v := c.GetStringAssignment("banner", "alice", nil, "d"); v != "green" {
+		t.Errorf("serving %q, want the server's configuration", v)
+	}
+}
+
+// waitFor polls cond for up to 10 s (a bound for a stuck test, not a
+// timing assertion).
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatal("condition not reached in 10 s")
 }
