@@ -1,0 +1,580 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/allot-dev/allot/internal/apiclient"
+	"github.com/allot-dev/allot/internal/httpapi"
+	"github.com/allot-dev/allot/internal/store"
+	"github.com/allot-dev/allot/internal/ufc"
+)
+
+// The management commands talk to a running server through the API client.
+
+func init() {
+	register("environments", "list or create environments (server API)", runEnvironments)
+	register("flags", "create, show, change and delete flags (server API)", runFlags)
+	register("experiments", "create, start, stop and resize experiments (server API)", runExperiments)
+	register("keys", "create, list and revoke SDK keys and admin tokens (server API)", runKeys)
+	register("audit", "show the audit log (server API)", runAudit)
+}
+
+// adminFlags declares the connection flags every management command takes.
+type adminFlags struct {
+	fs     *flag.FlagSet
+	server *string
+	token  *string
+	env    *string
+	e      *env
+}
+
+func newAdminFlags(e *env, name, usage string) *adminFlags {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	a := &adminFlags{fs: fs, e: e}
+	a.server = fs.String("server", envOr(e, "ALLOT_SERVER", "http://127.0.0.1:8080"), "server base URL (ALLOT_SERVER)")
+	a.token = fs.String("token", envOr(e, "ALLOT_TOKEN", ""), "admin token (ALLOT_TOKEN)")
+	a.env = fs.String("env", store.DefaultEnvironment, "environment")
+	fs.Usage = func() {
+		fmt.Fprintf(e.stderr, "usage: %s\n\nflags:\n", usage)
+		fs.PrintDefaults()
+	}
+	return a
+}
+
+// parse parses args (flags may follow positional arguments) and returns
+// the positional ones.
+func (a *adminFlags) parse(args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := a.fs.Parse(args); err != nil {
+			return nil, &exitError{code: 2}
+		}
+		args = a.fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+func (a *adminFlags) client() (*apiclient.Client, error) {
+	if *a.token == "" {
+		return nil, &exitError{code: 2, err: errors.New("an admin token is required: --token or ALLOT_TOKEN")}
+	}
+	return apiclient.New(*a.server, *a.token), nil
+}
+
+func usageErr(a *adminFlags) error {
+	a.fs.Usage()
+	return &exitError{code: 2}
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func printWarnings(e *env, s httpapi.SettingsResponse) {
+	for _, w := range s.Warnings {
+		fmt.Fprintln(e.stderr, "warning:", w)
+	}
+}
+
+// ---- environments
+
+func runEnvironments(ctx context.Context, e *env, args []string) error {
+	a := newAdminFlags(e, "environments", "allot environments [list | create NAME]")
+	pos, err := a.parse(args)
+	if err != nil {
+		return err
+	}
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	switch {
+	case len(pos) == 0 || pos[0] == "list":
+		envs, err := c.Environments(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tREVISION\tUPDATED")
+		for _, env := range envs {
+			fmt.Fprintf(tw, "%s\t%d\t%s\n", env.Name, env.Revision, env.UpdatedAt.Format("2006-01-02 15:04:05"))
+		}
+		return tw.Flush()
+	case pos[0] == "create" && len(pos) == 2:
+		env, err := c.CreateEnvironment(ctx, pos[1])
+		if err != nil {
+			return err
+		}
+		return printJSON(e.stdout, env)
+	}
+	return usageErr(a)
+}
+
+// ---- flags
+
+const flagsUsage = `allot flags <command> [flags]
+
+  list                                      list flags
+  get KEY                                   show a flag and its settings in --env
+  create KEY --type STRING --variation k=v ...   create a flag (off everywhere)
+  create --file flag.json                   create a flag from its JSON
+  delete KEY                                delete a flag everywhere
+  enable KEY | disable KEY                  turn a flag on or off in --env
+  rollout KEY --alloc NAME --variation V --percent P [--rules JSON]
+  target KEY --alloc NAME --variation V --rules JSON
+  remove KEY --alloc NAME                   remove an allocation in --env
+  set KEY --file settings.json              replace the settings in --env
+  preview KEY SUBJECT [--attr k=v ...]      what the server's engine assigns`
+
+type multi []string
+
+func (m *multi) String() string     { return strings.Join(*m, ",") }
+func (m *multi) Set(v string) error { *m = append(*m, v); return nil }
+
+func runFlags(ctx context.Context, e *env, args []string) error {
+	a := newAdminFlags(e, "flags", flagsUsage)
+	typ := a.fs.String("type", "STRING", "variation type: STRING, INTEGER, NUMERIC, BOOLEAN, JSON")
+	desc := a.fs.String("description", "", "flag description")
+	file := a.fs.String("file", "", "JSON file (- for stdin)")
+	alloc := a.fs.String("alloc", "", "allocation key")
+	percent := a.fs.Float64("percent", 100, "rollout percentage")
+	rules := a.fs.String("rules", "", `targeting rules as JSON, such as [{"conditions":[{"attribute":"country","operator":"ONE_OF","value":["US"]}]}]`)
+	var vars, attrs multi
+	a.fs.Var(&vars, "variation", "create: a variation key=value (repeatable); rollout, target: the variation key")
+	a.fs.Var(&attrs, "attr", "subject attribute k=v for preview (repeatable)")
+	// --variation is a key for rollout/target, k=v pairs for create.
+	pos, err := a.parse(args)
+	if err != nil {
+		return err
+	}
+	if len(pos) == 0 {
+		return usageErr(a)
+	}
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	sub, rest := pos[0], pos[1:]
+	key := ""
+	if len(rest) > 0 {
+		key = rest[0]
+	}
+	switch sub {
+	case "list":
+		flags, err := c.Flags(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "KEY\tTYPE\tVARIATIONS\tVERSION\tDESCRIPTION")
+		for _, f := range flags {
+			keys := make([]string, len(f.Variations))
+			for i, v := range f.Variations {
+				keys[i] = v.Key
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", f.Key, f.VariationType, strings.Join(keys, ","), f.Version, f.Description)
+		}
+		return tw.Flush()
+	case "get":
+		if key == "" {
+			return usageErr(a)
+		}
+		f, err := c.Flag(ctx, key)
+		if err != nil {
+			return err
+		}
+		s, err := c.Settings(ctx, *a.env, key)
+		if err != nil {
+			return err
+		}
+		return printJSON(e.stdout, map[string]any{"flag": f, "settings": s.FlagSettings})
+	case "create":
+		var f store.Flag
+		if *file != "" {
+			if err := readJSONFile(e, *file, &f); err != nil {
+				return err
+			}
+		} else {
+			if key == "" {
+				return usageErr(a)
+			}
+			f = store.Flag{Key: key, Description: *desc, VariationType: ufc.VariationType(strings.ToUpper(*typ))}
+			for _, p := range vars {
+				k, v, ok := strings.Cut(p, "=")
+				if !ok {
+					return &exitError{code: 2, err: fmt.Errorf("--variation %q: want key=value", p)}
+				}
+				f.Variations = append(f.Variations, store.Variation{Key: k, Value: variationValue(f.VariationType, v)})
+			}
+		}
+		out, err := c.CreateFlag(ctx, f)
+		if err != nil {
+			return err
+		}
+		return printJSON(e.stdout, out)
+	case "delete":
+		if key == "" {
+			return usageErr(a)
+		}
+		f, err := c.Flag(ctx, key)
+		if err != nil {
+			return err
+		}
+		return c.DeleteFlag(ctx, key, f.Version)
+	case "enable", "disable", "rollout", "target", "remove", "set":
+		if key == "" {
+			return usageErr(a)
+		}
+		s, err := c.Settings(ctx, *a.env, key)
+		if err != nil {
+			return err
+		}
+		var out httpapi.SettingsResponse
+		switch sub {
+		case "enable", "disable":
+			s.Enabled = sub == "enable"
+			out, err = c.PutSettings(ctx, s.FlagSettings)
+		case "set":
+			var next store.FlagSettings
+			if *file == "" {
+				return usageErr(a)
+			}
+			if err := readJSONFile(e, *file, &next); err != nil {
+				return err
+			}
+			next.Flag, next.Environment, next.Version = key, *a.env, s.Version
+			out, err = c.PutSettings(ctx, next)
+		case "remove":
+			out, err = c.DeleteAllocation(ctx, *a.env, key, *alloc, s.Version)
+		default:
+			al := store.Allocation{Key: *alloc, Type: store.Targeted}
+			if len(vars) > 0 {
+				al.Variation = vars[len(vars)-1]
+			}
+			if sub == "rollout" {
+				al.Type = store.Rollout
+				if al.Percent, err = percentOf("--percent", *percent); err != nil {
+					return err
+				}
+			}
+			if *rules != "" {
+				if err := json.Unmarshal([]byte(*rules), &al.Rules); err != nil {
+					return &exitError{code: 2, err: fmt.Errorf("--rules: %v", err)}
+				}
+			}
+			out, err = c.AddAllocation(ctx, *a.env, key, s.Version, al)
+		}
+		if err != nil {
+			return err
+		}
+		printWarnings(e, out)
+		return printJSON(e.stdout, out.FlagSettings)
+	case "preview":
+		if len(rest) != 2 {
+			return usageErr(a)
+		}
+		req := httpapi.EvaluateRequest{Flag: rest[0], Subject: rest[1], Attributes: map[string]any{}}
+		for _, kv := range attrs {
+			k, v, _ := strings.Cut(kv, "=")
+			var x any
+			if json.Unmarshal([]byte(v), &x) != nil {
+				x = v
+			}
+			req.Attributes[k] = x
+		}
+		res, err := c.Evaluate(ctx, *a.env, req)
+		if err != nil {
+			return err
+		}
+		return printJSON(e.stdout, res)
+	}
+	return usageErr(a)
+}
+
+// variationValue reads a command-line value: literally for STRING flags,
+// as JSON otherwise.
+func variationValue(t ufc.VariationType, v string) json.RawMessage {
+	if t == ufc.TypeString || !json.Valid([]byte(v)) {
+		b, _ := json.Marshal(v)
+		return b
+	}
+	return json.RawMessage(v)
+}
+
+func percentOf(name string, p float64) (store.Percent, error) {
+	var out store.Percent
+	out.UnmarshalJSON([]byte(strconv.FormatFloat(p, 'f', -1, 64)))
+	if out < 0 {
+		return 0, &exitError{code: 2, err: fmt.Errorf("%s: %v is not a percentage from 0 to 100 with at most two decimals", name, p)}
+	}
+	return out, nil
+}
+
+func readJSONFile(e *env, path string, v any) error {
+	var data []byte
+	var err error
+	if path == "-" {
+		data, err = io.ReadAll(e.stdin)
+	} else {
+		data, err = os.ReadFile(path)
+	}
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("%s: %v", path, err)
+	}
+	return nil
+}
+
+// ---- experiments
+
+const experimentsUsage = `allot experiments <command> FLAG EXPERIMENT [flags]
+
+  create FLAG EXP --traffic 10 --weight control=50 --weight treatment=50 [--rules JSON] [--start]
+  start FLAG EXP                  set status running (it starts assigning)
+  stop FLAG EXP                   set status stopped (it assigns no one)
+  traffic FLAG EXP PERCENT        change the traffic; raising it never moves anyone
+  weights FLAG EXP k=w ...        change the weights: this RE-RANDOMIZES the experiment`
+
+func runExperiments(ctx context.Context, e *env, args []string) error {
+	a := newAdminFlags(e, "experiments", experimentsUsage)
+	traffic := a.fs.Float64("traffic", 100, "percentage of subjects in the experiment")
+	var weights multi
+	a.fs.Var(&weights, "weight", "variation=percent (repeatable; must sum to 100)")
+	rules := a.fs.String("rules", "", "targeting rules as JSON")
+	startNow := a.fs.Bool("start", false, "create it running rather than draft")
+	pos, err := a.parse(args)
+	if err != nil {
+		return err
+	}
+	if len(pos) < 3 {
+		return usageErr(a)
+	}
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	sub, flagKey, exp := pos[0], pos[1], pos[2]
+	parseWeights := func(list []string) ([]store.Weight, error) {
+		var out []store.Weight
+		for _, kv := range list {
+			k, v, ok := strings.Cut(kv, "=")
+			f, err := strconv.ParseFloat(v, 64)
+			if !ok || err != nil {
+				return nil, &exitError{code: 2, err: fmt.Errorf("weight %q: want variation=percent", kv)}
+			}
+			p, err := percentOf("weight "+k, f)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, store.Weight{Variation: k, Weight: p})
+		}
+		return out, nil
+	}
+	s, err := c.Settings(ctx, *a.env, flagKey)
+	if err != nil {
+		return err
+	}
+	var out httpapi.SettingsResponse
+	switch sub {
+	case "create":
+		al := store.Allocation{Key: exp, Type: store.Experiment, Status: store.Draft}
+		if *startNow {
+			al.Status = store.Running
+		}
+		if al.Traffic, err = percentOf("--traffic", *traffic); err != nil {
+			return err
+		}
+		if al.Weights, err = parseWeights(weights); err != nil {
+			return err
+		}
+		if *rules != "" {
+			if err := json.Unmarshal([]byte(*rules), &al.Rules); err != nil {
+				return &exitError{code: 2, err: fmt.Errorf("--rules: %v", err)}
+			}
+		}
+		out, err = c.AddAllocation(ctx, *a.env, flagKey, s.Version, al)
+	case "start", "stop":
+		status := store.Running
+		if sub == "stop" {
+			status = store.Stopped
+		}
+		out, err = c.PatchAllocation(ctx, *a.env, flagKey, exp, s.Version, httpapi.AllocationPatch{Status: &status})
+	case "traffic":
+		if len(pos) != 4 {
+			return usageErr(a)
+		}
+		f, perr := strconv.ParseFloat(pos[3], 64)
+		if perr != nil {
+			return usageErr(a)
+		}
+		p, perr := percentOf("traffic", f)
+		if perr != nil {
+			return perr
+		}
+		out, err = c.PatchAllocation(ctx, *a.env, flagKey, exp, s.Version, httpapi.AllocationPatch{Traffic: &p})
+	case "weights":
+		w, werr := parseWeights(pos[3:])
+		if werr != nil {
+			return werr
+		}
+		out, err = c.PatchAllocation(ctx, *a.env, flagKey, exp, s.Version, httpapi.AllocationPatch{Weights: &w})
+	default:
+		return usageErr(a)
+	}
+	if err != nil {
+		return err
+	}
+	printWarnings(e, out)
+	return printJSON(e.stdout, out.FlagSettings)
+}
+
+// ---- keys
+
+const keysUsage = `allot keys <command> [flags]
+
+  list                          list SDK keys
+  create NAME [--env production]  create an SDK key (its secret is shown once)
+  revoke ID                     revoke an SDK key
+  admin-list                    list admin tokens
+  admin-create NAME             create an admin token (shown once)
+  admin-revoke ID               revoke an admin token`
+
+func runKeys(ctx context.Context, e *env, args []string) error {
+	a := newAdminFlags(e, "keys", keysUsage)
+	pos, err := a.parse(args)
+	if err != nil {
+		return err
+	}
+	if len(pos) == 0 {
+		return usageErr(a)
+	}
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	id := func() (int64, error) {
+		if len(pos) != 2 {
+			return 0, usageErr(a)
+		}
+		n, err := strconv.ParseInt(pos[1], 10, 64)
+		if err != nil {
+			return 0, usageErr(a)
+		}
+		return n, nil
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	revoked := func(k *store.SDKKey, t *store.AdminToken) string {
+		if (k != nil && k.RevokedAt != nil) || (t != nil && t.RevokedAt != nil) {
+			return "revoked"
+		}
+		return "live"
+	}
+	switch pos[0] {
+	case "list":
+		keys, err := c.SDKKeys(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(tw, "ID\tNAME\tENVIRONMENT\tPREFIX\tSTATE")
+		for _, k := range keys {
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s…\t%s\n", k.ID, k.Name, k.Environment, k.Prefix, revoked(&k, nil))
+		}
+		return tw.Flush()
+	case "admin-list":
+		toks, err := c.AdminTokens(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(tw, "ID\tNAME\tPREFIX\tSTATE")
+		for _, t := range toks {
+			fmt.Fprintf(tw, "%d\t%s\t%s…\t%s\n", t.ID, t.Name, t.Prefix, revoked(nil, &t))
+		}
+		return tw.Flush()
+	case "create":
+		if len(pos) != 2 {
+			return usageErr(a)
+		}
+		k, err := c.CreateSDKKey(ctx, *a.env, pos[1])
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stderr, "SDK key %d for %s (shown once):\n", k.ID, k.Environment)
+		fmt.Fprintln(e.stdout, k.Secret)
+		return nil
+	case "admin-create":
+		if len(pos) != 2 {
+			return usageErr(a)
+		}
+		t, err := c.CreateAdminToken(ctx, pos[1])
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stderr, "admin token %d (shown once):\n", t.ID)
+		fmt.Fprintln(e.stdout, t.Secret)
+		return nil
+	case "revoke":
+		n, err := id()
+		if err != nil {
+			return err
+		}
+		return c.RevokeSDKKey(ctx, n)
+	case "admin-revoke":
+		n, err := id()
+		if err != nil {
+			return err
+		}
+		return c.RevokeAdminToken(ctx, n)
+	}
+	return usageErr(a)
+}
+
+// ---- audit
+
+func runAudit(ctx context.Context, e *env, args []string) error {
+	a := newAdminFlags(e, "audit", "allot audit [--limit 20] [--before ID]")
+	limit := a.fs.Int("limit", 20, "entries to show")
+	before := a.fs.Int64("before", 0, "show entries older than this id")
+	if _, err := a.parse(args); err != nil {
+		return err
+	}
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	entries, err := c.Audit(ctx, *limit, *before)
+	if err != nil {
+		return err
+	}
+	for _, en := range entries {
+		where := ""
+		if en.Environment != "" {
+			where = " in " + en.Environment
+		}
+		fmt.Fprintf(e.stdout, "#%d %s %s %s %s %s%s\n", en.ID, en.At.Format("2006-01-02T15:04:05Z"), en.Actor, en.Action, en.Entity, en.Key, where)
+		if en.Before != nil {
+			fmt.Fprintf(e.stdout, "    before: %s\n", en.Before)
+		}
+		if en.After != nil {
+			fmt.Fprintf(e.stdout, "    after:  %s\n", en.After)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,72 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/allot-dev/allot/internal/server"
+)
+
+func init() {
+	register("serve", "run the server: management API and SDK configuration endpoint", runServe)
+}
+
+func runServe(ctx context.Context, e *env, args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(e.stderr, `usage: allot serve [--addr :8080] [--db allot.db | --db postgres://...]
+
+Runs Allot's server. SQLite (a file) by default; a postgres:// URL lets
+several replicas share one database. The first start creates an admin token
+and prints it once, unless ALLOT_ADMIN_TOKEN provides one. SDKs use the base
+URL http://HOST:PORT/api.
+
+Environment: ALLOT_ADMIN_TOKEN, ALLOT_DB, ALLOT_ADDR.
+
+flags:`)
+		fs.PrintDefaults()
+	}
+	addr := fs.String("addr", envOr(e, "ALLOT_ADDR", ":8080"), "listen address")
+	db := fs.String("db", envOr(e, "ALLOT_DB", "allot.db"), "SQLite file, or a postgres:// URL")
+	poll := fs.Duration("poll", time.Second, "how often to look for changes made by other replicas")
+	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	format := fs.String("log-format", "text", "log format: text or json")
+	if err := fs.Parse(args); err != nil {
+		return &exitError{code: 2}
+	}
+	if fs.NArg() != 0 {
+		fs.Usage()
+		return &exitError{code: 2}
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("--log-level: %v", err)}
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	var h slog.Handler = slog.NewTextHandler(e.stderr, opts)
+	if strings.EqualFold(*format, "json") {
+		h = slog.NewJSONHandler(e.stderr, opts)
+	}
+	return server.Run(ctx, server.Config{
+		Addr:         *addr,
+		DB:           *db,
+		AdminToken:   e.getenv("ALLOT_ADMIN_TOKEN"),
+		PollInterval: *poll,
+		Log:          slog.New(h),
+		Announce:     e.stderr,
+	})
+}
+
+func envOr(e *env, name, def string) string {
+	if e.getenv != nil {
+		if v := e.getenv(name); v != "" {
+			return v
+		}
+	}
+	return def
+}
