@@ -346,6 +346,7 @@ func (c *compiler) compileAllocation(a *Allocation, w *ufc.Allocation, f *Flag) 
 	a.DoLog = w.DoLog
 	a.start, a.end = math.MinInt64, math.MaxInt64
 	var err error
+	f.Timed = f.Timed || w.StartAt != "" || w.EndAt != ""
 	if w.StartAt != "" {
 		if a.start, err = c.compileTime(w.StartAt); err != nil {
 			return fmt.Errorf("startAt: %w", err)

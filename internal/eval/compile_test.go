@@ -264,3 +264,22 @@ func TestShardOfVectors(t *testing.T) {
 		}
 	}
 }
+
+func TestTimedAndFlagEvaluate(t *testing.T) {
+	s, err := eval.Load(doc(stringFlag(`[{"key": "w", "endAt": "2030-01-01T00:00:00Z", "splits": [{"variationKey": "a", "shards": []}]}]`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Flag("f").Timed || s.Flag("healthy").Timed {
+		t.Fatal("Timed should be set exactly for flags with startAt or endAt")
+	}
+	a := s.Flag("f").Evaluate("u", nil, ufc.TypeString, now)
+	b := s.Evaluate("f", "u", nil, ufc.TypeString, now)
+	if a != b || a.Code != eval.Match {
+		t.Fatalf("Flag.Evaluate %+v differs from Snapshot.Evaluate %+v", a, b)
+	}
+	var missing *eval.Flag
+	if r := missing.Evaluate("u", nil, "", now); r.Code != eval.FlagUnrecognizedOrDisabled {
+		t.Fatalf("nil flag: %s", r.Code)
+	}
+}

@@ -167,11 +167,22 @@ func (s *Snapshot) Explain(flagKey, subjectKey string, attrs map[string]any, wan
 	return r, trace
 }
 
+// Evaluate is Snapshot.Evaluate for a flag already looked up, so a caller
+// can inspect it first (say, read the clock only when f.Timed). A nil f is
+// an unknown flag.
+func (f *Flag) Evaluate(subjectKey string, attrs map[string]any, want ufc.VariationType, now time.Time) Result {
+	return f.evaluate(subjectKey, attrs, want, now, nil)
+}
+
 func (s *Snapshot) evaluate(flagKey, subject string, attrs map[string]any, want ufc.VariationType, now time.Time, trace *[]AllocationOutcome) Result {
 	var f *Flag
 	if flagKey != "" {
 		f = s.Flag(flagKey)
 	}
+	return f.evaluate(subject, attrs, want, now, trace)
+}
+
+func (f *Flag) evaluate(subject string, attrs map[string]any, want ufc.VariationType, now time.Time, trace *[]AllocationOutcome) Result {
 	if f == nil {
 		return Result{Code: FlagUnrecognizedOrDisabled}
 	}

@@ -73,6 +73,10 @@ type Flag struct {
 	Salts       int
 	obfuscated  bool
 	typed       bool // Type is one of the five UFC types
+	// Timed is set when an allocation has a startAt or endAt, that is, when
+	// the evaluation time matters. Callers may skip reading the clock (which
+	// costs a fifth of an evaluation) for the other flags.
+	Timed bool
 	Variations  []Variation
 	Allocations []Allocation
 	// Err is set when the flag is malformed (bad regex, unknown operator,
