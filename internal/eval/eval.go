@@ -206,7 +206,10 @@ func (f *Flag) evaluate(subject string, attrs map[string]any, want ufc.Variation
 		return Result{Code: AssignmentError, Flag: f, subjectErr: true}
 	}
 	ev := evaluation{flag: f, subject: subject, attrs: attrs}
-	nowMicros := now.UnixMicro()
+	var nowMicros int64
+	if f.Timed {
+		nowMicros = now.UnixMicro()
+	}
 	for i := range f.Allocations {
 		a := &f.Allocations[i]
 		if act := a.Active(nowMicros); act != 0 {
