@@ -205,7 +205,7 @@ func runGo(t *testing.T, baseURL, apiKey string, flags []flagSpec, subjects []su
 // assignments (same allocation and variation for each flag and subject).
 // nodeQuirk, when not nil, names Node events that are a documented Node
 // quirk rather than a disagreement; they are left out of the comparison.
-func compare(t *testing.T, flags []flagSpec, subjects []subject, baseURL, apiKey string, nodeQuirk func(event) bool) {
+func compare(t *testing.T, flags []flagSpec, subjects []subject, baseURL, apiKey string, nodeQuirk func(event) bool) []assignment {
 	t.Helper()
 	goVals, goEvents := runGo(t, baseURL, apiKey, flags, subjects)
 	nodeVals, nodeEvents := runNode(t, baseURL, apiKey, flags, subjects)
@@ -260,6 +260,7 @@ func compare(t *testing.T, flags []flagSpec, subjects []subject, baseURL, apiKey
 		}
 	}
 	t.Logf("%d evaluations and %d assignment events identical", len(goVals), len(goEvents))
+	return goVals
 }
 
 // TestFixtureDocument: the shared fixture configuration, served over HTTP as
