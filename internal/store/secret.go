@@ -32,10 +32,15 @@ func HashSecretHex(secret string) string {
 	return hex.EncodeToString(h[:])
 }
 
-func randomSalt(kind string) string {
-	var b [12]byte
+// randomSalt returns a new shard salt: 16 hex characters (64 random bits).
+// Salts are short on purpose: an SDK hashes salt + "-" + subject key with
+// MD5, and an input of up to 55 bytes takes one MD5 block where a longer one
+// takes two, doubling the hashing cost of every assignment. With 16
+// characters, subject keys up to 38 bytes (UUIDs included) stay in one block.
+func randomSalt() string {
+	var b [8]byte
 	rand.Read(b[:])
-	return kind + "-" + hex.EncodeToString(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 type actorKey struct{}

@@ -403,14 +403,14 @@ func keepSalts(next, prev []Allocation) {
 		switch a.Type {
 		case Experiment:
 			if a.TrafficSalt == "" {
-				a.TrafficSalt = randomSalt("traffic")
+				a.TrafficSalt = randomSalt()
 			}
 			if a.SplitSalt == "" {
-				a.SplitSalt = randomSalt("split")
+				a.SplitSalt = randomSalt()
 			}
 		case Rollout:
 			if a.SplitSalt == "" {
-				a.SplitSalt = randomSalt("rollout")
+				a.SplitSalt = randomSalt()
 			}
 		}
 	}
