@@ -4,6 +4,10 @@ import (
 	"context"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/allot-dev/allot/internal/eval"
+	"github.com/allot-dev/allot/internal/ufc"
 )
 
 // countingLogger counts events and keeps nothing.
@@ -141,6 +145,26 @@ func BenchmarkGetStringAssignmentNewSubjects(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		sinkString = c.GetStringAssignment("checkout-experiment", subs[i&(1<<16-1)], nil, "default")
+		i++
+	}
+}
+
+var sinkResult eval.Result
+
+// BenchmarkEngineBaseline is the engine alone on the same document and
+// subjects (what internal/eval's BenchmarkExperiment measures), so that one
+// run shows the SDK's overhead over it.
+func BenchmarkEngineBaseline(b *testing.B) {
+	snap, err := eval.Load([]byte(experimentDoc))
+	if err != nil {
+		b.Fatal(err)
+	}
+	subs := subjects(1024)
+	now := time.Now()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		sinkResult = snap.Evaluate("checkout-experiment", subs[i&1023], nil, ufc.TypeString, now)
 		i++
 	}
 }

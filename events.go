@@ -92,18 +92,11 @@ func newEventProcessor(cfg Config) *eventProcessor {
 	return p
 }
 
-// record queues an assignment event unless the filter knows it was already
-// logged. It never blocks: a full queue drops the event.
-// now is the evaluation's time, or zero if it did not read the clock.
-func (p *eventProcessor) record(flag, subject string, attrs Attributes, r *eval.Result, gen uint64, now time.Time, clock func() time.Time) {
-	a, sp := r.Allocation, r.Split
-	var slot, fp uint64
-	if p.filter != nil {
-		slot, fp = p.filter.key(subject, r.Flag, sp, gen)
-		if p.filter.seen(slot, fp) {
-			return
-		}
-	}
+// enqueue queues an assignment event that the filter did not know (the
+// caller checks the filter first, inline). It never blocks: a full queue
+// drops the event. now is the evaluation's time, or zero if it did not
+// read the clock.
+func (p *eventProcessor) enqueue(flag, subject string, attrs Attributes, a *eval.Allocation, sp *eval.Split, slot, fp uint64, now time.Time, clock func() time.Time) {
 	if p.stopping.Load() {
 		return
 	}
@@ -256,9 +249,9 @@ func newDedupFilter(size int) *dedupFilter {
 // A new snapshot therefore misses once per (flag, subject); the LRU, which
 // compares the keys themselves, then decides and refills the slot.
 func (f *dedupFilter) key(subject string, flag *eval.Flag, split *eval.Split, gen uint64) (slot, fp uint64) {
-	k := maphash.String(f.seed, subject) ^ mix(uint64(uintptr(unsafe.Pointer(flag))))
-	fp = mix(k^mix(uint64(uintptr(unsafe.Pointer(split)))+gen)) | 1
-	return mix(k) & f.mask, fp
+	k := maphash.String(f.seed, subject) ^ uint64(uintptr(unsafe.Pointer(flag)))*0x9e3779b97f4a7c15
+	fp = mix(k^(uint64(uintptr(unsafe.Pointer(split)))+gen)*0xc2b2ae3d27d4eb4f) | 1
+	return (k ^ k>>31) & f.mask, fp
 }
 
 // mix is a 64-bit finalizer (from MurmurHash3).
