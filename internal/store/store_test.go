@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"encoding/json"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -154,10 +155,11 @@ func TestFlagSettings(t *testing.T) {
 			t.Fatal(err)
 		}
 		a := after.Allocations[0]
-		if after.Version != 1 || !strings.HasPrefix(a.TrafficSalt, "traffic-") || !strings.HasPrefix(a.SplitSalt, "split-") || a.TrafficSalt == a.SplitSalt {
+		isSalt := regexp.MustCompile(`^[0-9a-f]{16}$`).MatchString
+		if after.Version != 1 || !isSalt(a.TrafficSalt) || !isSalt(a.SplitSalt) || a.TrafficSalt == a.SplitSalt {
 			t.Fatalf("after %+v", after)
 		}
-		if !strings.HasPrefix(after.Allocations[1].SplitSalt, "rollout-") {
+		if !isSalt(after.Allocations[1].SplitSalt) {
 			t.Fatalf("rollout salt %q", after.Allocations[1].SplitSalt)
 		}
 
