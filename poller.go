@@ -118,7 +118,8 @@ func (c *Client) fetchOnce(ctx context.Context) (retryAfter time.Duration, err e
 	c.mu.Lock()
 	etag := c.fetch.etag
 	c.mu.Unlock()
-	if etag != "" && c.snap.Load() != nil {
+	conditional := etag != "" && c.snap.Load() != nil
+	if conditional {
 		req.Header.Set("If-None-Match", etag)
 	}
 	resp, err := c.cfg.HTTPClient.Do(req)
@@ -132,7 +133,7 @@ func (c *Client) fetchOnce(ctx context.Context) (retryAfter time.Duration, err e
 	}()
 	retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), c.now())
 	switch {
-	case resp.StatusCode == http.StatusNotModified:
+	case resp.StatusCode == http.StatusNotModified && conditional:
 		return 0, nil
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
 		c.deniedOnce.Do(func() { close(c.denied) })

@@ -153,6 +153,19 @@ func TestInitUnauthorized(t *testing.T) {
 	})
 }
 
+// TestUnsolicited304: a 304 to a request without If-None-Match is not a
+// configuration.
+func TestUnsolicited304(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := &script{}
+		s.set(status(http.StatusNotModified, ""))
+		c, err := newScripted(t, s, Config{InitTimeout: 5 * time.Second})
+		if !errors.Is(err, ErrInitTimeout) || c.Status().Ready {
+			t.Fatalf("err = %v, status %+v", err, c.Status())
+		}
+	})
+}
+
 // TestSlowServer: a server that does not answer within the request
 // timeout; init returns on time, and the request is abandoned.
 func TestSlowServer(t *testing.T) {
@@ -196,7 +209,7 @@ func TestBadResponsesKeepLastGood(t *testing.T) {
 			"object without flags":  status(200, `{"createdAt":"2026-02-01T00:00:00Z","format":"SERVER","environment":{"name":"x"}}`),
 			"empty body":            status(200, ""),
 			"JSON array":            status(200, `[]`),
-			"unsolicited 304 first": status(304, ""),
+			"304 (If-None-Match was sent)": status(304, ""),
 		}
 		for name, h := range bad {
 			s.set(h)
@@ -205,7 +218,7 @@ func TestBadResponsesKeepLastGood(t *testing.T) {
 				t.Errorf("%s: serving %q, want the last good configuration", name, v)
 			}
 			st := c.Status()
-			if name == "unsolicited 304 first" {
+			if name == "304 (If-None-Match was sent)" {
 				continue // 304 means "unchanged": a success
 			}
 			if st.LastError == nil || st.ConsecutiveFailures == 0 {
