@@ -200,15 +200,15 @@ func TestBadResponsesKeepLastGood(t *testing.T) {
 			t.Fatal(err)
 		}
 		bad := map[string]func(http.ResponseWriter, *http.Request){
-			"500":                   status(500, "internal error"),
-			"401":                   status(401, `{"error":"unauthorized"}`),
-			"404 JSON object":       status(404, `{"message":"not found"}`),
-			"429 retry":             status(429, "slow down"),
-			"HTML":                  status(200, "<html><body>maintenance</body></html>"),
-			"truncated JSON":        status(200, string(good[:len(good)/2])),
-			"object without flags":  status(200, `{"createdAt":"2026-02-01T00:00:00Z","format":"SERVER","environment":{"name":"x"}}`),
-			"empty body":            status(200, ""),
-			"JSON array":            status(200, `[]`),
+			"500":                          status(500, "internal error"),
+			"401":                          status(401, `{"error":"unauthorized"}`),
+			"404 JSON object":              status(404, `{"message":"not found"}`),
+			"429 retry":                    status(429, "slow down"),
+			"HTML":                         status(200, "<html><body>maintenance</body></html>"),
+			"truncated JSON":               status(200, string(good[:len(good)/2])),
+			"object without flags":         status(200, `{"createdAt":"2026-02-01T00:00:00Z","format":"SERVER","environment":{"name":"x"}}`),
+			"empty body":                   status(200, ""),
+			"JSON array":                   status(200, `[]`),
 			"304 (If-None-Match was sent)": status(304, ""),
 		}
 		for name, h := range bad {
