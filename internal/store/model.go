@@ -165,6 +165,9 @@ type SDKKey struct {
 	Prefix      string     `json:"prefix"` // the first characters, to recognise it
 	CreatedAt   time.Time  `json:"createdAt"`
 	RevokedAt   *time.Time `json:"revokedAt,omitempty"`
+	// LastUsedAt is when the key last fetched a configuration, to about a
+	// minute; nil if never.
+	LastUsedAt *time.Time `json:"lastUsedAt,omitempty"`
 	// Secret is set only in the answer to its creation; it is stored as a
 	// SHA-256 hash.
 	Secret string `json:"secret,omitempty"`

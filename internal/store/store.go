@@ -515,7 +515,7 @@ func (d *DB) CreateSDKKey(ctx context.Context, env, name string) (SDKKey, error)
 
 // SDKKeys lists SDK keys, revoked ones included.
 func (d *DB) SDKKeys(ctx context.Context) ([]SDKKey, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT k.id, k.name, e.name, k.prefix, k.created_at, k.revoked_at FROM sdk_keys k JOIN environments e ON e.id = k.environment_id ORDER BY k.id`)
+	rows, err := d.db.QueryContext(ctx, `SELECT k.id, k.name, e.name, k.prefix, k.created_at, k.revoked_at, k.last_used_at FROM sdk_keys k JOIN environments e ON e.id = k.environment_id ORDER BY k.id`)
 	if err != nil {
 		return nil, err
 	}
@@ -524,14 +524,32 @@ func (d *DB) SDKKeys(ctx context.Context) ([]SDKKey, error) {
 	for rows.Next() {
 		var k SDKKey
 		var created int64
-		var revoked sql.NullInt64
-		if err := rows.Scan(&k.ID, &k.Name, &k.Environment, &k.Prefix, &created, &revoked); err != nil {
+		var revoked, used sql.NullInt64
+		if err := rows.Scan(&k.ID, &k.Name, &k.Environment, &k.Prefix, &created, &revoked, &used); err != nil {
 			return nil, err
 		}
-		k.CreatedAt, k.RevokedAt = fromMicros(created), fromNullMicros(revoked)
+		k.CreatedAt, k.RevokedAt, k.LastUsedAt = fromMicros(created), fromNullMicros(revoked), fromNullMicros(used)
 		out = append(out, k)
 	}
 	return out, rows.Err()
+}
+
+// RecordSDKKeyUse records when SDK keys, named by their hashes, last fetched
+// a configuration. A time never moves a key's last use backwards.
+func (d *DB) RecordSDKKeyUse(ctx context.Context, uses map[[32]byte]time.Time) error {
+	if len(uses) == 0 {
+		return nil
+	}
+	return d.tx(ctx, func(tx *sql.Tx) error {
+		for h, at := range uses {
+			_, err := tx.ExecContext(ctx, d.q(`UPDATE sdk_keys SET last_used_at = ? WHERE hash = ? AND (last_used_at IS NULL OR last_used_at < ?)`),
+				micros(at), hex.EncodeToString(h[:]), micros(at))
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // RevokeSDKKey revokes an SDK key; servers stop accepting it within a poll.
@@ -617,6 +635,10 @@ func (d *DB) RevokeAdminToken(ctx context.Context, id int64) error {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, d.q(`UPDATE admin_tokens SET revoked_at = ? WHERE id = ?`), micros(d.now()), id); err != nil {
+			return err
+		}
+		// Its web UI sessions end with it.
+		if _, err := tx.ExecContext(ctx, d.q(`DELETE FROM sessions WHERE token_id = ?`), id); err != nil {
 			return err
 		}
 		return d.audit(ctx, tx, "revoke", "admin_token", prefix, "", nil, nil)
