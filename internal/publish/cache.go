@@ -83,6 +83,9 @@ func Build(cfg store.EnvironmentConfig) (*Published, error) {
 type state struct {
 	envs map[string]*Published
 	keys map[[32]byte]*Published
+	// used holds, per live key, the minute (Unix seconds) it last fetched
+	// a configuration; FlushUse writes it to the database.
+	used map[[32]byte]*atomic.Int64
 }
 
 // Cache holds every environment's Published configuration and rebuilds one
@@ -97,6 +100,9 @@ type Cache struct {
 	mu      sync.Mutex // serializes refreshes
 	lastErr atomic.Pointer[error]
 	loaded  atomic.Bool
+
+	flushMu sync.Mutex
+	flushed map[[32]byte]int64 // the last use written, per key
 }
 
 // NewCache returns an empty cache over db; call Refresh to fill it.
@@ -104,8 +110,8 @@ func NewCache(db *store.DB, log *slog.Logger) *Cache {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	c := &Cache{db: db, log: log}
-	c.cur.Store(&state{envs: map[string]*Published{}, keys: map[[32]byte]*Published{}})
+	c := &Cache{db: db, log: log, flushed: map[[32]byte]int64{}}
+	c.cur.Store(&state{envs: map[string]*Published{}, keys: map[[32]byte]*Published{}, used: map[[32]byte]*atomic.Int64{}})
 	return c
 }
 
@@ -117,14 +123,40 @@ func (c *Cache) Environment(env string) *Published { return c.cur.Load().envs[en
 // constant time.
 func (c *Cache) ForKey(secret string) *Published {
 	h := store.HashSecret(secret)
-	p := c.cur.Load().keys[h]
+	st := c.cur.Load()
+	p := st.keys[h]
 	if p == nil {
 		return nil
 	}
 	for i := range p.keyHashes {
 		if subtle.ConstantTimeCompare(p.keyHashes[i][:], h[:]) == 1 {
+			if u := st.used[h]; u != nil {
+				if m := time.Now().Unix() / 60 * 60; u.Load() != m {
+					u.Store(m)
+				}
+			}
 			return p
 		}
+	}
+	return nil
+}
+
+// FlushUse writes to the database when each SDK key last fetched a
+// configuration, to the minute, for the keys used since the last flush.
+func (c *Cache) FlushUse(ctx context.Context) error {
+	c.flushMu.Lock()
+	defer c.flushMu.Unlock()
+	uses := map[[32]byte]time.Time{}
+	for h, u := range c.cur.Load().used {
+		if m := u.Load(); m != 0 && m != c.flushed[h] {
+			uses[h] = time.Unix(m, 0)
+		}
+	}
+	if err := c.db.RecordSDKKeyUse(ctx, uses); err != nil {
+		return err
+	}
+	for h, at := range uses {
+		c.flushed[h] = at.Unix()
 	}
 	return nil
 }
@@ -188,9 +220,13 @@ func (c *Cache) refresh(ctx context.Context) error {
 	}
 	if changed {
 		next.keys = make(map[[32]byte]*Published)
+		next.used = make(map[[32]byte]*atomic.Int64)
 		for _, p := range next.envs {
 			for _, h := range p.keyHashes {
 				next.keys[h] = p
+				if next.used[h] = old.used[h]; next.used[h] == nil {
+					next.used[h] = new(atomic.Int64)
+				}
 			}
 		}
 		c.cur.Store(next)
@@ -214,10 +250,18 @@ func (c *Cache) Run(ctx context.Context, interval time.Duration) {
 	for {
 		select {
 		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			if err := c.FlushUse(fctx); err != nil {
+				c.log.Warn("recording SDK key use failed", "err", err)
+			}
+			cancel()
 			return
 		case <-t.C:
 			if err := c.Refresh(ctx); err != nil && ctx.Err() == nil {
 				c.log.Warn("configuration refresh failed", "err", err)
+			}
+			if err := c.FlushUse(ctx); err != nil && ctx.Err() == nil {
+				c.log.Warn("recording SDK key use failed", "err", err)
 			}
 		}
 	}

@@ -57,3 +57,32 @@ func TestCacheFollowsTheDatabase(t *testing.T) {
 		})
 	}
 }
+
+func TestCacheRecordsKeyUse(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(d, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			db := storetest.Open(t, d)
+			c := publish.NewCache(db, nil)
+			used, _ := db.CreateSDKKey(ctx, "production", "used")
+			idle, _ := db.CreateSDKKey(ctx, "production", "idle")
+			if err := c.Refresh(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if c.ForKey(used.Secret) == nil {
+				t.Fatal("key refused")
+			}
+			if err := c.FlushUse(ctx); err != nil {
+				t.Fatal(err)
+			}
+			keys, _ := db.SDKKeys(ctx)
+			for _, k := range keys {
+				if (k.LastUsedAt != nil) != (k.ID == used.ID) {
+					t.Errorf("key %s: last used %v", k.Name, k.LastUsedAt)
+				}
+			}
+			_ = idle
+		})
+	}
+}
