@@ -40,42 +40,52 @@ const insertChunk = 500
 // already stored are skipped, so a retried batch adds nothing; it returns
 // how many rows were new. When it returns nil, the rows are durable.
 func (d *DB) InsertAssignments(ctx context.Context, rows []Assignment) (int, error) {
-	if len(rows) == 0 {
-		return 0, nil
+	counts, err := d.InsertAssignmentGroups(ctx, [][]Assignment{rows})
+	if err != nil {
+		return 0, err
 	}
+	return counts[0], nil
+}
+
+// InsertAssignmentGroups stores several groups of rows (say, several
+// requests) in one transaction and returns how many rows of each group were
+// new. Either every group is stored or none is.
+func (d *DB) InsertAssignmentGroups(ctx context.Context, groups [][]Assignment) ([]int, error) {
+	counts := make([]int, len(groups))
 	tx, err := d.db.BeginTx(ctx, nil)
 	if err != nil {
-		return 0, fmt.Errorf("store: insert assignments: %w", err)
+		return nil, fmt.Errorf("store: insert assignments: %w", err)
 	}
 	defer tx.Rollback()
-	inserted := 0
 	args := make([]any, 0, insertChunk*assignmentColumnCount)
-	for start := 0; start < len(rows); start += insertChunk {
-		chunk := rows[start:min(start+insertChunk, len(rows))]
-		args = args[:0]
-		for i := range chunk {
-			r := &chunk[i]
-			attrs := string(r.SubjectAttributes)
-			if attrs == "" {
-				attrs = "{}"
+	for g, rows := range groups {
+		for start := 0; start < len(rows); start += insertChunk {
+			chunk := rows[start:min(start+insertChunk, len(rows))]
+			args = args[:0]
+			for i := range chunk {
+				r := &chunk[i]
+				attrs := string(r.SubjectAttributes)
+				if attrs == "" {
+					attrs = "{}"
+				}
+				args = append(args, r.EventID, r.Environment, r.Experiment, r.FeatureFlag, r.Allocation, r.Variation,
+					r.Subject, attrs, r.Timestamp.UnixMicro(), r.SDKName, r.SDKVersion, r.ReceivedAt.UnixMicro())
 			}
-			args = append(args, r.EventID, r.Environment, r.Experiment, r.FeatureFlag, r.Allocation, r.Variation,
-				r.Subject, attrs, r.Timestamp.UnixMicro(), r.SDKName, r.SDKVersion, r.ReceivedAt.UnixMicro())
+			res, err := tx.ExecContext(ctx, d.insertAssignmentsQuery(len(chunk)), args...)
+			if err != nil {
+				return nil, fmt.Errorf("store: insert assignments: %w", err)
+			}
+			n, err := res.RowsAffected()
+			if err != nil {
+				return nil, fmt.Errorf("store: insert assignments: %w", err)
+			}
+			counts[g] += int(n)
 		}
-		res, err := tx.ExecContext(ctx, d.insertAssignmentsQuery(len(chunk)), args...)
-		if err != nil {
-			return 0, fmt.Errorf("store: insert assignments: %w", err)
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return 0, fmt.Errorf("store: insert assignments: %w", err)
-		}
-		inserted += int(n)
 	}
 	if err := tx.Commit(); err != nil {
-		return 0, fmt.Errorf("store: insert assignments: commit: %w", err)
+		return nil, fmt.Errorf("store: insert assignments: commit: %w", err)
 	}
-	return inserted, nil
+	return counts, nil
 }
 
 // insertAssignmentsQuery builds a multi-row INSERT that skips known event

@@ -1,0 +1,234 @@
+package ingest_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/allot-dev/allot/internal/ingest"
+	"github.com/allot-dev/allot/internal/store"
+	"github.com/allot-dev/allot/internal/store/storetest"
+)
+
+const key = "allot_sdk_test-key"
+
+func newServer(t *testing.T, db *store.DB, opts ingest.Options) (*httptest.Server, *ingest.Writer) {
+	t.Helper()
+	w := ingest.NewWriter(db, opts)
+	t.Cleanup(func() { w.Close(context.Background()) })
+	h := &ingest.Handler{
+		Environment: func(k string) (string, bool) { return "production", k == key },
+		Writer:      w,
+		Log:         slog.New(slog.DiscardHandler),
+		Now:         time.Now,
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv, w
+}
+
+func event(id, subject string) map[string]any {
+	return map[string]any{
+		"eventId": id, "featureFlag": "checkout", "allocation": "exp", "experiment": "checkout-exp",
+		"variation": "treatment", "subject": subject, "subjectAttributes": map[string]any{"country": "US"},
+		"timestamp": "2026-05-01T12:00:00.123Z", "metaData": map[string]any{"sdkName": "go-allot", "sdkVersion": "0.1.0"},
+		"extraLogging": map[string]any{"owner": "x"},
+	}
+}
+
+func post(t *testing.T, url string, body []byte, header map[string]string) (int, ingest.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", url, bytes.NewReader(body))
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	var out ingest.Response
+	if resp.StatusCode == 200 {
+		if err := json.Unmarshal(data, &out); err != nil {
+			t.Fatalf("response %s: %v", data, err)
+		}
+	}
+	return resp.StatusCode, out, string(data)
+}
+
+func bearer() map[string]string { return map[string]string{"Authorization": "Bearer " + key} }
+
+func TestIngest(t *testing.T) {
+	for _, dialect := range storetest.Dialects() {
+		t.Run(dialect, func(t *testing.T) {
+			db := storetest.Open(t, dialect)
+			srv, _ := newServer(t, db, ingest.Options{})
+			ctx := context.Background()
+
+			// A JSON array with two bad events among good ones.
+			bad := event("e3", "carol")
+			delete(bad, "subject")
+			wrong := event("e4", "dave")
+			wrong["experiment"] = "something-else"
+			batch, _ := json.Marshal([]any{event("e1", "alice"), event("e2", "bob"), bad, wrong, event("e5", "erin"), "not an object"})
+			code, resp, body := post(t, srv.URL, batch, bearer())
+			if code != 200 || resp.Accepted != 3 || resp.Duplicates != 0 || len(resp.Rejected) != 3 {
+				t.Fatalf("first batch: %d %s", code, body)
+			}
+			if r := resp.Rejected[0]; r.Index != 2 || r.EventID != "e3" || !strings.Contains(r.Error, "subject is required") {
+				t.Fatalf("rejection %+v", r)
+			}
+			if !strings.Contains(resp.Rejected[1].Error, "experiment") {
+				t.Fatalf("rejection %+v", resp.Rejected[1])
+			}
+
+			// The same events again, as gzipped JSON lines with the key in
+			// the query: nothing new is stored.
+			var lines bytes.Buffer
+			zw := gzip.NewWriter(&lines)
+			for _, id := range []string{"e1", "e2", "e5", "e6"} {
+				b, _ := json.Marshal(event(id, "s-"+id))
+				zw.Write(append(b, '\n'))
+			}
+			zw.Close()
+			code, resp, body = post(t, srv.URL+"?apiKey="+key, lines.Bytes(), map[string]string{"Content-Encoding": "gzip"})
+			if code != 200 || resp.Accepted != 4 || resp.Duplicates != 3 {
+				t.Fatalf("retry: %d %s", code, body)
+			}
+			if n, _ := db.CountAssignments(ctx, store.AssignmentFilter{}); n != 4 {
+				t.Fatalf("%d rows stored, want 4", n)
+			}
+			var row store.Assignment
+			db.Assignments(ctx, store.AssignmentFilter{}, func(a *store.Assignment) error {
+				if a.EventID == "e1" {
+					row = *a
+				}
+				return nil
+			})
+			want := time.Date(2026, 5, 1, 12, 0, 0, 123e6, time.UTC)
+			if row.Environment != "production" || row.Experiment != "checkout-exp" || row.Subject != "alice" || !row.Timestamp.Equal(want) ||
+				string(row.SubjectAttributes) != `{"country":"US"}` || row.SDKName != "go-allot" || row.ReceivedAt.IsZero() {
+				t.Fatalf("stored row %+v", row)
+			}
+		})
+	}
+}
+
+func TestIngestRefusals(t *testing.T) {
+	db := storetest.Open(t, "sqlite")
+	srv, w := newServer(t, db, ingest.Options{})
+	one, _ := json.Marshal([]any{event("x1", "a")})
+	for _, c := range []struct {
+		name   string
+		body   []byte
+		header map[string]string
+		code   int
+	}{
+		{"no key", one, nil, 401},
+		{"wrong key", one, map[string]string{"Authorization": "Bearer nope"}, 401},
+		{"not json", []byte("<html>"), bearer(), 400},
+		{"broken array", []byte(`[{"eventId": "a"`), bearer(), 400},
+		{"empty", nil, bearer(), 400},
+		{"deflate", one, map[string]string{"Authorization": "Bearer " + key, "Content-Encoding": "deflate"}, 415},
+		{"fake gzip", one, map[string]string{"Authorization": "Bearer " + key, "Content-Encoding": "gzip"}, 400},
+		{"too large", bytes.Repeat([]byte(" "), ingest.MaxBodyBytes+1), bearer(), 413},
+	} {
+		code, _, body := post(t, srv.URL, c.body, c.header)
+		if code != c.code {
+			t.Errorf("%s: %d %q, want %d", c.name, code, body, c.code)
+		}
+		if code == 401 && strings.HasPrefix(body, "{") {
+			t.Errorf("%s: a 401 must not be a JSON object", c.name)
+		}
+	}
+	var many bytes.Buffer
+	for i := range ingest.MaxEvents + 1 {
+		fmt.Fprintf(&many, `{"eventId":"m%d"}`+"\n", i)
+	}
+	if code, _, _ := post(t, srv.URL, many.Bytes(), bearer()); code != 413 {
+		t.Errorf("too many events: %d", code)
+	}
+	// A closed writer stores nothing and says to retry.
+	w.Close(context.Background())
+	req, _ := http.NewRequest("POST", srv.URL, bytes.NewReader(one))
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("closed writer: %d, Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+}
+
+// TestWriterBusy: while the database is locked by another writer, the queue
+// fills and Write says ErrBusy at once instead of blocking; once the lock
+// goes, everything queued is stored.
+func TestWriterBusy(t *testing.T) {
+	path := storetest.DSN(t, "sqlite")
+	db, err := store.Open(context.Background(), path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	locker, err := sql.Open("sqlite", store.SQLiteDSN(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer locker.Close()
+	tx, err := locker.Begin() // _txlock=immediate: takes the write lock
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(`INSERT INTO assignments (event_id, environment, experiment, feature_flag, allocation, variation, subject, timestamp, received_at) VALUES ('lock', 'p', 'f-a', 'f', 'a', 'v', 's', 0, 0)`); err != nil {
+		t.Fatal(err)
+	}
+	w := ingest.NewWriter(db, ingest.Options{QueueSize: 1})
+	defer w.Close(context.Background())
+	row := func(id string) []store.Assignment {
+		return []store.Assignment{{EventID: id, Environment: "p", Experiment: "f-a", FeatureFlag: "f", Allocation: "a", Variation: "v", Subject: "s", Timestamp: time.Now(), ReceivedAt: time.Now()}}
+	}
+	results := make(chan error, 2)
+	go func() { _, err := w.Write(context.Background(), row("a")); results <- err }() // taken by the writer, blocked on the lock
+	deadline := time.Now().Add(10 * time.Second)
+	busy := false
+	queued := 0
+	for !busy && time.Now().Before(deadline) {
+		id := fmt.Sprintf("b%d", queued)
+		errc := make(chan error, 1)
+		go func() { _, err := w.Write(context.Background(), row(id)); errc <- err }()
+		select {
+		case err := <-errc:
+			busy = err == ingest.ErrBusy
+		case <-time.After(50 * time.Millisecond):
+			queued++ // it waits in the queue: let it wait
+			go func() { results <- <-errc }()
+		}
+	}
+	if !busy {
+		t.Fatal("Write never reported ErrBusy while the database was locked")
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	for range 1 + queued {
+		if err := <-results; err != nil {
+			t.Fatalf("a queued write failed after the lock went: %v", err)
+		}
+	}
+	if n, _ := db.CountAssignments(context.Background(), store.AssignmentFilter{}); n != int64(1+queued) {
+		t.Fatalf("%d rows, want %d", n, 1+queued)
+	}
+}
