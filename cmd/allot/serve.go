@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
@@ -36,12 +37,17 @@ flags:`)
 	poll := fs.Duration("poll", time.Second, "how often to look for changes made by other replicas")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	format := fs.String("log-format", "text", "log format: text or json")
+	retention := fs.String("retention", envOr(e, "ALLOT_RETENTION", "0"), "maximum age of stored assignment events, e.g. 90d or 2160h (0 keeps them all)")
 	if err := fs.Parse(args); err != nil {
 		return &exitError{code: 2}
 	}
 	if fs.NArg() != 0 {
 		fs.Usage()
 		return &exitError{code: 2}
+	}
+	maxAge, err := parseAge(*retention)
+	if err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("--retention: %v", err)}
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
@@ -57,6 +63,7 @@ flags:`)
 		DB:           *db,
 		AdminToken:   e.getenv("ALLOT_ADMIN_TOKEN"),
 		PollInterval: *poll,
+		Retention:    maxAge,
 		Log:          slog.New(h),
 		Announce:     e.stderr,
 	})
@@ -69,4 +76,20 @@ func envOr(e *env, name, def string) string {
 		}
 	}
 	return def
+}
+
+// parseAge reads a duration that may also be a number of days ("90d").
+func parseAge(s string) (time.Duration, error) {
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("%q is not a number of days", s)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("%q is not a duration such as 90d or 2160h", s)
+	}
+	return d, nil
 }

@@ -86,11 +86,7 @@ func (c *Client) do(ctx context.Context, method, path string, ifMatch int64, in,
 		return err
 	}
 	if resp.StatusCode >= 400 {
-		var eb httpapi.ErrorBody
-		if json.Unmarshal(data, &eb) != nil || eb.Error.Code == "" {
-			eb.Error = httpapi.ErrorDetail{Code: "http", Message: strings.TrimSpace(string(data))}
-		}
-		return &Error{Status: resp.StatusCode, ErrorDetail: eb.Error}
+		return errorFrom(resp.StatusCode, data)
 	}
 	if out == nil || resp.StatusCode == http.StatusNoContent {
 		return nil
@@ -102,7 +98,63 @@ func (c *Client) do(ctx context.Context, method, path string, ifMatch int64, in,
 	return json.Unmarshal(data, out)
 }
 
+// errorFrom turns an error answer into an *Error.
+func errorFrom(status int, body []byte) *Error {
+	var eb httpapi.ErrorBody
+	if json.Unmarshal(body, &eb) != nil || eb.Error.Code == "" {
+		eb.Error = httpapi.ErrorDetail{Code: "http", Message: strings.TrimSpace(string(body))}
+	}
+	return &Error{Status: status, ErrorDetail: eb.Error}
+}
+
 func esc(s string) string { return url.PathEscape(s) }
+
+// ExportQuery selects the rows of an assignment table export. Zero fields
+// do not filter; Format is csv (default) or jsonl.
+type ExportQuery struct {
+	Environment, Flag, Experiment string
+	From, To                      time.Time
+	Format                        string
+}
+
+// ExportAssignments streams the assignment table to w. Unlike the other
+// calls it has no overall timeout (a table can be large): ctx bounds it.
+func (c *Client) ExportAssignments(ctx context.Context, q ExportQuery, w io.Writer) error {
+	v := url.Values{}
+	for k, val := range map[string]string{"environment": q.Environment, "flag": q.Flag, "experiment": q.Experiment, "format": q.Format} {
+		if val != "" {
+			v.Set(k, val)
+		}
+	}
+	if !q.From.IsZero() {
+		v.Set("from", q.From.Format(time.RFC3339Nano))
+	}
+	if !q.To.IsZero() {
+		v.Set("to", q.To.Format(time.RFC3339Nano))
+	}
+	req, err := http.NewRequestWithContext(ctx, "GET", c.BaseURL+"/api/v1/assignments?"+v.Encode(), nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.Token)
+	hc := http.DefaultClient
+	if c.HTTP != nil {
+		copied := *c.HTTP
+		copied.Timeout = 0
+		hc = &copied
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 400 {
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		return errorFrom(resp.StatusCode, data)
+	}
+	_, err = io.Copy(w, resp.Body)
+	return err
+}
 
 // Environments lists environments.
 func (c *Client) Environments(ctx context.Context) ([]store.Environment, error) {

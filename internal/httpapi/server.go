@@ -74,6 +74,7 @@ func (s *Server) routes() {
 	a("POST /api/v1/admin-tokens", s.createAdminToken)
 	a("DELETE /api/v1/admin-tokens/{id}", s.revokeAdminToken)
 	a("GET /api/v1/audit", s.audit)
+	a("GET /api/v1/assignments", s.exportAssignments)
 
 	m.Handle("/api/v1/", s.admin(func(w http.ResponseWriter, r *http.Request) error {
 		return store.Errorf(store.ENOTFOUND, "no such endpoint: %s %s", r.Method, r.URL.Path)

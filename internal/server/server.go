@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/allot-dev/allot/internal/httpapi"
+	"github.com/allot-dev/allot/internal/ingest"
 	"github.com/allot-dev/allot/internal/publish"
 	"github.com/allot-dev/allot/internal/store"
 )
@@ -29,6 +30,9 @@ type Config struct {
 	// PollInterval is how often the server checks the database for changes
 	// made through other replicas; default 1s.
 	PollInterval time.Duration
+	// Retention is the maximum age of stored assignment events; older ones
+	// are deleted in small batches every few minutes. Zero keeps them all.
+	Retention time.Duration
 	// ShutdownTimeout bounds the graceful shutdown; default 10s.
 	ShutdownTimeout time.Duration
 	Log             *slog.Logger
@@ -41,6 +45,7 @@ type Server struct {
 	cfg    Config
 	db     *store.DB
 	cache  *publish.Cache
+	ingest *ingest.Writer
 	http   *http.Server
 	ln     net.Listener
 	cancel context.CancelFunc
@@ -97,8 +102,20 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	api := httpapi.New(db, cache, metrics, log)
+	writer := ingest.NewWriter(db, ingest.Options{})
+	api.Handle("POST /api/v1/assignments", &ingest.Handler{
+		Environment: func(key string) (string, bool) {
+			if p := cache.ForKey(key); p != nil {
+				return p.Environment, true
+			}
+			return "", false
+		},
+		Writer: writer,
+		Log:    log,
+		Now:    time.Now,
+	})
 	s := &Server{
-		cfg: cfg, db: db, cache: cache, ln: ln, errc: make(chan error, 1),
+		cfg: cfg, db: db, cache: cache, ingest: writer, ln: ln, errc: make(chan error, 1),
 		http: &http.Server{
 			Handler:           api,
 			ReadHeaderTimeout: 10 * time.Second,
@@ -115,6 +132,13 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		defer s.wg.Done()
 		cache.Run(pollCtx, cfg.PollInterval)
 	}()
+	if cfg.Retention > 0 {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			ingest.Retain(pollCtx, db, cfg.Retention, 5*time.Minute, log)
+		}()
+	}
 	go func() {
 		defer s.wg.Done()
 		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -148,6 +172,10 @@ func (s *Server) Close(ctx context.Context) error {
 		err = s.http.Shutdown(ctx)
 		s.cancel()
 		s.wg.Wait()
+		// Requests are done: write what they queued before the database goes.
+		if ierr := s.ingest.Close(ctx); err == nil {
+			err = ierr
+		}
 		if cerr := s.db.Close(); err == nil {
 			err = cerr
 		}

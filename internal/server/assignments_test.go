@@ -1,0 +1,162 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/allot-dev/allot/internal/apiclient"
+	"github.com/allot-dev/allot/internal/ingest"
+	"github.com/allot-dev/allot/internal/server"
+	"github.com/allot-dev/allot/internal/store"
+	"github.com/allot-dev/allot/internal/store/storetest"
+)
+
+const adminToken = "allot_admin_assignments-test-0123456789"
+
+func postEvents(t *testing.T, url, key string, events []map[string]any) (int, ingest.Response) {
+	t.Helper()
+	body, _ := json.Marshal(events)
+	req, _ := http.NewRequest("POST", url+"/api/v1/assignments", bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out ingest.Response
+	json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out
+}
+
+// TestAssignmentTable: events posted with an SDK key land in that key's
+// environment, once each, and come back out as CSV and JSON lines.
+func TestAssignmentTable(t *testing.T) {
+	for _, dialect := range storetest.Dialects() {
+		t.Run(dialect, func(t *testing.T) {
+			s := start(t, server.Config{DB: storetest.DSN(t, dialect), AdminToken: adminToken})
+			ctx := context.Background()
+			c := apiclient.New(s.URL(), adminToken)
+			if _, err := c.CreateEnvironment(ctx, "staging"); err != nil {
+				t.Fatal(err)
+			}
+			prod, err := c.CreateSDKKey(ctx, "production", "web")
+			if err != nil {
+				t.Fatal(err)
+			}
+			staging, _ := c.CreateSDKKey(ctx, "staging", "web")
+			var events []map[string]any
+			for i := range 50 {
+				events = append(events, map[string]any{
+					"eventId": fmt.Sprintf("ev-%d", i), "featureFlag": "checkout", "allocation": "exp",
+					"variation": []string{"control", "treatment"}[i%2], "subject": fmt.Sprintf("user-%d", i),
+					"subjectAttributes": map[string]any{"country": "US", "n": i},
+					"timestamp":         time.Date(2026, 5, 1, 0, i, 0, 0, time.UTC).Format(time.RFC3339),
+					"metaData":          map[string]string{"sdkName": "go-allot", "sdkVersion": "0.1.0"},
+				})
+			}
+			if code, r := postEvents(t, s.URL(), prod.Secret, events); code != 200 || r.Accepted != 50 {
+				t.Fatalf("post: %d %+v", code, r)
+			}
+			if code, r := postEvents(t, s.URL(), prod.Secret, events[:10]); code != 200 || r.Duplicates != 10 {
+				t.Fatalf("retry: %d %+v", code, r)
+			}
+			// Event ids are unique across environments (SDKs make UUIDs).
+			var stagingEvents []map[string]any
+			for _, e := range events[:5] {
+				c := map[string]any{}
+				for k, v := range e {
+					c[k] = v
+				}
+				c["eventId"] = "staging-" + e["eventId"].(string)
+				stagingEvents = append(stagingEvents, c)
+			}
+			if code, r := postEvents(t, s.URL(), staging.Secret, stagingEvents); code != 200 || r.Accepted != 5 || r.Duplicates != 0 {
+				t.Fatalf("staging post: %d %+v", code, r)
+			}
+			if code, _ := postEvents(t, s.URL(), "allot_sdk_wrong", events[:5]); code != 401 {
+				t.Fatalf("bad key: %d", code)
+			}
+			if code, _ := postEvents(t, s.URL(), adminToken, events[:5]); code != 401 {
+				t.Fatalf("an admin token is not an SDK key: %d", code)
+			}
+
+			var buf bytes.Buffer
+			q := apiclient.ExportQuery{Environment: "production", Flag: "checkout", From: time.Date(2026, 5, 1, 0, 10, 0, 0, time.UTC), To: time.Date(2026, 5, 1, 0, 20, 0, 0, time.UTC)}
+			if err := c.ExportAssignments(ctx, q, &buf); err != nil {
+				t.Fatal(err)
+			}
+			rows, err := csv.NewReader(&buf).ReadAll()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rows) != 11 || strings.Join(rows[0], ",") != "event_id,environment,experiment,feature_flag,allocation,variation,subject,subject_attributes,timestamp,sdk_name,sdk_version,received_at" {
+				t.Fatalf("csv: %d rows, header %v", len(rows), rows[0])
+			}
+			if r := rows[1]; r[0] != "ev-10" || r[1] != "production" || r[2] != "checkout-exp" || r[5] != "control" || r[6] != "user-10" || r[7] != `{"country":"US","n":10}` || r[8] != "2026-05-01T00:10:00Z" {
+				t.Fatalf("first row %q", r)
+			}
+			buf.Reset()
+			q.Format, q.From, q.To = "jsonl", time.Time{}, time.Time{}
+			if err := c.ExportAssignments(ctx, q, &buf); err != nil {
+				t.Fatal(err)
+			}
+			if n := strings.Count(buf.String(), "\n"); n != 50 {
+				t.Fatalf("jsonl: %d lines, want 50", n)
+			}
+			buf.Reset()
+			q.Environment = "staging"
+			c.ExportAssignments(ctx, q, &buf)
+			if n := strings.Count(buf.String(), "\n"); n != 5 {
+				t.Fatalf("staging: %d lines, want 5", n)
+			}
+			if err := apiclient.New(s.URL(), "wrong").ExportAssignments(ctx, q, &buf); err == nil || !strings.Contains(err.Error(), "401") {
+				t.Fatalf("export without an admin token: %v", err)
+			}
+			if err := c.ExportAssignments(ctx, apiclient.ExportQuery{Format: "xml"}, &buf); err == nil || !strings.Contains(err.Error(), "format") {
+				t.Fatalf("bad format: %v", err)
+			}
+		})
+	}
+}
+
+// TestRetention: a server with a retention deletes older events at start.
+func TestRetention(t *testing.T) {
+	dsn := storetest.DSN(t, "sqlite")
+	db, err := store.Open(context.Background(), dsn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	var rows []store.Assignment
+	for i := range 20 {
+		age := time.Duration(i) * 24 * time.Hour // 0 to 19 days old
+		rows = append(rows, store.Assignment{EventID: fmt.Sprint(i), Environment: "production", Experiment: "f-a", FeatureFlag: "f",
+			Allocation: "a", Variation: "v", Subject: "s", Timestamp: now.Add(-age), ReceivedAt: now})
+	}
+	if _, err := db.InsertAssignments(context.Background(), rows); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	s := start(t, server.Config{DB: dsn, AdminToken: adminToken, Retention: 10*24*time.Hour - time.Hour})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		n, err := s.DB().CountAssignments(context.Background(), store.AssignmentFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 10 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d events left, want the 10 younger than the retention", n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
