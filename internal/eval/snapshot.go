@@ -70,13 +70,13 @@ type Flag struct {
 	TotalShards uint32
 	// Salts is the number of distinct shard salts; each Shard.Slot indexes
 	// them so an evaluation hashes each salt at most once.
-	Salts       int
-	obfuscated  bool
-	typed       bool // Type is one of the five UFC types
+	Salts      int
+	obfuscated bool
+	typed      bool // Type is one of the five UFC types
 	// Timed is set when an allocation has a startAt or endAt, that is, when
 	// the evaluation time matters. Callers may skip reading the clock (which
 	// costs a fifth of an evaluation) for the other flags.
-	Timed bool
+	Timed       bool
 	Variations  []Variation
 	Allocations []Allocation
 	// Err is set when the flag is malformed (bad regex, unknown operator,
