@@ -180,6 +180,12 @@ func (p *eventProcessor) handle(q queued) {
 		v := dedupValue{q.alloc.Key, q.split.VariationKey}
 		if e, ok := p.lru.get(k); ok && e.value == v {
 			p.deduped.Add(1)
+			if e.slot != q.slot || e.fp != q.fp {
+				// A new snapshot: the filter entry moves with the LRU's, so
+				// that evicting the pair from the LRU clears it.
+				p.filter.forget(e.slot, e.fp)
+				e.slot, e.fp = q.slot, q.fp
+			}
 			p.filter.remember(q.slot, q.fp)
 			return
 		}

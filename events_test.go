@@ -329,3 +329,35 @@ func TestConcurrentUse(t *testing.T) {
 		t.Errorf("no events")
 	}
 }
+
+// TestDedupAcrossSnapshots: a new configuration that assigns the same
+// variation does not log again, and the dedup filter stays in step with
+// the LRU (an evicted pair is logged again).
+func TestDedupAcrossSnapshots(t *testing.T) {
+	rec := &recorder{}
+	doc := constantDoc("banner", "blue", time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	c := offlineClient(t, string(doc), Config{AssignmentLogger: rec, DedupCacheSize: 1})
+	step := func(subject string) {
+		c.GetStringAssignment("banner", subject, nil, "d")
+		flush(t, c)
+	}
+	step("a")
+	for range 3 {
+		if err := c.SetConfiguration(doc); err != nil {
+			t.Fatal(err)
+		}
+		step("a")
+		step("a")
+	}
+	if n := len(rec.all()); n != 1 {
+		t.Fatalf("%d events for one unchanged assignment, want 1", n)
+	}
+	step("b") // evicts a
+	step("a")
+	if n := len(rec.all()); n != 3 {
+		t.Errorf("%d events, want 3 (a, b, a again after its eviction)", n)
+	}
+	if st := c.Status(); st.EventsDeduped != 3 {
+		t.Errorf("deduped %d in the logging goroutine, want 3 (one per new snapshot)", st.EventsDeduped)
+	}
+}
