@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -195,5 +196,48 @@ func TestConformanceOverHTTP(t *testing.T) {
 				t.Errorf("no request reached the server")
 			}
 		})
+	}
+}
+
+// TestGettersOddInputs: odd keys and attribute values of any type give
+// defaults or assignments, never a panic.
+func TestGettersOddInputs(t *testing.T) {
+	var nilClient *Client
+	if v, d := nilClient.GetBoolAssignmentDetails("f", "s", nil, true); !v || d.Code != CodeFlagUnrecognizedOrDisabled {
+		t.Errorf("nil client: %v %+v", v, d)
+	}
+	_ = nilClient.Close(context.Background())
+	_ = nilClient.Flush(context.Background())
+	_ = nilClient.Status()
+
+	cfg := Config{Offline: true, InitialConfiguration: readFixture(t, "flags-v1.json"), AssignmentLogger: &recorder{}}
+	c, err := NewClient(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeClient(t, c)
+	odd := []Attributes{
+		nil, {}, {"id": nil}, {"id": 42}, {"age": "not a number"}, {"age": []int{1}},
+		{"country": map[string]any{"x": 1}}, {"version": struct{}{}}, {"email": []byte("a@b")},
+		{"age": float64(1) / 3}, {"number": int8(-1)}, {"number": uint64(1 << 63)},
+	}
+	for _, flag := range []string{"", "kill-switch", "semver-test", "comparator-operator-test", "regex-flag", "null-operator-test", "json-config-flag", "numeric_flag", "integer-flag", "new-user-onboarding"} {
+		for _, subject := range []string{"", "alice", "\x00\xff", strings.Repeat("x", 10_000)} {
+			for _, a := range odd {
+				c.GetAssignment(flag, subject, a)
+				c.GetStringAssignment(flag, subject, a, "")
+				c.GetBoolAssignment(flag, subject, a, false)
+				c.GetIntegerAssignment(flag, subject, a, 0)
+				c.GetNumericAssignment(flag, subject, a, 0)
+				c.GetJSONAssignment(flag, subject, a, nil)
+				c.GetJSONBytesAssignmentDetails(flag, subject, a, nil)
+			}
+		}
+	}
+	if v, d := c.GetStringAssignmentDetails("kill-switch", "", nil, "d"); v != "d" || d.Code != CodeTypeMismatch {
+		t.Errorf("%q %+v", v, d)
+	}
+	if v, d := c.GetBoolAssignmentDetails("kill-switch", "", nil, false); v || d.Code != CodeAssignmentError {
+		t.Errorf("empty subject: %v %+v", v, d)
 	}
 }
