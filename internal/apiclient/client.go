@@ -295,3 +295,10 @@ func (c *Client) Audit(ctx context.Context, limit int, before int64) ([]store.Au
 	}
 	return out, c.do(ctx, "GET", path, -1, nil, &out)
 }
+
+// AssignmentSummary returns an allocation's assignment counts and, for an
+// experiment, its sample ratio mismatch check.
+func (c *Client) AssignmentSummary(ctx context.Context, env, flag, alloc string) (httpapi.SummaryResponse, error) {
+	var out httpapi.SummaryResponse
+	return out, c.do(ctx, "GET", settingsPath(env, flag)+"/allocations/"+esc(alloc)+"/summary", -1, nil, &out)
+}

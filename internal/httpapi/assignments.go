@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/allot-dev/allot/internal/srm"
 	"github.com/allot-dev/allot/internal/store"
 )
 
@@ -104,4 +105,83 @@ type exportRow struct {
 	SDKName           string          `json:"sdk_name"`
 	SDKVersion        string          `json:"sdk_version"`
 	ReceivedAt        time.Time       `json:"received_at"`
+}
+
+// SummaryResponse is the answer of GET .../allocations/{alloc}/summary: the
+// allocation's assignment counts and, for an experiment, the sample ratio
+// mismatch check against its configured weights.
+type SummaryResponse struct {
+	Environment string `json:"environment"`
+	Flag        string `json:"flag"`
+	Allocation  string `json:"allocation"`
+	Experiment  string `json:"experiment"`
+	store.AssignmentSummary
+	// Weights are the configured weights (percent) of an experiment.
+	Weights map[string]float64 `json:"weights,omitempty"`
+	// SRM is the chi-square test of the subjects seen only in one variation
+	// against Weights; absent when it cannot be computed (SRMNote says why).
+	SRM     *srm.Result `json:"srm,omitempty"`
+	SRMNote string      `json:"srmNote,omitempty"`
+}
+
+func (s *Server) assignmentSummary(w http.ResponseWriter, r *http.Request) error {
+	env, flag, alloc := r.PathValue("env"), r.PathValue("flag"), r.PathValue("alloc")
+	f := store.AssignmentFilter{Environment: env, FeatureFlag: flag, Allocation: alloc}
+	q := r.URL.Query()
+	for _, p := range []struct {
+		name string
+		t    *time.Time
+	}{{"from", &f.From}, {"to", &f.To}} {
+		if v := q.Get(p.name); v != "" {
+			t, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				return store.Invalid(p.name, "%q is not an RFC 3339 time", v)
+			}
+			*p.t = t
+		}
+	}
+	sum, err := s.db.SummarizeAssignments(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	resp := SummaryResponse{Environment: env, Flag: flag, Allocation: alloc, Experiment: flag + "-" + alloc, AssignmentSummary: sum}
+	settings, err := s.db.FlagSettings(r.Context(), env, flag)
+	if err != nil && store.ErrorCode(err) != store.ENOTFOUND {
+		return err
+	}
+	var weights []store.Weight
+	for _, a := range settings.Allocations {
+		if a.Key == alloc && a.Type == store.Experiment {
+			weights = a.Weights
+		}
+	}
+	switch {
+	case len(weights) == 0:
+		resp.SRMNote = "not an experiment of this flag: no configured weights to test against"
+	default:
+		resp.Weights = map[string]float64{}
+		var observed []int64
+		var expected []float64
+		for _, wt := range weights {
+			resp.Weights[wt.Variation] = float64(wt.Weight) / 100
+			observed = append(observed, sum.Variations[wt.Variation])
+			expected = append(expected, float64(wt.Weight))
+		}
+		// Subjects in a variation the experiment does not weigh count
+		// against it with a weight of zero.
+		for v, n := range sum.Variations {
+			if _, ok := resp.Weights[v]; !ok {
+				observed = append(observed, n)
+				expected = append(expected, 0)
+			}
+		}
+		res, err := srm.Test(observed, expected)
+		if err != nil {
+			resp.SRMNote = err.Error()
+		} else {
+			resp.SRM = &res
+		}
+	}
+	writeJSON(w, http.StatusOK, resp)
+	return nil
 }

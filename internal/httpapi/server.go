@@ -75,6 +75,7 @@ func (s *Server) routes() {
 	a("DELETE /api/v1/admin-tokens/{id}", s.revokeAdminToken)
 	a("GET /api/v1/audit", s.audit)
 	a("GET /api/v1/assignments", s.exportAssignments)
+	a("GET /api/v1/environments/{env}/flags/{flag}/allocations/{alloc}/summary", s.assignmentSummary)
 
 	m.Handle("/api/v1/", s.admin(func(w http.ResponseWriter, r *http.Request) error {
 		return store.Errorf(store.ENOTFOUND, "no such endpoint: %s %s", r.Method, r.URL.Path)

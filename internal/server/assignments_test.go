@@ -160,3 +160,64 @@ func TestRetention(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestSummaryAndSRM: the summary of a correctly weighted experiment passes
+// the sample ratio mismatch check; a skewed one fails it.
+func TestSummaryAndSRM(t *testing.T) {
+	s := start(t, server.Config{DB: storetest.DSN(t, "sqlite"), AdminToken: adminToken})
+	ctx := context.Background()
+	c := apiclient.New(s.URL(), adminToken)
+	variations := []store.Variation{{Key: "control", Value: json.RawMessage(`"c"`)}, {Key: "treatment", Value: json.RawMessage(`"t"`)}}
+	for _, flag := range []string{"fair", "skewed"} {
+		if _, err := c.CreateFlag(ctx, store.Flag{Key: flag, VariationType: "STRING", Variations: variations}); err != nil {
+			t.Fatal(err)
+		}
+		_, err := c.PutSettings(ctx, store.FlagSettings{Flag: flag, Environment: "production", Enabled: true, Allocations: []store.Allocation{{
+			Key: "exp", Type: store.Experiment, Status: store.Running, Traffic: store.Whole,
+			Weights: []store.Weight{{Variation: "control", Weight: 6000}, {Variation: "treatment", Weight: 4000}}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	key, _ := c.CreateSDKKey(ctx, "production", "web")
+	// 4,000 subjects per flag: enough for a 55/45 split against 60/40
+	// weights to fail the check (chi-square about 42), and quick under -race.
+	const subjects = 4000
+	controls := map[string]int64{}
+	post := func(flag string, share float64) {
+		var batch []map[string]any
+		for i := range subjects {
+			v := "control"
+			if float64((i*7919)%10000)/10000 >= share {
+				v = "treatment"
+			} else {
+				controls[flag]++
+			}
+			batch = append(batch, map[string]any{"eventId": fmt.Sprintf("%s-%d", flag, i), "featureFlag": flag, "allocation": "exp",
+				"variation": v, "subject": fmt.Sprintf("u%d", i), "timestamp": "2026-05-01T10:00:00Z"})
+			if len(batch) == 2000 {
+				if code, r := postEvents(t, s.URL(), key.Secret, batch); code != 200 || r.Accepted != 2000 {
+					t.Fatalf("post: %d %+v", code, r)
+				}
+				batch = nil
+			}
+		}
+	}
+	post("fair", 0.6)
+	post("skewed", 0.55)
+	fair, err := c.AssignmentSummary(ctx, "production", "fair", "exp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fair.SRM == nil || fair.SRM.Mismatch || fair.Subjects != subjects || fair.Variations["control"] != controls["fair"] || fair.Weights["control"] != 60 {
+		t.Fatalf("fair: %+v srm %+v", fair, fair.SRM)
+	}
+	skewed, _ := c.AssignmentSummary(ctx, "production", "skewed", "exp")
+	if skewed.SRM == nil || !skewed.SRM.Mismatch || skewed.SRM.PValue >= 0.001 {
+		t.Fatalf("skewed: srm %+v", skewed.SRM)
+	}
+	none, err := c.AssignmentSummary(ctx, "production", "fair", "no-such-allocation")
+	if err != nil || none.SRM != nil || none.SRMNote == "" || none.Assignments != 0 {
+		t.Fatalf("unknown allocation: %+v %v", none, err)
+	}
+}

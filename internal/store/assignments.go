@@ -110,6 +110,7 @@ func (d *DB) insertAssignmentsQuery(n int) string {
 type AssignmentFilter struct {
 	Environment string
 	FeatureFlag string
+	Allocation  string
 	Experiment  string
 	From, To    time.Time
 }
@@ -126,6 +127,9 @@ func (f AssignmentFilter) where() (string, []any) {
 	}
 	if f.FeatureFlag != "" {
 		add("feature_flag = ?", f.FeatureFlag)
+	}
+	if f.Allocation != "" {
+		add("allocation = ?", f.Allocation)
 	}
 	if f.Experiment != "" {
 		add("experiment = ?", f.Experiment)
@@ -194,4 +198,83 @@ func (d *DB) DeleteAssignmentsBefore(ctx context.Context, t time.Time, limit int
 	}
 	n, err := res.RowsAffected()
 	return int(n), err
+}
+
+// AssignmentSummary describes the rows a filter selects, for analysis
+// checks: how many, per variation, per day, and how clean.
+type AssignmentSummary struct {
+	Assignments int64 `json:"assignments"`
+	Subjects    int64 `json:"subjects"`
+	// MultipleVariations counts subjects seen in more than one variation;
+	// an analysis excludes them.
+	MultipleVariations int64 `json:"multipleVariations"`
+	// Variations counts, per variation, the subjects seen only in it.
+	Variations map[string]int64 `json:"variations"`
+	Daily      []DailyCount     `json:"daily"`
+}
+
+// DailyCount is one variation's assignments on one UTC day.
+type DailyCount struct {
+	Day         string `json:"day"` // YYYY-MM-DD
+	Variation   string `json:"variation"`
+	Assignments int64  `json:"assignments"`
+	Subjects    int64  `json:"subjects"`
+}
+
+const microsPerDay = 86_400_000_000
+
+// SummarizeAssignments computes the summary of the rows f selects in the
+// database, without reading the rows out.
+func (d *DB) SummarizeAssignments(ctx context.Context, f AssignmentFilter) (AssignmentSummary, error) {
+	sum := AssignmentSummary{Variations: map[string]int64{}, Daily: []DailyCount{}}
+	where, args := f.where()
+	wrap := func(err error) error { return fmt.Errorf("store: summarize assignments: %w", err) }
+
+	err := d.db.QueryRowContext(ctx, d.q("SELECT COUNT(*), COUNT(DISTINCT subject) FROM assignments"+where), args...).Scan(&sum.Assignments, &sum.Subjects)
+	if err != nil {
+		return sum, wrap(err)
+	}
+	// Per subject: how many variations, and (when one) which.
+	rows, err := d.db.QueryContext(ctx, d.q(`SELECT n, v, COUNT(*) FROM (
+		SELECT subject, COUNT(DISTINCT variation) AS n, MIN(variation) AS v FROM assignments`+where+` GROUP BY subject
+	) per_subject GROUP BY n, v`), args...)
+	if err != nil {
+		return sum, wrap(err)
+	}
+	for rows.Next() {
+		var n, count int64
+		var v string
+		if err := rows.Scan(&n, &v, &count); err != nil {
+			rows.Close()
+			return sum, wrap(err)
+		}
+		if n == 1 {
+			sum.Variations[v] += count
+		} else {
+			sum.MultipleVariations += count
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return sum, wrap(err)
+	}
+	rows, err = d.db.QueryContext(ctx, d.q(fmt.Sprintf(`SELECT timestamp / %d AS day, variation, COUNT(*), COUNT(DISTINCT subject)
+		FROM assignments%s GROUP BY day, variation ORDER BY day, variation`, microsPerDay, where)), args...)
+	if err != nil {
+		return sum, wrap(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var day int64
+		var c DailyCount
+		if err := rows.Scan(&day, &c.Variation, &c.Assignments, &c.Subjects); err != nil {
+			return sum, wrap(err)
+		}
+		c.Day = time.UnixMicro(day * microsPerDay).UTC().Format("2006-01-02")
+		sum.Daily = append(sum.Daily, c)
+	}
+	if err := rows.Err(); err != nil {
+		return sum, wrap(err)
+	}
+	return sum, nil
 }

@@ -119,3 +119,35 @@ func BenchmarkInsertAssignments(b *testing.B) {
 		})
 	}
 }
+
+func TestSummarizeAssignments(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		day1 := time.Date(2026, 5, 1, 23, 0, 0, 0, time.UTC)
+		rows := assignmentRows(100, "production", day1) // 100 subjects over 100 s, alternating variations
+		// user-0 is seen again on day 2 in the other variation; user-1 again in the same one.
+		extra := []store.Assignment{rows[0], rows[1]}
+		extra[0].EventID, extra[0].Variation, extra[0].Timestamp = "again-0", "treatment", day1.Add(2*time.Hour)
+		extra[1].EventID, extra[1].Timestamp = "again-1", day1.Add(2*time.Hour)
+		other := assignmentRows(5, "staging", day1)
+		if _, err := db.InsertAssignments(ctx, append(append(rows, extra...), other...)); err != nil {
+			t.Fatal(err)
+		}
+		s, err := db.SummarizeAssignments(ctx, store.AssignmentFilter{Environment: "production", FeatureFlag: "checkout", Allocation: "exp"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Assignments != 102 || s.Subjects != 100 || s.MultipleVariations != 1 ||
+			s.Variations["control"] != 49 || s.Variations["treatment"] != 50 {
+			t.Fatalf("summary %+v", s)
+		}
+		want := []store.DailyCount{
+			{Day: "2026-05-01", Variation: "control", Assignments: 50, Subjects: 50},
+			{Day: "2026-05-01", Variation: "treatment", Assignments: 50, Subjects: 50},
+			{Day: "2026-05-02", Variation: "treatment", Assignments: 2, Subjects: 2},
+		}
+		if fmt.Sprint(s.Daily) != fmt.Sprint(want) {
+			t.Fatalf("daily %+v, want %+v", s.Daily, want)
+		}
+	})
+}
