@@ -1,0 +1,458 @@
+package web
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/allot-dev/allot/internal/eval"
+	"github.com/allot-dev/allot/internal/store"
+	"github.com/allot-dev/allot/internal/ufc"
+)
+
+type weightView struct {
+	Variation, Weight string
+}
+
+type allocView struct {
+	Key, Type, Status, Sentence, Traffic, TrafficNum string
+	Experiment                                       bool
+	TrafficBP                                        int
+	Weights                                          []weightView
+}
+
+type envState struct {
+	Env, Status, Traffic string
+	Updated              string
+}
+
+type traceRow struct {
+	Position        int
+	Key, Code, Text string
+}
+
+type preview struct {
+	Subject, Attrs                                    string
+	Ran                                               bool
+	Code, Variation, Value, Allocation, Reason, Error string
+	Trace                                             []traceRow
+}
+
+type detailData struct {
+	Flag       store.Flag
+	Settings   store.FlagSettings
+	Status     string
+	Allocs     []allocView
+	States     []envState
+	ConfigJSON string
+	Preview    preview
+}
+
+func (u *UI) flagDetail(w http.ResponseWriter, r *http.Request, p *page) error {
+	d, err := u.loadDetail(r, p, r.PathValue("flag"))
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	if q.Has("subject") {
+		d.Preview = u.preview(p.Env, d.Flag, q.Get("subject"), q.Get("attrs"))
+	}
+	u.render(w, r, "flag", p)
+	return nil
+}
+
+// loadDetail reads what the flag page shows and sets p.Data.
+func (u *UI) loadDetail(r *http.Request, p *page, key string) (*detailData, error) {
+	ctx := r.Context()
+	f, err := u.db.Flag(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	d := &detailData{Flag: f}
+	for _, e := range p.Envs {
+		s, err := u.db.FlagSettings(ctx, e.Name, key)
+		if err != nil {
+			return nil, err
+		}
+		st := envState{Env: e.Name, Status: flagStatus(s), Traffic: trafficOf(s), Updated: "never changed"}
+		if s.Version > 0 {
+			st.Updated = when(s.UpdatedAt)
+		}
+		d.States = append(d.States, st)
+		if e.Name == p.Env {
+			d.Settings = s
+		}
+	}
+	d.Status = flagStatus(d.Settings)
+	for _, a := range d.Settings.Allocations {
+		v := allocView{Key: a.Key, Type: a.Type, Status: strings.ToUpper(a.Status), Sentence: describeAllocation(&a),
+			Experiment: a.Type == store.Experiment, Traffic: pct(a.Traffic), TrafficNum: pctNumber(a.Traffic), TrafficBP: int(a.Traffic)}
+		for _, w := range a.Weights {
+			v.Weights = append(v.Weights, weightView{Variation: w.Variation, Weight: pctNumber(w.Weight)})
+		}
+		// Variations without a weight can be given one.
+		for _, fv := range f.Variations {
+			if v.Experiment && !slices.ContainsFunc(a.Weights, func(w store.Weight) bool { return w.Variation == fv.Key }) {
+				v.Weights = append(v.Weights, weightView{Variation: fv.Key, Weight: "0"})
+			}
+		}
+		d.Allocs = append(d.Allocs, v)
+	}
+	if pub := u.cache.Environment(p.Env); pub != nil {
+		var doc struct {
+			Flags map[string]json.RawMessage `json:"flags"`
+		}
+		if json.Unmarshal(pub.Body, &doc) == nil {
+			if raw, ok := doc.Flags[key]; ok {
+				var buf bytes.Buffer
+				json.Indent(&buf, raw, "", "  ")
+				d.ConfigJSON = buf.String()
+			}
+		}
+	}
+	p.Title, p.Nav, p.Data = f.Key, "flags", d
+	return d, nil
+}
+
+// ---- preview
+
+// parseAttributes reads attributes typed one per line as name = value (or a
+// JSON object). Numbers and true/false are typed; quotes force a string.
+func parseAttributes(s string) (map[string]any, error) {
+	s = strings.TrimSpace(s)
+	attrs := map[string]any{}
+	if s == "" {
+		return attrs, nil
+	}
+	if strings.HasPrefix(s, "{") {
+		if err := json.Unmarshal([]byte(s), &attrs); err != nil {
+			return nil, fmt.Errorf("the attributes are not a valid JSON object: %v", err)
+		}
+		return attrs, nil
+	}
+	for n, line := range strings.Split(s, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		name, val, ok := strings.Cut(line, "=")
+		if !ok {
+			name, val, ok = strings.Cut(line, ":")
+		}
+		name, val = strings.TrimSpace(name), strings.TrimSpace(val)
+		if !ok || name == "" {
+			return nil, fmt.Errorf("line %d: write each attribute as name = value", n+1)
+		}
+		switch {
+		case len(val) >= 2 && val[0] == '"' && val[len(val)-1] == '"':
+			attrs[name] = val[1 : len(val)-1]
+		case val == "true" || val == "false":
+			attrs[name] = val == "true"
+		default:
+			if f, err := strconv.ParseFloat(val, 64); err == nil {
+				attrs[name] = f
+			} else {
+				attrs[name] = val
+			}
+		}
+	}
+	return attrs, nil
+}
+
+var allocationCodeText = map[string]string{
+	"MATCH":                 "matched: this allocation decided",
+	"BEFORE_START_TIME":     "skipped: not started yet",
+	"AFTER_END_TIME":        "skipped: already ended",
+	"FAILING_RULE":          "skipped: the subject matches none of its rules",
+	"TRAFFIC_EXPOSURE_MISS": "skipped: the subject is outside its traffic allocation",
+	"UNEVALUATED":           "not reached: an earlier allocation decided",
+}
+
+// preview asks the engine, on the configuration this server publishes,
+// what a subject gets.
+func (u *UI) preview(env string, f store.Flag, subject, attrText string) preview {
+	pv := preview{Subject: subject, Attrs: attrText}
+	if strings.TrimSpace(subject) == "" {
+		pv.Error = "Subject key: is required"
+		return pv
+	}
+	attrs, err := parseAttributes(attrText)
+	if err != nil {
+		pv.Error = "Attributes: " + err.Error()
+		return pv
+	}
+	pub := u.cache.Environment(env)
+	if pub == nil {
+		pv.Error = "The configuration of " + env + " is not published yet; try again in a second."
+		return pv
+	}
+	res, trace := pub.Snapshot.Explain(f.Key, subject, attrs, "", u.now())
+	pv.Ran = true
+	pv.Code, pv.Allocation, pv.Variation = res.Code.String(), res.AllocationKey(), res.VariationKey()
+	pv.Reason = res.Description(f.Key)
+	if res.Code == eval.Match && res.Variation != nil {
+		pv.Value = res.Variation.Text(f.VariationType)
+	} else {
+		pv.Reason += " The SDK returns the default value the caller passes."
+	}
+	for _, t := range trace {
+		pv.Trace = append(pv.Trace, traceRow{Position: t.Position, Key: t.Key, Code: t.Code.String(), Text: allocationCodeText[t.Code.String()]})
+	}
+	return pv
+}
+
+// ---- changes to a flag's settings in an environment
+
+// update applies change to the flag's settings in p.Env, checking the
+// version the form was rendered with. On a validation error or a conflict it
+// renders the flag page with the error next to the control.
+func (u *UI) update(w http.ResponseWriter, r *http.Request, p *page, change func(*store.FlagSettings) (string, error)) error {
+	key := r.PathValue("flag")
+	p.Path = "/flags/" + key
+	s, err := u.db.FlagSettings(r.Context(), p.Env, key)
+	if err != nil {
+		return err
+	}
+	version, _ := strconv.ParseInt(r.PostFormValue("version"), 10, 64)
+	var msg string
+	if s.Version != version {
+		err = store.Errorf(store.ECONFLICT, "someone changed this flag in %s since you opened the page; look at it again and redo your change", p.Env)
+	} else {
+		msg, err = change(&s)
+	}
+	if err == nil {
+		_, _, err = u.db.UpdateFlagSettings(r.Context(), s)
+	}
+	if err != nil {
+		if statusOf(err) == http.StatusInternalServerError || store.ErrorCode(err) == store.ENOTFOUND {
+			return err
+		}
+		if _, lerr := u.loadDetail(r, p, key); lerr != nil {
+			return lerr
+		}
+		p.fail(err, settingsFields(s))
+		u.render(w, r, "flag", p)
+		return nil
+	}
+	u.changed(r.Context())
+	u.done(w, r, "/flags/"+key+envQuery(p.Env), msg)
+	return nil
+}
+
+var reAllocField = regexp.MustCompile(`^allocations\[(\d+)\]\.(traffic|weights|status)`)
+
+func settingsFields(s store.FlagSettings) func(string) (string, string) {
+	return func(name string) (string, string) {
+		m := reAllocField.FindStringSubmatch(name)
+		if m == nil {
+			return "", ""
+		}
+		i, _ := strconv.Atoi(m[1])
+		if i >= len(s.Allocations) {
+			return "", ""
+		}
+		label := map[string]string{"traffic": "Traffic allocation", "weights": "Weights", "status": "Status"}[m[2]]
+		return m[2] + "-" + s.Allocations[i].Key, label
+	}
+}
+
+func allocation(s *store.FlagSettings, key string) (*store.Allocation, error) {
+	for i := range s.Allocations {
+		if s.Allocations[i].Key == key {
+			return &s.Allocations[i], nil
+		}
+	}
+	return nil, store.Errorf(store.ENOTFOUND, "allocation %q not found in %s", key, s.Environment)
+}
+
+func (u *UI) setEnabled(w http.ResponseWriter, r *http.Request, p *page) error {
+	on := r.PostFormValue("enabled") == "true"
+	return u.update(w, r, p, func(s *store.FlagSettings) (string, error) {
+		s.Enabled = on
+		if on {
+			return fmt.Sprintf("Turned %s on in %s.", s.Flag, s.Environment), nil
+		}
+		return fmt.Sprintf("Turned %s off in %s: every subject gets the default value.", s.Flag, s.Environment), nil
+	})
+}
+
+func (u *UI) setStatus(w http.ResponseWriter, r *http.Request, p *page) error {
+	status := r.PostFormValue("status")
+	return u.update(w, r, p, func(s *store.FlagSettings) (string, error) {
+		a, err := allocation(s, r.PathValue("alloc"))
+		if err != nil {
+			return "", err
+		}
+		if a.Type != store.Experiment {
+			return "", store.Invalid("status", "only experiments are started and stopped")
+		}
+		switch status {
+		case store.Running:
+			a.Status, s.Enabled = store.Running, true
+			return fmt.Sprintf("Started %s in %s: %s of subjects are assigned.", a.Key, s.Environment, pct(a.Traffic)), nil
+		case store.Stopped:
+			a.Status = store.Stopped
+			return fmt.Sprintf("Stopped %s in %s: no one is assigned; starting it again restores the same assignments.", a.Key, s.Environment), nil
+		}
+		return "", store.Invalid("status", "must be running or stopped")
+	})
+}
+
+// trafficChange says what a traffic change does to subjects.
+func trafficChange(from, to store.Percent) string {
+	switch {
+	case to > from:
+		return fmt.Sprintf("Everyone assigned so far keeps their variation; about %s more subjects enter.", pct(to-from))
+	case to < from:
+		return fmt.Sprintf("About %s of subjects leave the experiment; raising it back brings exactly them back.", pct(from-to))
+	}
+	return "Nothing changes."
+}
+
+func (u *UI) setTraffic(w http.ResponseWriter, r *http.Request, p *page) error {
+	return u.update(w, r, p, func(s *store.FlagSettings) (string, error) {
+		a, err := allocation(s, r.PathValue("alloc"))
+		if err != nil {
+			return "", err
+		}
+		i := slices.IndexFunc(s.Allocations, func(x store.Allocation) bool { return x.Key == a.Key })
+		to, err := parsePercent(fmt.Sprintf("allocations[%d].traffic", i), r.PostFormValue("traffic"))
+		if err != nil {
+			return "", err
+		}
+		from := a.Traffic
+		a.Traffic = to
+		return fmt.Sprintf("Traffic of %s in %s: %s → %s. %s", a.Key, s.Environment, pct(from), pct(to), trafficChange(from, to)), nil
+	})
+}
+
+func (u *UI) setWeights(w http.ResponseWriter, r *http.Request, p *page) error {
+	return u.update(w, r, p, func(s *store.FlagSettings) (string, error) {
+		a, err := allocation(s, r.PathValue("alloc"))
+		if err != nil {
+			return "", err
+		}
+		i := slices.IndexFunc(s.Allocations, func(x store.Allocation) bool { return x.Key == a.Key })
+		field := fmt.Sprintf("allocations[%d].weights", i)
+		f, err := u.db.Flag(r.Context(), s.Flag)
+		if err != nil {
+			return "", err
+		}
+		var ws []store.Weight
+		for _, v := range f.Variations {
+			raw := strings.TrimSpace(r.PostFormValue("weight_" + v.Key))
+			if raw == "" {
+				continue
+			}
+			wt, err := parsePercent(field, raw)
+			if err != nil {
+				return "", store.Invalid(field, "of %s must be a percentage from 0 to 100", v.Key)
+			}
+			ws = append(ws, store.Weight{Variation: v.Key, Weight: wt})
+		}
+		if r.PostFormValue("confirm") != "yes" {
+			return "", store.Invalid(field, "changing weights re-randomizes the experiment; tick the box to confirm")
+		}
+		a.Weights = ws
+		return fmt.Sprintf("Changed the weights of %s in %s; the experiment is re-randomized.", a.Key, s.Environment), nil
+	})
+}
+
+// ---- rules as sentences
+
+func quoteList(v json.RawMessage) string {
+	var list []string
+	if json.Unmarshal(v, &list) != nil {
+		return string(v)
+	}
+	for i := range list {
+		list[i] = strconv.Quote(list[i])
+	}
+	return strings.Join(list, ", ")
+}
+
+func plain(v json.RawMessage) string {
+	var s string
+	if json.Unmarshal(v, &s) == nil {
+		return s
+	}
+	return string(v)
+}
+
+func describeCondition(c store.Condition) string {
+	a := c.Attribute
+	switch c.Operator {
+	case ufc.OpOneOf:
+		return a + " is one of " + quoteList(c.Value)
+	case ufc.OpNotOneOf:
+		return a + " is none of " + quoteList(c.Value)
+	case ufc.OpMatches:
+		return a + " matches /" + plain(c.Value) + "/"
+	case ufc.OpNotMatches:
+		return a + " does not match /" + plain(c.Value) + "/"
+	case ufc.OpGT:
+		return a + " is greater than " + plain(c.Value)
+	case ufc.OpGTE:
+		return a + " is at least " + plain(c.Value)
+	case ufc.OpLT:
+		return a + " is less than " + plain(c.Value)
+	case ufc.OpLTE:
+		return a + " is at most " + plain(c.Value)
+	case ufc.OpIsNull:
+		if string(c.Value) == "false" {
+			return a + " is set"
+		}
+		return a + " is not set"
+	}
+	return a + " " + c.Operator + " " + string(c.Value)
+}
+
+func describeRules(rules []store.Rule) string {
+	if len(rules) == 0 {
+		return "all subjects"
+	}
+	var parts []string
+	for _, r := range rules {
+		var conds []string
+		for _, c := range r.Conditions {
+			conds = append(conds, describeCondition(c))
+		}
+		if len(conds) == 0 {
+			conds = []string{"any subject"}
+		}
+		parts = append(parts, strings.Join(conds, " and "))
+	}
+	return "subjects whose " + strings.Join(parts, ", or whose ")
+}
+
+func describeAllocation(a *store.Allocation) string {
+	var b strings.Builder
+	who := describeRules(a.Rules)
+	switch a.Type {
+	case store.Experiment:
+		var split []string
+		for _, w := range a.Weights {
+			split = append(split, w.Variation+" "+pct(w.Weight))
+		}
+		fmt.Fprintf(&b, "Experiment (%s): of %s, %s enter, split %s.", a.Status, who, pct(a.Traffic), strings.Join(split, " / "))
+		if a.Status != store.Running {
+			b.WriteString(" While it is not running, no one is assigned.")
+		}
+	case store.Rollout:
+		fmt.Fprintf(&b, "Rollout: %s of %s get %s.", pct(a.Percent), who, a.Variation)
+	case store.Targeted:
+		fmt.Fprintf(&b, "Targeted: %s get %s.", who, a.Variation)
+	}
+	if a.StartAt != nil {
+		fmt.Fprintf(&b, " Starts %s.", when(*a.StartAt))
+	}
+	if a.EndAt != nil {
+		fmt.Fprintf(&b, " Ends %s.", when(*a.EndAt))
+	}
+	return b.String()
+}

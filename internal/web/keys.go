@@ -1,0 +1,78 @@
+package web
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/allot-dev/allot/internal/store"
+)
+
+type keysData struct {
+	Keys    []store.SDKKey
+	Created *store.SDKKey // the key just created, with its secret
+	Name    string
+	BaseURL string
+}
+
+func baseURL(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}
+
+func (u *UI) renderKeys(w http.ResponseWriter, r *http.Request, p *page, d *keysData) error {
+	keys, err := u.db.SDKKeys(r.Context())
+	if err != nil {
+		return err
+	}
+	// Newest first.
+	for i, j := 0, len(keys)-1; i < j; i, j = i+1, j-1 {
+		keys[i], keys[j] = keys[j], keys[i]
+	}
+	d.Keys, d.BaseURL = keys, baseURL(r)
+	p.Path = "/keys"
+	p.Title, p.Nav, p.Data = "SDK keys", "keys", d
+	u.render(w, r, "keys", p)
+	return nil
+}
+
+func (u *UI) listKeys(w http.ResponseWriter, r *http.Request, p *page) error {
+	return u.renderKeys(w, r, p, &keysData{})
+}
+
+func (u *UI) createKey(w http.ResponseWriter, r *http.Request, p *page) error {
+	name := strings.TrimSpace(r.PostFormValue("name"))
+	k, err := u.db.CreateSDKKey(r.Context(), p.Env, name)
+	if err != nil {
+		if statusOf(err) == http.StatusInternalServerError {
+			return err
+		}
+		p.fail(err, func(f string) (string, string) {
+			if f == "name" {
+				return "name", "Name"
+			}
+			return "", ""
+		})
+		return u.renderKeys(w, r, p, &keysData{Name: name})
+	}
+	u.changed(r.Context())
+	p.Flash = fmt.Sprintf("Created SDK key %s for %s. Copy the secret now: it is shown only once.", k.Name, k.Environment)
+	return u.renderKeys(w, r, p, &keysData{Created: &k})
+}
+
+func (u *UI) revokeKey(w http.ResponseWriter, r *http.Request, p *page) error {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		return store.Errorf(store.ENOTFOUND, "no SDK key %q", r.PathValue("id"))
+	}
+	if err := u.db.RevokeSDKKey(r.Context(), id); err != nil {
+		return err
+	}
+	u.changed(r.Context())
+	u.done(w, r, "/keys"+envQuery(p.Env), "Revoked the SDK key: SDKs using it can no longer fetch the configuration.")
+	return nil
+}

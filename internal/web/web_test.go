@@ -1,0 +1,442 @@
+package web_test
+
+import (
+	"context"
+	"crypto/tls"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/allot-dev/allot/internal/publish"
+	"github.com/allot-dev/allot/internal/store"
+	"github.com/allot-dev/allot/internal/store/storetest"
+	"github.com/allot-dev/allot/internal/web"
+)
+
+type env struct {
+	t     *testing.T
+	db    *store.DB
+	cache *publish.Cache
+	srv   *httptest.Server
+	c     *http.Client
+	token store.AdminToken
+	csrf  string
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	db := storetest.Open(t, "sqlite")
+	ctx := context.Background()
+	tok, err := db.CreateAdminToken(ctx, "tester")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := publish.NewCache(db, nil)
+	if err := cache.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(web.New(db, cache, nil))
+	t.Cleanup(srv.Close)
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	return &env{t: t, db: db, cache: cache, srv: srv, c: c, token: tok}
+}
+
+type resp struct {
+	status int
+	loc    string
+	body   string
+	header http.Header
+}
+
+func (e *env) do(method, path string, form url.Values) resp {
+	e.t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, _ := http.NewRequest(method, e.srv.URL+path, body)
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	res, err := e.c.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return resp{status: res.StatusCode, loc: res.Header.Get("Location"), body: string(b), header: res.Header}
+}
+
+func (e *env) get(path string) resp { e.t.Helper(); return e.do("GET", path, nil) }
+
+// post sends a form with the session's CSRF token.
+func (e *env) post(path string, form url.Values) resp {
+	e.t.Helper()
+	form.Set("csrf", e.csrf)
+	return e.do("POST", path, form)
+}
+
+var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+func (e *env) signIn() {
+	e.t.Helper()
+	r := e.get("/signin")
+	m := csrfField.FindStringSubmatch(r.body)
+	if m == nil {
+		e.t.Fatalf("no csrf in sign-in form: %s", r.body)
+	}
+	r = e.do("POST", "/signin", url.Values{"csrf": {m[1]}, "token": {e.token.Secret}, "next": {"/flags"}})
+	if r.status != http.StatusSeeOther || r.loc != "/flags" {
+		e.t.Fatalf("sign in: %d %q %s", r.status, r.loc, r.body)
+	}
+	r = e.get("/flags")
+	m = csrfField.FindStringSubmatch(r.body)
+	if r.status != 200 || m == nil {
+		e.t.Fatalf("after sign in: %d %s", r.status, r.body)
+	}
+	e.csrf = m[1]
+}
+
+func want(t *testing.T, r resp, status int, contains ...string) {
+	t.Helper()
+	if r.status != status {
+		t.Fatalf("status %d, want %d; body:\n%s", r.status, status, r.body)
+	}
+	for _, s := range contains {
+		if !strings.Contains(r.body, s) {
+			t.Fatalf("body lacks %q:\n%s", s, r.body)
+		}
+	}
+}
+
+func TestUnauthenticatedRedirectsToSignIn(t *testing.T) {
+	e := newEnv(t)
+	for _, path := range []string{"/", "/flags", "/flags/new", "/flags/x?env=production", "/keys", "/audit", "/nope"} {
+		r := e.get(path)
+		if r.status != http.StatusSeeOther || !strings.HasPrefix(r.loc, "/signin?next=") {
+			t.Errorf("GET %s: %d %q", path, r.status, r.loc)
+		}
+	}
+	r := e.do("POST", "/flags/new", url.Values{"key": {"x"}})
+	if r.status != http.StatusSeeOther || !strings.HasPrefix(r.loc, "/signin") {
+		t.Errorf("POST: %d %q", r.status, r.loc)
+	}
+	// Static assets are public.
+	if r := e.get("/static/style.css"); r.status != 200 || !strings.Contains(r.header.Get("Content-Type"), "text/css") {
+		t.Errorf("style.css: %d %s", r.status, r.header.Get("Content-Type"))
+	}
+}
+
+func TestSignInAndOut(t *testing.T) {
+	e := newEnv(t)
+	r := e.get("/signin?next=/keys")
+	m := csrfField.FindStringSubmatch(r.body)
+	want(t, r, 200, `<label for="token">Admin token</label>`, `value="/keys"`)
+
+	// Without the form's token: refused.
+	r = e.do("POST", "/signin", url.Values{"token": {e.token.Secret}})
+	want(t, r, http.StatusForbidden, "expired")
+	r = e.get("/signin")
+	m = csrfField.FindStringSubmatch(r.body)
+
+	// A wrong token: an error next to the field.
+	r = e.do("POST", "/signin", url.Values{"csrf": {m[1]}, "token": {"allot_admin_nope"}})
+	want(t, r, http.StatusUnauthorized, `id="token-error"`, "unknown or has been revoked")
+	m = csrfField.FindStringSubmatch(r.body)
+
+	// An offsite next is ignored.
+	r = e.do("POST", "/signin", url.Values{"csrf": {m[1]}, "token": {e.token.Secret}, "next": {"//evil.example/"}})
+	if r.status != http.StatusSeeOther || r.loc != "/flags" {
+		t.Fatalf("sign in: %d %q", r.status, r.loc)
+	}
+	var sess *http.Cookie
+	for _, c := range e.c.Jar.Cookies(mustURL(e.srv.URL)) {
+		if c.Name == "allot_session" {
+			sess = c
+		}
+	}
+	if sess == nil {
+		t.Fatal("no session cookie")
+	}
+	// The Set-Cookie attributes the jar does not show.
+	if sc := findSetCookie(t, e, m); !strings.Contains(sc, "HttpOnly") || !strings.Contains(sc, "SameSite=Lax") || strings.Contains(sc, "Secure") {
+		t.Fatalf("session cookie %q", sc)
+	}
+	e.signIn()
+	want(t, e.get("/flags"), 200, "Sign out", "There are no flags yet")
+
+	// Sign out without the CSRF token: refused, still signed in.
+	want(t, e.do("POST", "/signout", url.Values{}), http.StatusForbidden)
+	want(t, e.get("/flags"), 200)
+	r = e.post("/signout", url.Values{})
+	if r.status != http.StatusSeeOther || r.loc != "/signin" {
+		t.Fatalf("sign out: %d %q", r.status, r.loc)
+	}
+	if r := e.get("/flags"); r.status != http.StatusSeeOther {
+		t.Fatalf("after sign out: %d", r.status)
+	}
+}
+
+func mustURL(s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		panic(err)
+	}
+	return u
+}
+
+// findSetCookie signs in once more without the jar and returns the
+// session's Set-Cookie header.
+func findSetCookie(t *testing.T, e *env, _ []string) string {
+	t.Helper()
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	res, err := c.Get(e.srv.URL + "/signin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	tok := csrfField.FindStringSubmatch(string(b))[1]
+	req, _ := http.NewRequest("POST", e.srv.URL+"/signin", strings.NewReader(url.Values{"csrf": {tok}, "token": {e.token.Secret}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.AddCookie(&http.Cookie{Name: "allot_signin", Value: tok})
+	res, err = c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	for _, sc := range res.Header.Values("Set-Cookie") {
+		if strings.HasPrefix(sc, "allot_session=") {
+			return sc
+		}
+	}
+	t.Fatalf("no session Set-Cookie: %v", res.Header)
+	return ""
+}
+
+func TestSecureCookieOverTLS(t *testing.T) {
+	db := storetest.Open(t, "sqlite")
+	tok, _ := db.CreateAdminToken(context.Background(), "tls")
+	cache := publish.NewCache(db, nil)
+	cache.Refresh(context.Background())
+	ui := web.New(db, cache, nil)
+	req := httptest.NewRequest("POST", "https://allot.example/signin", strings.NewReader(url.Values{"csrf": {"abc"}, "token": {tok.Secret}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.AddCookie(&http.Cookie{Name: "allot_signin", Value: "abc"})
+	req.TLS = &tls.ConnectionState{}
+	rec := httptest.NewRecorder()
+	ui.ServeHTTP(rec, req)
+	if rec.Code != http.StatusSeeOther {
+		t.Fatalf("%d %s", rec.Code, rec.Body)
+	}
+	found := false
+	for _, sc := range rec.Result().Header.Values("Set-Cookie") {
+		if strings.HasPrefix(sc, "allot_session=") {
+			found = true
+			if !strings.Contains(sc, "Secure") || !strings.Contains(sc, "HttpOnly") {
+				t.Fatalf("cookie over TLS: %q", sc)
+			}
+		}
+	}
+	if !found {
+		t.Fatal("no session cookie")
+	}
+}
+
+func TestCrossOriginPostRefused(t *testing.T) {
+	e := newEnv(t)
+	e.signIn()
+	req, _ := http.NewRequest("POST", e.srv.URL+"/keys", strings.NewReader(url.Values{"csrf": {e.csrf}, "name": {"x"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", "https://evil.example")
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	res, err := e.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusForbidden {
+		t.Fatalf("cross-origin POST: %d", res.StatusCode)
+	}
+	keys, _ := e.db.SDKKeys(context.Background())
+	if len(keys) != 0 {
+		t.Fatal("a key was created")
+	}
+}
+
+func TestRevokingTheTokenEndsTheSession(t *testing.T) {
+	e := newEnv(t)
+	e.signIn()
+	if err := e.db.RevokeAdminToken(context.Background(), e.token.ID); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.get("/flags"); r.status != http.StatusSeeOther {
+		t.Fatalf("revoked token's session still works: %d", r.status)
+	}
+}
+
+func experimentForm(key string) url.Values {
+	return url.Values{
+		"key": {key}, "description": {"Which button converts"}, "type": {"STRING"},
+		"var_key_0": {"control"}, "var_value_0": {"blue"}, "var_weight_0": {"50"},
+		"var_key_1": {"treatment"}, "var_value_1": {"green"}, "var_weight_1": {"50"},
+		"traffic":     {"10"},
+		"cond_rule_0": {"1"}, "cond_attr_0": {"country"}, "cond_op_0": {"ONE_OF"}, "cond_value_0": {"US, CA"},
+		"cond_rule_1": {"2"}, "cond_attr_1": {"age"}, "cond_op_1": {"GTE"}, "cond_value_1": {"18"},
+	}
+}
+
+func TestCreateExperimentValidation(t *testing.T) {
+	e := newEnv(t)
+	e.signIn()
+	cases := []struct {
+		name  string
+		edit  func(url.Values)
+		field string // the id of the error next to the field
+		text  string
+	}{
+		{"bad key", func(f url.Values) { f.Set("key", "no spaces") }, "key-error", "Key: must be 1 to 128"},
+		{"weights", func(f url.Values) { f.Set("var_weight_1", "40") }, "variations-error", "must sum to 100, not 90"},
+		{"weight not a number", func(f url.Values) { f.Set("var_weight_1", "lots") }, "var-1-error", "Variation 2 weight"},
+		{"duplicate variation", func(f url.Values) { f.Set("var_key_1", "control") }, "var-1-error", "duplicate variation"},
+		{"integer value", func(f url.Values) { f.Set("type", "INTEGER") }, "var-0-error", "Variation 1 value"},
+		{"traffic", func(f url.Values) { f.Set("traffic", "120") }, "traffic-error", "Traffic allocation: must be a percentage"},
+		{"regex", func(f url.Values) { f.Set("cond_op_1", "MATCHES"); f.Set("cond_value_1", "(") }, "cond-1-error", "Condition 2 value"},
+		{"version operand", func(f url.Values) { f.Set("cond_value_1", "new") }, "cond-1-error", "number or a MAJOR.MINOR.PATCH"},
+		{"no attribute", func(f url.Values) { f.Set("cond_attr_0", "") }, "cond-0-error", "Condition 1 attribute: is required"},
+		{"dates", func(f url.Values) { f.Set("start", "2026-05-01T00:00"); f.Set("end", "2026-04-01T00:00") }, "end-error", "End: is before startAt"},
+		{"bad date", func(f url.Values) { f.Set("start", "tomorrow") }, "start-error", "Start: must be a date"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := experimentForm("checkout")
+			c.edit(f)
+			r := e.post("/flags/new?env=production", f)
+			want(t, r, http.StatusUnprocessableEntity, `id="`+c.field+`"`, c.text, `role="alert"`)
+		})
+	}
+	// Nothing was created half-way.
+	flags, _ := e.db.Flags(context.Background())
+	if len(flags) != 0 {
+		t.Fatalf("flags created: %v", flags)
+	}
+	// Without the CSRF token nothing happens.
+	f := experimentForm("checkout")
+	r := e.do("POST", "/flags/new", f)
+	want(t, r, http.StatusForbidden, "expired")
+}
+
+func TestExperimentLifecycle(t *testing.T) {
+	e := newEnv(t)
+	e.signIn()
+	ctx := context.Background()
+	r := e.post("/flags/new?env=production", experimentForm("checkout"))
+	if r.status != http.StatusSeeOther || r.loc != "/flags/checkout?env=production" {
+		t.Fatalf("create: %d %q %s", r.status, r.loc, r.body)
+	}
+	r = e.get(r.loc)
+	want(t, r, 200, "Created experiment checkout", `id="status">DRAFT`,
+		"subjects whose country is one of &#34;US&#34;, &#34;CA&#34;, or whose age is at least 18",
+		"control 50 % / treatment 50 %", `&#34;key&#34;: &#34;checkout&#34;`)
+	want(t, e.get("/flags?env=production"), 200, `href="/flags/checkout?env=production"`, "DRAFT", "10 %")
+	want(t, e.get("/flags?env=production&status=RUNNING"), 200, "No flag matches")
+	want(t, e.get("/flags?env=production&q=button"), 200, `href="/flags/checkout?env=production"`)
+
+	s, _ := e.db.FlagSettings(ctx, "production", "checkout")
+	version := func() string {
+		s, _ := e.db.FlagSettings(ctx, "production", "checkout")
+		return itoa(s.Version)
+	}
+	start := url.Values{"env": {"production"}, "version": {version()}, "status": {"running"}}
+	r = e.post("/flags/checkout/allocations/checkout/status", start)
+	if r.status != http.StatusSeeOther {
+		t.Fatalf("start: %d %s", r.status, r.body)
+	}
+	want(t, e.get(r.loc), 200, `id="status">RUNNING`, "Started checkout")
+
+	// A stale version: a conflict, shown on the page.
+	stale := url.Values{"env": {"production"}, "version": {itoa(s.Version)}, "traffic": {"50"}}
+	want(t, e.post("/flags/checkout/allocations/checkout/traffic", stale), http.StatusConflict, "someone changed this flag")
+
+	raise := url.Values{"env": {"production"}, "version": {version()}, "traffic": {"50"}}
+	r = e.post("/flags/checkout/allocations/checkout/traffic", raise)
+	want(t, e.get(r.loc), 200, "10 % → 50 %. Everyone assigned so far keeps their variation; about 40 % more subjects enter.")
+	lower := url.Values{"env": {"production"}, "version": {version()}, "traffic": {"30"}}
+	r = e.post("/flags/checkout/allocations/checkout/traffic", lower)
+	want(t, e.get(r.loc), 200, "About 20 % of subjects leave the experiment; raising it back brings exactly them back.")
+	bad := url.Values{"env": {"production"}, "version": {version()}, "traffic": {"abc"}}
+	want(t, e.post("/flags/checkout/allocations/checkout/traffic", bad), http.StatusUnprocessableEntity,
+		`id="traffic-checkout-error"`, "Traffic allocation: must be a percentage")
+
+	// Weights need the confirmation.
+	w := url.Values{"env": {"production"}, "version": {version()}, "weight_control": {"30"}, "weight_treatment": {"70"}}
+	want(t, e.post("/flags/checkout/allocations/checkout/weights", w), http.StatusUnprocessableEntity,
+		`id="weights-checkout-error"`, "re-randomizes the experiment; tick the box")
+	w.Set("confirm", "yes")
+	r = e.post("/flags/checkout/allocations/checkout/weights", w)
+	want(t, e.get(r.loc), 200, "control 30 % / treatment 70 %", "re-randomized")
+
+	// Preview: the engine answers.
+	want(t, e.get("/flags/checkout?env=production&subject=u1&attrs="+url.QueryEscape("country = FR\nage = 12")), 200,
+		`id="preview-variation">no variation`, "subject matches none of its rules")
+	r = e.get("/flags/checkout?env=production&subject=u1&attrs=" + url.QueryEscape(`{"country": "US"}`))
+	want(t, r, 200, `id="preview-result"`)
+	if !strings.Contains(r.body, "gets variation") && !strings.Contains(r.body, "outside its traffic") {
+		t.Fatalf("preview: %s", r.body)
+	}
+	want(t, e.get("/flags/checkout?env=production&subject=&attrs="), 200, "Subject key: is required")
+	want(t, e.get("/flags/checkout?env=production&subject=x&attrs=nonsense"), 200, "Attributes: line 1")
+
+	// Stop, turn off.
+	r = e.post("/flags/checkout/allocations/checkout/status", url.Values{"env": {"production"}, "version": {version()}, "status": {"stopped"}})
+	want(t, e.get(r.loc), 200, `id="status">STOPPED`)
+	r = e.post("/flags/checkout/enabled", url.Values{"env": {"production"}, "version": {version()}, "enabled": {"false"}})
+	want(t, e.get(r.loc), 200, `id="status">OFF`)
+
+	want(t, e.get("/flags/nope?env=production"), http.StatusNotFound, "flag &#34;nope&#34; not found")
+
+	// The audit log names the token.
+	want(t, e.get("/audit"), 200, "admin:tester", "update flag_settings", "create flag", "Before and after")
+}
+
+func TestSDKKeys(t *testing.T) {
+	e := newEnv(t)
+	e.signIn()
+	ctx := context.Background()
+	want(t, e.post("/keys?env=production", url.Values{"env": {"production"}, "name": {" "}}), http.StatusUnprocessableEntity,
+		`id="name-error"`, "Name: is required")
+	r := e.post("/keys?env=production", url.Values{"env": {"production"}, "name": {"checkout-service"}})
+	want(t, r, 200, "shown only this once", `data-copy="secret"`)
+	if cc := r.header.Get("Cache-Control"); cc != "no-store" {
+		t.Fatalf("Cache-Control %q", cc)
+	}
+	secret := regexp.MustCompile(`id="secret" value="(allot_sdk_[0-9a-f]+)"`).FindStringSubmatch(r.body)
+	if secret == nil {
+		t.Fatalf("no secret: %s", r.body)
+	}
+	if e.cache.ForKey(secret[1]) == nil {
+		t.Fatal("new key not published")
+	}
+	e.cache.FlushUse(ctx)
+	keys, _ := e.db.SDKKeys(ctx)
+	r = e.get("/keys")
+	want(t, r, 200, keys[0].Prefix+"…", "checkout-service", "production")
+	if strings.Contains(r.body, secret[1]) {
+		t.Fatal("the secret is shown again")
+	}
+	r = e.post("/keys/"+itoa(keys[0].ID)+"/revoke", url.Values{"env": {"production"}})
+	want(t, e.get(r.loc), 200, "Revoked the SDK key", "revoked ")
+	if e.cache.ForKey(secret[1]) != nil {
+		t.Fatal("revoked key still published")
+	}
+	want(t, e.post("/keys/"+itoa(keys[0].ID)+"/revoke", url.Values{}), http.StatusNotFound, "no live SDK key")
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
