@@ -18,6 +18,7 @@ import (
 	"github.com/allot-dev/allot/internal/ingest"
 	"github.com/allot-dev/allot/internal/publish"
 	"github.com/allot-dev/allot/internal/store"
+	"github.com/allot-dev/allot/internal/web"
 )
 
 // Config configures a server. The zero value of every field but DB has a
@@ -114,6 +115,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		Log:    log,
 		Now:    time.Now,
 	})
+	api.Handle("/", web.New(db, cache, log))
 	s := &Server{
 		cfg: cfg, db: db, cache: cache, ingest: writer, ln: ln, errc: make(chan error, 1),
 		http: &http.Server{
