@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/csv"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,6 +17,8 @@ import (
 	"sync/atomic"
 	"time"
 	"unsafe"
+
+	"github.com/parquet-go/parquet-go"
 
 	"github.com/allot-dev/allot/internal/eval"
 	"github.com/allot-dev/allot/internal/lines"
@@ -37,11 +40,11 @@ func runAssign(ctx context.Context, e *env, args []string) error {
 	configPath := fs.String("config", "", "UFC configuration `file` (or use --server and --sdk-key)")
 	server := fs.String("server", "", "Allot server `URL` to fetch the configuration from, e.g. http://localhost:8080")
 	sdkKey := fs.String("sdk-key", "", "SDK `key` for --server (default $ALLOT_SDK_KEY)")
-	outPath := fs.String("out", "-", "output `file`: .csv (or - for stdout)")
+	outPath := fs.String("out", "-", "output `file`: .csv or .parquet (- for CSV on stdout)")
 	all := fs.Bool("all", false, "also write subjects that get no assignment (with empty experiment, variation and allocation)")
 	nowFlag := fs.String("now", "", "assignment time, RFC 3339 (default: now)")
 	fs.Usage = func() {
-		fmt.Fprintln(e.stderr, "usage: allot assign --flag KEY --subjects subjects.csv [--config FILE | --server URL --sdk-key KEY] [--out table.csv] [--all]")
+		fmt.Fprintln(e.stderr, "usage: allot assign --flag KEY --subjects subjects.csv [--config FILE | --server URL --sdk-key KEY] [--out table.csv|table.parquet] [--all]")
 		fmt.Fprintln(e.stderr, "\nWrites one row per assigned subject, in input order:\n  "+strings.TrimSpace(assignHeader))
 		fmt.Fprintln(e.stderr, "\nflags:")
 		fs.PrintDefaults()
@@ -108,9 +111,10 @@ func runAssign(ctx context.Context, e *env, args []string) error {
 
 	out := e.stdout
 	var file *os.File
+	asParquet := strings.HasSuffix(*outPath, ".parquet")
 	if *outPath != "-" {
-		if !strings.HasSuffix(*outPath, ".csv") {
-			return &exitError{code: 2, err: fmt.Errorf("--out %s: only .csv tables are written", *outPath)}
+		if !strings.HasSuffix(*outPath, ".csv") && !asParquet {
+			return &exitError{code: 2, err: fmt.Errorf("--out %s: write a .csv or a .parquet table", *outPath)}
 		}
 		if file, err = os.Create(*outPath); err != nil {
 			return fmt.Errorf("--out: %w", err)
@@ -119,7 +123,14 @@ func runAssign(ctx context.Context, e *env, args []string) error {
 		out = file
 	}
 	bw := bufio.NewWriterSize(out, 256<<10)
-	bw.WriteString(assignHeader)
+	var sink io.Writer = bw
+	var pq *parquetTable
+	if asParquet {
+		pq = newParquetTable(bw, now)
+		sink = pq
+	} else {
+		bw.WriteString(assignHeader)
+	}
 
 	a := &assigner{snap: snap, flag: *flagKey, attrNames: header[1:], all: *all, now: now,
 		stamp: now.Format("2006-01-02T15:04:05.000Z07:00")}
@@ -136,7 +147,10 @@ func runAssign(ctx context.Context, e *env, args []string) error {
 		a.allocations = append(a.allocations, string(appendCSV(nil, al.Key)))
 	}
 	a.pool.New = func() any { return &assignScratch{attrs: make(map[string]any, len(header))} }
-	err = lines.Map(ctx, br, bw, lines.Options{Quoted: true, BatchSize: 1024}, a.line)
+	err = lines.Map(ctx, br, sink, lines.Options{Quoted: true, BatchSize: 1024}, a.line)
+	if err == nil && pq != nil {
+		err = pq.Close()
+	}
 	if err == nil {
 		err = bw.Flush()
 	}
@@ -397,3 +411,47 @@ func appendCSV(dst []byte, s string) []byte {
 	}
 	return append(dst, '"')
 }
+
+// AssignRow is a row of the table allot assign writes, in Parquet.
+type AssignRow struct {
+	Experiment string    `parquet:"experiment,dict"`
+	Subject    string    `parquet:"subject"`
+	Variation  string    `parquet:"variation,dict"`
+	Allocation string    `parquet:"allocation,dict"`
+	Timestamp  time.Time `parquet:"timestamp,timestamp(millisecond)"`
+}
+
+// parquetTable receives the CSV rows lines.Map produces, whole batches at a
+// time and in order, and writes them as Parquet.
+type parquetTable struct {
+	pw    *parquet.GenericWriter[AssignRow]
+	stamp time.Time
+	rows  []AssignRow
+}
+
+func newParquetTable(w io.Writer, stamp time.Time) *parquetTable {
+	return &parquetTable{pw: parquet.NewGenericWriter[AssignRow](w, parquet.Compression(&parquet.Zstd)), stamp: stamp.Truncate(time.Millisecond)}
+}
+
+func (p *parquetTable) Write(b []byte) (int, error) {
+	r := csv.NewReader(bytes.NewReader(b))
+	r.FieldsPerRecord = 5
+	r.ReuseRecord = true
+	p.rows = p.rows[:0]
+	for {
+		rec, err := r.Read()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return 0, err
+		}
+		p.rows = append(p.rows, AssignRow{rec[0], rec[1], rec[2], rec[3], p.stamp})
+	}
+	if _, err := p.pw.Write(p.rows); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
+
+func (p *parquetTable) Close() error { return p.pw.Close() }

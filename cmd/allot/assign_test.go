@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parquet-go/parquet-go"
+
 	"github.com/allot-dev/allot/internal/eval"
 )
 
@@ -158,5 +160,33 @@ func TestAssignUsage(t *testing.T) {
 	code, _, stderr := runCmd(t, "s\n", "assign", "--flag", "nope", "--subjects", "-", "--config", filepath.Join(fixtures, "flags-v1.json"))
 	if code != 1 || !strings.Contains(stderr, `flag "nope" is not in the configuration`) {
 		t.Errorf("unknown flag: exit %d, %q", code, stderr)
+	}
+}
+
+func TestAssignParquet(t *testing.T) {
+	in := "subject,email\nalice,alice@mycompany.com\nbob,bob@example.com\n\"c, d\",x@mycompany.com\n"
+	out := filepath.Join(t.TempDir(), "table.parquet")
+	code, _, stderr := runCmd(t, in, "assign", "--flag", "new-user-onboarding", "--subjects", "-", "--all",
+		"--config", filepath.Join(fixtures, "flags-v1.json"), "--out", out, "--now", "2026-06-01T10:00:00.5Z")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	rows, err := parquet.ReadFile[AssignRow](out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []AssignRow{
+		{"new-user-onboarding-internal users", "alice", "green", "internal users", time.Date(2026, 6, 1, 10, 0, 0, 5e8, time.UTC)},
+		{"", "bob", "", "", time.Date(2026, 6, 1, 10, 0, 0, 5e8, time.UTC)},
+		{"new-user-onboarding-internal users", "c, d", "green", "internal users", time.Date(2026, 6, 1, 10, 0, 0, 5e8, time.UTC)},
+	}
+	if len(rows) != len(want) {
+		t.Fatalf("rows %+v", rows)
+	}
+	for i := range want {
+		if rows[i].Experiment != want[i].Experiment || rows[i].Subject != want[i].Subject || rows[i].Variation != want[i].Variation ||
+			rows[i].Allocation != want[i].Allocation || !rows[i].Timestamp.Equal(want[i].Timestamp) {
+			t.Errorf("row %d: %+v, want %+v", i, rows[i], want[i])
+		}
 	}
 }

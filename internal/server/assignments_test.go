@@ -11,7 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parquet-go/parquet-go"
+
 	"github.com/allot-dev/allot/internal/apiclient"
+	"github.com/allot-dev/allot/internal/httpapi"
 	"github.com/allot-dev/allot/internal/ingest"
 	"github.com/allot-dev/allot/internal/server"
 	"github.com/allot-dev/allot/internal/store"
@@ -111,6 +114,20 @@ func TestAssignmentTable(t *testing.T) {
 				t.Fatalf("jsonl: %d lines, want 50", n)
 			}
 			buf.Reset()
+			q.Format = "parquet"
+			if err := c.ExportAssignments(ctx, q, &buf); err != nil {
+				t.Fatal(err)
+			}
+			pq, err := parquet.Read[httpapi.ParquetRow](bytes.NewReader(buf.Bytes()), int64(buf.Len()))
+			if err != nil {
+				t.Fatalf("parquet: %v", err)
+			}
+			if len(pq) != 50 || pq[3].EventID != "ev-3" || pq[3].Variation != "treatment" || pq[3].SubjectAttributes != `{"country":"US","n":3}` ||
+				!pq[3].Timestamp.Equal(time.Date(2026, 5, 1, 0, 3, 0, 0, time.UTC)) {
+				t.Fatalf("parquet rows: %d, row 3 %+v", len(pq), pq[3])
+			}
+			buf.Reset()
+			q.Format = "jsonl"
 			q.Environment = "staging"
 			c.ExportAssignments(ctx, q, &buf)
 			if n := strings.Count(buf.String(), "\n"); n != 5 {
