@@ -53,4 +53,3 @@ func BenchmarkIngest(b *testing.B) {
 		})
 	}
 }
-
