@@ -64,46 +64,10 @@ type snapshot struct {
 	source   string
 	loadedAt time.Time
 	gen      uint64 // distinct for every snapshot of the process
-	// Reading the clock costs as much as a fifth of an evaluation, and only
-	// allocations with a startAt or endAt need it. timed says whether any
-	// flag has one; timedFlags names them (nil in an obfuscated snapshot,
-	// whose keys are hashed: then every flag reads the clock).
-	timed      bool
-	timedFlags map[string]struct{}
 }
 
 func newSnapshot(s *eval.Snapshot, source string, now time.Time) *snapshot {
-	sn := &snapshot{Snapshot: s, source: source, loadedAt: now, gen: generation.Add(1)}
-	s.Flags(func(f *eval.Flag) bool {
-		for i := range f.Allocations {
-			_, hasStart := f.Allocations[i].StartAt()
-			_, hasEnd := f.Allocations[i].EndAt()
-			if hasStart || hasEnd {
-				sn.timed = true
-				if !s.Obfuscated() {
-					if sn.timedFlags == nil {
-						sn.timedFlags = make(map[string]struct{})
-					}
-					sn.timedFlags[f.Key] = struct{}{}
-				}
-				break
-			}
-		}
-		return true
-	})
-	return sn
-}
-
-// needsClock reports whether evaluating flagKey depends on the time.
-func (s *snapshot) needsClock(flagKey string) bool {
-	if !s.timed {
-		return false
-	}
-	if s.timedFlags == nil {
-		return true
-	}
-	_, ok := s.timedFlags[flagKey]
-	return ok
+	return &snapshot{Snapshot: s, source: source, loadedAt: now, gen: generation.Add(1)}
 }
 
 type fetchStatus struct {
