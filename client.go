@@ -229,6 +229,11 @@ func (c *Client) Close(ctx context.Context) error {
 		var err error
 		if c.events != nil {
 			err = c.events.close(ctx)
+			// A logger with a lifecycle of its own (HTTPLogger) is closed
+			// once it has received every event.
+			if cl, ok := c.cfg.AssignmentLogger.(interface{ Close(context.Context) error }); ok && err == nil {
+				err = cl.Close(ctx)
+			}
 		}
 		done := make(chan struct{})
 		go func() { c.wg.Wait(); close(done) }()
@@ -246,7 +251,9 @@ func (c *Client) Close(ctx context.Context) error {
 }
 
 // Flush delivers every assignment event queued so far to the
-// AssignmentLogger and returns when it has, or when ctx ends.
+// AssignmentLogger and returns when it has, or when ctx ends. If the logger
+// has a Flush(context.Context) error method (HTTPLogger does), it is called
+// too, so that Flush returns once the events have left the process.
 func (c *Client) Flush(ctx context.Context) error {
 	if c == nil || c.events == nil {
 		return nil
@@ -254,7 +261,13 @@ func (c *Client) Flush(ctx context.Context) error {
 	if c.closed.Load() {
 		return ErrClosed
 	}
-	return c.events.flush(ctx)
+	if err := c.events.flush(ctx); err != nil {
+		return err
+	}
+	if f, ok := c.cfg.AssignmentLogger.(interface{ Flush(context.Context) error }); ok {
+		return f.Flush(ctx)
+	}
+	return nil
 }
 
 // Status describes the client's configuration and event delivery.

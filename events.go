@@ -29,6 +29,9 @@ func (f AssignmentLoggerFunc) LogAssignment(e AssignmentEvent) { f(e) }
 // AssignmentEvent records that a subject was assigned a variation (UFC spec
 // section 5). The JSON field names are those of Eppo's SDKs.
 type AssignmentEvent struct {
+	// EventID is a random UUID given to each event, so that a store can
+	// drop repeats (the HTTP logger's retries, say).
+	EventID     string `json:"eventId"`
 	FeatureFlag string `json:"featureFlag"`
 	Allocation  string `json:"allocation"`
 	// Experiment is FeatureFlag + "-" + Allocation.
@@ -211,6 +214,7 @@ func (p *eventProcessor) deliver(q queued) (ok bool) {
 		}
 	}()
 	e := AssignmentEvent{
+		EventID:           newEventID(),
 		FeatureFlag:       q.flag,
 		Allocation:        q.alloc.Key,
 		Experiment:        q.flag + "-" + q.alloc.Key,
