@@ -23,9 +23,16 @@ func (u *UI) signinForm(w http.ResponseWriter, r *http.Request) {
 }
 
 func (u *UI) renderSignin(w http.ResponseWriter, r *http.Request, p *page, next string) {
-	var b [24]byte
-	rand.Read(b[:])
-	tok := hex.EncodeToString(b[:])
+	// One token per browser, kept across loads of the form (other tabs,
+	// redirects), so that only a form this browser got can be sent.
+	var tok string
+	if c, err := r.Cookie(signinCookie); err == nil && len(c.Value) == 48 {
+		tok = c.Value
+	} else {
+		var b [24]byte
+		rand.Read(b[:])
+		tok = hex.EncodeToString(b[:])
+	}
 	http.SetCookie(w, &http.Cookie{Name: signinCookie, Value: tok, Path: "/signin", MaxAge: 3600,
 		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
 	p.Title, p.CSRF, p.Data = "Sign in", tok, signinData{Next: next}

@@ -57,6 +57,7 @@ func New(db *store.DB, cache *publish.Cache, log *slog.Logger) *UI {
 	mux := http.NewServeMux()
 	static, _ := fs.Sub(assets, "static")
 	mux.Handle("GET /static/", http.StripPrefix("/static/", staticHandler(static)))
+	mux.HandleFunc("GET /favicon.ico", http.NotFound)
 	mux.HandleFunc("GET /signin", u.signinForm)
 	mux.HandleFunc("POST /signin", u.signin)
 

@@ -403,7 +403,8 @@ func TestExperimentLifecycle(t *testing.T) {
 	want(t, e.get("/flags/nope?env=production"), http.StatusNotFound, "flag &#34;nope&#34; not found")
 
 	// The audit log names the token.
-	want(t, e.get("/audit"), 200, "admin:tester", "update flag_settings", "create flag", "Before and after")
+	want(t, e.get("/audit"), 200, "admin:tester", "update flag_settings", "create flag", "Before and after",
+		"allocations[0].traffic: 10 → 50", "allocations[0].status: &#34;draft&#34; → &#34;running&#34;", "enabled: true → false")
 }
 
 func TestSDKKeys(t *testing.T) {
