@@ -42,7 +42,8 @@ func runAssign(ctx context.Context, e *env, args []string) error {
 	sdkKey := fs.String("sdk-key", "", "SDK `key` for --server (default $ALLOT_SDK_KEY)")
 	outPath := fs.String("out", "-", "output `file`: .csv or .parquet (- for CSV on stdout)")
 	all := fs.Bool("all", false, "also write subjects that get no assignment (with empty experiment, variation and allocation)")
-	nowFlag := fs.String("now", "", "assignment time, RFC 3339 (default: now)")
+	var nowFlag timeFlag
+	fs.Var(&nowFlag, "now", "assignment `time`, RFC 3339 (default: now)")
 	fs.Usage = func() {
 		fmt.Fprintln(e.stderr, "usage: allot assign --flag KEY --subjects subjects.csv [--config FILE | --server URL --sdk-key KEY] [--out table.csv|table.parquet] [--all]")
 		fmt.Fprintln(e.stderr, "\nWrites one row per assigned subject, in input order:\n  "+strings.TrimSpace(assignHeader))
@@ -67,13 +68,9 @@ func runAssign(ctx context.Context, e *env, args []string) error {
 	case *server != "" && *sdkKey == "":
 		return &exitError{code: 2, err: errors.New("--server needs --sdk-key (or $ALLOT_SDK_KEY)")}
 	}
-	now := time.Now().UTC()
-	if *nowFlag != "" {
-		t, err := time.Parse(time.RFC3339Nano, *nowFlag)
-		if err != nil {
-			return &exitError{code: 2, err: fmt.Errorf("--now %q is not an RFC 3339 time", *nowFlag)}
-		}
-		now = t.UTC()
+	now := nowFlag.UTC()
+	if nowFlag.IsZero() {
+		now = time.Now().UTC()
 	}
 
 	var snap *eval.Snapshot

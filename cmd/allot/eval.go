@@ -36,7 +36,8 @@ func runEval(ctx context.Context, e *env, args []string) error {
 	fs := flag.NewFlagSet("allot eval", flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	configPath := fs.String("config", "", "UFC configuration `file` to evaluate against (required)")
-	nowFlag := fs.String("now", "", "evaluation time, RFC 3339 (default: the current time, fixed at start)")
+	var nowFlag timeFlag
+	fs.Var(&nowFlag, "now", "evaluation `time`, RFC 3339 (default: the current time, fixed at start)")
 	fs.Usage = func() {
 		fmt.Fprintln(e.stderr, "usage: allot eval --config FILE [--now RFC3339] < requests.jsonl > results.jsonl")
 		fmt.Fprintln(e.stderr, "\nEach input line is a request:")
@@ -57,13 +58,9 @@ func runEval(ctx context.Context, e *env, args []string) error {
 		fs.Usage()
 		return &exitError{code: 2, err: errors.New("--config is required and no arguments are taken")}
 	}
-	now := time.Now()
-	if *nowFlag != "" {
-		t, err := time.Parse(time.RFC3339Nano, *nowFlag)
-		if err != nil {
-			return &exitError{code: 2, err: fmt.Errorf("--now %q is not an RFC 3339 time", *nowFlag)}
-		}
-		now = t
+	now := nowFlag.Time
+	if now.IsZero() {
+		now = time.Now()
 	}
 	data, err := os.ReadFile(*configPath)
 	if err != nil {

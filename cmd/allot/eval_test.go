@@ -163,7 +163,7 @@ func TestEvalBadConfig(t *testing.T) {
 		{[]string{"eval"}, 2, "--config is required"},
 		{[]string{"eval", "--config", filepath.Join(dir, "missing.json")}, 1, "no such file"},
 		{[]string{"eval", "--config", bad}, 1, "line 1, column"},
-		{[]string{"eval", "--config", bad, "--now", "tomorrow"}, 2, "--now"},
+		{[]string{"eval", "--config", bad, "--now", "tomorrow"}, 2, "-now"},
 	} {
 		code, out, stderr := runCmd(t, `{"flag":"a","subject":"b"}`, c.args...)
 		if code != c.code || !strings.Contains(stderr, c.msg) || out != "" {

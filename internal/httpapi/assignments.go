@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/parquet-go/parquet-go"
@@ -27,23 +28,28 @@ var AssignmentColumns = []string{"event_id", "environment", "experiment", "featu
 func exportFilter(r *http.Request) (store.AssignmentFilter, error) {
 	q := r.URL.Query()
 	f := store.AssignmentFilter{Environment: q.Get("environment"), FeatureFlag: q.Get("flag"), Experiment: q.Get("experiment")}
+	return f, timeRange(q, &f)
+}
+
+// timeRange reads the from and to parameters (RFC 3339 times or dates) into f.
+func timeRange(q url.Values, f *store.AssignmentFilter) error {
 	for _, p := range []struct {
 		name string
 		t    *time.Time
 	}{{"from", &f.From}, {"to", &f.To}} {
-		if v := q.Get(p.name); v != "" {
-			t, err := time.Parse(time.RFC3339Nano, v)
-			if err != nil {
-				if d, derr := time.Parse("2006-01-02", v); derr == nil {
-					t = d
-				} else {
-					return f, store.Invalid(p.name, "%q is not an RFC 3339 time or a date", v)
-				}
-			}
-			*p.t = t
+		v := q.Get(p.name)
+		if v == "" {
+			continue
 		}
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			if t, err = time.Parse(time.DateOnly, v); err != nil {
+				return store.Invalid(p.name, "%q is not an RFC 3339 time or a date", v)
+			}
+		}
+		*p.t = t
 	}
-	return f, nil
+	return nil
 }
 
 // exportAssignments streams the assignment table as CSV, JSON lines or
@@ -187,18 +193,8 @@ type SummaryResponse struct {
 func (s *Server) assignmentSummary(w http.ResponseWriter, r *http.Request) error {
 	env, flag, alloc := r.PathValue("env"), r.PathValue("flag"), r.PathValue("alloc")
 	f := store.AssignmentFilter{Environment: env, FeatureFlag: flag, Allocation: alloc}
-	q := r.URL.Query()
-	for _, p := range []struct {
-		name string
-		t    *time.Time
-	}{{"from", &f.From}, {"to", &f.To}} {
-		if v := q.Get(p.name); v != "" {
-			t, err := time.Parse(time.RFC3339Nano, v)
-			if err != nil {
-				return store.Invalid(p.name, "%q is not an RFC 3339 time", v)
-			}
-			*p.t = t
-		}
+	if err := timeRange(r.URL.Query(), &f); err != nil {
+		return err
 	}
 	sum, err := s.db.SummarizeAssignments(r.Context(), f)
 	if err != nil {
