@@ -345,6 +345,9 @@ func (u *UI) createFlag(w http.ResponseWriter, r *http.Request, p *page) error {
 			return err
 		}
 		p.fail(err, form.fields)
+		if store.ErrorCode(err) == store.ECONFLICT {
+			p.Errors = map[string]string{"key": "Key: " + store.ErrorMessage(err) + "; choose another key"}
+		}
 		u.render(w, r, "new", p)
 		return nil
 	}

@@ -101,6 +101,10 @@ func (u *UI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func staticHandler(fsys fs.FS) http.Handler {
 	fsrv := http.FileServerFS(fsys)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "" || strings.HasSuffix(r.URL.Path, "/") {
+			http.NotFound(w, r) // no directory listings
+			return
+		}
 		w.Header().Set("Cache-Control", "public, max-age=300")
 		fsrv.ServeHTTP(w, r)
 	})

@@ -347,6 +347,11 @@ func TestExperimentLifecycle(t *testing.T) {
 		"control 50 % / treatment 50 %", `&#34;key&#34;: &#34;checkout&#34;`)
 	want(t, e.get("/flags?env=production"), 200, `href="/flags/checkout?env=production"`, "DRAFT", "10 %")
 	want(t, e.get("/flags?env=production&status=RUNNING"), 200, "No flag matches")
+	if _, err := e.db.CreateEnvironment(ctx, "staging"); err != nil {
+		t.Fatal(err)
+	}
+	want(t, e.get("/flags?env=staging"), 200, `<option value="staging" selected>`, `href="/flags/checkout?env=staging"`, `class="badge off">OFF`)
+	want(t, e.get("/flags/checkout?env=staging"), 200, "No allocations in staging", `href="/flags/checkout?env=production"`)
 	want(t, e.get("/flags?env=production&q=button"), 200, `href="/flags/checkout?env=production"`)
 
 	s, _ := e.db.FlagSettings(ctx, "production", "checkout")
@@ -401,6 +406,11 @@ func TestExperimentLifecycle(t *testing.T) {
 	want(t, e.get(r.loc), 200, `id="status">OFF`)
 
 	want(t, e.get("/flags/nope?env=production"), http.StatusNotFound, "flag &#34;nope&#34; not found")
+	want(t, e.post("/flags/new?env=production", experimentForm("checkout")), http.StatusConflict,
+		`id="key-error"`, "already exists; choose another key")
+	if r := e.get("/static/"); r.status != http.StatusNotFound {
+		t.Fatalf("static directory listing: %d", r.status)
+	}
 
 	// The audit log names the token.
 	want(t, e.get("/audit"), 200, "admin:tester", "update flag_settings", "create flag", "Before and after",

@@ -3,11 +3,6 @@
 document.documentElement.classList.add("js");
 
 document.addEventListener("DOMContentLoaded", function () {
-  // The environment switcher applies as soon as it changes.
-  document.querySelectorAll("form[data-autosubmit] select").forEach(function (sel) {
-    sel.addEventListener("change", function () { sel.form.submit(); });
-  });
-
   // Copy buttons: data-copy names the input whose value is copied.
   document.querySelectorAll("button[data-copy]").forEach(function (btn) {
     btn.addEventListener("click", function () {
