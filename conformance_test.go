@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"sync/atomic"
@@ -13,41 +12,8 @@ import (
 	"time"
 
 	"github.com/allot-dev/allot/internal/ufc"
+	"github.com/allot-dev/allot/internal/ufctest"
 )
-
-type fixtureCase struct {
-	Flag          string            `json:"flag"`
-	VariationType ufc.VariationType `json:"variationType"`
-	DefaultValue  json.RawMessage   `json:"defaultValue"`
-	Subjects      []struct {
-		SubjectKey        string          `json:"subjectKey"`
-		SubjectAttributes Attributes      `json:"subjectAttributes"`
-		Assignment        json.RawMessage `json:"assignment"`
-		EvaluationDetails struct {
-			FlagEvaluationCode string  `json:"flagEvaluationCode"`
-			VariationKey       *string `json:"variationKey"`
-			MatchedAllocation  *struct {
-				Key string `json:"key"`
-			} `json:"matchedAllocation"`
-		} `json:"evaluationDetails"`
-	} `json:"subjects"`
-}
-
-func loadCases(t *testing.T) map[string]fixtureCase {
-	files, err := filepath.Glob(filepath.Join(fixtureDir, "tests", "*.json"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no fixtures: %v", err)
-	}
-	cases := map[string]fixtureCase{}
-	for _, f := range files {
-		var c fixtureCase
-		if err := json.Unmarshal(readFixture(t, filepath.Join("tests", filepath.Base(f))), &c); err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
-		cases[filepath.Base(f)] = c
-	}
-	return cases
-}
 
 func decode(t *testing.T, raw []byte) any {
 	t.Helper()
@@ -120,10 +86,10 @@ func getTyped(t *testing.T, c *Client, typ ufc.VariationType, flag, subject stri
 // plain and obfuscated, and checks all 225 subjects through the typed
 // getters, GetAssignment and the assignment logger.
 func TestConformanceOverHTTP(t *testing.T) {
-	cases := loadCases(t)
+	cases := ufctest.Cases(t)
 	for _, doc := range []string{"flags-v1.json", "flags-v1-obfuscated.json"} {
 		t.Run(doc, func(t *testing.T) {
-			body := readFixture(t, doc)
+			body := ufctest.Document(t, doc)
 			var requests atomic.Int32
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				requests.Add(1)
@@ -149,11 +115,12 @@ func TestConformanceOverHTTP(t *testing.T) {
 			}
 
 			checks, matches := 0, 0
-			for file, fc := range cases {
+			for _, fc := range cases {
 				for _, s := range fc.Subjects {
 					checks++
-					name := file + "/" + s.SubjectKey
-					got, det := getTyped(t, c, fc.VariationType, fc.Flag, s.SubjectKey, s.SubjectAttributes, fc.DefaultValue)
+					name := fc.File + "/" + s.SubjectKey
+					attrs := Attributes(s.SubjectAttributes)
+					got, det := getTyped(t, c, fc.VariationType, fc.Flag, s.SubjectKey, attrs, fc.DefaultValue)
 					if want := decode(t, s.Assignment); !reflect.DeepEqual(got, want) {
 						t.Errorf("%s: value %#v, want %#v", name, got, want)
 					}
@@ -161,17 +128,11 @@ func TestConformanceOverHTTP(t *testing.T) {
 					if string(det.Code) != want.FlagEvaluationCode {
 						t.Errorf("%s: code %s, want %s (%s)", name, det.Code, want.FlagEvaluationCode, det.Reason)
 					}
-					wantVar, wantAlloc := "", ""
-					if want.VariationKey != nil {
-						wantVar = *want.VariationKey
-					}
-					if want.MatchedAllocation != nil {
-						wantAlloc = want.MatchedAllocation.Key
-					}
+					wantVar, wantAlloc := want.Variation(), want.Allocation()
 					if det.Variation != wantVar || det.Allocation != wantAlloc {
 						t.Errorf("%s: variation %q allocation %q, want %q %q", name, det.Variation, det.Allocation, wantVar, wantAlloc)
 					}
-					v, ok := c.GetAssignment(fc.Flag, s.SubjectKey, s.SubjectAttributes)
+					v, ok := c.GetAssignment(fc.Flag, s.SubjectKey, attrs)
 					if isMatch := want.FlagEvaluationCode == "MATCH"; ok != isMatch || (ok && v != wantVar) {
 						t.Errorf("%s: GetAssignment = %q, %v; want %q, %v", name, v, ok, wantVar, isMatch)
 					}
@@ -180,7 +141,7 @@ func TestConformanceOverHTTP(t *testing.T) {
 					}
 				}
 			}
-			if checks != 225 {
+			if checks != ufctest.Checks {
 				t.Errorf("ran %d subject checks, want 225", checks)
 			}
 			if err := c.Flush(context.Background()); err != nil {
@@ -210,7 +171,7 @@ func TestGettersOddInputs(t *testing.T) {
 	_ = nilClient.Flush(context.Background())
 	_ = nilClient.Status()
 
-	cfg := Config{Offline: true, InitialConfiguration: readFixture(t, "flags-v1.json"), AssignmentLogger: &recorder{}}
+	cfg := Config{Offline: true, InitialConfiguration: ufctest.Document(t, "flags-v1.json"), AssignmentLogger: &recorder{}}
 	c, err := NewClient(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)

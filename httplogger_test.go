@@ -8,12 +8,13 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/allot-dev/allot/internal/ufctest"
 )
 
 // eventSink is a fake ingestion endpoint: it keeps events by id (as the
@@ -228,12 +229,8 @@ func TestHTTPLoggerSpool(t *testing.T) {
 func TestClientFlushesHTTPLogger(t *testing.T) {
 	sink, srv := newSink(t)
 	hl := newTestLogger(t, srv.URL, HTTPLoggerConfig{FlushInterval: time.Hour})
-	doc, err := os.ReadFile("testdata/ufc/flags-v1.json")
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
-	c, err := NewClient(ctx, Config{Offline: true, InitialConfiguration: doc, AssignmentLogger: hl})
+	c, err := NewClient(ctx, Config{Offline: true, InitialConfiguration: ufctest.Document(t, "flags-v1.json"), AssignmentLogger: hl})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/allot-dev/allot"
+	"github.com/allot-dev/allot/internal/ufctest"
 )
 
 // flagSpec is a flag to evaluate and the typed default to pass.
@@ -267,10 +268,7 @@ func compare(t *testing.T, flags []flagSpec, subjects []subject, baseURL, apiKey
 // an Allot server serves it, gives identical answers in both SDKs for 10,000
 // random subjects (rules with every operator, experiments, rollouts, dates).
 func TestFixtureDocument(t *testing.T) {
-	doc, err := os.ReadFile("../testdata/ufc/flags-v1.json")
-	if err != nil {
-		t.Fatal(err)
-	}
+	doc := ufctest.Document(t, "flags-v1.json")
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/api/flag-config/v1/config" || r.URL.Query().Get("apiKey") != "fixture-key" {
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
@@ -281,22 +279,12 @@ func TestFixtureDocument(t *testing.T) {
 	}))
 	defer srv.Close()
 
-	files, _ := filepath.Glob("../testdata/ufc/tests/*.json")
 	seen := map[string]bool{}
 	var flags []flagSpec
-	for _, f := range files {
-		data, _ := os.ReadFile(f)
-		var c struct {
-			Flag          string          `json:"flag"`
-			VariationType string          `json:"variationType"`
-			DefaultValue  json.RawMessage `json:"defaultValue"`
-		}
-		if err := json.Unmarshal(data, &c); err != nil {
-			t.Fatal(err)
-		}
+	for _, c := range ufctest.Cases(t) {
 		if !seen[c.Flag] {
 			seen[c.Flag] = true
-			flags = append(flags, flagSpec{c.Flag, c.VariationType, c.DefaultValue})
+			flags = append(flags, flagSpec{c.Flag, string(c.VariationType), c.DefaultValue})
 		}
 	}
 	// Node logs an event even when the matched variation's value does not fit

@@ -11,6 +11,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/allot-dev/allot/internal/ufctest"
 )
 
 const fixtures = "../../testdata/ufc"
@@ -49,7 +51,6 @@ func decodeResults(t *testing.T, out string) []evalResult {
 
 // TestEvalFixtures runs all 225 shared fixture checks through allot eval.
 func TestEvalFixtures(t *testing.T) {
-	files, _ := filepath.Glob(filepath.Join(fixtures, "tests", "*.json"))
 	type expect struct {
 		name, reason string
 		variation    string
@@ -58,47 +59,22 @@ func TestEvalFixtures(t *testing.T) {
 	}
 	var in strings.Builder
 	var want []expect
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var c struct {
-			Flag          string          `json:"flag"`
-			VariationType string          `json:"variationType"`
-			DefaultValue  json.RawMessage `json:"defaultValue"`
-			Subjects      []struct {
-				SubjectKey        string          `json:"subjectKey"`
-				SubjectAttributes json.RawMessage `json:"subjectAttributes"`
-				Assignment        any             `json:"assignment"`
-				EvaluationDetails struct {
-					Code              string  `json:"flagEvaluationCode"`
-					VariationKey      *string `json:"variationKey"`
-					MatchedAllocation *struct {
-						Key string `json:"key"`
-					} `json:"matchedAllocation"`
-				} `json:"evaluationDetails"`
-			} `json:"subjects"`
-		}
-		if err := json.Unmarshal(data, &c); err != nil {
-			t.Fatal(err)
-		}
+	for _, c := range ufctest.Cases(t) {
+		var def bytes.Buffer
+		json.Compact(&def, c.DefaultValue)
 		for _, s := range c.Subjects {
-			var attrs, def bytes.Buffer
-			json.Compact(&attrs, s.SubjectAttributes)
-			json.Compact(&def, c.DefaultValue)
+			attrs, _ := json.Marshal(s.SubjectAttributes)
 			fmt.Fprintf(&in, `{"flag":%q,"subject":%q,"attributes":%s,"type":%q,"default":%s}`+"\n",
-				c.Flag, s.SubjectKey, attrs.Bytes(), c.VariationType, def.Bytes())
-			e := expect{name: filepath.Base(f) + "/" + s.SubjectKey, reason: s.EvaluationDetails.Code, value: s.Assignment}
+				c.Flag, s.SubjectKey, attrs, c.VariationType, def.Bytes())
+			var value any
+			json.Unmarshal(s.Assignment, &value)
+			e := expect{name: c.File + "/" + s.SubjectKey, reason: s.EvaluationDetails.FlagEvaluationCode, value: value}
 			if e.reason == "MATCH" {
-				e.variation = *s.EvaluationDetails.VariationKey
-				e.allocation = s.EvaluationDetails.MatchedAllocation.Key
+				e.variation = s.EvaluationDetails.Variation()
+				e.allocation = s.EvaluationDetails.Allocation()
 			}
 			want = append(want, e)
 		}
-	}
-	if len(want) != 225 {
-		t.Fatalf("found %d fixture checks, want 225", len(want))
 	}
 	code, out, stderr := runCmd(t, in.String(), "eval", "--config", filepath.Join(fixtures, "flags-v1.json"), "--now", "2026-06-01T00:00:00Z")
 	if code != 0 {

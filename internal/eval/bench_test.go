@@ -3,8 +3,6 @@ package eval_test
 import (
 	"crypto/md5"
 	"fmt"
-	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -12,6 +10,7 @@ import (
 
 	"github.com/allot-dev/allot/internal/eval"
 	"github.com/allot-dev/allot/internal/ufc"
+	"github.com/allot-dev/allot/internal/ufctest"
 )
 
 // subjects returns n distinct 24-character subject keys.
@@ -71,11 +70,7 @@ func benchExperiment(b *testing.B, doc string) {
 // allocations, regex and list rules, an experiment and a rollout), with a mix
 // of attributes that reaches every allocation (target: <= 600 ns/op, 0 allocs).
 func BenchmarkNewUserOnboarding(b *testing.B) {
-	data, err := os.ReadFile(filepath.Join(fixtureDir, "flags-v1.json"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	snap, err := eval.Load(data)
+	snap, err := eval.Load(ufctest.Document(b, "flags-v1.json"))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -4,14 +4,13 @@ import (
 	"encoding/json"
 	"math"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/allot-dev/allot/internal/eval"
 	"github.com/allot-dev/allot/internal/ufc"
+	"github.com/allot-dev/allot/internal/ufctest"
 )
 
 var fixtureFlags = []string{"new-user-onboarding", "kill-switch", "semver-test", "comparator-operator-test",
@@ -53,19 +52,11 @@ func TestObfuscatedAgrees(t *testing.T) {
 	}
 }
 
-func readFixture(f *testing.F, name string) []byte {
-	data, err := os.ReadFile(filepath.Join(fixtureDir, name))
-	if err != nil {
-		f.Fatal(err)
-	}
-	return data
-}
-
 // FuzzLoad: any input either fails to load with an error or loads into a
 // snapshot that evaluates every flag without panicking.
 func FuzzLoad(f *testing.F) {
-	f.Add(readFixture(f, "flags-v1.json"))
-	f.Add(readFixture(f, "flags-v1-obfuscated.json"))
+	f.Add(ufctest.Document(f, "flags-v1.json"))
+	f.Add(ufctest.Document(f, "flags-v1-obfuscated.json"))
 	f.Add([]byte(experimentDoc))
 	f.Add([]byte(`{"flags":{"a":{"key":"a","enabled":true,"variationType":"INTEGER","totalShards":1,"variations":{"x":{"key":"x","value":1}},"allocations":[{"key":"k","rules":[{"conditions":[{"attribute":"id","operator":"GT","value":"1.0.0"}]}],"splits":[{"variationKey":"x","shards":[{"salt":"s","ranges":[{"start":0,"end":1}]}]}]}]}}}`))
 	f.Add([]byte(`{"format":"CLIENT","flags":{"0cc175b9c0f1b6a831c399e269772661":{"enabled":true,"variationType":"JSON","totalShards":10,"variations":{"eA==":{"key":"eA==","value":"e30="}},"allocations":[{"key":"aw==","splits":[{"variationKey":"eA==","shards":[]}]}]}}}`))
@@ -96,11 +87,11 @@ func FuzzLoad(f *testing.F) {
 // FuzzEvaluate: arbitrary subject keys and attribute values against every
 // fixture flag never panic, and evaluation is deterministic.
 func FuzzEvaluate(f *testing.F) {
-	plain, err := eval.Load(readFixture(f, "flags-v1.json"))
+	plain, err := eval.Load(ufctest.Document(f, "flags-v1.json"))
 	if err != nil {
 		f.Fatal(err)
 	}
-	obf, err := eval.Load(readFixture(f, "flags-v1-obfuscated.json"))
+	obf, err := eval.Load(ufctest.Document(f, "flags-v1-obfuscated.json"))
 	if err != nil {
 		f.Fatal(err)
 	}
