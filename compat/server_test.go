@@ -94,7 +94,7 @@ func serverFlags(t *testing.T, c *apiclient.Client) []flagSpec {
 			{Key: "staff", Type: store.Targeted, Variation: "staff", Rules: []store.Rule{{Conditions: []store.Condition{cond("email", "MATCHES", `@mycompany\.com$`)}}}},
 			{Key: "spring-test", Type: store.Experiment, Status: store.Running, Traffic: 6000,
 				Weights: []store.Weight{{Variation: "control", Weight: 5000}, {Variation: "blue", Weight: 3000}, {Variation: "green", Weight: 2000}},
-				Rules: []store.Rule{{Conditions: []store.Condition{cond("country", "ONE_OF", []string{"US", "Canada"})}}, {Conditions: []store.Condition{cond("plan", "ONE_OF", []string{"pro"})}}}},
+				Rules:   []store.Rule{{Conditions: []store.Condition{cond("country", "ONE_OF", []string{"US", "Canada"})}}, {Conditions: []store.Condition{cond("plan", "ONE_OF", []string{"pro"})}}}},
 			{Key: "big-button-rollout", Type: store.Rollout, Variation: "large", Percent: 2500, DoLog: &yes},
 		}, "default"},
 		{store.Flag{Key: "max-items", VariationType: "INTEGER", Variations: vars("small", 10, "big", 100, "huge", 1000)}, true, []store.Allocation{
