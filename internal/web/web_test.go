@@ -451,3 +451,59 @@ func TestSDKKeys(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+func TestAuditPages(t *testing.T) {
+	e := newEnv(t)
+	e.signIn()
+	ctx := store.WithActor(context.Background(), "seeder")
+	for i := range 60 {
+		if _, err := e.db.CreateSDKKey(ctx, "production", "key-"+strconv.Itoa(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := e.get("/audit")
+	want(t, r, 200, "key-59", "seeder", "Older entries")
+	m := regexp.MustCompile(`href="/audit\?env=production&amp;before=(\d+)"`).FindStringSubmatch(r.body)
+	if m == nil {
+		t.Fatalf("no link to older entries: %s", r.body)
+	}
+	r = e.get("/audit?env=production&before=" + m[1])
+	want(t, r, 200, "key-0")
+	if strings.Contains(r.body, "key-59") || strings.Contains(r.body, "Older entries") {
+		t.Fatal("the second page repeats the first or goes on")
+	}
+}
+
+var (
+	controlTag = regexp.MustCompile(`<(input|select|textarea)\b[^>]*>`)
+	idAttr     = regexp.MustCompile(`\bid="([^"]+)"`)
+)
+
+// Every visible form control has a label.
+func TestEveryInputHasALabel(t *testing.T) {
+	e := newEnv(t)
+	r := e.get("/signin")
+	pages := map[string]string{"/signin": r.body}
+	e.signIn()
+	e.post("/flags/new?env=production", experimentForm("checkout"))
+	r = e.post("/keys", url.Values{"env": {"production"}, "name": {"svc"}})
+	pages["/keys (new key)"] = r.body
+	for _, p := range []string{"/flags", "/flags/new", "/flags/checkout?env=production&subject=u&attrs=", "/keys", "/audit"} {
+		pages[p] = e.get(p).body
+	}
+	for name, body := range pages {
+		for _, tag := range controlTag.FindAllString(body, -1) {
+			if strings.Contains(tag, `type="hidden"`) {
+				continue
+			}
+			m := idAttr.FindStringSubmatch(tag)
+			if m == nil {
+				t.Errorf("%s: control without an id: %s", name, tag)
+				continue
+			}
+			if !strings.Contains(body, `<label for="`+m[1]+`"`) {
+				t.Errorf("%s: no label for %s", name, tag)
+			}
+		}
+	}
+}
