@@ -58,6 +58,8 @@ func New(db *store.DB, cache *publish.Cache, log *slog.Logger) *UI {
 	static, _ := fs.Sub(assets, "static")
 	mux.Handle("GET /static/", http.StripPrefix("/static/", staticHandler(static)))
 	mux.HandleFunc("GET /favicon.ico", http.NotFound)
+	// A wrong API path is an API client's mistake: no sign-in page for it.
+	mux.HandleFunc("/api/", http.NotFound)
 	mux.HandleFunc("GET /signin", u.signinForm)
 	mux.HandleFunc("POST /signin", u.signin)
 

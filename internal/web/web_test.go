@@ -128,6 +128,9 @@ func TestUnauthenticatedRedirectsToSignIn(t *testing.T) {
 	if r.status != http.StatusSeeOther || !strings.HasPrefix(r.loc, "/signin") {
 		t.Errorf("POST: %d %q", r.status, r.loc)
 	}
+	if r := e.get("/api/flag-config/v9/config"); r.status != http.StatusNotFound {
+		t.Errorf("unknown API path: %d", r.status)
+	}
 	// Static assets are public.
 	if r := e.get("/static/style.css"); r.status != 200 || !strings.Contains(r.header.Get("Content-Type"), "text/css") {
 		t.Errorf("style.css: %d %s", r.status, r.header.Get("Content-Type"))
