@@ -148,21 +148,14 @@ func (c *compiler) compileFlag(f *Flag, key string, w *ufc.Flag) {
 	f.TotalShards = uint32(w.TotalShards)
 	f.typed = true
 
-	// Variations, sorted by key so that compiling is deterministic.
-	keys := make([]string, 0, len(w.Variations))
-	for k := range w.Variations {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	f.Variations = take(&c.vars, len(keys))
-	for i, k := range keys {
-		wv := w.Variations[k]
+	f.Variations = take(&c.vars, len(w.Variations))
+	for i, wv := range w.Variations {
 		v := &f.Variations[i]
-		if wv.Key != k {
-			flagError(f, "flag %q: variation %q has key %q", key, k, wv.Key)
+		v.Key = c.text(wv.Key)
+		if c.variationIndex(f.Variations[:i], v.Key) >= 0 {
+			flagError(f, "flag %q: variation %q appears twice", key, v.Key)
 			return
 		}
-		v.Key = c.text(k)
 		c.compileValue(v, f.Type, wv.Value)
 	}
 
@@ -178,12 +171,19 @@ func (c *compiler) compileFlag(f *Flag, key string, w *ufc.Flag) {
 }
 
 func (c *compiler) variation(f *Flag, key string) *Variation {
-	for i := range f.Variations {
-		if f.Variations[i].Key == key {
-			return &f.Variations[i]
-		}
+	if i := c.variationIndex(f.Variations, key); i >= 0 {
+		return &f.Variations[i]
 	}
 	return nil
+}
+
+func (c *compiler) variationIndex(vs []Variation, key string) int {
+	for i := range vs {
+		if vs[i].Key == key {
+			return i
+		}
+	}
+	return -1
 }
 
 // text de-obfuscates a base64 string of a CLIENT document; plain documents
@@ -534,6 +534,9 @@ func literalOf(pattern string) literalMatch {
 
 // coversAll reports whether the union of ranges is [0, total).
 func coversAll(ranges []ShardRange, total uint32) bool {
+	if len(ranges) == 1 { // nearly always: no copy, no sort
+		return ranges[0].Start == 0 && ranges[0].End >= total
+	}
 	rs := slices.Clone(ranges)
 	slices.SortFunc(rs, func(a, b ShardRange) int { return int(a.Start) - int(b.Start) })
 	var end uint32

@@ -57,7 +57,7 @@ func compileFlag(fc *store.FlagConfig) (*ufc.Flag, error) {
 		Key:           def.Key,
 		Enabled:       set.Enabled,
 		VariationType: def.VariationType,
-		Variations:    make(map[string]ufc.Variation, len(def.Variations)),
+		Variations:    make(ufc.Variations, 0, len(def.Variations)),
 		Allocations:   []ufc.Allocation{},
 		TotalShards:   store.Whole,
 	}
@@ -71,7 +71,7 @@ func compileFlag(fc *store.FlagConfig) (*ufc.Flag, error) {
 			}
 			value = b
 		}
-		f.Variations[v.Key] = ufc.Variation{Key: v.Key, Value: value}
+		f.Variations = append(f.Variations, ufc.Variation{Key: v.Key, Value: value})
 	}
 	order := make(map[string]int, len(def.Variations))
 	for i, v := range def.Variations {

@@ -1,6 +1,7 @@
 package ufc
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strconv"
@@ -155,7 +156,7 @@ func (r *reader) parseVariations(f *Flag) error {
 	if err := r.beginObject(); err != nil {
 		return err
 	}
-	f.Variations = make(map[string]Variation, 4)
+	f.Variations = make(Variations, 0, 2)
 	for first := true; ; {
 		k, ok, err := r.key(&first)
 		if err != nil || !ok {
@@ -186,7 +187,10 @@ func (r *reader) parseVariations(f *Flag) error {
 				return pathErr(pathErr(err, string(m)), strconv.Quote(key))
 			}
 		}
-		f.Variations[key] = v
+		if v.Key != key {
+			return r.errAt(r.pos, "variation %q has key %q", key, v.Key)
+		}
+		f.Variations = append(f.Variations, v)
 	}
 }
 
@@ -506,17 +510,25 @@ func DecodeString(raw []byte) (string, bool) {
 
 // DecodeStrings returns the strings of raw, if raw is a JSON array of strings.
 func DecodeStrings(raw []byte) ([]string, bool) {
-	var list []string
 	r := reader{data: raw}
-	err := r.array(func(int) error {
+	if r.beginArray() != nil {
+		return nil, false
+	}
+	list := make([]string, 0, bytes.Count(raw, []byte{','})+1)
+	for first := true; ; {
+		more, err := r.elem(&first)
+		if err != nil {
+			return nil, false
+		}
+		if !more {
+			return list, r.peek() == 0
+		}
 		b, err := r.strBytes()
 		if err != nil {
-			return err
+			return nil, false
 		}
 		list = append(list, string(b))
-		return nil
-	})
-	return list, err == nil && r.peek() == 0
+	}
 }
 
 // Valid reports whether b is exactly one well-formed JSON value.

@@ -74,12 +74,56 @@ type Environment struct {
 
 // Flag is one flag of a document.
 type Flag struct {
-	Key           string               `json:"key"`
-	Enabled       bool                 `json:"enabled"`
-	VariationType VariationType        `json:"variationType"`
-	Variations    map[string]Variation `json:"variations"`
-	Allocations   []Allocation         `json:"allocations"`
-	TotalShards   int                  `json:"totalShards"`
+	Key           string        `json:"key"`
+	Enabled       bool          `json:"enabled"`
+	VariationType VariationType `json:"variationType"`
+	Variations    Variations    `json:"variations"`
+	Allocations   []Allocation  `json:"allocations"`
+	TotalShards   int           `json:"totalShards"`
+}
+
+// Variations are a flag's variations, in order. On the wire they are an
+// object keyed by variation key; a slice keeps their order and costs far
+// less to build than a map for every flag of a large document.
+type Variations []Variation
+
+// MarshalJSON writes the variations as an object keyed by variation key.
+func (vs Variations) MarshalJSON() ([]byte, error) {
+	b := []byte{'{'}
+	for i, v := range vs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		k, err := json.Marshal(v.Key)
+		if err != nil {
+			return nil, err
+		}
+		b = append(append(b, k...), ':')
+		vb, err := json.Marshal(v)
+		if err != nil {
+			return nil, err
+		}
+		b = append(b, vb...)
+	}
+	return append(b, '}'), nil
+}
+
+// UnmarshalJSON reads the object form. Parse does not use it (it has its
+// own reader); it is here for code that decodes wire types with
+// encoding/json.
+func (vs *Variations) UnmarshalJSON(data []byte) error {
+	var m map[string]Variation
+	if err := json.Unmarshal(data, &m); err != nil {
+		return err
+	}
+	*vs = (*vs)[:0]
+	for k, v := range m {
+		if v.Key == "" {
+			v.Key = k
+		}
+		*vs = append(*vs, v)
+	}
+	return nil
 }
 
 // Variation is a named value of a flag. Value holds the JSON text: a string,
