@@ -74,13 +74,13 @@ type AllocationOutcome struct {
 // Result is the outcome of one evaluation. It points into the snapshot and
 // costs nothing to return.
 type Result struct {
-	Code       Code
 	Flag       *Flag       // nil when the flag is unknown
 	Allocation *Allocation // the matched allocation
-	Position   int         // 1-based position of Allocation; 0 when none matched
 	Rule       *Rule       // the rule that passed; nil when the allocation has none
 	Split      *Split      // the matched split
 	Variation  *Variation  // the assigned variation; set only when Code is Match
+	Position   int32       // 1-based position of Allocation; 0 when none matched
+	Code       Code
 	subjectErr bool
 }
 
@@ -156,7 +156,11 @@ func (r *Result) Description(flagKey string) string {
 // are active. attrs may be nil. It never allocates for plain documents and
 // string, boolean or numeric attributes.
 func (s *Snapshot) Evaluate(flagKey, subjectKey string, attrs map[string]any, want ufc.VariationType, now time.Time) Result {
-	return s.evaluate(flagKey, subjectKey, attrs, want, now, nil)
+	var f *Flag
+	if flagKey != "" {
+		f = s.Flag(flagKey)
+	}
+	return f.evaluate(subjectKey, attrs, want, now, nil)
 }
 
 // Explain is Evaluate plus what happened to every allocation, in order: the
@@ -242,7 +246,7 @@ func (f *Flag) evaluate(subject string, attrs map[string]any, want ufc.Variation
 					*trace = append(*trace, AllocationOutcome{f.Allocations[k].Key, Unevaluated, k + 1})
 				}
 			}
-			r := Result{Code: Match, Flag: f, Allocation: a, Position: i + 1, Rule: rule, Split: sp, Variation: sp.Variation}
+			r := Result{Code: Match, Flag: f, Allocation: a, Position: int32(i + 1), Rule: rule, Split: sp, Variation: sp.Variation}
 			if sp.Variation == nil || sp.Variation.Err != nil {
 				r.Code = AssignmentError
 			}
@@ -295,20 +299,25 @@ func (ev *evaluation) shardOf(sh *Shard) uint32 {
 		if ev.known&bit != 0 {
 			return ev.shards[sh.Slot]
 		}
-		n := ShardOf(sh.Prefix, ev.subject, ev.flag.TotalShards)
+		n := hashOf(sh.Prefix, ev.subject) % ev.flag.TotalShards
 		ev.known |= bit
 		ev.shards[sh.Slot] = n
 		return n
 	}
-	return ShardOf(sh.Prefix, ev.subject, ev.flag.TotalShards)
+	return hashOf(sh.Prefix, ev.subject) % ev.flag.TotalShards
 }
 
 // ShardOf returns the shard of prefix+subject (prefix is "salt-"): the first
 // four bytes of its MD5 digest, big-endian, modulo total (spec section 2).
 func ShardOf(prefix, subject string, total uint32) uint32 {
+	return hashOf(prefix, subject) % total
+}
+
+// hashOf returns the first four bytes of MD5(prefix + subject), big-endian.
+func hashOf(prefix, subject string) uint32 {
 	n := len(prefix) + len(subject)
 	if n > 64 {
-		return shardOfLong(prefix, subject, total)
+		return hashOfLong(prefix, subject)
 	}
 	// A 64-byte buffer is all a one-block input needs (up to 55 bytes, as
 	// with the server's 16-character salts); a larger one costs measurable
@@ -316,10 +325,10 @@ func ShardOf(prefix, subject string, total uint32) uint32 {
 	var buf [64]byte
 	copy(buf[copy(buf[:], prefix):], subject)
 	sum := md5.Sum(buf[:n])
-	return binary.BigEndian.Uint32(sum[:4]) % total
+	return binary.BigEndian.Uint32(sum[:4])
 }
 
-func shardOfLong(prefix, subject string, total uint32) uint32 {
+func hashOfLong(prefix, subject string) uint32 {
 	var buf [192]byte
 	var b []byte
 	if len(prefix)+len(subject) <= len(buf) {
@@ -329,7 +338,7 @@ func shardOfLong(prefix, subject string, total uint32) uint32 {
 	}
 	b = append(append(b, prefix...), subject...)
 	sum := md5.Sum(b)
-	return binary.BigEndian.Uint32(sum[:4]) % total
+	return binary.BigEndian.Uint32(sum[:4])
 }
 
 func (ev *evaluation) matchRules(rules []Rule) *Rule {
