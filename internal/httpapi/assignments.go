@@ -216,22 +216,12 @@ func (s *Server) assignmentSummary(w http.ResponseWriter, r *http.Request) error
 		resp.SRMNote = "not an experiment of this flag: no configured weights to test against"
 	default:
 		resp.Weights = map[string]float64{}
-		var observed []int64
-		var expected []float64
-		for _, wt := range weights {
+		ws := make([]srm.Weight, len(weights))
+		for i, wt := range weights {
 			resp.Weights[wt.Variation] = float64(wt.Weight) / 100
-			observed = append(observed, sum.Variations[wt.Variation])
-			expected = append(expected, float64(wt.Weight))
+			ws[i] = srm.Weight{Variation: wt.Variation, Weight: float64(wt.Weight)}
 		}
-		// Subjects in a variation the experiment does not weigh count
-		// against it with a weight of zero.
-		for v, n := range sum.Variations {
-			if _, ok := resp.Weights[v]; !ok {
-				observed = append(observed, n)
-				expected = append(expected, 0)
-			}
-		}
-		res, err := srm.Test(observed, expected)
+		res, err := srm.TestVariations(ws, sum.Variations)
 		if err != nil {
 			resp.SRMNote = err.Error()
 		} else {

@@ -121,3 +121,30 @@ func gammaQ(a, x float64) float64 {
 	}
 	return math.Exp(-x+a*math.Log(x)-lg) * h
 }
+
+// Weight is a variation's configured share (any positive scale).
+type Weight struct {
+	Variation string
+	Weight    float64
+}
+
+// TestVariations tests subjects counted per variation against configured
+// weights. A variation observed but not configured counts with weight zero:
+// its subjects alone make a mismatch.
+func TestVariations(weights []Weight, counts map[string]int64) (Result, error) {
+	observed := make([]int64, 0, len(weights)+len(counts))
+	expected := make([]float64, 0, len(weights)+len(counts))
+	known := make(map[string]bool, len(weights))
+	for _, w := range weights {
+		known[w.Variation] = true
+		observed = append(observed, counts[w.Variation])
+		expected = append(expected, w.Weight)
+	}
+	for v, n := range counts {
+		if !known[v] {
+			observed = append(observed, n)
+			expected = append(expected, 0)
+		}
+	}
+	return Test(observed, expected)
+}

@@ -12,6 +12,7 @@ package web_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -266,6 +267,28 @@ func TestBrowser(t *testing.T) {
 	if !ok || v != previewed {
 		t.Fatalf("SDK assigned %q (%v); the preview showed %q", v, ok, previewed)
 	}
+
+	// Assignments logged through the SDK's HTTP logger show up on the
+	// experiment's page, with the sample ratio check.
+	events, err := allot.NewHTTPLogger(allot.HTTPLoggerConfig{SDKKey: secret, BaseURL: base + "/api"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logging, err := allot.NewClient(context.Background(), allot.Config{SDKKey: secret, BaseURL: base + "/api", AssignmentLogger: events, InitTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatalf("SDK init: %v", err)
+	}
+	for i := range 2000 {
+		logging.GetAssignment("checkout-button", fmt.Sprintf("subject-%d", i), allot.Attributes{"country": "US", "plan": "pro"})
+	}
+	if err := logging.Close(context.Background()); err != nil { // flushes the HTTP logger
+		t.Fatalf("SDK close: %v", err)
+	}
+	do("assignments", chromedp.Navigate(base+"/flags/checkout-button?env=production"), visible("#status"),
+		chromedp.Click(chromedp.CSS("#assignments-checkout-button summary")), visible("#srm-checkout-button"),
+		chromedp.ScrollIntoView(chromedp.CSS("#assignments-checkout-button")), shot("assignments"))
+	contains(t, "assignments", text("#assignments-checkout-button summary"), "Assignments: 2000 subjects")
+	contains(t, "srm", text("#srm-checkout-button"), "Sample ratio")
 
 	// The list shows when the key was last used: the server's poller
 	// writes it, so reload until it does (bounded).

@@ -2,6 +2,7 @@ package web
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -9,8 +10,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/allot-dev/allot/internal/eval"
+	"github.com/allot-dev/allot/internal/srm"
 	"github.com/allot-dev/allot/internal/store"
 	"github.com/allot-dev/allot/internal/ufc"
 )
@@ -24,6 +27,25 @@ type allocView struct {
 	Experiment                                       bool
 	TrafficBP                                        int
 	Weights                                          []weightView
+	Summary                                          *assignmentSummary // experiments only
+}
+
+// assignmentSummary is an experiment's assignment table at a glance: the
+// subjects per variation against the weights, the sample ratio check, and
+// the last days' assignments.
+type assignmentSummary struct {
+	store.AssignmentSummary
+	Rows     []summaryRow
+	SRM      *srm.Result
+	SRMNote  string
+	Mismatch bool
+	Days     []store.DailyCount // the last 14 days with assignments
+}
+
+type summaryRow struct {
+	Variation            string
+	Subjects             int64
+	Observed, Configured string
 }
 
 type envState struct {
@@ -101,6 +123,11 @@ func (u *UI) loadDetail(r *http.Request, p *page, key string) (*detailData, erro
 				v.Weights = append(v.Weights, weightView{Variation: fv.Key, Weight: "0"})
 			}
 		}
+		if v.Experiment {
+			if v.Summary, err = u.summarize(ctx, p.Env, key, &a); err != nil {
+				return nil, err
+			}
+		}
 		d.Allocs = append(d.Allocs, v)
 	}
 	if pub := u.cache.Environment(p.Env); pub != nil {
@@ -117,6 +144,59 @@ func (u *UI) loadDetail(r *http.Request, p *page, key string) (*detailData, erro
 	}
 	p.Title, p.Nav, p.Data = f.Key, "flags", d
 	return d, nil
+}
+
+// summarize reads an experiment's assignment summary from the table and
+// runs the sample ratio mismatch check against its weights.
+func (u *UI) summarize(ctx context.Context, env, flag string, a *store.Allocation) (*assignmentSummary, error) {
+	sum, err := u.db.SummarizeAssignments(ctx, store.AssignmentFilter{Environment: env, FeatureFlag: flag, Allocation: a.Key})
+	if err != nil {
+		return nil, err
+	}
+	s := &assignmentSummary{AssignmentSummary: sum}
+	if n := len(sum.Daily); n > 0 {
+		first := sum.Daily[n-1].Day
+		if t, err := time.Parse(time.DateOnly, first); err == nil {
+			first = t.AddDate(0, 0, -13).Format(time.DateOnly)
+		}
+		for _, c := range sum.Daily {
+			if c.Day >= first {
+				s.Days = append(s.Days, c)
+			}
+		}
+	}
+	if sum.Assignments == 0 {
+		return s, nil
+	}
+	var single int64
+	for _, n := range sum.Variations {
+		single += n
+	}
+	ws := make([]srm.Weight, 0, len(a.Weights))
+	for _, w := range a.Weights {
+		ws = append(ws, srm.Weight{Variation: w.Variation, Weight: float64(w.Weight)})
+		n := sum.Variations[w.Variation]
+		s.Rows = append(s.Rows, summaryRow{Variation: w.Variation, Subjects: n, Observed: share(n, single), Configured: pct(w.Weight)})
+	}
+	for v, n := range sum.Variations {
+		if !slices.ContainsFunc(a.Weights, func(w store.Weight) bool { return w.Variation == v }) {
+			s.Rows = append(s.Rows, summaryRow{Variation: v, Subjects: n, Observed: share(n, single), Configured: "0 %"})
+		}
+	}
+	res, err := srm.TestVariations(ws, sum.Variations)
+	if err != nil {
+		s.SRMNote = err.Error()
+	} else {
+		s.SRM, s.Mismatch = &res, res.Mismatch
+	}
+	return s, nil
+}
+
+func share(n, total int64) string {
+	if total == 0 {
+		return "–"
+	}
+	return strconv.FormatFloat(100*float64(n)/float64(total), 'f', 1, 64) + " %"
 }
 
 // ---- preview

@@ -3,6 +3,7 @@ package web_test
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/allot-dev/allot/internal/publish"
 	"github.com/allot-dev/allot/internal/store"
@@ -508,5 +510,37 @@ func TestEveryInputHasALabel(t *testing.T) {
 				t.Errorf("%s: no label for %s", name, tag)
 			}
 		}
+	}
+}
+
+// TestAssignmentSummary: an experiment's page shows its assignment table
+// at a glance, and flags a sample ratio mismatch.
+func TestAssignmentSummary(t *testing.T) {
+	e := newEnv(t)
+	e.signIn()
+	ctx := context.Background()
+	if r := e.post("/flags/new?env=production", experimentForm("checkout")); r.status != http.StatusSeeOther {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	want(t, e.get("/flags/checkout?env=production"), 200, "Assignments: 0 subjects", "No assignment events yet")
+
+	day := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	var rows []store.Assignment
+	add := func(n int, variation string, offset int) {
+		for i := range n {
+			rows = append(rows, store.Assignment{EventID: fmt.Sprintf("%s-%d", variation, i), Environment: "production",
+				Experiment: "checkout-checkout", FeatureFlag: "checkout", Allocation: "checkout", Variation: variation,
+				Subject: fmt.Sprintf("u-%d", offset+i), Timestamp: day, ReceivedAt: day})
+		}
+	}
+	add(5000, "control", 0)
+	add(4300, "treatment", 10000) // configured 50/50: a mismatch
+	if _, err := e.db.InsertAssignments(ctx, rows); err != nil {
+		t.Fatal(err)
+	}
+	r := e.get("/flags/checkout?env=production")
+	want(t, r, 200, "Assignments: 9300 subjects", "sample ratio mismatch", "53.8 %", "46.2 %", "2026-05-01", "<details class=\"assignments\" id=\"assignments-checkout\" open>")
+	if !strings.Contains(r.body, "p = ") {
+		t.Fatalf("no p-value on the page")
 	}
 }
