@@ -19,40 +19,7 @@ func Parse(data []byte) (*Document, error) {
 		return nil, r.errAt(r.pos, "not a UFC document: expected a JSON object, found %s", describe(c))
 	}
 	sawFlags := false
-	err := r.object(func(key []byte) error {
-		var err error
-		switch string(key) {
-		case "createdAt":
-			if r.null() {
-				return nil
-			}
-			doc.CreatedAt, err = r.str()
-		case "format":
-			if r.null() {
-				return nil
-			}
-			doc.Format, err = r.str()
-		case "environment":
-			if r.null() {
-				return nil
-			}
-			err = r.object(func(k []byte) error {
-				if string(k) == "name" && !r.null() {
-					var e error
-					doc.Environment.Name, e = r.str()
-					return e
-				}
-				return r.skip()
-			})
-		case "flags":
-			sawFlags = true
-			err = r.parseFlags(doc)
-		default:
-			err = r.skip()
-		}
-		return pathErr(err, string(key))
-	})
-	if err != nil {
+	if err := r.parseDocument(doc, &sawFlags); err != nil {
 		return nil, err
 	}
 	if r.peek() != 0 {
@@ -67,6 +34,58 @@ func Parse(data []byte) (*Document, error) {
 		return nil, r.errAt(0, "unsupported format %q (want SERVER or CLIENT)", doc.Format)
 	}
 	return doc, nil
+}
+
+func (r *reader) parseDocument(doc *Document, sawFlags *bool) error {
+	r.pos++ // the '{' Parse checked
+	for first := true; ; {
+		key, ok, err := r.key(&first)
+		if err != nil || !ok {
+			return err
+		}
+		switch string(key) {
+		case "createdAt":
+			if !r.null() {
+				doc.CreatedAt, err = r.str()
+			}
+		case "format":
+			if !r.null() {
+				doc.Format, err = r.str()
+			}
+		case "environment":
+			if !r.null() {
+				err = r.parseEnvironment(doc)
+			}
+		case "flags":
+			*sawFlags = true
+			err = r.parseFlags(doc)
+		default:
+			err = r.skip()
+		}
+		if err != nil {
+			return pathErr(err, string(key))
+		}
+	}
+}
+
+func (r *reader) parseEnvironment(doc *Document) error {
+	if err := r.beginObject(); err != nil {
+		return err
+	}
+	for first := true; ; {
+		k, ok, err := r.key(&first)
+		if err != nil || !ok {
+			return err
+		}
+		if string(k) == "name" && !r.null() {
+			doc.Environment.Name, err = r.str()
+		} else {
+			err = r.skip()
+		}
+		if err != nil {
+			return pathErr(err, string(k))
+		}
+	}
 }
 
 // pathErr prefixes the path of a *SyntaxError with seg.

@@ -98,67 +98,6 @@ func (r *reader) expect(c byte) error {
 	return nil
 }
 
-// object calls fn for each member of an object; fn must consume the value.
-// The key is only valid during the call.
-func (r *reader) object(fn func(key []byte) error) error {
-	if err := r.expect('{'); err != nil {
-		return err
-	}
-	if r.peek() == '}' {
-		r.pos++
-		return nil
-	}
-	for {
-		if r.peek() != '"' {
-			return r.errAt(r.pos, "expected object key, found %s", describe(r.peek()))
-		}
-		key, err := r.strBytes()
-		if err != nil {
-			return err
-		}
-		if err := r.expect(':'); err != nil {
-			return err
-		}
-		if err := fn(key); err != nil {
-			return err
-		}
-		switch r.peek() {
-		case ',':
-			r.pos++
-		case '}':
-			r.pos++
-			return nil
-		default:
-			return r.errAt(r.pos, "expected ',' or '}' in object, found %s", describe(r.peek()))
-		}
-	}
-}
-
-// array calls fn for each element; fn must consume the element.
-func (r *reader) array(fn func(i int) error) error {
-	if err := r.expect('['); err != nil {
-		return err
-	}
-	if r.peek() == ']' {
-		r.pos++
-		return nil
-	}
-	for i := 0; ; i++ {
-		if err := fn(i); err != nil {
-			return err
-		}
-		switch r.peek() {
-		case ',':
-			r.pos++
-		case ']':
-			r.pos++
-			return nil
-		default:
-			return r.errAt(r.pos, "expected ',' or ']' in array, found %s", describe(r.peek()))
-		}
-	}
-}
-
 // beginObject consumes '{'. Iterate the members with more.
 func (r *reader) beginObject() error { return r.expect('{') }
 
@@ -437,9 +376,27 @@ func (r *reader) skipDepth(depth int) error {
 	}
 	switch c := r.peek(); {
 	case c == '{':
-		return r.object(func([]byte) error { return r.skipDepth(depth + 1) })
+		r.pos++
+		for first := true; ; {
+			_, ok, err := r.key(&first)
+			if err != nil || !ok {
+				return err
+			}
+			if err := r.skipDepth(depth + 1); err != nil {
+				return err
+			}
+		}
 	case c == '[':
-		return r.array(func(int) error { return r.skipDepth(depth + 1) })
+		r.pos++
+		for first := true; ; {
+			more, err := r.elem(&first)
+			if err != nil || !more {
+				return err
+			}
+			if err := r.skipDepth(depth + 1); err != nil {
+				return err
+			}
+		}
 	case c == '"':
 		_, err := r.strBytes()
 		return err
