@@ -56,8 +56,8 @@ func newAdminFlags(e *env, name, usage string) *adminFlags {
 func (a *adminFlags) parse(args []string) ([]string, error) {
 	var pos []string
 	for {
-		if err := a.fs.Parse(args); err != nil {
-			return nil, &exitError{code: 2}
+		if err := parseFlags(a.fs, args); err != nil {
+			return nil, err
 		}
 		args = a.fs.Args()
 		if len(args) == 0 {

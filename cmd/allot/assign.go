@@ -50,11 +50,8 @@ func runAssign(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintln(e.stderr, "\nflags:")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return &exitError{code: 2}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if *sdkKey == "" && e.getenv != nil {
 		*sdkKey = e.getenv("ALLOT_SDK_KEY")

@@ -48,11 +48,8 @@ func runEval(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintln(e.stderr, "\nflags:")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return &exitError{code: 2}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if *configPath == "" || fs.NArg() > 0 {
 		fs.Usage()

@@ -172,3 +172,14 @@ func TestEvalManyLinesInOrder(t *testing.T) {
 		}
 	}
 }
+
+func TestHelpAndBadFlags(t *testing.T) {
+	for _, cmd := range []string{"eval", "assign", "serve", "export", "flags"} {
+		if code, _, stderr := runCmd(t, "", cmd, "-h"); code != 0 || !strings.Contains(stderr, "usage") {
+			t.Errorf("%s -h: exit %d, %q", cmd, code, stderr)
+		}
+		if code, _, _ := runCmd(t, "", cmd, "--no-such-flag"); code != 2 {
+			t.Errorf("%s --no-such-flag: exit %d, want 2", cmd, code)
+		}
+	}
+}

@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -31,6 +32,20 @@ var commands = map[string]command{}
 
 func register(name, summary string, run func(ctx context.Context, env *env, args []string) error) {
 	commands[name] = command{summary: summary, run: run}
+}
+
+// parseFlags parses a command's flags. -h or --help has printed the usage:
+// the command ends successfully. A bad flag has printed its error and the
+// usage: the command ends with exit code 2.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	err := fs.Parse(args)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, flag.ErrHelp):
+		return &exitError{code: 0}
+	}
+	return &exitError{code: 2}
 }
 
 // exitError carries a specific exit code.

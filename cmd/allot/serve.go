@@ -38,8 +38,8 @@ flags:`)
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	format := fs.String("log-format", "text", "log format: text or json")
 	retention := fs.String("retention", envOr(e, "ALLOT_RETENTION", "0"), "maximum age of stored assignment events, e.g. 90d or 2160h (0 keeps them all)")
-	if err := fs.Parse(args); err != nil {
-		return &exitError{code: 2}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() != 0 {
 		fs.Usage()
