@@ -137,3 +137,30 @@ func ExampleClient_GetJSONBytesAssignment() {
 	// Output:
 	// {Columns:3 Compact:true}
 }
+
+// Send assignment events to an Allot server, where they become the
+// assignment table. (Not run: it needs a server.)
+func ExampleNewHTTPLogger() {
+	ctx := context.Background()
+	events, err := allot.NewHTTPLogger(allot.HTTPLoggerConfig{
+		SDKKey:   "allot_sdk_...",
+		BaseURL:  "http://localhost:8080/api",
+		SpoolDir: "/var/lib/myservice/allot-events", // optional: survive restarts and outages
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	client, err := allot.Init(ctx, allot.Config{
+		SDKKey:           "allot_sdk_...",
+		BaseURL:          "http://localhost:8080/api",
+		AssignmentLogger: events,
+	})
+	if err != nil {
+		log.Printf("allot: %v (serving defaults until a configuration arrives)", err)
+	}
+	defer client.Close(ctx) // flushes and closes the HTTP logger too
+
+	if v, ok := client.GetAssignment("checkout-button", "user-42", allot.Attributes{"country": "US"}); ok {
+		fmt.Println("variation", v)
+	}
+}
