@@ -191,6 +191,10 @@ func (p *eventProcessor) handle(q queued) {
 			}
 			p.filter.remember(q.slot, q.fp)
 			return
+		} else if ok {
+			// The pair changed (A → B): the fingerprint of A must stop
+			// suppressing A, or a change back to A would not be logged.
+			p.filter.forget(e.slot, e.fp)
 		}
 		if !p.deliver(q) {
 			return

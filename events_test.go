@@ -3,6 +3,7 @@ package allot
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -359,5 +360,35 @@ func TestDedupAcrossSnapshots(t *testing.T) {
 	}
 	if st := c.Status(); st.EventsDeduped != 3 {
 		t.Errorf("deduped %d in the logging goroutine, want 3 (one per new snapshot)", st.EventsDeduped)
+	}
+}
+
+// TestDedupChangeBackSameConfiguration: within one configuration, a
+// subject whose variation goes A → B → A is logged three times.
+func TestDedupChangeBackSameConfiguration(t *testing.T) {
+	doc := []byte(`{"format": "SERVER", "flags": {"f": {"key": "f", "enabled": true, "variationType": "STRING", "totalShards": 10000,
+	  "variations": {"us": {"key": "us", "value": "us"}, "other": {"key": "other", "value": "other"}},
+	  "allocations": [
+	    {"key": "us", "doLog": true, "rules": [{"conditions": [{"attribute": "country", "operator": "ONE_OF", "value": ["US"]}]}], "splits": [{"variationKey": "us", "shards": []}]},
+	    {"key": "rest", "doLog": true, "splits": [{"variationKey": "other", "shards": []}]}]}}}`)
+	rec := &recorder{}
+	ctx := context.Background()
+	c, err := NewClient(ctx, Config{Offline: true, InitialConfiguration: doc, AssignmentLogger: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	for _, country := range []string{"US", "FR", "US", "US", "FR"} {
+		c.GetStringAssignment("f", "alice", Attributes{"country": country}, "")
+		if err := c.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	for _, e := range rec.all() {
+		got = append(got, e.Variation)
+	}
+	if strings.Join(got, ",") != "us,other,us,other" {
+		t.Fatalf("logged %v, want us,other,us,other", got)
 	}
 }
