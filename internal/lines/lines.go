@@ -86,10 +86,10 @@ func Map(ctx context.Context, in io.Reader, out io.Writer, opts Options, fn Func
 
 	var writeErr error
 	for b := range order {
-		select {
-		case <-b.done:
-		case <-ctx.Done():
-		}
+		// Wait even after a cancel: a worker may still be using the batch,
+		// which goes back to the pool below. Workers finish a batch quickly,
+		// and a batch that never reached one is marked done by the reader.
+		<-b.done
 		if writeErr == nil && ctx.Err() == nil {
 			if b.panic != nil {
 				writeErr = panicError{b.panic}
@@ -151,6 +151,7 @@ func read(ctx context.Context, r *bufio.Reader, opts Options, free *sync.Pool, w
 		select {
 		case work <- b:
 		case <-ctx.Done():
+			close(b.done) // no worker will run it: the writer must not wait
 			return ctx.Err()
 		}
 		return nil

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/allot-dev/allot/internal/lines"
 )
@@ -59,11 +60,20 @@ func (w *failWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// TestMapStopsOnWriteError: a write error stops the run and is returned;
+// with slow workers still busy when it happens, batches must not be reused
+// under them (run with -race).
 func TestMapStopsOnWriteError(t *testing.T) {
-	in := strings.Repeat("data\n", 100000)
-	err := lines.Map(context.Background(), strings.NewReader(in), &failWriter{}, lines.Options{BatchSize: 10}, upper)
-	if err == nil || err.Error() != "disk full" {
-		t.Fatalf("got %v, want the write error", err)
+	slow := func(dst, line []byte) []byte {
+		time.Sleep(time.Microsecond)
+		return upper(dst, line)
+	}
+	for range 10 {
+		in := strings.Repeat("data\n", 50000)
+		err := lines.Map(context.Background(), strings.NewReader(in), &failWriter{}, lines.Options{Workers: 4, BatchSize: 64}, slow)
+		if err == nil || err.Error() != "disk full" {
+			t.Fatalf("got %v, want the write error", err)
+		}
 	}
 }
 
