@@ -66,11 +66,11 @@ func (w *failWriter) Write(p []byte) (int, error) {
 func TestMapStopsOnWriteError(t *testing.T) {
 	slow := func(dst, line []byte) []byte {
 		time.Sleep(time.Microsecond)
-		return upper(dst, line)
+		return append(append(dst, line...), '\n')
 	}
-	for range 10 {
-		in := strings.Repeat("data\n", 50000)
-		err := lines.Map(context.Background(), strings.NewReader(in), &failWriter{}, lines.Options{Workers: 4, BatchSize: 64}, slow)
+	for range 20 {
+		in := strings.Repeat("some data\n", 200000)
+		err := lines.Map(context.Background(), strings.NewReader(in), &failWriter{n: 1}, lines.Options{Workers: 4, BatchSize: 64}, slow)
 		if err == nil || err.Error() != "disk full" {
 			t.Fatalf("got %v, want the write error", err)
 		}
