@@ -372,15 +372,15 @@ func splitCSV(fields [][]byte, rec []byte, scratch *[]byte) ([][]byte, error) {
 			rec = rec[1:]
 			continue
 		}
-		i := bytes.IndexByte(rec, ',')
-		if i < 0 {
-			if bytes.IndexByte(rec, '"') >= 0 {
-				return fields, errors.New("quote inside an unquoted field")
-			}
-			return append(fields, rec), nil
+		field, rest, more := bytes.Cut(rec, []byte{','})
+		if bytes.IndexByte(field, '"') >= 0 {
+			return fields, errors.New("quote inside an unquoted field")
 		}
-		fields = append(fields, rec[:i])
-		rec = rec[i+1:]
+		fields = append(fields, field)
+		if !more {
+			return fields, nil
+		}
+		rec = rest
 	}
 }
 

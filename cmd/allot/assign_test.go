@@ -190,3 +190,28 @@ func TestAssignParquet(t *testing.T) {
 		}
 	}
 }
+
+// TestAssignStrayQuote: a quote inside an unquoted field makes its row
+// malformed (reported) and leaves the rows after it alone.
+func TestAssignStrayQuote(t *testing.T) {
+	var in strings.Builder
+	in.WriteString("subject,device\n")
+	for i := range 5000 {
+		device := "phone"
+		if i == 5 {
+			device = `5" tablet`
+		}
+		fmt.Fprintf(&in, "u%d,%s\n", i, device)
+	}
+	code, out, stderr := runCmd(t, in.String(), "assign", "--flag", "kill-switch", "--subjects", "-", "--all",
+		"--config", filepath.Join(fixtures, "flags-v1.json"))
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if rows := readTable(t, out); len(rows) != 4999 {
+		t.Fatalf("%d rows, want 4999 (all but the malformed one)", len(rows))
+	}
+	if !strings.Contains(stderr, "skipped 1 malformed rows") || !strings.Contains(stderr, "quote inside an unquoted field") {
+		t.Fatalf("stderr %q should report the one bad row", stderr)
+	}
+}

@@ -5,7 +5,6 @@ package lines
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -31,7 +30,54 @@ type Options struct {
 	Quoted bool
 }
 
-var quote = []byte{'"'}
+// csvState follows a CSV record across the chunks it is read in, to know
+// whether a newline ends the record or sits inside a quoted field. As in RFC
+// 4180, a quote opens a quoted field only at the start of a field; a stray
+// quote elsewhere is left for the record's parser to reject, so it cannot
+// swallow the lines after it.
+type csvState struct {
+	started    bool // the record has begun (fieldStart is meaningful)
+	inQuote    bool // inside a quoted field
+	quoteSeen  bool // inside a quoted field, just after a '"': closing or doubled?
+	fieldStart bool // at the start of a field
+}
+
+// scan consumes a chunk (up to and including a newline, or a full buffer)
+// and reports whether the record is inside a quoted field at its end.
+func (s *csvState) scan(chunk []byte) bool {
+	if !s.started {
+		s.started, s.fieldStart = true, true
+	}
+	for _, c := range chunk {
+		if s.quoteSeen {
+			s.quoteSeen = false
+			if c == '"' {
+				continue // a doubled quote: still inside
+			}
+			s.inQuote = false // the quote closed the field; c is outside it
+		}
+		if s.inQuote {
+			if c == '"' {
+				s.quoteSeen = true
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			if s.fieldStart {
+				s.inQuote = true
+			}
+			s.fieldStart = false
+		case ',':
+			s.fieldStart = true
+		default:
+			s.fieldStart = false
+		}
+	}
+	// A quote that ends the chunk leaves quoteSeen for the next chunk; a
+	// chunk that ends in a newline never does (the newline settles it).
+	return s.inQuote
+}
 
 type batch struct {
 	buf   []byte // the lines, back to back
@@ -160,13 +206,14 @@ func read(ctx context.Context, r *bufio.Reader, opts Options, free *sync.Pool, w
 	for {
 		lineStart := len(b.buf)
 		long := false
+		var csv csvState
 		inQuote := false
 		var err error
 		for {
 			var chunk []byte
 			chunk, err = r.ReadSlice('\n')
-			if opts.Quoted && bytes.Count(chunk, quote)%2 == 1 {
-				inQuote = !inQuote
+			if opts.Quoted {
+				inQuote = csv.scan(chunk)
 			}
 			if !long {
 				if len(b.buf)-lineStart+len(chunk) > opts.MaxLine+1 {

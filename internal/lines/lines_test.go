@@ -112,3 +112,21 @@ func TestMapQuoted(t *testing.T) {
 		t.Fatalf("records %q", got)
 	}
 }
+
+// TestMapQuotedStrayQuote: a quote inside an unquoted field does not open a
+// quoted field, so it cannot glue the following lines into its record.
+func TestMapQuotedStrayQuote(t *testing.T) {
+	in := "a,5\" tablet\nb,\"x\"\"y\"\nc,\"split\nover lines\"\nd,\"\"\ne\n"
+	var got []string
+	err := lines.Map(context.Background(), strings.NewReader(in), &bytes.Buffer{}, lines.Options{Quoted: true, Workers: 1}, func(dst, line []byte) []byte {
+		got = append(got, string(line))
+		return dst
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{`a,5" tablet`, `b,"x""y"`, "c,\"split\nover lines\"", `d,""`, "e"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("records %q, want %q", got, want)
+	}
+}
