@@ -93,9 +93,29 @@ var (
 func Init(ctx context.Context, cfg Config) (*Client, error) {
 	c, err := NewClient(ctx, cfg)
 	if old := instance.Swap(c); old != nil && old != c {
-		_ = old.Close(context.WithoutCancel(ctx))
+		// Bounded: a logger that cannot deliver (say, an HTTPLogger whose
+		// server is down) must not hold up Init. A logger the new client
+		// uses too stays open.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), replacedCloseTimeout)
+		_ = old.close(cctx, !sameLogger(old.cfg.AssignmentLogger, cfg.AssignmentLogger))
+		cancel()
 	}
 	return c, err
+}
+
+// replacedCloseTimeout bounds closing the client that Init replaces.
+const replacedCloseTimeout = 5 * time.Second
+
+// sameLogger reports whether a and b are the same logger. Loggers of
+// uncomparable types (an AssignmentLoggerFunc) are never the same, and have
+// nothing to close anyway.
+func sameLogger(a, b AssignmentLogger) (same bool) {
+	defer func() {
+		if recover() != nil {
+			same = false
+		}
+	}()
+	return a != nil && a == b
 }
 
 // Instance returns the client made by Init, or nil before Init. A nil
@@ -218,6 +238,12 @@ func (c *Client) SetConfiguration(doc []byte) error {
 // for every goroutine of the client to end, or for ctx to end. It is safe
 // to call more than once; later calls return the first result.
 func (c *Client) Close(ctx context.Context) error {
+	return c.close(ctx, true)
+}
+
+// close is Close; closeLogger says whether a logger with a lifecycle of its
+// own (HTTPLogger) is closed too (Init keeps one that the new client uses).
+func (c *Client) close(ctx context.Context, closeLogger bool) error {
 	if c == nil {
 		return nil
 	}
@@ -229,10 +255,10 @@ func (c *Client) Close(ctx context.Context) error {
 		var err error
 		if c.events != nil {
 			err = c.events.close(ctx)
-			// A logger with a lifecycle of its own (HTTPLogger) is closed
-			// once it has received every event.
-			if cl, ok := c.cfg.AssignmentLogger.(interface{ Close(context.Context) error }); ok && err == nil {
-				err = cl.Close(ctx)
+			// The logger is closed once it has received every event, or
+			// once ctx ended: closing it then still stops its goroutine.
+			if cl, ok := c.cfg.AssignmentLogger.(interface{ Close(context.Context) error }); ok && closeLogger {
+				err = errors.Join(err, cl.Close(ctx))
 			}
 		}
 		done := make(chan struct{})

@@ -21,6 +21,9 @@ import (
 	"time"
 )
 
+// maxServerBatch is the most events the server takes in one request.
+const maxServerBatch = 10_000
+
 // Defaults of HTTPLoggerConfig.
 const (
 	DefaultEventBatchSize     = 1000
@@ -96,6 +99,7 @@ type HTTPLogger struct {
 
 	sent, rejected, dropped, retries atomic.Uint64
 	pendingEvents                    atomic.Int64
+	memoryEvents                     atomic.Int64 // pending events held in memory (not spooled)
 	warnedFull                       atomic.Bool
 
 	// Owned by the run goroutine.
@@ -136,6 +140,9 @@ func NewHTTPLogger(cfg HTTPLoggerConfig) (*HTTPLogger, error) {
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = DefaultEventBatchSize
 	}
+	// The server takes at most 10,000 events a request; a larger batch
+	// would be refused every time.
+	cfg.BatchSize = min(cfg.BatchSize, maxServerBatch)
 	if cfg.FlushInterval <= 0 {
 		cfg.FlushInterval = DefaultEventFlushInterval
 	}
@@ -181,7 +188,7 @@ func (l *HTTPLogger) LogAssignment(e AssignmentEvent) {
 		return
 	default:
 	}
-	if int(l.pendingEvents.Load()) >= l.cfg.BufferSize && l.cfg.SpoolDir == "" {
+	if l.memoryEvents.Load() >= int64(l.cfg.BufferSize) {
 		l.drop(1, "the event buffer is full")
 		return
 	}
@@ -285,8 +292,13 @@ func (l *HTTPLogger) run() {
 			}
 			l.retry(bg, false)
 		case req := <-l.flushes:
-			drain(req.ctx)
-			req.done <- l.retry(req.ctx, true)
+			// A Close that gives up (l.ctx) ends a Flush in progress too.
+			ctx, stop := context.WithCancel(req.ctx)
+			unhook := context.AfterFunc(l.ctx, stop)
+			drain(ctx)
+			req.done <- l.retry(ctx, true)
+			unhook()
+			stop()
 		case <-l.stop:
 			ctx, stop := context.WithCancel(*l.closeCtx.Load())
 			context.AfterFunc(l.ctx, stop)
@@ -396,14 +408,22 @@ func (l *HTTPLogger) attempt(ctx context.Context, p *pendingBatch) bool {
 		l.failures = 0
 		l.nextAttempt = time.Time{}
 		return true
-	case resp.StatusCode == http.StatusRequestTimeout || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
-		l.failed(resp.StatusCode, resp.Header.Get("Retry-After"))
-		return false
-	default:
+	case resp.StatusCode == http.StatusBadRequest || resp.StatusCode == http.StatusRequestEntityTooLarge ||
+		resp.StatusCode == http.StatusUnprocessableEntity:
+		// The batch itself is unacceptable: sending it again cannot help.
 		l.drop(p.events, "the server refused a batch")
 		l.cfg.Logger.Error("allot: the server refused a batch of assignment events; dropping it",
 			"status", resp.StatusCode, "body", strings.TrimSpace(string(body[:min(len(body), 200)])))
 		return true
+	default:
+		// 5xx, 408, 429, and also 401/403/404: a key not yet known to this
+		// replica, a server still starting, a proxy in the way. Keep the
+		// batch and try again later.
+		l.failed(resp.StatusCode, resp.Header.Get("Retry-After"))
+		if resp.StatusCode < 500 && resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusRequestTimeout {
+			l.cfg.Logger.Warn("allot: the server refused assignment events; will retry", "status", resp.StatusCode)
+		}
+		return false
 	}
 }
 
@@ -436,16 +456,19 @@ func (l *HTTPLogger) pend(p *pendingBatch) {
 	}
 	l.pending = append(l.pending, p)
 	l.pendingEvents.Add(int64(p.events))
+	if p.path == "" {
+		l.memoryEvents.Add(int64(p.events))
+	}
 	for len(l.pending) > 1 && l.overLimit() {
 		l.unpend(l.pending[0], true)
 	}
 }
 
+// overLimit reports whether the waiting batches exceed their bounds: the
+// spool's size, and (in every mode: a spool that cannot be written keeps
+// batches in memory) the events held in memory.
 func (l *HTTPLogger) overLimit() bool {
-	if l.cfg.SpoolDir != "" {
-		return l.spoolBytes > l.cfg.MaxSpoolBytes
-	}
-	return l.pendingEvents.Load() > int64(l.cfg.BufferSize)
+	return l.spoolBytes > l.cfg.MaxSpoolBytes || l.memoryEvents.Load() > int64(l.cfg.BufferSize)
 }
 
 // unpend forgets a pending batch (the oldest), delivered or dropped.
@@ -456,6 +479,9 @@ func (l *HTTPLogger) unpend(p *pendingBatch, dropped bool) {
 	}
 	l.pending = slices.Delete(l.pending, i, i+1)
 	l.pendingEvents.Add(-int64(p.events))
+	if p.path == "" {
+		l.memoryEvents.Add(-int64(p.events))
+	}
 	if dropped {
 		l.drop(p.events, "the retry buffer or spool is full")
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -260,5 +261,106 @@ func TestNewEventID(t *testing.T) {
 			t.Fatalf("bad or repeated id %q", id)
 		}
 		seen[id] = true
+	}
+}
+
+// TestHTTPLoggerRetriesUnauthorized: a 401 (a key this replica does not
+// know yet, a server still starting) is retried, not dropped.
+func TestHTTPLoggerRetriesUnauthorized(t *testing.T) {
+	sink, srv := newSink(t)
+	sink.failWith = http.StatusUnauthorized
+	sink.fail.Store(2)
+	l := newTestLogger(t, srv.URL, HTTPLoggerConfig{FlushInterval: time.Hour})
+	for i := range 10 {
+		l.LogAssignment(testEvent(i))
+	}
+	if err := l.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if events, _ := sink.count(); events != 10 || l.Stats().Dropped != 0 {
+		t.Fatalf("%d events delivered, stats %+v", events, l.Stats())
+	}
+}
+
+// TestHTTPLoggerCloseEndsFlush: Close gives up when its context ends, even
+// while a Flush with no deadline is waiting for a server that is down.
+func TestHTTPLoggerCloseEndsFlush(t *testing.T) {
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "down", http.StatusServiceUnavailable)
+	}))
+	defer down.Close()
+	l, err := NewHTTPLogger(HTTPLoggerConfig{SDKKey: "k", BaseURL: down.URL + "/api", FlushInterval: time.Hour, MaxBackoff: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.LogAssignment(testEvent(1))
+	flushed := make(chan error, 1)
+	go func() { flushed <- l.Flush(context.Background()) }()
+	time.Sleep(20 * time.Millisecond) // let the flush start
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	closed := make(chan error, 1)
+	go func() { closed <- l.Close(ctx) }()
+	select {
+	case err := <-closed:
+		if err == nil {
+			t.Fatal("Close reported success with an event undelivered")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Close did not return after its context ended")
+	}
+	select {
+	case <-flushed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the Flush in progress did not end with Close")
+	}
+}
+
+// TestHTTPLoggerSpoolUnwritable: when the spool cannot be written, failed
+// batches wait in memory, bounded by BufferSize like without a spool.
+func TestHTTPLoggerSpoolUnwritable(t *testing.T) {
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "down", http.StatusServiceUnavailable)
+	}))
+	defer down.Close()
+	dir := filepath.Join(t.TempDir(), "spool")
+	l, err := NewHTTPLogger(HTTPLoggerConfig{SDKKey: "k", BaseURL: down.URL + "/api", SpoolDir: dir, BatchSize: 10,
+		BufferSize: 50, FlushInterval: time.Hour, MaxBackoff: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.RemoveAll(dir) // every spool write now fails
+	for i := range 500 {
+		l.LogAssignment(testEvent(i))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	l.Flush(ctx)
+	st := l.Stats()
+	if st.Pending > 60 || st.Dropped < 400 {
+		t.Fatalf("memory not bounded by BufferSize 50 with an unwritable spool: %+v", st)
+	}
+	l.Close(ctx)
+}
+
+// TestInitKeepsSharedLogger: Init replacing a client does not close a
+// logger that the new client uses too.
+func TestInitKeepsSharedLogger(t *testing.T) {
+	sink, srv := newSink(t)
+	hl := newTestLogger(t, srv.URL, HTTPLoggerConfig{FlushInterval: time.Hour})
+	ctx := context.Background()
+	cfg := Config{Offline: true, InitialConfiguration: ufctest.Document(t, "flags-v1.json"), AssignmentLogger: hl}
+	first, _ := Init(ctx, cfg)
+	first.GetBoolAssignment("kill-switch", "a", Attributes{"country": "US"}, false)
+	second, _ := Init(ctx, cfg) // replaces (and closes) the first
+	second.GetBoolAssignment("kill-switch", "b", Attributes{"country": "US"}, false)
+	if err := second.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if events, _ := sink.count(); events != 2 {
+		t.Fatalf("%d events delivered, want 2: the shared logger was closed with the first client", events)
+	}
+	if err := second.Close(ctx); err != nil {
+		t.Fatal(err)
 	}
 }
