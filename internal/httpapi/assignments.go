@@ -70,18 +70,61 @@ func (s *Server) exportAssignments(w http.ResponseWriter, r *http.Request) error
 	if f.FeatureFlag != "" {
 		name += "-" + f.FeatureFlag
 	}
-	h := w.Header()
-	h.Set("Cache-Control", "no-store")
-	bw := bufio.NewWriterSize(w, 64<<10)
-	defer bw.Flush()
+	// A streaming export holds a database connection until it ends: a few
+	// at a time, so that ingestion and the API keep theirs.
+	select {
+	case s.exports <- struct{}{}:
+		defer func() { <-s.exports }()
+	default:
+		w.Header().Set("Retry-After", "5")
+		return store.Errorf(store.EUNAVAILABLE, "%d exports are running; retry later", cap(s.exports))
+	}
+	// A large table takes longer than the server's write timeout.
+	http.NewResponseController(w).SetWriteDeadline(time.Time{})
+
+	ew := &exportWriter{w: w}
+	bw := bufio.NewWriterSize(ew, 64<<10)
+	err = s.writeExport(w.Header(), bw, r, f, format, name)
+	if err == nil {
+		err = bw.Flush()
+	}
+	switch {
+	case err == nil:
+		return nil
+	case !ew.sent:
+		// Nothing went out: answer with the error, not a partial table.
+		w.Header().Del("Content-Disposition")
+		return err
+	}
+	// The table is partly sent: abort the connection so the client sees a
+	// broken transfer rather than a table that merely looks short.
+	s.log.Error("export failed midway", "err", err)
+	panic(http.ErrAbortHandler)
+}
+
+// exportWriter remembers whether anything of an export was sent.
+type exportWriter struct {
+	w    http.ResponseWriter
+	sent bool
+}
+
+func (e *exportWriter) Write(p []byte) (int, error) {
+	e.sent = true
+	return e.w.Write(p)
+}
+
+// writeExport writes the table to bw. The headers it sets go out with the
+// first bytes that leave bw.
+func (s *Server) writeExport(hdr http.Header, bw *bufio.Writer, r *http.Request, f store.AssignmentFilter, format, name string) error {
+	hdr.Set("Cache-Control", "no-store")
 	if format == "parquet" {
-		h.Set("Content-Type", "application/vnd.apache.parquet")
-		h.Set("Content-Disposition", `attachment; filename="`+name+`.parquet"`)
+		hdr.Set("Content-Type", "application/vnd.apache.parquet")
+		hdr.Set("Content-Disposition", `attachment; filename="`+name+`.parquet"`)
 		return s.exportParquet(bw, r, f)
 	}
 	if format == "csv" {
-		h.Set("Content-Type", "text/csv; charset=utf-8")
-		h.Set("Content-Disposition", `attachment; filename="`+name+`.csv"`)
+		hdr.Set("Content-Type", "text/csv; charset=utf-8")
+		hdr.Set("Content-Disposition", `attachment; filename="`+name+`.csv"`)
 		cw := csv.NewWriter(bw)
 		cw.Write(AssignmentColumns)
 		rec := make([]string, len(AssignmentColumns))
@@ -96,8 +139,8 @@ func (s *Server) exportAssignments(w http.ResponseWriter, r *http.Request) error
 			return cw.Error()
 		})
 	}
-	h.Set("Content-Type", "application/x-ndjson")
-	h.Set("Content-Disposition", `attachment; filename="`+name+`.jsonl"`)
+	hdr.Set("Content-Type", "application/x-ndjson")
+	hdr.Set("Content-Disposition", `attachment; filename="`+name+`.jsonl"`)
 	enc := json.NewEncoder(bw)
 	return s.db.Assignments(r.Context(), f, func(a *store.Assignment) error {
 		return enc.Encode(exportRow{a.EventID, a.Environment, a.Experiment, a.FeatureFlag, a.Allocation, a.Variation,

@@ -16,6 +16,7 @@ var statusOf = map[string]int{
 	store.ENOTFOUND:     http.StatusNotFound,
 	store.ECONFLICT:     http.StatusConflict,
 	store.EUNAUTHORIZED: http.StatusUnauthorized,
+	store.EUNAVAILABLE:  http.StatusServiceUnavailable,
 	store.EINTERNAL:     http.StatusInternalServerError,
 }
 
@@ -25,7 +26,7 @@ type ErrorBody struct {
 }
 
 // ErrorDetail describes an error: a code from the fixed set (invalid,
-// not_found, conflict, unauthorized, internal), the field at fault for
+// not_found, conflict, unauthorized, unavailable, internal), the field at fault for
 // invalid requests, and a message.
 type ErrorDetail struct {
 	Code    string `json:"code"`

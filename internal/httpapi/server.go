@@ -22,7 +22,11 @@ type Server struct {
 	metrics *Metrics
 	now     func() time.Time
 	mux     *http.ServeMux
+	exports chan struct{} // slots for concurrent assignment exports
 }
+
+// maxExports is how many assignment exports may stream at once.
+const maxExports = 2
 
 // New returns the API over db and cache. metrics may be nil.
 func New(db *store.DB, cache *publish.Cache, metrics *Metrics, log *slog.Logger) *Server {
@@ -32,7 +36,7 @@ func New(db *store.DB, cache *publish.Cache, metrics *Metrics, log *slog.Logger)
 	if metrics == nil {
 		metrics = NewMetrics()
 	}
-	s := &Server{db: db, cache: cache, log: log, metrics: metrics, now: time.Now, mux: http.NewServeMux()}
+	s := &Server{db: db, cache: cache, log: log, metrics: metrics, now: time.Now, mux: http.NewServeMux(), exports: make(chan struct{}, maxExports)}
 	s.routes()
 	return s
 }

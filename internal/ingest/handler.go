@@ -12,13 +12,18 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/allot-dev/allot/internal/store"
 )
 
-// Limits of one request.
+// Limits of one request, and of all of them: at most MaxInFlight requests
+// are read and held at once (each up to MaxBodyBytes), so that a burst of
+// large requests cannot exhaust the server's memory; beyond that the
+// handler answers 503 with Retry-After.
 const (
+	MaxInFlight       = 32
 	MaxBodyBytes      = 16 << 20 // after decompression
 	MaxEvents         = 10_000
 	maxIDBytes        = 128
@@ -70,6 +75,9 @@ type Handler struct {
 	Now         func() time.Time
 	// Stored, if set, is told how many events each request accepted.
 	Stored func(env string, accepted, duplicates, rejected int)
+
+	inFlight chan struct{} // made on first use; MaxInFlight slots
+	once     sync.Once
 }
 
 func plain(w http.ResponseWriter, code int, msg string) {
@@ -92,6 +100,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	env, ok := h.Environment(sdkKey(r))
 	if !ok {
 		plain(w, http.StatusUnauthorized, "unauthorized: missing, invalid or revoked SDK key")
+		return
+	}
+	h.once.Do(func() { h.inFlight = make(chan struct{}, MaxInFlight) })
+	select {
+	case h.inFlight <- struct{}{}:
+		defer func() { <-h.inFlight }()
+	default:
+		w.Header().Set("Retry-After", "1")
+		plain(w, http.StatusServiceUnavailable, "busy: retry later")
 		return
 	}
 	body := io.Reader(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
@@ -288,6 +305,11 @@ func toRow(raw json.RawMessage, env string, now time.Time) (*store.Assignment, e
 	if err != nil {
 		return row, fmt.Errorf("timestamp %q is not an RFC 3339 time", e.Timestamp)
 	}
+	// A clock far off would put the event out of reach of retention (in the
+	// future) or delete it at once (in the past), and skew daily counts.
+	if ts.After(now.Add(maxClockSkew)) || ts.Before(minTimestamp) {
+		return row, fmt.Errorf("timestamp %s is out of range (after 2000, and at most a day ahead of the server)", e.Timestamp)
+	}
 	attrs := bytes.TrimSpace(e.SubjectAttributes)
 	switch {
 	case len(attrs) == 0 || string(attrs) == "null":
@@ -319,6 +341,11 @@ func toRow(raw json.RawMessage, env string, now time.Time) (*store.Assignment, e
 	row.ReceivedAt = now.UTC()
 	return row, nil
 }
+
+// Bounds of an event's timestamp.
+var minTimestamp = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
+const maxClockSkew = 24 * time.Hour
 
 func truncate(s string, n int) string {
 	if len(s) > n {

@@ -232,3 +232,69 @@ func TestWriterBusy(t *testing.T) {
 		t.Fatalf("%d rows, want %d", n, 1+queued)
 	}
 }
+
+func TestIngestTimestampBounds(t *testing.T) {
+	db := storetest.Open(t, "sqlite")
+	srv, _ := newServer(t, db, ingest.Options{})
+	future, past, ok := event("f", "a"), event("p", "b"), event("ok", "c")
+	future["timestamp"] = time.Now().Add(48 * time.Hour).Format(time.RFC3339)
+	past["timestamp"] = "1970-01-01T00:00:01Z"
+	ok["timestamp"] = time.Now().Add(time.Hour).Format(time.RFC3339) // a little clock skew is fine
+	body, _ := json.Marshal([]any{future, past, ok})
+	code, resp, raw := post(t, srv.URL, body, bearer())
+	if code != 200 || resp.Accepted != 1 || len(resp.Rejected) != 2 || !strings.Contains(resp.Rejected[0].Error, "out of range") {
+		t.Fatalf("%d %s", code, raw)
+	}
+}
+
+// TestIngestInFlightLimit: while the database is locked, requests pile up;
+// beyond MaxInFlight the handler answers 503 at once instead of holding
+// more bodies in memory. When the lock goes, every held request succeeds.
+func TestIngestInFlightLimit(t *testing.T) {
+	path := storetest.DSN(t, "sqlite")
+	db, err := store.Open(context.Background(), path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	srv, _ := newServer(t, db, ingest.Options{})
+	locker, err := sql.Open("sqlite", store.SQLiteDSN(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer locker.Close()
+	tx, err := locker.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(`INSERT INTO assignments (event_id, environment, experiment, feature_flag, allocation, variation, subject, timestamp, received_at) VALUES ('lock', 'p', 'f-a', 'f', 'a', 'v', 's', 0, 0)`); err != nil {
+		t.Fatal(err)
+	}
+	// MaxInFlight+8 requests at once: each either holds a slot (and waits
+	// for the lock) or is refused at once. Exactly 8 are refused.
+	const extra = 8
+	codes := make(chan int, ingest.MaxInFlight+extra)
+	for i := range ingest.MaxInFlight + extra {
+		go func() {
+			body, _ := json.Marshal([]any{event(fmt.Sprintf("e-%d", i), "s")})
+			code, _, _ := post(t, srv.URL, body, bearer())
+			codes <- code
+		}()
+	}
+	for range extra {
+		select {
+		case code := <-codes:
+			if code != http.StatusServiceUnavailable {
+				t.Fatalf("with the database locked, a request got %d before the lock went", code)
+			}
+		case <-time.After(9 * time.Second): // SQLite gives up waiting for the lock after 10 s
+			t.Fatal("requests beyond the limit were not refused")
+		}
+	}
+	tx.Rollback()
+	for range ingest.MaxInFlight {
+		if code := <-codes; code != 200 {
+			t.Fatalf("a held request got %d once the lock went", code)
+		}
+	}
+}

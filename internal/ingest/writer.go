@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/allot-dev/allot/internal/store"
 )
@@ -14,6 +15,9 @@ import (
 // ErrBusy means the write queue is full: the caller should answer 503 with
 // Retry-After rather than accept data it cannot store in time.
 var ErrBusy = errors.New("ingest: write queue full")
+
+// writeTimeout bounds one transaction of the writer.
+const writeTimeout = time.Minute
 
 // ErrClosed means the writer has stopped.
 var ErrClosed = errors.New("ingest: writer closed")
@@ -143,7 +147,10 @@ func (w *Writer) write(batch []*request) {
 	for i, r := range batch {
 		groups[i] = r.rows
 	}
-	counts, err := w.db.InsertAssignmentGroups(context.Background(), groups)
+	// Bounded, so that a stuck database cannot hold every caller forever.
+	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+	defer cancel()
+	counts, err := w.db.InsertAssignmentGroups(ctx, groups)
 	for i, r := range batch {
 		if err != nil {
 			r.done <- result{err: err}

@@ -12,6 +12,7 @@ const (
 	ENOTFOUND     = "not_found"    // the named thing does not exist
 	ECONFLICT     = "conflict"     // a version mismatch or a duplicate key
 	EUNAUTHORIZED = "unauthorized" // missing, unknown or revoked credentials
+	EUNAVAILABLE  = "unavailable"  // busy for now: retry later
 	EINTERNAL     = "internal"     // everything else
 )
 
