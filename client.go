@@ -231,6 +231,11 @@ func (c *Client) SetConfiguration(doc []byte) error {
 		return err
 	}
 	c.snap.Store(newSnapshot(s, SourceManual, c.now()))
+	// Forget the server document's ETag, so that the next fetch brings a
+	// full document (not a 304) and replaces this one, as documented.
+	c.mu.Lock()
+	c.fetch.etag = ""
+	c.mu.Unlock()
 	return nil
 }
 

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/allot-dev/allot/internal/ufctest"
 )
 
 // script is an in-memory server whose answer the test changes.
@@ -467,4 +469,38 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 	}
 	t.Fatal("condition not reached in 10 s")
+}
+
+// TestSetConfigurationThenPoll: a configuration set by hand is replaced by
+// the next fetch, even when the server's document has not changed (the
+// fetch must not be answered 304 for the document the client no longer
+// serves).
+func TestSetConfigurationThenPoll(t *testing.T) {
+	doc := ufctest.Document(t, "flags-v1.json")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("If-None-Match") == `"v1"` {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		w.Header().Set("ETag", `"v1"`)
+		w.Write(doc)
+	}))
+	defer srv.Close()
+	ctx := context.Background()
+	c, err := NewClient(ctx, Config{SDKKey: "k", BaseURL: srv.URL + "/api", PollInterval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	if err := c.SetConfiguration([]byte(`{"flags": {}}`)); err != nil {
+		t.Fatal(err)
+	}
+	if c.Status().Source != SourceManual {
+		t.Fatal("SetConfiguration did not install the document")
+	}
+	for deadline := time.Now().Add(10 * time.Second); c.Status().Source != SourceServer; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the next fetches did not replace the manual configuration: %+v", c.Status())
+		}
+	}
 }

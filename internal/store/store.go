@@ -688,7 +688,12 @@ func (d *DB) Bootstrap(ctx context.Context, given string) (created string, err e
 			return "", err
 		}
 		if n == 0 {
-			prefix := given[:min(len(given), 12)]
+			// Show a token of Allot's own form by its prefix, as the others;
+			// any other string could be all secret, so show a fingerprint.
+			prefix := "sha256:" + HashSecretHex(given)[:8]
+			if strings.HasPrefix(given, AdminTokenPrefix) && len(given) >= len(AdminTokenPrefix)+32 {
+				prefix = given[:len(AdminTokenPrefix)+6] // as newSecret shows its own
+			}
 			_, err := d.insertAdminToken(ctx, "ALLOT_ADMIN_TOKEN", prefix, HashSecretHex(given))
 			return "", err
 		}

@@ -321,6 +321,17 @@ func TestKeysAndTokens(t *testing.T) {
 		if _, err := db.AuthenticateAdmin(ctx, "allot_admin_given-by-env-var"); err != nil {
 			t.Fatal(err)
 		}
+		// A token chosen by hand is shown by a fingerprint, never by its
+		// first characters (which could be most of the secret).
+		if _, err := db.Bootstrap(ctx, "my-own-secret-token-1234"); err != nil {
+			t.Fatal(err)
+		}
+		toks, _ := db.AdminTokens(ctx)
+		for _, tk := range toks {
+			if tk.Name == "ALLOT_ADMIN_TOKEN" && (strings.Contains("allot_admin_given-by-env-var my-own-secret-token-1234", strings.TrimSuffix(tk.Prefix, "…")) || !strings.HasPrefix(tk.Prefix, "sha256:")) {
+				t.Fatalf("a hand-chosen token is shown as %q", tk.Prefix)
+			}
+		}
 		if err := db.RevokeAdminToken(ctx, tok.ID); err != nil {
 			t.Fatal(err)
 		}

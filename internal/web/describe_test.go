@@ -82,7 +82,8 @@ func TestChanges(t *testing.T) {
 }
 
 func TestLocalPath(t *testing.T) {
-	for in, want := range map[string]string{"/keys": "/keys", "//evil.example": "/flags", "https://x": "/flags", "/\\evil": "/flags", "": "/flags"} {
+	for in, want := range map[string]string{"/keys": "/keys", "/flags/x?env=a%20b": "/flags/x?env=a%20b", "//evil.example": "/flags",
+		"https://x": "/flags", "/\\evil": "/flags", "": "/flags", "/\t/evil.example": "/flags", "/\r\n/evil": "/flags", "/%09/x": "/%09/x"} {
 		if got := localPath(in); got != want {
 			t.Errorf("localPath(%q) = %q", in, got)
 		}

@@ -299,8 +299,15 @@ func (u *UI) changed(ctx context.Context) {
 }
 
 // localPath accepts only a path on this site as a redirect target.
+// localPath returns next if it is a path on this site, else /flags. It
+// refuses anything a browser could read as another host: "//host",
+// "/\\host", and control characters ("/\t/host", which browsers clean to
+// "//host").
 func localPath(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil ||
+		!strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") ||
+		strings.ContainsFunc(next, func(r rune) bool { return r == '\\' || r < 0x20 || r == 0x7f }) {
 		return "/flags"
 	}
 	return next
