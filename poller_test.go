@@ -477,11 +477,13 @@ func waitFor(t *testing.T, cond func() bool) {
 // serves).
 func TestSetConfigurationThenPoll(t *testing.T) {
 	doc := ufctest.Document(t, "flags-v1.json")
+	var full atomic.Int32 // full documents served (not 304s)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("If-None-Match") == `"v1"` {
 			w.WriteHeader(http.StatusNotModified)
 			return
 		}
+		full.Add(1)
 		w.Header().Set("ETag", `"v1"`)
 		w.Write(doc)
 	}))
@@ -492,15 +494,17 @@ func TestSetConfigurationThenPoll(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close(ctx)
+	if full.Load() != 1 {
+		t.Fatalf("%d full documents before SetConfiguration, want 1", full.Load())
+	}
 	if err := c.SetConfiguration([]byte(`{"flags": {}}`)); err != nil {
 		t.Fatal(err)
 	}
-	if c.Status().Source != SourceManual {
-		t.Fatal("SetConfiguration did not install the document")
-	}
-	for deadline := time.Now().Add(10 * time.Second); c.Status().Source != SourceServer; time.Sleep(10 * time.Millisecond) {
+	// The polls that follow must ask for the whole document again (a 304
+	// would leave the manual one in place) and serve it.
+	for deadline := time.Now().Add(10 * time.Second); full.Load() < 2 || c.Status().Source != SourceServer; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("the next fetches did not replace the manual configuration: %+v", c.Status())
+			t.Fatalf("the manual configuration was not replaced: %d full documents served, %+v", full.Load(), c.Status())
 		}
 	}
 }
