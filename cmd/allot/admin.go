@@ -75,6 +75,23 @@ func (a *adminFlags) client() (*apiclient.Client, error) {
 	return apiclient.New(*a.server, *a.token), nil
 }
 
+// command parses the arguments of a command with subcommands and returns
+// them (the subcommand first) and an API client.
+func (a *adminFlags) command(args []string) ([]string, *apiclient.Client, error) {
+	pos, err := a.parse(args)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(pos) == 0 {
+		return nil, nil, usageErr(a)
+	}
+	c, err := a.client()
+	if err != nil {
+		return nil, nil, err
+	}
+	return pos, c, nil
+}
+
 func usageErr(a *adminFlags) error {
 	a.fs.Usage()
 	return &exitError{code: 2}
@@ -159,14 +176,7 @@ func runFlags(ctx context.Context, e *env, args []string) error {
 	a.fs.Var(&vars, "variation", "create: a variation key=value (repeatable); rollout, target: the variation key")
 	a.fs.Var(&attrs, "attr", "subject attribute k=v for preview (repeatable)")
 	// --variation is a key for rollout/target, k=v pairs for create.
-	pos, err := a.parse(args)
-	if err != nil {
-		return err
-	}
-	if len(pos) == 0 {
-		return usageErr(a)
-	}
-	c, err := a.client()
+	pos, c, err := a.command(args)
 	if err != nil {
 		return err
 	}
@@ -459,14 +469,7 @@ const keysUsage = `allot keys <command> [flags]
 
 func runKeys(ctx context.Context, e *env, args []string) error {
 	a := newAdminFlags(e, "keys", keysUsage)
-	pos, err := a.parse(args)
-	if err != nil {
-		return err
-	}
-	if len(pos) == 0 {
-		return usageErr(a)
-	}
-	c, err := a.client()
+	pos, c, err := a.command(args)
 	if err != nil {
 		return err
 	}
