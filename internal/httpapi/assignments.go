@@ -15,10 +15,6 @@ import (
 	"github.com/allot-dev/allot/internal/store"
 )
 
-// Handle mounts an extra handler (the server adds assignment ingestion,
-// whose writer it owns). Requests to it are counted like every route.
-func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
-
 // AssignmentColumns are the columns of an exported assignment table, in
 // order (CSV header; JSON lines use the same names).
 var AssignmentColumns = []string{"event_id", "environment", "experiment", "feature_flag", "allocation", "variation",

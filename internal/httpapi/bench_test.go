@@ -78,7 +78,7 @@ func benchServer(b *testing.B) (http.Handler, string, *publish.Published) {
 	if err := cache.Refresh(context.Background()); err != nil {
 		b.Fatal(err)
 	}
-	return httpapi.New(db, cache, nil, nil), key, cache.ForKey(key)
+	return mount(httpapi.New(db, cache, nil)), key, cache.ForKey(key)
 }
 
 func benchConfig(b *testing.B, h http.Handler, req *http.Request, want int) {

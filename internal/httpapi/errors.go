@@ -1,70 +1,58 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 
+	"github.com/allot-dev/allot/internal/httpx"
 	"github.com/allot-dev/allot/internal/store"
 )
 
-// statusOf is the one table from error codes to HTTP statuses.
-var statusOf = map[string]int{
-	store.EINVALID:      http.StatusBadRequest,
-	store.ENOTFOUND:     http.StatusNotFound,
-	store.ECONFLICT:     http.StatusConflict,
-	store.EUNAUTHORIZED: http.StatusUnauthorized,
-	store.EUNAVAILABLE:  http.StatusServiceUnavailable,
-	store.EINTERNAL:     http.StatusInternalServerError,
-}
+// ErrorBody and ErrorDetail are the JSON error of every /api/ endpoint;
+// they live in httpx, with the one error-to-status table.
+type (
+	ErrorBody   = httpx.ErrorBody
+	ErrorDetail = httpx.ErrorDetail
+)
 
-// ErrorBody is the JSON body of every management API error.
-type ErrorBody struct {
-	Error ErrorDetail `json:"error"`
-}
+// MaxBodyBytes is the limit of a management request body; a larger body is
+// refused with 413 naming it.
+const MaxBodyBytes = 4 << 20
 
-// ErrorDetail describes an error: a code from the fixed set (invalid,
-// not_found, conflict, unauthorized, unavailable, internal), the field at fault for
-// invalid requests, and a message.
-type ErrorDetail struct {
-	Code    string `json:"code"`
-	Field   string `json:"field,omitempty"`
-	Message string `json:"message"`
-}
-
-// writeError answers with err's status and a JSON body. Internal errors are
-// logged and shown only as "internal error".
+// writeError answers with err's status (httpx.Status) and a JSON body.
+// Internal errors are logged by the root middleware and shown only as
+// "internal error".
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	code := store.ErrorCode(err)
-	status := statusOf[code]
-	if code == store.EINTERNAL {
+	if httpx.Code(err) == store.EINTERNAL && httpx.InfoFrom(r.Context()) == nil {
+		// Outside the root middleware (tests that mount the API alone).
 		s.log.Error("internal error", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
-	detail := ErrorDetail{Code: code, Message: store.ErrorMessage(err)}
-	var e *store.Error
-	if errors.As(err, &e) {
-		detail.Field = e.Field
-	}
-	if status == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="allot"`)
-	}
-	writeJSON(w, status, ErrorBody{Error: detail})
+	httpx.WriteError(w, r, err)
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(v)
-}
+func writeJSON(w http.ResponseWriter, status int, v any) { httpx.WriteJSON(w, status, v) }
 
-// decode reads a JSON request body into v, rejecting unknown fields; type
-// errors name the field.
+// decode reads one JSON value from the request body into v, rejecting
+// unknown fields, anything after the value but white space, and a body over
+// MaxBodyBytes (413, naming the limit); type errors name the field.
 func decode(r *http.Request, v any) error {
-	dec := json.NewDecoder(io.LimitReader(r.Body, 4<<20))
+	// One byte over the limit tells a body at the limit from a larger one.
+	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
+	if err != nil {
+		var mb *http.MaxBytesError
+		if errors.As(err, &mb) {
+			return &httpx.TooLargeError{Limit: min(mb.Limit, MaxBodyBytes)}
+		}
+		return store.Invalid("body", "could not be read: %s", err)
+	}
+	if len(body) > MaxBodyBytes {
+		return &httpx.TooLargeError{Limit: MaxBodyBytes}
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		var te *json.UnmarshalTypeError
@@ -75,6 +63,11 @@ func decode(r *http.Request, v any) error {
 			return store.Invalid("body", "is empty; a JSON object is required")
 		}
 		return store.Invalid("body", "%s", err)
+	}
+	// The value must be the whole body: `{"name":"x"} garbage` is refused,
+	// not read as {"name":"x"}.
+	if off := dec.InputOffset(); len(bytes.TrimLeft(body[off:], " \t\r\n")) != 0 {
+		return store.Invalid("body", "has data after the JSON value at byte %d; send exactly one JSON value", off)
 	}
 	return nil
 }

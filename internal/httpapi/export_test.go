@@ -33,7 +33,7 @@ func TestExportFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	cache := publish.NewCache(db, nil)
-	srv := httptest.NewServer(httpapi.New(db, cache, nil, nil))
+	srv := httptest.NewServer(mount(httpapi.New(db, cache, nil)))
 	defer srv.Close()
 	get := func() (*http.Response, string, error) {
 		req, _ := http.NewRequest("GET", srv.URL+"/api/v1/assignments?format=csv", nil)

@@ -55,16 +55,19 @@ func (m *Metrics) ObserveBuild(env string, took time.Duration, err error) {
 	m.buildDur.Observe(took.Seconds())
 }
 
-func (m *Metrics) handler() http.Handler {
+// Handler serves the metrics in Prometheus' text format. It does no access
+// control: the server decides who may read them (--metrics).
+func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 }
 
-func (m *Metrics) observe(route string, status int, d time.Duration) {
+// Observe counts one request by route pattern and status, and its latency.
+func (m *Metrics) Observe(route string, status int, d time.Duration) {
 	m.requests.WithLabelValues(route, statusText(status)).Inc()
 	m.duration.WithLabelValues(route).Observe(d.Seconds())
 }
 
-var statusTexts = map[int]string{200: "200", 201: "201", 204: "204", 304: "304", 400: "400", 401: "401", 404: "404", 405: "405", 409: "409", 500: "500", 503: "503"}
+var statusTexts = map[int]string{200: "200", 201: "201", 204: "204", 304: "304", 400: "400", 401: "401", 404: "404", 405: "405", 409: "409", 413: "413", 500: "500", 503: "503"}
 
 func statusText(code int) string {
 	if s, ok := statusTexts[code]; ok {

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/allot-dev/allot/internal/httpx"
 	"github.com/allot-dev/allot/internal/store"
 )
 
@@ -80,18 +81,10 @@ type Handler struct {
 	once     sync.Once
 }
 
-func plain(w http.ResponseWriter, code int, msg string) {
-	h := w.Header()
-	h.Set("Content-Type", "text/plain; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(code)
-	io.WriteString(w, msg+"\n")
-}
-
 // sdkKey takes the key from "Authorization: Bearer KEY" or ?apiKey=KEY.
 func sdkKey(r *http.Request) string {
-	if a := r.Header.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
-		return strings.TrimSpace(a[7:])
+	if k, ok := httpx.BearerToken(r); ok {
+		return k
 	}
 	return r.URL.Query().Get("apiKey")
 }
@@ -99,7 +92,7 @@ func sdkKey(r *http.Request) string {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	env, ok := h.Environment(sdkKey(r))
 	if !ok {
-		plain(w, http.StatusUnauthorized, "unauthorized: missing, invalid or revoked SDK key")
+		httpx.WriteError(w, r, store.Errorf(store.EUNAUTHORIZED, "missing, invalid or revoked SDK key"))
 		return
 	}
 	h.once.Do(func() { h.inFlight = make(chan struct{}, MaxInFlight) })
@@ -108,7 +101,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer func() { <-h.inFlight }()
 	default:
 		w.Header().Set("Retry-After", "1")
-		plain(w, http.StatusServiceUnavailable, "busy: retry later")
+		httpx.WriteError(w, r, store.Errorf(store.EUNAVAILABLE, "busy: retry later"))
 		return
 	}
 	body := io.Reader(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
@@ -117,23 +110,23 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "gzip":
 		zr, err := gzip.NewReader(body)
 		if err != nil {
-			plain(w, http.StatusBadRequest, "bad request: body is not gzip")
+			httpx.WriteError(w, r, store.Invalid("body", "is not gzip"))
 			return
 		}
 		defer zr.Close()
 		body = &limitedReader{r: zr, n: MaxBodyBytes}
 	default:
-		plain(w, http.StatusUnsupportedMediaType, "unsupported Content-Encoding "+enc+": send identity or gzip")
+		httpx.WriteError(w, r, &httpx.UnsupportedError{Message: "unsupported Content-Encoding " + enc + ": send identity or gzip"})
 		return
 	}
 	raws, err := readEvents(body)
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) || errors.Is(err, errTooLarge) {
-			plain(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request too large: at most %d bytes and %d events", MaxBodyBytes, MaxEvents))
+			httpx.WriteError(w, r, &httpx.TooLargeError{Limit: MaxBodyBytes, Detail: fmt.Sprintf("and %d events", MaxEvents)})
 			return
 		}
-		plain(w, http.StatusBadRequest, "bad request: "+err.Error())
+		httpx.WriteError(w, r, store.Invalid("body", "%s", err))
 		return
 	}
 	now := h.Now()
@@ -160,14 +153,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, ErrBusy), errors.Is(err, ErrClosed):
 		w.Header().Set("Retry-After", "1")
-		plain(w, http.StatusServiceUnavailable, "busy: retry later")
+		httpx.WriteError(w, r, store.Errorf(store.EUNAVAILABLE, "busy: retry later"))
 		return
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return // the client went away; it will retry
 	case err != nil:
 		h.Log.Error("storing assignment events", "environment", env, "events", len(rows), "err", err)
 		w.Header().Set("Retry-After", "5")
-		plain(w, http.StatusServiceUnavailable, "could not store the events: retry later")
+		httpx.WriteError(w, r, store.Errorf(store.EUNAVAILABLE, "could not store the events: retry later"))
 		return
 	}
 	resp.Accepted = len(rows)

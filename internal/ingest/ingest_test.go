@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/allot-dev/allot/internal/httpx"
 	"github.com/allot-dev/allot/internal/ingest"
 	"github.com/allot-dev/allot/internal/store"
 	"github.com/allot-dev/allot/internal/store/storetest"
@@ -148,8 +149,13 @@ func TestIngestRefusals(t *testing.T) {
 		if code != c.code {
 			t.Errorf("%s: %d %q, want %d", c.name, code, body, c.code)
 		}
-		if code == 401 && strings.HasPrefix(body, "{") {
-			t.Errorf("%s: a 401 must not be a JSON object", c.name)
+		// Every error under /api/v1 is the JSON error of the management API.
+		var eb httpx.ErrorBody
+		if err := json.Unmarshal([]byte(body), &eb); err != nil || eb.Error.Code == "" || eb.Error.Message == "" {
+			t.Errorf("%s: error body %q is not a JSON error (%v)", c.name, body, err)
+		}
+		if code == 401 && eb.Error.Code != "unauthorized" {
+			t.Errorf("%s: code %q, want unauthorized", c.name, eb.Error.Code)
 		}
 	}
 	var many bytes.Buffer

@@ -5,12 +5,14 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -36,28 +38,45 @@ type Config struct {
 	Retention time.Duration
 	// ShutdownTimeout bounds the graceful shutdown; default 10s.
 	ShutdownTimeout time.Duration
-	Log             *slog.Logger
+	// TLSCert and TLSKey, both or neither, are PEM files: with them the
+	// server speaks HTTPS only.
+	TLSCert, TLSKey string
+	// TrustedProxies are the addresses whose X-Forwarded-Proto: https is
+	// believed (a TLS-terminating proxy in front); from anyone else the
+	// header is ignored. Cookies are Secure when the client used HTTPS.
+	TrustedProxies []netip.Prefix
+	// Metrics is who may read /metrics: MetricsToken (the default: an admin
+	// token or MetricsToken), MetricsPublic, or MetricsOff.
+	Metrics string
+	// MetricsToken is a bearer token for /metrics only (ALLOT_METRICS_TOKEN).
+	MetricsToken string
+	// MinFreeDisk is the free space (bytes) below which a SQLite server is
+	// not ready; default 64 MiB, negative turns the check off.
+	MinFreeDisk int64
+	Log         *slog.Logger
 	// Announce receives the one-time display of a generated admin token.
 	Announce io.Writer
 }
 
 // Server is a running server.
 type Server struct {
-	cfg    Config
-	db     *store.DB
-	cache  *publish.Cache
-	ingest *ingest.Writer
-	http   *http.Server
-	ln     net.Listener
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	errc   chan error
-	once   sync.Once
+	cfg     Config
+	db      *store.DB
+	cache   *publish.Cache
+	metrics *httpapi.Metrics
+	ingest  *ingest.Writer
+	http    *http.Server
+	ln      net.Listener
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	errc    chan error
+	once    sync.Once
 }
 
-// Start opens the database (migrating it), creates the first admin token if
-// the database is new, compiles every environment, starts listening and
-// polling, and returns. Close stops it.
+// Start listens first (so a busy port fails before anything is created or
+// printed), then opens the database (migrating it), creates the first admin
+// token if the database is new, compiles every environment, starts serving
+// and polling, and returns. Close stops it.
 func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Addr == "" {
 		cfg.Addr = ":8080"
@@ -77,6 +96,54 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Announce == nil {
 		cfg.Announce = io.Discard
 	}
+	if cfg.MinFreeDisk == 0 {
+		cfg.MinFreeDisk = 64 << 20
+	}
+	switch cfg.Metrics {
+	case "":
+		cfg.Metrics = MetricsToken
+	case MetricsToken, MetricsPublic, MetricsOff:
+	default:
+		return nil, fmt.Errorf("metrics: %q is not off, public or token", cfg.Metrics)
+	}
+	var tlsConfig *tls.Config
+	if cfg.TLSCert != "" || cfg.TLSKey != "" {
+		if cfg.TLSCert == "" || cfg.TLSKey == "" {
+			return nil, errors.New("tls: both a certificate and a key are needed")
+		}
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("tls: %w", err)
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	log := cfg.Log
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, err
+	}
+	s, err := start(ctx, cfg, ln)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	if tlsConfig != nil {
+		s.ln = tls.NewListener(ln, tlsConfig)
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := s.http.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.errc <- err
+		}
+	}()
+	log.Info("allot serving", "addr", ln.Addr().String(), "tls", tlsConfig != nil, "db", s.db.Dialect(), "poll", cfg.PollInterval)
+	return s, nil
+}
+
+// start does the rest of Start once the port is ours: the database, the
+// admin token, the handlers and the background work.
+func start(ctx context.Context, cfg Config, ln net.Listener) (*Server, error) {
 	log := cfg.Log
 	db, err := store.Open(ctx, cfg.DB, log)
 	if err != nil {
@@ -90,6 +157,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if token != "" {
 		fmt.Fprintf(cfg.Announce, "\nAdmin token (shown once; keep it safe, or set ALLOT_ADMIN_TOKEN next time):\n\n    %s\n\n", token)
 	}
+	if cfg.AdminToken != "" {
+		warnRevoked(ctx, db, cfg.AdminToken, log)
+	}
 	metrics := httpapi.NewMetrics()
 	cache := publish.NewCache(db, log)
 	cache.OnBuild = metrics.ObserveBuild
@@ -97,39 +167,21 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		// Serve what compiled; /readyz reports the rest.
 		log.Error("initial configuration build failed", "err", err)
 	}
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		db.Close()
-		return nil, err
-	}
-	api := httpapi.New(db, cache, metrics, log)
 	writer := ingest.NewWriter(db, ingest.Options{})
-	api.Handle("POST /api/v1/assignments", &ingest.Handler{
-		Environment: func(key string) (string, bool) {
-			if p := cache.ForKey(key); p != nil {
-				return p.Environment, true
-			}
-			return "", false
-		},
-		Writer: writer,
-		Log:    log,
-		Now:    time.Now,
-	})
-	api.Handle("/", web.New(db, cache, log))
-	s := &Server{
-		cfg: cfg, db: db, cache: cache, ingest: writer, ln: ln, errc: make(chan error, 1),
-		http: &http.Server{
-			Handler:           api,
-			ReadHeaderTimeout: 10 * time.Second,
-			ReadTimeout:       30 * time.Second,
-			WriteTimeout:      60 * time.Second,
-			IdleTimeout:       120 * time.Second,
-			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		},
+	s := &Server{cfg: cfg, db: db, cache: cache, metrics: metrics, ingest: writer, ln: ln, errc: make(chan error, 1)}
+	mux := s.routes(httpapi.New(db, cache, log), s.ingestHandler(writer), web.New(db, cache, log))
+	s.http = &http.Server{
+		Handler:           s.handler(mux),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	pollCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
-	s.wg.Add(2)
+	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
 		cache.Run(pollCtx, cfg.PollInterval)
@@ -141,14 +193,23 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			ingest.Retain(pollCtx, db, cfg.Retention, 5*time.Minute, log)
 		}()
 	}
-	go func() {
-		defer s.wg.Done()
-		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.errc <- err
-		}
-	}()
-	log.Info("allot serving", "addr", ln.Addr().String(), "db", db.Dialect(), "poll", cfg.PollInterval)
 	return s, nil
+}
+
+// warnRevoked logs why ALLOT_ADMIN_TOKEN does not work when it names a
+// revoked token: Bootstrap adds a token it does not know, but never brings
+// a revoked one back, and a silent 401 leaves an operator guessing.
+func warnRevoked(ctx context.Context, db *store.DB, token string, log *slog.Logger) {
+	// Bootstrap has just made sure the database knows the token, so the
+	// only reason it fails to authenticate is that it was revoked.
+	_, err := db.AuthenticateAdmin(ctx, token)
+	switch {
+	case store.ErrorCode(err) == store.EUNAUTHORIZED:
+		log.Warn("ALLOT_ADMIN_TOKEN was revoked and is refused; a revoked token never comes back. "+
+			"Use another admin token, or mint one offline with: allot admin recover --db DATABASE", "prefix", store.HashSecretHex(token)[:8])
+	case err != nil:
+		log.Warn("could not check ALLOT_ADMIN_TOKEN", "err", err)
+	}
 }
 
 // Addr is the address the server listens on.

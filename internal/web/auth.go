@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/allot-dev/allot/internal/httpx"
 	"github.com/allot-dev/allot/internal/store"
 )
 
@@ -34,7 +35,7 @@ func (u *UI) renderSignin(w http.ResponseWriter, r *http.Request, p *page, next 
 		tok = hex.EncodeToString(b[:])
 	}
 	http.SetCookie(w, &http.Cookie{Name: signinCookie, Value: tok, Path: "/signin", MaxAge: 3600,
-		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: httpx.Secure(r)})
 	p.Title, p.CSRF, p.Data = "Sign in", tok, signinData{Next: next}
 	u.render(w, r, "signin", p)
 }
@@ -52,7 +53,7 @@ func (u *UI) signin(w http.ResponseWriter, r *http.Request) {
 	}
 	secret := strings.TrimSpace(r.PostFormValue("token"))
 	if secret == "" {
-		p.status = http.StatusUnprocessableEntity
+		p.status = statusOf(store.Invalid("token", "is required"))
 		p.Errors = map[string]string{"token": "Admin token: is required"}
 		p.Error = "Enter an admin token."
 		u.renderSignin(w, r, p, next)
@@ -64,8 +65,8 @@ func (u *UI) signin(w http.ResponseWriter, r *http.Request) {
 		sess, err = u.db.CreateSession(r.Context(), tok.ID, SessionTTL)
 		if err == nil {
 			http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: sess.Secret, Path: "/", Expires: sess.ExpiresAt,
-				HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: r.TLS != nil})
-			http.SetCookie(w, &http.Cookie{Name: signinCookie, Path: "/signin", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
+				HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: httpx.Secure(r)})
+			http.SetCookie(w, &http.Cookie{Name: signinCookie, Path: "/signin", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: httpx.Secure(r)})
 			u.log.Info("web UI: signed in", "token", tok.Name, "prefix", tok.Prefix)
 			http.Redirect(w, r, next, http.StatusSeeOther)
 			return
@@ -87,7 +88,7 @@ func (u *UI) signout(w http.ResponseWriter, r *http.Request, p *page) error {
 			return err
 		}
 	}
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: r.TLS != nil})
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: httpx.Secure(r)})
 	http.Redirect(w, r, "/signin", http.StatusSeeOther)
 	return nil
 }

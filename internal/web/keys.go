@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/allot-dev/allot/internal/httpx"
 	"github.com/allot-dev/allot/internal/store"
 )
 
@@ -18,7 +19,7 @@ type keysData struct {
 
 func baseURL(r *http.Request) string {
 	scheme := "http"
-	if r.TLS != nil {
+	if httpx.Secure(r) {
 		scheme = "https"
 	}
 	return scheme + "://" + r.Host

@@ -21,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/allot-dev/allot/internal/httpx"
 	"github.com/allot-dev/allot/internal/publish"
 	"github.com/allot-dev/allot/internal/store"
 )
@@ -59,6 +60,7 @@ func New(db *store.DB, cache *publish.Cache, log *slog.Logger) *UI {
 	mux.Handle("GET /static/", http.StripPrefix("/static/", staticHandler(static)))
 	mux.HandleFunc("GET /favicon.ico", http.NotFound)
 	// A wrong API path is an API client's mistake: no sign-in page for it.
+	// (Under the server's root mux, /api/ never reaches the UI.)
 	mux.HandleFunc("/api/", http.NotFound)
 	mux.HandleFunc("GET /signin", u.signinForm)
 	mux.HandleFunc("POST /signin", u.signin)
@@ -136,6 +138,9 @@ func (p *page) fail(err error, fields func(string) (id, label string)) {
 	var e *store.Error
 	if !errors.As(err, &e) {
 		p.Error = "Something went wrong on the server; the change was not saved."
+		if p.status == http.StatusServiceUnavailable {
+			p.Error = "The database is busy or unreachable, so the change was not saved. Try again in a few seconds."
+		}
 		return
 	}
 	if e.Field != "" && fields != nil {
@@ -151,19 +156,10 @@ func (p *page) fail(err error, fields func(string) (id, label string)) {
 	p.Error = e.Error()
 }
 
-func statusOf(err error) int {
-	switch store.ErrorCode(err) {
-	case store.EINVALID:
-		return http.StatusUnprocessableEntity
-	case store.ENOTFOUND:
-		return http.StatusNotFound
-	case store.ECONFLICT:
-		return http.StatusConflict
-	case store.EUNAUTHORIZED:
-		return http.StatusUnauthorized
-	}
-	return http.StatusInternalServerError
-}
+// statusOf is the server's one error-to-status function: a page answers an
+// error with the status the API would (400 for a form error, 503 with
+// Retry-After for a busy or unreachable database).
+func statusOf(err error) int { return httpx.Status(err) }
 
 // authed requires a session, checks the CSRF token of every POST, names the
 // token's holder as the actor of changes, and renders errors.
@@ -208,10 +204,10 @@ func (u *UI) authed(h func(http.ResponseWriter, *http.Request, *page) error) htt
 		}
 		if c, err := r.Cookie(flashCookie); err == nil && r.Method == http.MethodGet {
 			p.Flash, _ = url.QueryUnescape(c.Value)
-			http.SetCookie(w, &http.Cookie{Name: flashCookie, Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: r.TLS != nil})
+			http.SetCookie(w, &http.Cookie{Name: flashCookie, Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: httpx.Secure(r)})
 		}
 		if err := h(w, r, p); err != nil {
-			if statusOf(err) == http.StatusInternalServerError {
+			if s := statusOf(err); s == http.StatusInternalServerError || s == http.StatusServiceUnavailable {
 				u.internal(w, r, err)
 				return
 			}
@@ -257,7 +253,16 @@ func hasEnv(envs []store.Environment, name string) bool {
 	return false
 }
 
+// internal answers an error that is no fault of the request: 503 when the
+// database is busy or unreachable (retrying will work), else 500.
 func (u *UI) internal(w http.ResponseWriter, r *http.Request, err error) {
+	status := statusOf(err)
+	if status == http.StatusServiceUnavailable {
+		u.log.Warn("web UI: database unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
+		u.render(w, r, "error", &page{Title: "Unavailable", status: status,
+			Error: "The database is busy or unreachable. Try again in a few seconds."})
+		return
+	}
 	u.log.Error("web UI: internal error", "method", r.Method, "path", r.URL.Path, "err", err)
 	u.render(w, r, "error", &page{Title: "Server error", status: http.StatusInternalServerError,
 		Error: "Something went wrong on the server. The details are in the server's log."})
@@ -278,6 +283,9 @@ func (u *UI) render(w http.ResponseWriter, r *http.Request, name string, p *page
 	if status == 0 {
 		status = http.StatusOK
 	}
+	if status == http.StatusServiceUnavailable {
+		httpx.SetErrorHeaders(w, status) // Retry-After, as the API sends
+	}
 	w.WriteHeader(status)
 	w.Write(buf.Bytes())
 }
@@ -286,7 +294,7 @@ func (u *UI) render(w http.ResponseWriter, r *http.Request, name string, p *page
 // page.
 func (u *UI) done(w http.ResponseWriter, r *http.Request, to, msg string) {
 	http.SetCookie(w, &http.Cookie{Name: flashCookie, Value: url.QueryEscape(msg), Path: "/", MaxAge: 60,
-		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: r.TLS != nil})
+		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: httpx.Secure(r)})
 	http.Redirect(w, r, to, http.StatusSeeOther)
 }
 

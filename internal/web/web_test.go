@@ -324,7 +324,7 @@ func TestCreateExperimentValidation(t *testing.T) {
 			f := experimentForm("checkout")
 			c.edit(f)
 			r := e.post("/flags/new?env=production", f)
-			want(t, r, http.StatusUnprocessableEntity, `id="`+c.field+`"`, c.text, `role="alert"`)
+			want(t, r, http.StatusBadRequest, `id="`+c.field+`"`, c.text, `role="alert"`)
 		})
 	}
 	// Nothing was created half-way.
@@ -382,12 +382,12 @@ func TestExperimentLifecycle(t *testing.T) {
 	r = e.post("/flags/checkout/allocations/checkout/traffic", lower)
 	want(t, e.get(r.loc), 200, "About 20 % of subjects leave the experiment; raising it back brings exactly them back.")
 	bad := url.Values{"env": {"production"}, "version": {version()}, "traffic": {"abc"}}
-	want(t, e.post("/flags/checkout/allocations/checkout/traffic", bad), http.StatusUnprocessableEntity,
+	want(t, e.post("/flags/checkout/allocations/checkout/traffic", bad), http.StatusBadRequest,
 		`id="traffic-checkout-error"`, "Traffic allocation: must be a percentage")
 
 	// Weights need the confirmation.
 	w := url.Values{"env": {"production"}, "version": {version()}, "weight_control": {"30"}, "weight_treatment": {"70"}}
-	want(t, e.post("/flags/checkout/allocations/checkout/weights", w), http.StatusUnprocessableEntity,
+	want(t, e.post("/flags/checkout/allocations/checkout/weights", w), http.StatusBadRequest,
 		`id="weights-checkout-error"`, "re-randomizes the experiment; tick the box")
 	w.Set("confirm", "yes")
 	r = e.post("/flags/checkout/allocations/checkout/weights", w)
@@ -426,7 +426,7 @@ func TestSDKKeys(t *testing.T) {
 	e := newEnv(t)
 	e.signIn()
 	ctx := context.Background()
-	want(t, e.post("/keys?env=production", url.Values{"env": {"production"}, "name": {" "}}), http.StatusUnprocessableEntity,
+	want(t, e.post("/keys?env=production", url.Values{"env": {"production"}, "name": {" "}}), http.StatusBadRequest,
 		`id="name-error"`, "Name: is required")
 	r := e.post("/keys?env=production", url.Values{"env": {"production"}, "name": {"checkout-service"}})
 	want(t, r, 200, "shown only this once", `data-copy="secret"`)

@@ -1,0 +1,89 @@
+package server
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"net/http"
+	"time"
+
+	"github.com/allot-dev/allot/internal/httpapi"
+	"github.com/allot-dev/allot/internal/httpx"
+	"github.com/allot-dev/allot/internal/ingest"
+	"github.com/allot-dev/allot/internal/store"
+)
+
+// Metrics access modes (--metrics).
+const (
+	MetricsOff    = "off"    // no /metrics
+	MetricsPublic = "public" // anyone who reaches the port
+	MetricsToken  = "token"  // an admin token or the metrics token (the default)
+)
+
+// routes builds the root mux: every URL the server answers is registered
+// here or by a front end's Register, and the middleware wraps the whole mux
+// once (in handler).
+func (s *Server) routes(api *httpapi.Server, ingestion http.Handler, ui http.Handler) *http.ServeMux {
+	m := http.NewServeMux()
+	m.HandleFunc("GET /healthz", s.healthz)
+	m.HandleFunc("GET /readyz", s.readyz)
+	if s.cfg.Metrics != MetricsOff {
+		m.Handle("GET /metrics", s.metricsAccess(api, s.metrics.Handler()))
+	}
+
+	// The SDK endpoints and the management API.
+	api.Register(m)
+	m.Handle("POST /api/v1/assignments", ingestion)
+	// Anything else under /api/ is an API client's mistake: a JSON 404, never
+	// the UI's sign-in page.
+	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		httpx.WriteError(w, r, store.Errorf(store.ENOTFOUND, "no such endpoint: %s %s", r.Method, r.URL.Path))
+	})
+
+	// The web UI: everything else.
+	m.Handle("/", ui)
+	return m
+}
+
+// metricsAccess lets through a request with the metrics token
+// (ALLOT_METRICS_TOKEN) or an admin token, unless metrics are public.
+func (s *Server) metricsAccess(api *httpapi.Server, h http.Handler) http.Handler {
+	if s.cfg.Metrics == MetricsPublic {
+		return h
+	}
+	var want [32]byte
+	if s.cfg.MetricsToken != "" {
+		want = sha256.Sum256([]byte(s.cfg.MetricsToken))
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if tok, ok := httpx.BearerToken(r); ok && s.cfg.MetricsToken != "" {
+			got := sha256.Sum256([]byte(tok))
+			if subtle.ConstantTimeCompare(got[:], want[:]) == 1 {
+				h.ServeHTTP(w, r)
+				return
+			}
+		}
+		if _, err := api.Admin(r); err != nil {
+			if store.ErrorCode(err) == store.EUNAUTHORIZED {
+				err = store.Errorf(store.EUNAUTHORIZED, "metrics need a metrics token (ALLOT_METRICS_TOKEN) or an admin token: Authorization: Bearer <token>")
+			}
+			httpx.WriteError(w, r, err)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// ingestHandler is assignment ingestion, writing through w.
+func (s *Server) ingestHandler(w *ingest.Writer) http.Handler {
+	return &ingest.Handler{
+		Environment: func(key string) (string, bool) {
+			if p := s.cache.ForKey(key); p != nil {
+				return p.Environment, true
+			}
+			return "", false
+		},
+		Writer: w,
+		Log:    s.cfg.Log,
+		Now:    time.Now,
+	}
+}
