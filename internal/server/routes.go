@@ -28,6 +28,8 @@ func (s *Server) routes(api *httpapi.Server, ingestion http.Handler, ui http.Han
 	m.HandleFunc("GET /readyz", s.readyz)
 	if s.cfg.Metrics != MetricsOff {
 		m.Handle("GET /metrics", s.metricsAccess(api, s.metrics.Handler()))
+	} else {
+		m.HandleFunc("GET /metrics", http.NotFound) // not the UI's sign-in page
 	}
 
 	// The SDK endpoints and the management API.
