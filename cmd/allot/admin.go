@@ -42,7 +42,9 @@ func newAdminFlags(e *env, name, usage string) *adminFlags {
 	fs.SetOutput(e.stderr)
 	a := &adminFlags{fs: fs, e: e}
 	a.server = fs.String("server", envOr(e, "ALLOT_SERVER", "http://127.0.0.1:8080"), "server base URL (ALLOT_SERVER)")
-	a.token = fs.String("token", envOr(e, "ALLOT_TOKEN", ""), "admin token (ALLOT_TOKEN)")
+	// The default is read after parsing, never declared as the flag's
+	// default: -h prints defaults, and a token must never be printed.
+	a.token = fs.String("token", "", "admin token (default: from ALLOT_TOKEN)")
 	a.env = fs.String("env", store.DefaultEnvironment, "environment")
 	fs.Usage = func() {
 		fmt.Fprintf(e.stderr, "usage: %s\n\nflags:\n", usage)
@@ -69,6 +71,9 @@ func (a *adminFlags) parse(args []string) ([]string, error) {
 }
 
 func (a *adminFlags) client() (*apiclient.Client, error) {
+	if *a.token == "" {
+		*a.token = envOr(a.e, "ALLOT_TOKEN", "")
+	}
 	if *a.token == "" {
 		return nil, &exitError{code: 2, err: errors.New("an admin token is required: --token or ALLOT_TOKEN")}
 	}

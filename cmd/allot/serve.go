@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -25,19 +27,33 @@ func runServe(ctx context.Context, e *env, args []string) error {
 Runs Allot's server. SQLite (a file) by default; a postgres:// URL lets
 several replicas share one database. The first start creates an admin token
 and prints it once, unless ALLOT_ADMIN_TOKEN provides one. SDKs use the base
-URL http://HOST:PORT/api.
+URL http://HOST:PORT/api. A lost admin token: allot admin recover --db ...
 
-Environment: ALLOT_ADMIN_TOKEN, ALLOT_DB, ALLOT_ADDR.
+Environment: ALLOT_ADMIN_TOKEN, ALLOT_DB, ALLOT_ADDR, ALLOT_RETENTION,
+ALLOT_METRICS_TOKEN (a bearer token that may read /metrics).
 
 flags:`)
 		fs.PrintDefaults()
 	}
 	addr := fs.String("addr", envOr(e, "ALLOT_ADDR", ":8080"), "listen address")
-	db := fs.String("db", envOr(e, "ALLOT_DB", "allot.db"), "SQLite file, or a postgres:// URL")
+	// A postgres:// URL may hold a password: its default is read after
+	// parsing, so that -h never prints it.
+	db := fs.String("db", "", "SQLite file, or a postgres:// URL (default: from ALLOT_DB, else allot.db)")
 	poll := fs.Duration("poll", time.Second, "how often to look for changes made by other replicas")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	format := fs.String("log-format", "text", "log format: text or json")
 	retention := fs.String("retention", envOr(e, "ALLOT_RETENTION", "0"), "maximum age of stored assignment events, e.g. 90d or 2160h (0 keeps them all)")
+	tlsCert := fs.String("tls-cert", "", "PEM certificate file: serve HTTPS (with --tls-key)")
+	tlsKey := fs.String("tls-key", "", "PEM private key file of --tls-cert")
+	var proxies []netip.Prefix
+	fs.Func("trusted-proxy", "`CIDR` or address of a TLS-terminating proxy whose X-Forwarded-Proto is believed (repeatable)", func(v string) error {
+		p, err := parsePrefix(v)
+		if err == nil {
+			proxies = append(proxies, p)
+		}
+		return err
+	})
+	metrics := fs.String("metrics", server.MetricsToken, "who may read /metrics: token (an admin token or ALLOT_METRICS_TOKEN), public, or off")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -45,9 +61,20 @@ flags:`)
 		fs.Usage()
 		return &exitError{code: 2}
 	}
+	if *db == "" {
+		*db = envOr(e, "ALLOT_DB", "allot.db")
+	}
 	maxAge, err := parseAge(*retention)
 	if err != nil {
 		return &exitError{code: 2, err: fmt.Errorf("--retention: %v", err)}
+	}
+	if (*tlsCert == "") != (*tlsKey == "") {
+		return &exitError{code: 2, err: errors.New("--tls-cert and --tls-key go together")}
+	}
+	switch *metrics {
+	case server.MetricsToken, server.MetricsPublic, server.MetricsOff:
+	default:
+		return &exitError{code: 2, err: fmt.Errorf("--metrics: %q is not token, public or off", *metrics)}
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
@@ -59,14 +86,31 @@ flags:`)
 		h = slog.NewJSONHandler(e.stderr, opts)
 	}
 	return server.Run(ctx, server.Config{
-		Addr:         *addr,
-		DB:           *db,
-		AdminToken:   e.getenv("ALLOT_ADMIN_TOKEN"),
-		PollInterval: *poll,
-		Retention:    maxAge,
-		Log:          slog.New(h),
-		Announce:     e.stderr,
+		Addr:           *addr,
+		DB:             *db,
+		AdminToken:     envOr(e, "ALLOT_ADMIN_TOKEN", ""),
+		PollInterval:   *poll,
+		Retention:      maxAge,
+		TLSCert:        *tlsCert,
+		TLSKey:         *tlsKey,
+		TrustedProxies: proxies,
+		Metrics:        *metrics,
+		MetricsToken:   envOr(e, "ALLOT_METRICS_TOKEN", ""),
+		Log:            slog.New(h),
+		Announce:       e.stderr,
 	})
+}
+
+// parsePrefix reads a CIDR ("10.0.0.0/8") or a single address.
+func parsePrefix(v string) (netip.Prefix, error) {
+	if p, err := netip.ParsePrefix(v); err == nil {
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(v)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is neither a CIDR nor an IP address", v)
+	}
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
 }
 
 func envOr(e *env, name, def string) string {
