@@ -96,6 +96,13 @@ func stopServer(t *testing.T, s *server.Server) {
 	}
 }
 
+// e2eDialect is the database of the end-to-end run: the last of
+// storetest.Dialects(), PostgreSQL unless ALLOT_TEST_POSTGRES=off.
+func e2eDialect() string {
+	d := storetest.Dialects()
+	return d[len(d)-1]
+}
+
 type logged struct{ flag, subject, allocation, variation string }
 
 // TestAssignmentTableEndToEnd: 100,000 assignments over four experiments go
@@ -104,10 +111,9 @@ type logged struct{ flag, subject, allocation, variation string }
 // doubled. The sample ratio check passes for the experiment logged as
 // assigned, and fires for one whose logging drops a fifth of a variation.
 func TestAssignmentTableEndToEnd(t *testing.T) {
-	dsn := storetest.DSN(t, "postgres")
-	if storetest.Dialects()[len(storetest.Dialects())-1] != "postgres" {
-		dsn = storetest.DSN(t, "sqlite")
-	}
+	// PostgreSQL when the tests have one, else SQLite: decide before asking
+	// for a database, since ALLOT_TEST_POSTGRES=off is no address.
+	dsn := storetest.DSN(t, e2eDialect())
 	srv := startServer(t, dsn)
 	proxy := &faultyProxy{rng: rand.New(rand.NewPCG(11, 12))}
 	u, _ := url.Parse(srv.URL())
