@@ -134,3 +134,27 @@ func TestAdminRecover(t *testing.T) {
 		t.Errorf("%s exists: %v", missing, err)
 	}
 }
+
+// Bad serve flags are refused before anything starts.
+func TestServeFlagErrors(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "allot.db")
+	for _, args := range [][]string{
+		{"--trusted-proxy", "nonsense"},
+		{"--metrics", "yes"},
+		{"--tls-cert", "cert.pem"},
+		{"--tls-key", "key.pem"},
+	} {
+		code, _, errOut := runMain(t, nil, append([]string{"serve", "--addr", "127.0.0.1:0", "--db", db}, args...)...)
+		if code != 2 {
+			t.Errorf("serve %s: exit %d, want 2\n%s", strings.Join(args, " "), code, errOut)
+		}
+	}
+	if _, err := os.Stat(db); !os.IsNotExist(err) {
+		t.Errorf("the database was created: %v", err)
+	}
+	for in, want := range map[string]string{"10.0.0.0/8": "10.0.0.0/8", "10.1.2.3/8": "10.0.0.0/8", "192.168.1.1": "192.168.1.1/32", "::1": "::1/128"} {
+		if p, err := parsePrefix(in); err != nil || p.String() != want {
+			t.Errorf("parsePrefix(%q) = %v, %v; want %s", in, p, err, want)
+		}
+	}
+}
