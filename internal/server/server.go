@@ -65,6 +65,7 @@ type Server struct {
 	cache   *publish.Cache
 	metrics *httpapi.Metrics
 	ingest  *ingest.Writer
+	mux     *http.ServeMux // the routes, without the middleware (benchmarks)
 	http    *http.Server
 	ln      net.Listener
 	cancel  context.CancelFunc
@@ -170,6 +171,7 @@ func start(ctx context.Context, cfg Config, ln net.Listener) (*Server, error) {
 	writer := ingest.NewWriter(db, ingest.Options{})
 	s := &Server{cfg: cfg, db: db, cache: cache, metrics: metrics, ingest: writer, ln: ln, errc: make(chan error, 1)}
 	mux := s.routes(httpapi.New(db, cache, log), s.ingestHandler(writer), web.New(db, cache, log))
+	s.mux = mux
 	s.http = &http.Server{
 		Handler:           s.handler(mux),
 		ReadHeaderTimeout: 10 * time.Second,
