@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"database/sql"
 	"encoding/json"
 	"encoding/pem"
 	"io"
@@ -26,6 +27,7 @@ import (
 
 	"github.com/allot-dev/allot/internal/httpx"
 	"github.com/allot-dev/allot/internal/server"
+	"github.com/allot-dev/allot/internal/store"
 	"github.com/allot-dev/allot/internal/store/storetest"
 )
 
@@ -317,3 +319,28 @@ func (s *syncBuffer) String() string {
 }
 
 func textLog(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }
+
+// A write lock held elsewhere (a long batch of events) is contention, not
+// a disk that refuses writes: the replica stays ready.
+func TestReadyWhileTheWriteLockIsHeld(t *testing.T) {
+	path := storetest.DSN(t, "sqlite")
+	s := start(t, server.Config{DB: path})
+	other, err := sql.Open("sqlite", store.SQLiteDSN(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	tx, err := other.Begin() // _txlock=immediate: takes the write lock now
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.Exec(`INSERT INTO meta (key, value) VALUES ('held', 'x')`); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	status, _, body := do(t, nil, "GET", s.URL()+"/readyz", "", nil)
+	if status != 200 || time.Since(start) > 2*time.Second {
+		t.Errorf("readyz while the write lock is held: %d %q after %v", status, body, time.Since(start))
+	}
+}

@@ -63,3 +63,19 @@ func IsUnavailable(err error) bool {
 	return strings.Contains(err.Error(), "sql: database is closed") ||
 		strings.Contains(err.Error(), "conn closed")
 }
+
+// IsBusy reports whether err only means contention: SQLite busy or locked,
+// or a deadline that passed while waiting. The database is fine; a moment
+// later the same call succeeds.
+func IsBusy(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		c := se.Code() & 0xff
+		return c == sqliteBusy || c == sqliteLocked
+	}
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "55P03" // lock_not_available
+}
