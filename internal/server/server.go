@@ -121,20 +121,24 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	log := cfg.Log
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("listen: %w", err)
 	}
 	s, err := start(ctx, cfg, ln)
 	if err != nil {
 		ln.Close()
 		return nil, err
 	}
-	if tlsConfig != nil {
-		s.ln = tls.NewListener(ln, tlsConfig)
-	}
+	s.http.TLSConfig = tlsConfig
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		if err := s.http.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		var err error
+		if tlsConfig != nil {
+			err = s.http.ServeTLS(ln, "", "") // the certificate is in TLSConfig; HTTP/2 on
+		} else {
+			err = s.http.Serve(ln)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.errc <- err
 		}
 	}()
