@@ -157,7 +157,11 @@ func (r *reader) parseFlag() (*Flag, error) {
 			s, err = r.istr()
 			f.VariationType = VariationType(s)
 		case "totalShards":
-			f.TotalShards, err = r.integer()
+			// Optional: the newer dialect writes it on each shard, or not at
+			// all when no split has a shard (docs/ufc-dialects.md).
+			if !r.null() {
+				f.TotalShards, err = r.integer()
+			}
 		case "variations":
 			err = r.parseVariations(f)
 		case "allocations":
@@ -438,6 +442,10 @@ func (r *reader) parseShard() (Shard, error) {
 		switch string(k) {
 		case "salt":
 			sh.Salt, err = r.str()
+		case "totalShards":
+			if !r.null() {
+				sh.TotalShards, err = r.integer()
+			}
 		case "ranges":
 			sh.Ranges, err = r.parseRanges()
 		default:
