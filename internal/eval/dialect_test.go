@@ -171,3 +171,12 @@ func obfuscate(t *testing.T, data []byte) []byte {
 	}
 	return b
 }
+
+func readFile(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
