@@ -28,6 +28,14 @@ func Load(data []byte) (*Snapshot, error) {
 // problems (an unreadable createdAt) are errors; a malformed flag compiles to
 // a flag carrying Err, so that every other flag keeps working.
 func Compile(doc *ufc.Document) (*Snapshot, error) {
+	s, _, err := compile(doc)
+	return s, err
+}
+
+// compile is Compile, also returning how many lookup steps (entries
+// scanned, maps probed) the compiler took, which tests hold linear in the
+// document's size.
+func compile(doc *ufc.Document) (*Snapshot, int, error) {
 	s := &Snapshot{
 		Environment: doc.Environment.Name,
 		Format:      doc.Format,
@@ -40,7 +48,7 @@ func Compile(doc *ufc.Document) (*Snapshot, error) {
 	if doc.CreatedAt != "" {
 		t, err := time.Parse(time.RFC3339Nano, doc.CreatedAt)
 		if err != nil {
-			return nil, fmt.Errorf("ufc: createdAt %q is not an RFC 3339 time", doc.CreatedAt)
+			return nil, 0, fmt.Errorf("ufc: createdAt %q is not an RFC 3339 time", doc.CreatedAt)
 		}
 		s.CreatedAt = t
 	}
@@ -86,7 +94,7 @@ func Compile(doc *ufc.Document) (*Snapshot, error) {
 		c.flags = append(c.flags, Flag{Key: key, Err: err})
 		s.flags[key] = &c.flags[len(c.flags)-1]
 	}
-	return s, nil
+	return s, c.steps, nil
 }
 
 type compiler struct {
@@ -99,6 +107,7 @@ type compiler struct {
 	// 60,000 variations took 37 s in the duplicate check).
 	saltSlot map[string]int
 	varIndex map[string]int
+	steps    int // lookup steps taken, for the linearity test
 
 	flags  []Flag
 	vars   []Variation
@@ -126,11 +135,13 @@ const smallIndex = 8
 // more than smallIndex.
 func (c *compiler) salt(salt string) (string, int) {
 	if c.saltSlot != nil {
+		c.steps++
 		if i, ok := c.saltSlot[salt]; ok {
 			return c.salts[i], i
 		}
 	} else {
 		for i, p := range c.salts {
+			c.steps++
 			if len(p) == len(salt)+1 && p[:len(salt)] == salt {
 				return p, i
 			}
@@ -220,6 +231,7 @@ func (c *compiler) compileFlag(f *Flag, key string, w *ufc.Flag) {
 		v.Key = c.text(wv.Key)
 		dup := false
 		if c.varIndex != nil {
+			c.steps++
 			_, dup = c.varIndex[v.Key]
 			c.varIndex[v.Key] = i
 		} else {
@@ -252,6 +264,7 @@ func (c *compiler) compileFlag(f *Flag, key string, w *ufc.Flag) {
 func (c *compiler) variation(f *Flag, key string) *Variation {
 	i := -1
 	if c.varIndex != nil {
+		c.steps++
 		if j, ok := c.varIndex[key]; ok {
 			i = j
 		}
@@ -266,6 +279,7 @@ func (c *compiler) variation(f *Flag, key string) *Variation {
 
 func (c *compiler) variationIndex(vs []Variation, key string) int {
 	for i := range vs {
+		c.steps++
 		if vs[i].Key == key {
 			return i
 		}

@@ -14,6 +14,10 @@ import (
 // ignored.
 func Parse(data []byte) (*Document, error) {
 	r := &reader{data: data, intern: make(map[string]string, 64)}
+	return r.parse()
+}
+
+func (r *reader) parse() (*Document, error) {
 	doc := &Document{}
 	if c := r.peek(); c != '{' {
 		return nil, r.errAt(r.pos, "not a UFC document: expected a JSON object, found %s", describe(c))

@@ -22,6 +22,7 @@ type reader struct {
 	// so that a document with many malformed flags (each one an error at a
 	// later offset) counts its lines once rather than once per error.
 	lineAt, lineNo, lineStart int
+	scanned                   int // bytes errAt has scanned, for the linearity test
 }
 
 // SyntaxError reports malformed JSON or a document that is not UFC, with the
@@ -49,6 +50,7 @@ func (r *reader) errAt(pos int, format string, args ...any) *SyntaxError {
 		r.lineAt, r.lineNo, r.lineStart = 0, 1, 0
 	}
 	seg := r.data[r.lineAt:pos]
+	r.scanned += len(seg)
 	r.lineNo += bytes.Count(seg, []byte{'\n'})
 	if i := bytes.LastIndexByte(seg, '\n'); i >= 0 {
 		r.lineStart = r.lineAt + i + 1
