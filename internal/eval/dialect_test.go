@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -172,11 +173,61 @@ func obfuscate(t *testing.T, data []byte) []byte {
 	return b
 }
 
-func readFile(t *testing.T, name string) []byte {
+func readFile(t testing.TB, name string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(name)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestDialectReasons: the reasons of the dialect's new outcomes name what
+// happened.
+func TestDialectReasons(t *testing.T) {
+	s, err := eval.Load(readFile(t, dialectDir+"/flags-dialect.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := s.Evaluate("empty-key-sharded", "", nil, ufc.TypeString, now)
+	if r.Code != eval.AssignmentError || !strings.Contains(r.Description("empty-key-sharded"), "subject key is empty") {
+		t.Fatalf("empty key: %s %q", r.Code, r.Description("empty-key-sharded"))
+	}
+	r = s.Evaluate("regex-dialect", "u", map[string]any{"text": "xy"}, ufc.TypeString, now)
+	if d := r.Description("regex-dialect"); r.Code != eval.Match || r.Broken == nil ||
+		!strings.Contains(d, `condition on "text" never passes`) || !strings.Contains(d, "invalid regular expression") {
+		t.Fatalf("broken condition: %s %q", r.Code, d)
+	}
+	if r := s.Evaluate("targeting-only", "u", nil, ufc.TypeBoolean, now); r.Broken != nil {
+		t.Fatal("Broken set without a broken condition")
+	}
+}
+
+// TestSharedSaltDifferentTotals: two shards with one salt and different
+// totalShards each take the hash modulo their own total (the per-salt memo
+// keeps the hash, not the shard).
+func TestSharedSaltDifferentTotals(t *testing.T) {
+	doc := `{"flags": {"f": {"key": "f", "enabled": true, "variationType": "STRING",
+	  "variations": {"a": {"key": "a", "value": "a"}, "b": {"key": "b", "value": "b"}},
+	  "allocations": [{"key": "x", "splits": [
+	    {"variationKey": "a", "shards": [{"salt": "s", "totalShards": 7, "ranges": [{"start": 0, "end": 3}]}, {"salt": "s", "totalShards": 10, "ranges": [{"start": 0, "end": 5}]}]},
+	    {"variationKey": "b", "shards": []}]}]}}}`
+	s, err := eval.Load([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seenA := false
+	for i := range 200 {
+		subject := fmt.Sprintf("user-%d", i)
+		want := "b"
+		if eval.ShardOf("s-", subject, 7) < 3 && eval.ShardOf("s-", subject, 10) < 5 {
+			want, seenA = "a", true
+		}
+		if r := s.Evaluate("f", subject, nil, "", now); r.VariationKey() != want {
+			t.Fatalf("%s: %q, want %q", subject, r.VariationKey(), want)
+		}
+	}
+	if !seenA {
+		t.Fatal("no subject reached the sharded split")
+	}
 }
