@@ -3,9 +3,9 @@ package eval_test
 import (
 	"encoding/json"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"math/rand/v2"
 	"strconv"
 	"testing"
 	"time"
