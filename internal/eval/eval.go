@@ -286,6 +286,10 @@ type evaluation struct {
 	hashed  map[string]any // CLIENT documents: attrs keyed by MD5 of the name
 	known   uint8          // bit i set: hashes[i] holds the hash of salt slot i
 	hashes  [memoSlots]uint32
+	// shards[i] is hashes[i] % totals[i]: nearly every shard of a salt has
+	// the same total, so the division is done once per salt too.
+	shards [memoSlots]uint32
+	totals [memoSlots]uint32
 	broken  *Condition // the last condition read that could not be compiled
 }
 
@@ -313,15 +317,18 @@ func (ev *evaluation) matchShards(shards []Shard) bool {
 // shardOf returns the subject's shard for sh. The memo keeps the hash, not
 // the shard: shards with the same salt may have different totals.
 func (ev *evaluation) shardOf(sh *Shard) uint32 {
-	if sh.Slot < memoSlots {
-		bit := uint8(1) << sh.Slot
+	if i := sh.Slot; i < memoSlots {
+		bit := uint8(1) << i
 		if ev.known&bit != 0 {
-			return ev.hashes[sh.Slot] % sh.Total
+			if ev.totals[i] != sh.Total {
+				ev.totals[i], ev.shards[i] = sh.Total, ev.hashes[i]%sh.Total
+			}
+			return ev.shards[i]
 		}
 		h := hashOf(sh.Prefix, ev.subject)
 		ev.known |= bit
-		ev.hashes[sh.Slot] = h
-		return h % sh.Total
+		ev.hashes[i], ev.totals[i], ev.shards[i] = h, sh.Total, h%sh.Total
+		return ev.shards[i]
 	}
 	return hashOf(sh.Prefix, ev.subject) % sh.Total
 }
