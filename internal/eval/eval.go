@@ -290,7 +290,7 @@ type evaluation struct {
 	// the same total, so the division is done once per salt too.
 	shards [memoSlots]uint32
 	totals [memoSlots]uint32
-	broken  *Condition // the last condition read that could not be compiled
+	broken *Condition // the last condition read that could not be compiled
 }
 
 func (ev *evaluation) matchShards(shards []Shard) bool {
