@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"regexp/syntax"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 )
@@ -30,9 +31,10 @@ import (
 // backreferences, the x flag) is an invalid pattern: its condition never
 // passes and the flag keeps working.
 
-// maxPattern bounds the length of a pattern, so that compiling a document
-// stays linear in its size (Go's own limits bound the program per byte).
-const maxPattern = 16 << 10
+// maxPattern bounds the length of a pattern: generous, since targeting by
+// long alternations ("^(id1|id2|...)$") is common, and compiling stays
+// linear in it (Go's own limits bound the program per byte).
+const maxPattern = 1 << 20
 
 // compiledRegexp is a compiled pattern, cached per document by its text.
 type compiledRegexp struct {
@@ -48,7 +50,7 @@ const kindUnicode = 5
 
 func compileRegexp(pattern string) compiledRegexp {
 	if len(pattern) > maxPattern {
-		return compiledRegexp{err: errors.New("pattern longer than 16 KiB")}
+		return compiledRegexp{err: errors.New("pattern longer than 1 MiB")}
 	}
 	translated, ascii := dropUnicodeFlag(pattern)
 	re, err := syntax.Parse(translated, syntax.Perl)
@@ -179,9 +181,24 @@ func isWordRune(r rune) bool {
 // answers whether the pattern matches somewhere.
 type unicodeProg struct {
 	prog *syntax.Prog
+	// machines holds the per-match state (*machine), reused so that a match
+	// allocates nothing once warm.
+	machines sync.Pool
 }
 
-func newUnicodeProg(p *syntax.Prog) *unicodeProg { return &unicodeProg{prog: p} }
+type machine struct {
+	clist, nlist threads
+	stack        []uint32
+}
+
+func newUnicodeProg(p *syntax.Prog) *unicodeProg {
+	u := &unicodeProg{prog: p}
+	u.machines.New = func() any {
+		n := len(p.Inst)
+		return &machine{clist: newThreads(n), nlist: newThreads(n), stack: make([]uint32, 0, 16)}
+	}
+	return u
+}
 
 // threads is a sparse set of instruction indices (Briggs and Torczon):
 // constant-time insert, membership and clear.
@@ -215,9 +232,10 @@ func emptyFlags(before, after rune) syntax.EmptyOp {
 
 // MatchString reports whether the pattern matches somewhere in s.
 func (u *unicodeProg) MatchString(s string) bool {
-	n := len(u.prog.Inst)
-	clist, nlist := newThreads(n), newThreads(n)
-	stack := make([]uint32, 0, 16)
+	m := u.machines.Get().(*machine)
+	defer u.machines.Put(m)
+	m.clist.dense, m.nlist.dense = m.clist.dense[:0], m.nlist.dense[:0]
+	clist, nlist, stack := &m.clist, &m.nlist, &m.stack
 	before := rune(-1)
 	for pos := 0; ; {
 		after, width := rune(-1), 0
@@ -226,7 +244,7 @@ func (u *unicodeProg) MatchString(s string) bool {
 		}
 		flags := emptyFlags(before, after)
 		// Unanchored search: a new thread starts at every position.
-		if u.addThread(&clist, uint32(u.prog.Start), flags, &stack) {
+		if u.addThread(clist, uint32(u.prog.Start), flags, stack) {
 			return true
 		}
 		if after < 0 {
@@ -249,7 +267,7 @@ func (u *unicodeProg) MatchString(s string) bool {
 					}
 					nextFlags, computed = emptyFlags(after, next), true
 				}
-				if u.addThread(&nlist, in.Out, nextFlags, &stack) {
+				if u.addThread(nlist, in.Out, nextFlags, stack) {
 					return true
 				}
 			}

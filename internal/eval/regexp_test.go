@@ -128,3 +128,19 @@ func FuzzUnicodeRegexp(f *testing.F) {
 		}
 	})
 }
+
+// TestUnicodeProgNoAlloc: the fallback engine reuses its state; a warm
+// evaluation through it allocates nothing.
+func TestUnicodeProgNoAlloc(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are meaningless under the race detector")
+	}
+	cr := compileRegexp(`(?u)\bcafé\b`)
+	if cr.uni == nil {
+		t.Fatal("no fallback engine")
+	}
+	cr.uni.MatchString("warm up")
+	if n := testing.AllocsPerRun(200, func() { cr.uni.MatchString("un café noir, s'il vous plaît") }); n >= 0.5 {
+		t.Fatalf("%v allocations per match", n)
+	}
+}
