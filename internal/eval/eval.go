@@ -314,8 +314,9 @@ func (ev *evaluation) matchShards(shards []Shard) bool {
 	return true
 }
 
-// shardOf returns the subject's shard for sh. The memo keeps the hash, not
-// the shard: shards with the same salt may have different totals.
+// shardOf returns the subject's shard for sh. The memo keeps the hash as
+// well as the shard: shards with the same salt may have different totals
+// (newer dialect), and then only the division is redone.
 func (ev *evaluation) shardOf(sh *Shard) uint32 {
 	if i := sh.Slot; i < memoSlots {
 		bit := uint8(1) << i
