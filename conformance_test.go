@@ -198,7 +198,13 @@ func TestGettersOddInputs(t *testing.T) {
 	if v, d := c.GetStringAssignmentDetails("kill-switch", "", nil, "d"); v != "d" || d.Code != CodeTypeMismatch {
 		t.Errorf("%q %+v", v, d)
 	}
-	if v, d := c.GetBoolAssignmentDetails("kill-switch", "", nil, false); v || d.Code != CodeAssignmentError {
-		t.Errorf("empty subject: %v %+v", v, d)
+	// An empty subject key is an error only where a shard must be hashed
+	// (docs/ufc-dialects.md): kill-switch's catch-all has no shard,
+	// new-user-onboarding's experiment for Germany has one.
+	if v, d := c.GetBoolAssignmentDetails("kill-switch", "", nil, true); v || d.Code != CodeMatch {
+		t.Errorf("empty subject, no shard: %v %+v", v, d)
+	}
+	if v, d := c.GetStringAssignmentDetails("new-user-onboarding", "", Attributes{"country": "Germany"}, "d"); v != "d" || d.Code != CodeAssignmentError {
+		t.Errorf("empty subject, shard: %q %+v", v, d)
 	}
 }

@@ -44,6 +44,7 @@ func runEval(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintln(e.stderr, `  {"flag": "...", "subject": "...", "attributes": {...}, "type": "STRING|INTEGER|NUMERIC|BOOLEAN|JSON", "default": <value>}`)
 		fmt.Fprintln(e.stderr, "and each output line, in the same order, a result:")
 		fmt.Fprintln(e.stderr, `  {"value": <value>, "variation": "<key>"|null, "allocation": "<key>"|null, "reason": "<code>", "log": true|false}`)
+		fmt.Fprintln(e.stderr, `("variation" and "allocation" are also set with ASSIGNMENT_ERROR when the subject reached an unusable variation)`)
 		fmt.Fprintln(e.stderr, `or {"error": "..."} for a malformed request.`)
 		fmt.Fprintln(e.stderr, "\nflags:")
 		fs.PrintDefaults()
@@ -104,12 +105,19 @@ func evalLine(dst, line []byte, snap *eval.Snapshot, now time.Time) []byte {
 	dst = append(dst, `{"value":`...)
 	if r.Code == eval.Match {
 		dst = appendValue(dst, r.Variation, r.Flag.Type)
+	} else {
+		dst = append(dst, def...)
+	}
+	// The variation and allocation the subject reached are reported with
+	// ASSIGNMENT_ERROR too (a variation whose value does not fit the flag's
+	// type, or that the flag does not have), as Eppo's fixtures expect;
+	// the value is then the default.
+	if r.Split != nil && (r.Code == eval.Match || r.Code == eval.AssignmentError) {
 		dst = append(dst, `,"variation":`...)
 		dst = appendString(dst, r.VariationKey())
 		dst = append(dst, `,"allocation":`...)
 		dst = appendString(dst, r.AllocationKey())
 	} else {
-		dst = append(dst, def...)
 		dst = append(dst, `,"variation":null,"allocation":null`...)
 	}
 	dst = append(dst, `,"reason":"`...)

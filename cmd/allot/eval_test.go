@@ -51,6 +51,39 @@ func decodeResults(t *testing.T, out string) []evalResult {
 
 // TestEvalFixtures runs all 225 shared fixture checks through allot eval.
 func TestEvalFixtures(t *testing.T) {
+	evalCases(t, filepath.Join(fixtures, "flags-v1.json"), ufctest.Cases(t))
+}
+
+// TestEvalDialects runs the newer dialect's regression fixtures
+// (internal/eval/testdata/dialects) through allot eval.
+func TestEvalDialects(t *testing.T) {
+	dir := "../../internal/eval/testdata/dialects"
+	files, err := filepath.Glob(filepath.Join(dir, "tests", "*.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no dialect fixtures: %v", err)
+	}
+	var cases []ufctest.Case
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c ufctest.Case
+		if err := json.Unmarshal(b, &c); err != nil {
+			t.Fatal(err)
+		}
+		c.File = filepath.Base(f)
+		cases = append(cases, c)
+	}
+	evalCases(t, filepath.Join(dir, "flags-dialect.json"), cases)
+}
+
+// evalCases runs fixture cases through allot eval on config and checks the
+// reason, value, variation and allocation of every result. The variation and
+// allocation are expected whenever the fixture names them: with MATCH, and
+// with ASSIGNMENT_ERROR when the subject reached an unusable variation.
+func evalCases(t *testing.T, config string, cases []ufctest.Case) {
+	t.Helper()
 	type expect struct {
 		name, reason string
 		variation    string
@@ -59,7 +92,7 @@ func TestEvalFixtures(t *testing.T) {
 	}
 	var in strings.Builder
 	var want []expect
-	for _, c := range ufctest.Cases(t) {
+	for _, c := range cases {
 		var def bytes.Buffer
 		json.Compact(&def, c.DefaultValue)
 		for _, s := range c.Subjects {
@@ -68,15 +101,11 @@ func TestEvalFixtures(t *testing.T) {
 				c.Flag, s.SubjectKey, attrs, c.VariationType, def.Bytes())
 			var value any
 			json.Unmarshal(s.Assignment, &value)
-			e := expect{name: c.File + "/" + s.SubjectKey, reason: s.EvaluationDetails.FlagEvaluationCode, value: value}
-			if e.reason == "MATCH" {
-				e.variation = s.EvaluationDetails.Variation()
-				e.allocation = s.EvaluationDetails.Allocation()
-			}
-			want = append(want, e)
+			want = append(want, expect{name: c.File + "/" + s.SubjectKey, reason: s.EvaluationDetails.FlagEvaluationCode, value: value,
+				variation: s.EvaluationDetails.Variation(), allocation: s.EvaluationDetails.Allocation()})
 		}
 	}
-	code, out, stderr := runCmd(t, in.String(), "eval", "--config", filepath.Join(fixtures, "flags-v1.json"), "--now", "2026-06-01T00:00:00Z")
+	code, out, stderr := runCmd(t, in.String(), "eval", "--config", config, "--now", "2026-06-01T00:00:00Z")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}

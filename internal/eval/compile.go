@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"regexp"
 	"regexp/syntax"
 	"slices"
 	"strconv"
@@ -29,6 +28,14 @@ func Load(data []byte) (*Snapshot, error) {
 // problems (an unreadable createdAt) are errors; a malformed flag compiles to
 // a flag carrying Err, so that every other flag keeps working.
 func Compile(doc *ufc.Document) (*Snapshot, error) {
+	s, _, err := compile(doc)
+	return s, err
+}
+
+// compile is Compile, also returning how many lookup steps (entries
+// scanned, maps probed) the compiler took, which tests hold linear in the
+// document's size.
+func compile(doc *ufc.Document) (*Snapshot, int, error) {
 	s := &Snapshot{
 		Environment: doc.Environment.Name,
 		Format:      doc.Format,
@@ -41,11 +48,11 @@ func Compile(doc *ufc.Document) (*Snapshot, error) {
 	if doc.CreatedAt != "" {
 		t, err := time.Parse(time.RFC3339Nano, doc.CreatedAt)
 		if err != nil {
-			return nil, fmt.Errorf("ufc: createdAt %q is not an RFC 3339 time", doc.CreatedAt)
+			return nil, 0, fmt.Errorf("ufc: createdAt %q is not an RFC 3339 time", doc.CreatedAt)
 		}
 		s.CreatedAt = t
 	}
-	c := compiler{obfuscated: s.obfuscated, regexps: make(map[string]*regexp.Regexp)}
+	c := compiler{obfuscated: s.obfuscated, regexps: make(map[string]compiledRegexp)}
 	// One backing array per kind for the whole document: fewer, larger
 	// allocations compile faster and retain less heap than one per flag.
 	var nf, nv, na, nr, nc, ns, nsh, nrg int
@@ -87,13 +94,20 @@ func Compile(doc *ufc.Document) (*Snapshot, error) {
 		c.flags = append(c.flags, Flag{Key: key, Err: err})
 		s.flags[key] = &c.flags[len(c.flags)-1]
 	}
-	return s, nil
+	return s, c.steps, nil
 }
 
 type compiler struct {
 	obfuscated bool
-	regexps    map[string]*regexp.Regexp
+	regexps    map[string]compiledRegexp
 	salts      []string // the current flag's distinct shard prefixes, by slot
+	// saltSlot and varIndex index salts and variations by key once a flag
+	// has more than a few of them (smallIndex), so that compiling a flag
+	// stays linear in its size: a scan per lookup was quadratic (issue 10:
+	// 60,000 variations took 37 s in the duplicate check).
+	saltSlot map[string]int
+	varIndex map[string]int
+	steps    int // lookup steps taken, for the linearity test
 
 	flags  []Flag
 	vars   []Variation
@@ -112,24 +126,80 @@ func take[T any](buf *[]T, n int) []T {
 	return (*buf)[start : start+n : start+n]
 }
 
+// smallIndex is the size up to which a scan beats a map for looking up a
+// flag's salts and variations; past it the compiler builds a map.
+const smallIndex = 8
+
 // salt returns the hash prefix of a salt and its slot within the current
-// flag. A flag has a handful of salts, so a scan beats a map.
+// flag. A flag has a handful of salts, so a scan beats a map until it has
+// more than smallIndex.
 func (c *compiler) salt(salt string) (string, int) {
-	for i, p := range c.salts {
-		if len(p) == len(salt)+1 && p[:len(salt)] == salt {
-			return p, i
+	if c.saltSlot != nil {
+		c.steps++
+		if i, ok := c.saltSlot[salt]; ok {
+			return c.salts[i], i
+		}
+	} else {
+		for i, p := range c.salts {
+			c.steps++
+			if len(p) == len(salt)+1 && p[:len(salt)] == salt {
+				return p, i
+			}
 		}
 	}
 	p := salt + "-"
 	c.salts = append(c.salts, p)
+	switch {
+	case c.saltSlot != nil:
+		c.saltSlot[salt] = len(c.salts) - 1
+	case len(c.salts) > smallIndex:
+		c.saltSlot = make(map[string]int, 2*len(c.salts))
+		for i, p := range c.salts {
+			c.saltSlot[p[:len(p)-1]] = i
+		}
+	}
 	return p, len(c.salts) - 1
 }
 
-// flagError marks f malformed, keeping what was already known about it.
-func flagError(f *Flag, format string, args ...any) {
-	if f.Err == nil {
-		f.Err = fmt.Errorf(format, args...)
+// FlagError is why a flag is malformed: the flag's key, the JSON path of the
+// problem within the flag ("allocations[0].rules[1].conditions[0].operator")
+// and what is wrong. A malformed flag evaluates to ASSIGNMENT_ERROR with
+// this as its reason.
+type FlagError struct {
+	Flag string
+	Path string // relative to the flag; "" for the flag as a whole
+	Msg  string
+}
+
+func (e *FlagError) Error() string {
+	if e.Path == "" {
+		return fmt.Sprintf("flag %q: %s", e.Flag, e.Msg)
 	}
+	return fmt.Sprintf("flag %q: %s: %s", e.Flag, e.Path, e.Msg)
+}
+
+// flagError marks f malformed, keeping what was already known about it.
+func flagError(f *Flag, path, format string, args ...any) {
+	if f.Err == nil {
+		f.Err = &FlagError{Flag: f.Key, Path: path, Msg: fmt.Sprintf(format, args...)}
+	}
+}
+
+// pathError is a problem found below a flag, with its path relative to the
+// place that reports it; compileAllocation returns these.
+type pathError struct {
+	path string
+	err  error
+}
+
+func (e *pathError) Error() string { return e.path + ": " + e.err.Error() }
+
+func atPath(path string, err error) error {
+	var pe *pathError
+	if errors.As(err, &pe) {
+		return &pathError{path + "." + pe.path, pe.err}
+	}
+	return &pathError{path, err}
 }
 
 func (c *compiler) compileFlag(f *Flag, key string, w *ufc.Flag) {
@@ -138,22 +208,37 @@ func (c *compiler) compileFlag(f *Flag, key string, w *ufc.Flag) {
 	f.Type = w.VariationType
 	f.obfuscated = c.obfuscated
 	if !f.Type.Valid() {
-		flagError(f, "flag %q: unknown variationType %q", key, w.VariationType)
+		flagError(f, "variationType", "unknown variationType %q", w.VariationType)
 		return
 	}
-	if w.TotalShards <= 0 || w.TotalShards > math.MaxUint32 {
-		flagError(f, "flag %q: totalShards must be a positive integer, found %d", key, w.TotalShards)
+	// totalShards is optional on the flag (newer dialect): it is only needed
+	// by a shard that does not carry its own, and compileAllocation says so
+	// there. 0 stands for absent; a negative or oversized count is an error.
+	if w.TotalShards < 0 || w.TotalShards > math.MaxUint32 {
+		flagError(f, "totalShards", "totalShards must be a positive integer, found %d", w.TotalShards)
 		return
 	}
 	f.TotalShards = uint32(w.TotalShards)
 	f.typed = true
 
 	f.Variations = take(&c.vars, len(w.Variations))
+	c.varIndex = nil
+	if len(w.Variations) > smallIndex {
+		c.varIndex = make(map[string]int, len(w.Variations))
+	}
 	for i, wv := range w.Variations {
 		v := &f.Variations[i]
 		v.Key = c.text(wv.Key)
-		if c.variationIndex(f.Variations[:i], v.Key) >= 0 {
-			flagError(f, "flag %q: variation %q appears twice", key, v.Key)
+		dup := false
+		if c.varIndex != nil {
+			c.steps++
+			_, dup = c.varIndex[v.Key]
+			c.varIndex[v.Key] = i
+		} else {
+			dup = c.variationIndex(f.Variations[:i], v.Key) >= 0
+		}
+		if dup {
+			flagError(f, "variations."+wv.Key, "variation %q appears twice", v.Key)
 			return
 		}
 		c.compileValue(v, f.Type, wv.Value)
@@ -161,9 +246,15 @@ func (c *compiler) compileFlag(f *Flag, key string, w *ufc.Flag) {
 
 	f.Allocations = take(&c.allocs, len(w.Allocations))
 	c.salts = c.salts[:0]
+	c.saltSlot = nil
 	for i := range w.Allocations {
 		if err := c.compileAllocation(&f.Allocations[i], &w.Allocations[i], f); err != nil {
-			flagError(f, "flag %q: allocations[%d]: %v", key, i, err)
+			path, msg := "allocations["+strconv.Itoa(i)+"]", err.Error()
+			var pe *pathError
+			if errors.As(err, &pe) {
+				path, msg = path+"."+pe.path, pe.err.Error()
+			}
+			flagError(f, path, "%s", msg)
 			return
 		}
 	}
@@ -171,7 +262,16 @@ func (c *compiler) compileFlag(f *Flag, key string, w *ufc.Flag) {
 }
 
 func (c *compiler) variation(f *Flag, key string) *Variation {
-	if i := c.variationIndex(f.Variations, key); i >= 0 {
+	i := -1
+	if c.varIndex != nil {
+		c.steps++
+		if j, ok := c.varIndex[key]; ok {
+			i = j
+		}
+	} else {
+		i = c.variationIndex(f.Variations, key)
+	}
+	if i >= 0 {
 		return &f.Variations[i]
 	}
 	return nil
@@ -179,6 +279,7 @@ func (c *compiler) variation(f *Flag, key string) *Variation {
 
 func (c *compiler) variationIndex(vs []Variation, key string) int {
 	for i := range vs {
+		c.steps++
 		if vs[i].Key == key {
 			return i
 		}
@@ -205,6 +306,13 @@ func (c *compiler) text(s string) string {
 func (c *compiler) compileValue(v *Variation, t ufc.VariationType, raw []byte) {
 	bad := func() {
 		v.Err = fmt.Errorf("variation (%s) is configured for type %s, but is set to incompatible value (%s)", v.Key, t, raw)
+	}
+	if t == ufc.TypeJSON && len(raw) > 0 && (raw[0] == '{' || raw[0] == '[') {
+		// The newer dialect writes a JSON flag's value as the object or array
+		// itself, in either format (there is nothing to obfuscate in it).
+		// The reader has checked its syntax.
+		v.str = string(raw)
+		return
 	}
 	if c.obfuscated {
 		// CLIENT values are base64 of the value's string form.
@@ -349,12 +457,12 @@ func (c *compiler) compileAllocation(a *Allocation, w *ufc.Allocation, f *Flag) 
 	f.Timed = f.Timed || w.StartAt != "" || w.EndAt != ""
 	if w.StartAt != "" {
 		if a.start, err = c.compileTime(w.StartAt); err != nil {
-			return fmt.Errorf("startAt: %w", err)
+			return atPath("startAt", err)
 		}
 	}
 	if w.EndAt != "" {
 		if a.end, err = c.compileTime(w.EndAt); err != nil {
-			return fmt.Errorf("endAt: %w", err)
+			return atPath("endAt", err)
 		}
 	}
 	a.Rules = take(&c.rules, len(w.Rules))
@@ -362,7 +470,7 @@ func (c *compiler) compileAllocation(a *Allocation, w *ufc.Allocation, f *Flag) 
 		a.Rules[i].Conditions = take(&c.conds, len(wr.Conditions))
 		for j := range wr.Conditions {
 			if err := c.compileCondition(&a.Rules[i].Conditions[j], &wr.Conditions[j]); err != nil {
-				return fmt.Errorf("rules[%d].conditions[%d]: %w", i, j, err)
+				return atPath(fmt.Sprintf("rules[%d].conditions[%d]", i, j), err)
 			}
 		}
 	}
@@ -381,14 +489,28 @@ func (c *compiler) compileAllocation(a *Allocation, w *ufc.Allocation, f *Flag) 
 		for j := range ws.Shards {
 			wsh, sh := &ws.Shards[j], &sp.Shards[j]
 			sh.Prefix, sh.Slot = c.salt(c.text(wsh.Salt))
+			// A shard's own totalShards wins over the flag's; a shard with
+			// neither is the one place a missing totalShards is an error
+			// (newer dialect, docs/ufc-dialects.md).
+			total := wsh.TotalShards
+			switch {
+			case total < 0 || total > math.MaxUint32:
+				return &pathError{fmt.Sprintf("splits[%d].shards[%d].totalShards", i, j), fmt.Errorf("totalShards must be a positive integer, found %d", total)}
+			case total == 0 && f.TotalShards == 0:
+				return &pathError{fmt.Sprintf("splits[%d].shards[%d]", i, j), errors.New("no totalShards, on the shard or on the flag")}
+			case total == 0:
+				total = int(f.TotalShards)
+			}
+			sh.Total = uint32(total)
 			sh.Ranges = take(&c.ranges, len(wsh.Ranges))
 			for k, r := range wsh.Ranges {
-				if r.Start < 0 || r.End < r.Start || r.End > int(f.TotalShards) {
-					return fmt.Errorf("splits[%d].shards[%d].ranges[%d]: [%d, %d) is not within [0, %d)", i, j, k, r.Start, r.End, f.TotalShards)
+				if r.Start < 0 || r.End < r.Start || r.End > total {
+					return &pathError{fmt.Sprintf("splits[%d].shards[%d].ranges[%d]", i, j, k), fmt.Errorf("[%d, %d) is not within [0, %d)", r.Start, r.End, total)}
 				}
 				sh.Ranges[k] = ShardRange{uint32(r.Start), uint32(r.End)}
 			}
-			sh.All = coversAll(sh.Ranges, f.TotalShards)
+			sh.All = coversAll(sh.Ranges, sh.Total)
+			sp.keyed = sp.keyed || !sh.All
 		}
 	}
 	return nil
@@ -401,27 +523,38 @@ func (c *compiler) compileCondition(cd *Condition, w *ufc.Condition) error {
 	raw := w.Value
 	switch cd.Op {
 	case OpInvalid:
-		return fmt.Errorf("unknown operator %q", w.Operator)
+		return atPath("operator", fmt.Errorf("unknown operator %q", w.Operator))
 	case Matches, NotMatches:
 		s, ok := ufc.DecodeString(raw)
 		if !ok {
-			return fmt.Errorf("%s needs a string value, found %s", cd.Op, short(raw))
+			return atPath("value", fmt.Errorf("%s needs a string value, found %s", cd.Op, short(raw)))
 		}
 		s = c.text(s)
-		re, ok := c.regexps[s]
+		cr, ok := c.regexps[s]
 		if !ok {
-			var err error
-			if re, err = regexp.Compile(s); err != nil {
-				return fmt.Errorf("%s: invalid regular expression %q: %v", cd.Op, s, unwrapRegexpErr(err))
-			}
-			c.regexps[s] = re
+			cr = compileRegexp(s)
+			c.regexps[s] = cr
 		}
-		cd.Re = re
-		cd.Literal = literalOf(s)
+		if cr.err != nil {
+			// A pattern the engine cannot compile fails its own condition
+			// only (newer dialect): the condition never passes, and a
+			// result that skipped a rule because of it says so. The flag
+			// keeps working; CheckPublishable refuses it.
+			cd.Err = fmt.Errorf("%s: invalid regular expression %q: %v", cd.Op, s, cr.err)
+			cd.Op = OpInvalid // fails every evaluation, NOT_MATCHES included
+			return nil
+		}
+		cd.Re = cr.re
+		if cr.uni != nil {
+			cd.uni = cr.uni
+			cd.Literal = literalMatch{Kind: kindUnicode}
+		} else {
+			cd.Literal = literalOf(cr.pattern)
+		}
 	case OneOf, NotOneOf:
 		list, ok := ufc.DecodeStrings(raw)
 		if !ok {
-			return fmt.Errorf("%s needs an array of strings, found %s", cd.Op, short(raw))
+			return atPath("value", fmt.Errorf("%s needs an array of strings, found %s", cd.Op, short(raw)))
 		}
 		cd.Set = list
 		if len(list) > 8 {
@@ -442,10 +575,10 @@ func (c *compiler) compileCondition(cd *Condition, w *ufc.Condition) error {
 				cd.WantNull = true
 			case falseHsh:
 			default:
-				return fmt.Errorf("IS_NULL needs a boolean value, found %s", short(raw))
+				return atPath("value", fmt.Errorf("IS_NULL needs a boolean value, found %s", short(raw)))
 			}
 		default:
-			return fmt.Errorf("IS_NULL needs a boolean value, found %s", short(raw))
+			return atPath("value", fmt.Errorf("IS_NULL needs a boolean value, found %s", short(raw)))
 		}
 	case GT, GTE, LT, LTE:
 		// A number or numeric string compares numerically; otherwise a strict
@@ -457,14 +590,14 @@ func (c *compiler) compileCondition(cd *Condition, w *ufc.Condition) error {
 		} else if s, ok := ufc.DecodeString(raw); ok {
 			text = c.text(s)
 		} else {
-			return fmt.Errorf("%s needs a number or a version, found %s", cd.Op, short(raw))
+			return atPath("value", fmt.Errorf("%s needs a number or a version, found %s", cd.Op, short(raw)))
 		}
 		if x, ok := parseNumber(text); ok {
 			cd.Num = x
 		} else if v, ok := ParseSemver(text); ok {
 			cd.Version, cd.IsVersion = &v, true
 		} else {
-			return fmt.Errorf("%s needs a number or a version, found %s", cd.Op, short(raw))
+			return atPath("value", fmt.Errorf("%s needs a number or a version, found %s", cd.Op, short(raw)))
 		}
 	}
 	return nil
@@ -478,14 +611,6 @@ func short(raw []byte) string {
 		return "nothing"
 	}
 	return string(raw)
-}
-
-func unwrapRegexpErr(err error) error {
-	var se *syntax.Error
-	if errors.As(err, &se) {
-		return se
-	}
-	return err
 }
 
 // parseNumber parses a decimal number (see ufc.ParseNumberString).

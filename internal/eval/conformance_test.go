@@ -65,34 +65,41 @@ func TestConformance(t *testing.T) {
 	for _, doc := range []string{"flags-v1.json", "flags-v1-obfuscated.json"} {
 		snap := loadSnapshot(t, doc)
 		for _, c := range cases {
-			for _, s := range c.Subjects {
-				name := doc + "/" + c.File + "/" + s.SubjectKey
-				r, trace := snap.Explain(c.Flag, s.SubjectKey, s.SubjectAttributes, c.VariationType, now)
-				want := s.EvaluationDetails
-				if got := r.Code.String(); got != want.FlagEvaluationCode {
-					t.Errorf("%s: code %s, want %s (%s)", name, got, want.FlagEvaluationCode, r.Description(c.Flag))
-				}
-				if got, exp := typedValue(t, r, c.VariationType, c.DefaultValue), decodeJSON(t, s.Assignment); !reflect.DeepEqual(got, exp) {
-					t.Errorf("%s: value %#v, want %#v", name, got, exp)
-				}
-				if got := r.VariationKey(); got != want.Variation() {
-					t.Errorf("%s: variation %q, want %q", name, got, want.Variation())
-				}
-				if got := r.AllocationKey(); got != want.Allocation() {
-					t.Errorf("%s: allocation %q, want %q", name, got, want.Allocation())
-				}
-				var gotOthers []ufctest.AllocationOutcome
-				for _, o := range trace {
-					if o.Code != eval.AllocationMatch {
-						gotOthers = append(gotOthers, ufctest.AllocationOutcome{Key: o.Key, Code: o.Code.String(), Position: o.Position})
-					}
-				}
-				wantOthers := append(append([]ufctest.AllocationOutcome{}, want.UnmatchedAllocations...), want.UnevaluatedAllocations...)
-				if len(gotOthers) != 0 || len(wantOthers) != 0 {
-					if !reflect.DeepEqual(gotOthers, wantOthers) {
-						t.Errorf("%s: other allocations %+v, want %+v", name, gotOthers, wantOthers)
-					}
-				}
+			checkCase(t, snap, doc, c, now)
+		}
+	}
+}
+
+// checkCase checks every subject of a fixture file on snap: value, code,
+// variation, matched allocation and the outcome of every other allocation.
+func checkCase(t *testing.T, snap *eval.Snapshot, doc string, c ufctest.Case, now time.Time) {
+	t.Helper()
+	for _, s := range c.Subjects {
+		name := doc + "/" + c.File + "/" + s.SubjectKey
+		r, trace := snap.Explain(c.Flag, s.SubjectKey, s.SubjectAttributes, c.VariationType, now)
+		want := s.EvaluationDetails
+		if got := r.Code.String(); got != want.FlagEvaluationCode {
+			t.Errorf("%s: code %s, want %s (%s)", name, got, want.FlagEvaluationCode, r.Description(c.Flag))
+		}
+		if got, exp := typedValue(t, r, c.VariationType, c.DefaultValue), decodeJSON(t, s.Assignment); !reflect.DeepEqual(got, exp) {
+			t.Errorf("%s: value %#v, want %#v", name, got, exp)
+		}
+		if got := r.VariationKey(); got != want.Variation() {
+			t.Errorf("%s: variation %q, want %q", name, got, want.Variation())
+		}
+		if got := r.AllocationKey(); got != want.Allocation() {
+			t.Errorf("%s: allocation %q, want %q", name, got, want.Allocation())
+		}
+		var gotOthers []ufctest.AllocationOutcome
+		for _, o := range trace {
+			if o.Code != eval.AllocationMatch {
+				gotOthers = append(gotOthers, ufctest.AllocationOutcome{Key: o.Key, Code: o.Code.String(), Position: o.Position})
+			}
+		}
+		wantOthers := append(append([]ufctest.AllocationOutcome{}, want.UnmatchedAllocations...), want.UnevaluatedAllocations...)
+		if len(gotOthers) != 0 || len(wantOthers) != 0 {
+			if !reflect.DeepEqual(gotOthers, wantOthers) {
+				t.Errorf("%s: other allocations %+v, want %+v", name, gotOthers, wantOthers)
 			}
 		}
 	}

@@ -82,6 +82,9 @@ type Result struct {
 	Position   int32       // 1-based position of Allocation; 0 when none matched
 	Code       Code
 	subjectErr bool
+	// Broken is a condition the evaluation read whose operand could not be
+	// compiled (Condition.Err): it failed its rule, and Description says so.
+	Broken *Condition
 }
 
 // Matched reports whether the evaluation assigned a variation.
@@ -122,6 +125,9 @@ func (r *Result) ExtraLogging() map[string]string {
 func (r *Result) Description(flagKey string) string {
 	switch r.Code {
 	case Match:
+		if r.Broken != nil {
+			return "Subject belongs to allocation " + strconv.Quote(r.AllocationKey()) + ". " + r.brokenNote()
+		}
 		if r.Rule != nil {
 			return "Supplied attributes match rules defined in allocation " + strconv.Quote(r.AllocationKey()) + "."
 		}
@@ -136,7 +142,7 @@ func (r *Result) Description(flagKey string) string {
 	case AssignmentError:
 		switch {
 		case r.subjectErr:
-			return "The subject key is empty."
+			return "The subject key is empty, and the flag needs one to pick a shard."
 		case r.Flag != nil && r.Flag.Err != nil:
 			return r.Flag.Err.Error()
 		case r.Variation != nil && r.Variation.Err != nil:
@@ -146,9 +152,16 @@ func (r *Result) Description(flagKey string) string {
 		}
 		return "Assignment error."
 	case DefaultAllocationNull:
+		if r.Broken != nil {
+			return "No allocation matched; serving the default. " + r.brokenNote()
+		}
 		return "No allocation matched; serving the default."
 	}
 	return ""
+}
+
+func (r *Result) brokenNote() string {
+	return "A condition on " + strconv.Quote(r.Broken.Attribute) + " never passes: " + r.Broken.Err.Error() + "."
 }
 
 // Evaluate answers which variation subjectKey gets for flagKey. want is the
@@ -206,9 +219,9 @@ func (f *Flag) evaluate(subject string, attrs map[string]any, want ufc.Variation
 	if !f.Enabled {
 		return Result{Code: FlagUnrecognizedOrDisabled, Flag: f}
 	}
-	if subject == "" {
-		return Result{Code: AssignmentError, Flag: f, subjectErr: true}
-	}
+	// An empty subject key is fine until a shard must be hashed (newer
+	// dialect: OpenFeature evaluates without a targeting key); the split
+	// loop below answers ASSIGNMENT_ERROR then, never hashing "".
 	ev := evaluation{flag: f, subject: subject, attrs: attrs}
 	var nowMicros int64
 	if f.Timed {
@@ -237,6 +250,9 @@ func (f *Flag) evaluate(subject string, attrs map[string]any, want ufc.Variation
 		}
 		for j := range a.Splits {
 			sp := &a.Splits[j]
+			if sp.keyed && len(subject) == 0 {
+				return Result{Code: AssignmentError, Flag: f, subjectErr: true, Broken: ev.broken}
+			}
 			if !ev.matchShards(sp.Shards) {
 				continue
 			}
@@ -246,7 +262,7 @@ func (f *Flag) evaluate(subject string, attrs map[string]any, want ufc.Variation
 					*trace = append(*trace, AllocationOutcome{f.Allocations[k].Key, Unevaluated, k + 1})
 				}
 			}
-			r := Result{Code: Match, Flag: f, Allocation: a, Position: int32(i + 1), Rule: rule, Split: sp, Variation: sp.Variation}
+			r := Result{Code: Match, Flag: f, Allocation: a, Position: int32(i + 1), Rule: rule, Split: sp, Variation: sp.Variation, Broken: ev.broken}
 			if sp.Variation == nil || sp.Variation.Err != nil {
 				r.Code = AssignmentError
 			}
@@ -256,7 +272,7 @@ func (f *Flag) evaluate(subject string, attrs map[string]any, want ufc.Variation
 			*trace = append(*trace, AllocationOutcome{a.Key, TrafficExposureMiss, i + 1})
 		}
 	}
-	return Result{Code: DefaultAllocationNull, Flag: f}
+	return Result{Code: DefaultAllocationNull, Flag: f, Broken: ev.broken}
 }
 
 // memoSlots is how many distinct salts per flag an evaluation remembers; an
@@ -268,8 +284,13 @@ type evaluation struct {
 	subject string
 	attrs   map[string]any
 	hashed  map[string]any // CLIENT documents: attrs keyed by MD5 of the name
-	known   uint8          // bit i set: shards[i] holds the hash of salt slot i
-	shards  [memoSlots]uint32
+	known   uint8          // bit i set: hashes[i] holds the hash of salt slot i
+	hashes  [memoSlots]uint32
+	// shards[i] is hashes[i] % totals[i]: nearly every shard of a salt has
+	// the same total, so the division is done once per salt too.
+	shards [memoSlots]uint32
+	totals [memoSlots]uint32
+	broken *Condition // the last condition read that could not be compiled
 }
 
 func (ev *evaluation) matchShards(shards []Shard) bool {
@@ -293,18 +314,24 @@ func (ev *evaluation) matchShards(shards []Shard) bool {
 	return true
 }
 
+// shardOf returns the subject's shard for sh. The memo keeps the hash as
+// well as the shard: shards with the same salt may have different totals
+// (newer dialect), and then only the division is redone.
 func (ev *evaluation) shardOf(sh *Shard) uint32 {
-	if sh.Slot < memoSlots {
-		bit := uint8(1) << sh.Slot
+	if i := sh.Slot; i < memoSlots {
+		bit := uint8(1) << i
 		if ev.known&bit != 0 {
-			return ev.shards[sh.Slot]
+			if ev.totals[i] != sh.Total {
+				ev.totals[i], ev.shards[i] = sh.Total, ev.hashes[i]%sh.Total
+			}
+			return ev.shards[i]
 		}
-		n := hashOf(sh.Prefix, ev.subject) % ev.flag.TotalShards
+		h := hashOf(sh.Prefix, ev.subject)
 		ev.known |= bit
-		ev.shards[sh.Slot] = n
-		return n
+		ev.hashes[i], ev.totals[i], ev.shards[i] = h, sh.Total, h%sh.Total
+		return ev.shards[i]
 	}
-	return hashOf(sh.Prefix, ev.subject) % ev.flag.TotalShards
+	return hashOf(sh.Prefix, ev.subject) % sh.Total
 }
 
 // ShardOf returns the shard of prefix+subject (prefix is "salt-"): the first
@@ -346,7 +373,10 @@ func (ev *evaluation) matchRules(rules []Rule) *Rule {
 		r := &rules[i]
 		ok := true
 		for j := range r.Conditions {
-			if !ev.matchCondition(&r.Conditions[j]) {
+			if c := &r.Conditions[j]; !ev.matchCondition(c) {
+				if c.Err != nil {
+					ev.broken = c
+				}
 				ok = false
 				break
 			}
@@ -477,6 +507,8 @@ func (c *Condition) matchString(s string) bool {
 		return strings.HasSuffix(s, c.Literal.Text)
 	case 4:
 		return s == c.Literal.Text
+	case kindUnicode:
+		return c.uni.MatchString(s)
 	}
 	return c.Re.MatchString(s)
 }

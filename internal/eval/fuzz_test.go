@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"math"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -55,11 +57,26 @@ func TestObfuscatedAgrees(t *testing.T) {
 // FuzzLoad: any input either fails to load with an error or loads into a
 // snapshot that evaluates every flag without panicking.
 func FuzzLoad(f *testing.F) {
-	f.Add(ufctest.Document(f, "flags-v1.json"))
-	f.Add(ufctest.Document(f, "flags-v1-obfuscated.json"))
+	// The fixture documents go in one flag at a time: whole, they are so
+	// large that the fuzzer's mutator stalls on them (8 executions a minute,
+	// against thousands a second with small seeds).
+	for _, name := range []string{"flags-v1.json", "flags-v1-obfuscated.json"} {
+		for _, seed := range oneFlagDocs(f, ufctest.Document(f, name)) {
+			f.Add(seed)
+		}
+	}
 	f.Add([]byte(experimentDoc))
 	f.Add([]byte(`{"flags":{"a":{"key":"a","enabled":true,"variationType":"INTEGER","totalShards":1,"variations":{"x":{"key":"x","value":1}},"allocations":[{"key":"k","rules":[{"conditions":[{"attribute":"id","operator":"GT","value":"1.0.0"}]}],"splits":[{"variationKey":"x","shards":[{"salt":"s","ranges":[{"start":0,"end":1}]}]}]}]}}}`))
 	f.Add([]byte(`{"format":"CLIENT","flags":{"0cc175b9c0f1b6a831c399e269772661":{"enabled":true,"variationType":"JSON","totalShards":10,"variations":{"eA==":{"key":"eA==","value":"e30="}},"allocations":[{"key":"aw==","splits":[{"variationKey":"eA==","shards":[]}]}]}}}`))
+	// The newer dialect (docs/ufc-dialects.md): its fixtures, their CLIENT
+	// form, and small documents for each difference.
+	dialect, err := os.ReadFile(filepath.Join(dialectDir, "flags-dialect.json"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(dialect)
+	f.Add([]byte(`{"id":null,"flags":{"a":{"key":"a","enabled":true,"variationType":"JSON","variations":{"x":{"key":"x","value":{"k":[1,{"z":null}]}}},"allocations":[{"key":"k","splits":[{"variationKey":"x","shards":[{"salt":"s","totalShards":3,"ranges":[{"start":0,"end":2}]}]}]}]}}}`))
+	f.Add([]byte(`{"flags":{"a":{"key":"a","enabled":true,"variationType":"STRING","variations":{"x":{"key":"x","value":"x"}},"allocations":[{"key":"k","startAt":"2026-01-01T00:00:00.123456Z","rules":[{"conditions":[{"attribute":"id","operator":"MATCHES","value":"(?u)\\b[[:alpha:]]"},{"attribute":"id","operator":"NOT_MATCHES","value":"(?<=a)"}]}],"splits":[{"variationKey":"x","shards":[]}]}]}}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s, err := eval.Load(data)
 		if err != nil {
@@ -84,6 +101,29 @@ func FuzzLoad(f *testing.F) {
 	})
 }
 
+// oneFlagDocs splits a document into documents of one flag each, keeping
+// its other members.
+func oneFlagDocs(f *testing.F, data []byte) [][]byte {
+	var doc map[string]json.RawMessage
+	var flags map[string]json.RawMessage
+	if err := json.Unmarshal(data, &doc); err != nil {
+		f.Fatal(err)
+	}
+	if err := json.Unmarshal(doc["flags"], &flags); err != nil {
+		f.Fatal(err)
+	}
+	var out [][]byte
+	for key, flag := range flags {
+		doc["flags"], _ = json.Marshal(map[string]json.RawMessage{key: flag})
+		b, err := json.Marshal(doc)
+		if err != nil {
+			f.Fatal(err)
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
 // FuzzEvaluate: arbitrary subject keys and attribute values against every
 // fixture flag never panic, and evaluation is deterministic.
 func FuzzEvaluate(f *testing.F) {
@@ -98,6 +138,14 @@ func FuzzEvaluate(f *testing.F) {
 	f.Add("alice", "email", "alice@mycompany.com", 0.0, int64(0), false, uint8(0))
 	f.Add("", "id", "", math.NaN(), int64(-1), true, uint8(3))
 	f.Add("4", "version", "1.2.3-beta.1+build", math.Inf(1), int64(math.MaxInt64), true, uint8(7))
+	f.Add("", "text", "un café noir", 0.0, int64(0), false, uint8(0))
+	f.Add("", "email", "null@mycompany.com", 0.0, int64(0), false, uint8(0))
+	dialect, err := eval.Load(readFile(f, filepath.Join(dialectDir, "flags-dialect.json")))
+	if err != nil {
+		f.Fatal(err)
+	}
+	var dialectFlags []string
+	dialect.Flags(func(fl *eval.Flag) bool { dialectFlags = append(dialectFlags, fl.Key); return true })
 	f.Fuzz(func(t *testing.T, subject, attr, s string, x float64, n int64, b bool, pick uint8) {
 		attrs := map[string]any{attr: s, "age": x, "number": n, "flag": b, "country": s, "email": s, "version": s}
 		switch pick % 4 {
@@ -108,7 +156,25 @@ func FuzzEvaluate(f *testing.F) {
 		case 3:
 			attrs = nil
 		}
+		attrs2 := map[string]any{"text": s, "kind": s, "plan": s}
+		if pick%4 == 3 {
+			attrs2 = nil
+		}
 		at := time.Unix(n%(1<<40), 0)
+		for _, flag := range dialectFlags {
+			r := dialect.Evaluate(flag, subject, attrs2, "", at)
+			if again := dialect.Evaluate(flag, subject, attrs2, "", at); r.Code != again.Code || r.VariationKey() != again.VariationKey() {
+				t.Fatalf("not deterministic: %s", flag)
+			}
+			if subject == "" && r.Code == eval.Match && r.Split != nil {
+				for _, sh := range r.Split.Shards {
+					if !sh.All {
+						t.Fatalf("%s: an empty subject key was hashed", flag)
+					}
+				}
+			}
+			_ = r.Description(flag)
+		}
 		for _, snap := range []*eval.Snapshot{plain, obf} {
 			for _, flag := range fixtureFlags {
 				r1 := snap.Evaluate(flag, subject, attrs, "", at)

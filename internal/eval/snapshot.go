@@ -64,9 +64,11 @@ func (s *Snapshot) Flags(fn func(*Flag) bool) {
 
 // Flag is a compiled flag.
 type Flag struct {
-	Key         string
-	Type        ufc.VariationType
-	Enabled     bool
+	Key     string
+	Type    ufc.VariationType
+	Enabled bool
+	// TotalShards is the flag's own totalShards, 0 when the document left
+	// it out; each Shard carries the count it uses (Shard.Total).
 	TotalShards uint32
 	// Salts is the number of distinct shard salts; each Shard.Slot indexes
 	// them so an evaluation hashes each salt at most once.
@@ -79,9 +81,12 @@ type Flag struct {
 	Timed       bool
 	Variations  []Variation
 	Allocations []Allocation
-	// Err is set when the flag is malformed (bad regex, unknown operator,
-	// wrongly typed operand, missing totalShards...). Such a flag evaluates
-	// to the caller's default with code ASSIGNMENT_ERROR and Err as reason.
+	// Err is set when the flag is malformed (unknown operator, wrongly typed
+	// operand, a shard without totalShards...); it is a *FlagError, or the
+	// reader's *ufc.SyntaxError for a flag of the wrong shape. Such a flag
+	// evaluates to the caller's default with code ASSIGNMENT_ERROR and Err
+	// as reason. An invalid regular expression is not a flag error: see
+	// Condition.Err.
 	Err error
 }
 
@@ -236,9 +241,11 @@ type Condition struct {
 	// key when the caller does not supply it.
 	IsID bool
 
-	// MATCHES / NOT_MATCHES.
+	// MATCHES / NOT_MATCHES. Re is nil for a pattern that runs on the
+	// Unicode fallback engine (regexp.go) or failed to compile.
 	Re      *regexp.Regexp
 	Literal literalMatch
+	uni     *unicodeProg
 	// ONE_OF / NOT_ONE_OF: the entries; in CLIENT documents their MD5s.
 	// Small lists are scanned; larger ones use SetMap.
 	Set    []string
@@ -249,6 +256,10 @@ type Condition struct {
 	Num       float64
 	Version   *Semver
 	IsVersion bool
+	// Err is set when the operand could not be compiled (an invalid regular
+	// expression): the condition never passes, whatever the operator, and
+	// the rest of the flag keeps working.
+	Err error
 }
 
 // literalMatch is a regular expression reduced to a string test, when the
@@ -266,12 +277,14 @@ type Split struct {
 	Variation    *Variation // nil when VariationKey names no variation
 	Shards       []Shard
 	ExtraLogging map[string]string
+	keyed        bool // a shard must be hashed: the subject key is needed
 }
 
 // Shard is a compiled shard.
 type Shard struct {
 	Prefix string // salt + "-": the hash input is Prefix + subject key
 	Slot   int    // index of the salt among Flag.Salts
+	Total  uint32 // totalShards: the shard's own, or else the flag's
 	// All is set when Ranges cover every shard: the shard matches everyone
 	// and evaluation skips the hash (a 100 % traffic shard, say).
 	All    bool

@@ -14,6 +14,10 @@ import (
 // ignored.
 func Parse(data []byte) (*Document, error) {
 	r := &reader{data: data, intern: make(map[string]string, 64)}
+	return r.parse()
+}
+
+func (r *reader) parse() (*Document, error) {
 	doc := &Document{}
 	if c := r.peek(); c != '{' {
 		return nil, r.errAt(r.pos, "not a UFC document: expected a JSON object, found %s", describe(c))
@@ -157,7 +161,11 @@ func (r *reader) parseFlag() (*Flag, error) {
 			s, err = r.istr()
 			f.VariationType = VariationType(s)
 		case "totalShards":
-			f.TotalShards, err = r.integer()
+			// Optional: the newer dialect writes it on each shard, or not at
+			// all when no split has a shard (docs/ufc-dialects.md).
+			if !r.null() {
+				f.TotalShards, err = r.integer()
+			}
 		case "variations":
 			err = r.parseVariations(f)
 		case "allocations":
@@ -438,6 +446,10 @@ func (r *reader) parseShard() (Shard, error) {
 		switch string(k) {
 		case "salt":
 			sh.Salt, err = r.str()
+		case "totalShards":
+			if !r.null() {
+				sh.TotalShards, err = r.integer()
+			}
 		case "ranges":
 			sh.Ranges, err = r.parseRanges()
 		default:

@@ -18,6 +18,11 @@ type reader struct {
 	data   []byte
 	pos    int
 	intern map[string]string // shares repeated strings (variation keys, salts)
+	// lineAt and lineNo remember where the last error's line count stopped,
+	// so that a document with many malformed flags (each one an error at a
+	// later offset) counts its lines once rather than once per error.
+	lineAt, lineNo, lineStart int
+	scanned                   int // bytes errAt has scanned, for the linearity test
 }
 
 // SyntaxError reports malformed JSON or a document that is not UFC, with the
@@ -41,11 +46,17 @@ func (r *reader) errAt(pos int, format string, args ...any) *SyntaxError {
 	if pos > len(r.data) {
 		pos = len(r.data)
 	}
-	line := 1 + bytes.Count(r.data[:pos], []byte{'\n'})
-	col := pos + 1
-	if i := bytes.LastIndexByte(r.data[:pos], '\n'); i >= 0 {
-		col = pos - i
+	if pos < r.lineAt || r.lineNo == 0 {
+		r.lineAt, r.lineNo, r.lineStart = 0, 1, 0
 	}
+	seg := r.data[r.lineAt:pos]
+	r.scanned += len(seg)
+	r.lineNo += bytes.Count(seg, []byte{'\n'})
+	if i := bytes.LastIndexByte(seg, '\n'); i >= 0 {
+		r.lineStart = r.lineAt + i + 1
+	}
+	r.lineAt = pos
+	line, col := r.lineNo, pos-r.lineStart+1
 	return &SyntaxError{Offset: pos, Line: line, Column: col, Msg: fmt.Sprintf(format, args...)}
 }
 

@@ -79,7 +79,10 @@ type Flag struct {
 	VariationType VariationType `json:"variationType"`
 	Variations    Variations    `json:"variations"`
 	Allocations   []Allocation  `json:"allocations"`
-	TotalShards   int           `json:"totalShards"`
+	// TotalShards is the shard count of every shard that does not carry its
+	// own. The newer dialect (docs/ufc-dialects.md) leaves it out and writes
+	// it on each shard instead; 0 when absent.
+	TotalShards int `json:"totalShards"`
 }
 
 // Variations are a flag's variations, in order. On the wire they are an
@@ -127,7 +130,8 @@ func (vs *Variations) UnmarshalJSON(data []byte) error {
 }
 
 // Variation is a named value of a flag. Value holds the JSON text: a string,
-// number or boolean; for JSON flags, a string containing serialized JSON.
+// number or boolean; for JSON flags, a string containing serialized JSON or
+// (newer dialect) the JSON object or array itself.
 type Variation struct {
 	Key   string          `json:"key"`
 	Value json.RawMessage `json:"value"`
@@ -166,8 +170,11 @@ type Split struct {
 
 // Shard matches subjects whose hash with Salt falls in one of Ranges.
 type Shard struct {
-	Salt   string  `json:"salt"`
-	Ranges []Range `json:"ranges"`
+	Salt string `json:"salt"`
+	// TotalShards, when set, wins over the flag's (newer dialect); 0 when
+	// absent. The server leaves it out and sets the flag's.
+	TotalShards int     `json:"totalShards,omitempty"`
+	Ranges      []Range `json:"ranges"`
 }
 
 // Range is the half-open shard interval [Start, End).
