@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/allot-dev/allot/internal/core"
 	"github.com/allot-dev/allot/internal/publish"
 	"github.com/allot-dev/allot/internal/store"
 )
@@ -17,6 +18,7 @@ import (
 // Server holds the dependencies of the handlers.
 type Server struct {
 	db      *store.DB
+	core    *core.Core
 	cache   *publish.Cache
 	log     *slog.Logger
 	metrics *Metrics
@@ -37,6 +39,9 @@ func New(db *store.DB, cache *publish.Cache, metrics *Metrics, log *slog.Logger)
 		metrics = NewMetrics()
 	}
 	s := &Server{db: db, cache: cache, log: log, metrics: metrics, now: time.Now, mux: http.NewServeMux(), exports: make(chan struct{}, maxExports)}
+	// Every management operation goes through the domain core, which
+	// republishes through the cache after each commit.
+	s.core = core.New(db, core.Options{Listener: cache, Log: log})
 	s.routes()
 	return s
 }
@@ -127,28 +132,20 @@ func (s *Server) admin(h func(http.ResponseWriter, *http.Request) error) http.Ha
 			s.writeError(w, r, store.Errorf(store.EUNAUTHORIZED, "an admin token is required: Authorization: Bearer <token>"))
 			return
 		}
-		tok, err := s.db.AuthenticateAdmin(r.Context(), strings.TrimSpace(secret))
+		tok, err := s.core.Authenticate(r.Context(), strings.TrimSpace(secret))
 		if err != nil {
 			s.writeError(w, r, err)
 			return
 		}
-		actor := "admin:" + tok.Name + " (" + tok.Prefix + "…)"
+		actor := core.TokenActor(tok)
 		if rec, ok := w.(*statusRecorder); ok {
 			rec.actor = actor
 		}
-		r = r.WithContext(store.WithActor(r.Context(), actor))
+		r = r.WithContext(core.WithActor(r.Context(), actor))
 		if err := h(w, r); err != nil {
 			s.writeError(w, r, err)
 		}
 	})
-}
-
-// changed republishes after a write so this replica serves the change at
-// once; other replicas pick it up on their next poll.
-func (s *Server) changed(ctx context.Context) {
-	if err := s.cache.Refresh(context.WithoutCancel(ctx)); err != nil {
-		s.log.Error("republishing after a change failed", "err", err)
-	}
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
