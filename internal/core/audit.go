@@ -13,7 +13,7 @@ import (
 // objects from a path ("allocations[0].traffic") to the value there, and a
 // long list of strings that gained or lost items is kept as the items
 // removed (in Before) and added (in After) under the path with " (set)"
-// appended. Editing one allocation of a flag that targets 250,000 ids thus
+// appended (their order does not matter to the engine). Editing one allocation of a flag that targets 250,000 ids thus
 // costs bytes, not megabytes, per entry.
 
 // boringFields change on every write and say nothing.
@@ -84,14 +84,16 @@ func diffJSON(path string, b, a any, db, da map[string]any) {
 	bl, bok := b.([]any)
 	al, aok := a.([]any)
 	if bok && aok {
+		if removed, added, ok := setDiff(bl, al); ok {
+			if len(removed)+len(added) > 0 {
+				db[path+" (set)"], da[path+" (set)"] = removed, added
+			}
+			return
+		}
 		if len(bl) == len(al) {
 			for i := range bl {
 				diffJSON(fmt.Sprintf("%s[%d]", path, i), bl[i], al[i], db, da)
 			}
-			return
-		}
-		if removed, added, ok := setDiff(bl, al); ok {
-			db[path+" (set)"], da[path+" (set)"] = removed, added
 			return
 		}
 	}
