@@ -6,8 +6,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/allot-dev/allot/internal/eval"
 	"github.com/allot-dev/allot/internal/core"
+	"github.com/allot-dev/allot/internal/eval"
 )
 
 // ---- optimistic concurrency

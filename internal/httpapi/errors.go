@@ -1,12 +1,15 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
 	"net/http"
+	"unicode/utf8"
 
+	"github.com/allot-dev/allot/internal/core"
 	"github.com/allot-dev/allot/internal/store"
 )
 
@@ -64,7 +67,16 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // decode reads a JSON request body into v, rejecting unknown fields; type
 // errors name the field.
 func decode(r *http.Request, v any) error {
-	dec := json.NewDecoder(io.LimitReader(r.Body, 4<<20))
+	body, err := io.ReadAll(io.LimitReader(r.Body, 4<<20))
+	if err != nil {
+		return core.Invalid("body", "could not be read: %v", err)
+	}
+	// encoding/json would turn invalid UTF-8 into U+FFFD, so that
+	// different invalid names collide: refuse it instead.
+	if !utf8.Valid(body) {
+		return core.Invalid("body", "is not valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		var te *json.UnmarshalTypeError
