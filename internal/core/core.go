@@ -85,6 +85,7 @@ type Core struct {
 	listener Listener
 	log      *slog.Logger
 	now      func() time.Time
+	newSalt  func() string
 }
 
 // Options configures a Core. The zero value works.
@@ -93,6 +94,9 @@ type Options struct {
 	Listener Listener
 	Log      *slog.Logger
 	Now      func() time.Time
+	// NewSalt draws the shard salts of a new allocation; the default is
+	// 64 random bits. Tests that compare runs make it deterministic.
+	NewSalt func() string
 }
 
 // New returns the core over s.
@@ -103,7 +107,10 @@ func New(s Store, o Options) *Core {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Core{store: s, listener: o.Listener, log: o.Log, now: o.Now}
+	if o.NewSalt == nil {
+		o.NewSalt = randomSalt
+	}
+	return &Core{store: s, listener: o.Listener, log: o.Log, now: o.Now, newSalt: o.NewSalt}
 }
 
 // changed tells the listener, after a commit.

@@ -100,7 +100,7 @@ func (c *Core) writeSettings(ctx context.Context, tx Tx, next FlagSettings, edit
 	if err := checkSettings(&next, &f); err != nil {
 		return ch, err
 	}
-	keepSalts(next.Allocations, before.Allocations)
+	c.keepSalts(next.Allocations, before.Allocations)
 	ch.Warnings = applyRules(&before, &next)
 	if err := check(&f, &next); err != nil {
 		return ch, err
@@ -168,7 +168,7 @@ func weightList(ws []Weight) []string {
 // keepSalts gives each allocation the salts of the previous allocation with
 // the same key, and new random salts where it has none. A client cannot
 // choose salts.
-func keepSalts(next, prev []Allocation) {
+func (c *Core) keepSalts(next, prev []Allocation) {
 	old := make(map[string]*Allocation, len(prev))
 	for i := range prev {
 		old[prev[i].Key] = &prev[i]
@@ -182,14 +182,14 @@ func keepSalts(next, prev []Allocation) {
 		switch a.Type {
 		case Experiment:
 			if a.TrafficSalt == "" {
-				a.TrafficSalt = randomSalt()
+				a.TrafficSalt = c.newSalt()
 			}
 			if a.SplitSalt == "" {
-				a.SplitSalt = randomSalt()
+				a.SplitSalt = c.newSalt()
 			}
 		case Rollout:
 			if a.SplitSalt == "" {
-				a.SplitSalt = randomSalt()
+				a.SplitSalt = c.newSalt()
 			}
 		}
 	}

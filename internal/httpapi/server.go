@@ -30,8 +30,15 @@ type Server struct {
 // maxExports is how many assignment exports may stream at once.
 const maxExports = 2
 
+// Option configures a Server.
+type Option func(*Server)
+
+// WithCore makes the server call c, rather than a core of its own over db,
+// so that every front end of a process shares one.
+func WithCore(c *core.Core) Option { return func(s *Server) { s.core = c } }
+
 // New returns the API over db and cache. metrics may be nil.
-func New(db *store.DB, cache *publish.Cache, metrics *Metrics, log *slog.Logger) *Server {
+func New(db *store.DB, cache *publish.Cache, metrics *Metrics, log *slog.Logger, opts ...Option) *Server {
 	if log == nil {
 		log = discardLogger()
 	}
@@ -42,6 +49,9 @@ func New(db *store.DB, cache *publish.Cache, metrics *Metrics, log *slog.Logger)
 	// Every management operation goes through the domain core, which
 	// republishes through the cache after each commit.
 	s.core = core.New(db, core.Options{Listener: cache, Log: log})
+	for _, o := range opts {
+		o(s)
+	}
 	s.routes()
 	return s
 }

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/allot-dev/allot/internal/core"
 	"github.com/allot-dev/allot/internal/httpapi"
 	"github.com/allot-dev/allot/internal/ingest"
 	"github.com/allot-dev/allot/internal/publish"
@@ -39,6 +40,9 @@ type Config struct {
 	Log             *slog.Logger
 	// Announce receives the one-time display of a generated admin token.
 	Announce io.Writer
+	// NewSalt, if set, draws allocation salts (tests comparing runs make
+	// it deterministic); the default is random.
+	NewSalt func() string
 }
 
 // Server is a running server.
@@ -102,7 +106,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		db.Close()
 		return nil, err
 	}
-	api := httpapi.New(db, cache, metrics, log)
+	// One domain core for every front end of this process.
+	dom := core.New(db, core.Options{Listener: cache, Log: log, NewSalt: cfg.NewSalt})
+	api := httpapi.New(db, cache, metrics, log, httpapi.WithCore(dom))
 	writer := ingest.NewWriter(db, ingest.Options{})
 	api.Handle("POST /api/v1/assignments", &ingest.Handler{
 		Environment: func(key string) (string, bool) {
@@ -115,7 +121,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		Log:    log,
 		Now:    time.Now,
 	})
-	api.Handle("/", web.New(db, cache, log))
+	api.Handle("/", web.New(db, cache, log, web.WithCore(dom)))
 	s := &Server{
 		cfg: cfg, db: db, cache: cache, ingest: writer, ln: ln, errc: make(chan error, 1),
 		http: &http.Server{

@@ -49,8 +49,15 @@ type UI struct {
 	h     http.Handler
 }
 
+// Option configures a UI.
+type Option func(*UI)
+
+// WithCore makes the UI call c, rather than a core of its own over db, so
+// that every front end of a process shares one.
+func WithCore(c *core.Core) Option { return func(u *UI) { u.core = c } }
+
 // New returns the UI over db and cache.
-func New(db *store.DB, cache *publish.Cache, log *slog.Logger) *UI {
+func New(db *store.DB, cache *publish.Cache, log *slog.Logger, opts ...Option) *UI {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -58,6 +65,9 @@ func New(db *store.DB, cache *publish.Cache, log *slog.Logger) *UI {
 	// Every change goes through the domain core, as the API's do; it
 	// republishes through the cache after each commit.
 	u.core = core.New(db, core.Options{Listener: cache, Log: log})
+	for _, o := range opts {
+		o(u)
+	}
 	mux := http.NewServeMux()
 	static, _ := fs.Sub(assets, "static")
 	mux.Handle("GET /static/", http.StripPrefix("/static/", staticHandler(static)))
@@ -83,6 +93,7 @@ func New(db *store.DB, cache *publish.Cache, log *slog.Logger) *UI {
 	a("POST /flags/{flag}/allocations/{alloc}/status", u.setStatus)
 	a("POST /flags/{flag}/allocations/{alloc}/traffic", u.setTraffic)
 	a("POST /flags/{flag}/allocations/{alloc}/weights", u.setWeights)
+	a("POST /flags/{flag}/rollouts", u.addRollout)
 	a("GET /keys", u.listKeys)
 	a("POST /keys", u.createKey)
 	a("POST /keys/{id}/revoke", u.revokeKey)
