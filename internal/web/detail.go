@@ -295,6 +295,12 @@ func (u *UI) preview(env string, f store.Flag, subject, attrText string) preview
 // validation error or a conflict it renders the flag page with the error
 // next to the control.
 func (u *UI) update(w http.ResponseWriter, r *http.Request, p *page, change func(ctx context.Context, env, flag string, version int64) (core.Change, error), msg func(core.Change) string) error {
+	return u.updateFields(w, r, p, change, msg, settingsFields)
+}
+
+// updateFields is update with fields mapping the core's field names to the
+// page's controls.
+func (u *UI) updateFields(w http.ResponseWriter, r *http.Request, p *page, change func(ctx context.Context, env, flag string, version int64) (core.Change, error), msg func(core.Change) string, fields func(store.FlagSettings) func(string) (string, string)) error {
 	key := r.PathValue("flag")
 	p.Path = "/flags/" + key
 	version, _ := strconv.ParseInt(r.PostFormValue("version"), 10, 64)
@@ -309,7 +315,7 @@ func (u *UI) update(w http.ResponseWriter, r *http.Request, p *page, change func
 		if _, lerr := u.loadDetail(r, p, key); lerr != nil {
 			return lerr
 		}
-		p.fail(err, settingsFields(p.Data.(*detailData).Settings))
+		p.fail(err, fields(p.Data.(*detailData).Settings))
 		u.render(w, r, "flag", p)
 		return nil
 	}
@@ -435,6 +441,40 @@ func (u *UI) setWeights(w http.ResponseWriter, r *http.Request, p *page) error {
 		return u.core.PatchAllocation(ctx, env, flag, alloc, version, core.AllocationPatch{Weights: &ws})
 	}, func(ch core.Change) string {
 		return fmt.Sprintf("Changed the weights of %s in %s.", alloc, ch.After.Environment)
+	})
+}
+
+func (u *UI) addRollout(w http.ResponseWriter, r *http.Request, p *page) error {
+	key := strings.TrimSpace(r.PostFormValue("key"))
+	variation := r.PostFormValue("variation")
+	return u.updateFields(w, r, p, func(ctx context.Context, env, flag string, version int64) (core.Change, error) {
+		s, err := u.core.FlagSettings(ctx, env, flag)
+		if err != nil {
+			return core.Change{}, err
+		}
+		field := fmt.Sprintf("allocations[%d]", len(s.Allocations))
+		percent, err := parsePercent(field+".percent", r.PostFormValue("percent"))
+		if err != nil {
+			return core.Change{}, err
+		}
+		a := core.Allocation{Key: key, Type: core.Rollout, Variation: variation, Percent: percent}
+		return u.core.AddAllocation(ctx, env, flag, version, a, -1)
+	}, func(ch core.Change) string {
+		a, _ := findAllocation(ch.After, key)
+		return fmt.Sprintf("Added rollout %s in %s: %s of subjects get %s.", key, ch.After.Environment, pct(a.Percent), a.Variation)
+	}, func(s store.FlagSettings) func(string) (string, string) {
+		prefix := fmt.Sprintf("allocations[%d].", len(s.Allocations))
+		return func(name string) (string, string) {
+			switch strings.TrimPrefix(name, prefix) {
+			case "key":
+				return "rollout-key", "Key"
+			case "variation":
+				return "rollout-variation", "Variation"
+			case "percent":
+				return "rollout-percent", "Subjects"
+			}
+			return "", ""
+		}
 	})
 }
 

@@ -548,3 +548,25 @@ func TestAssignmentSummary(t *testing.T) {
 		t.Fatalf("no p-value on the page")
 	}
 }
+
+// TestAddRollout: the flag page adds a rollout through the core, and
+// shows the core's field errors next to the control.
+func TestAddRollout(t *testing.T) {
+	e := newEnv(t)
+	e.signIn()
+	r := e.post("/flags/new?env=production", experimentForm("checkout"))
+	if r.status != http.StatusSeeOther {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	version := func() string {
+		s, _ := e.db.FlagSettings(context.Background(), "production", "checkout")
+		return itoa(s.Version)
+	}
+	bad := url.Values{"env": {"production"}, "version": {version()}, "key": {"ramp"}, "variation": {"treatment"}, "percent": {"abc"}}
+	want(t, e.post("/flags/checkout/rollouts", bad), http.StatusUnprocessableEntity, `id="rollout-percent-error"`, "Subjects: must be a percentage")
+	nokey := url.Values{"env": {"production"}, "version": {version()}, "key": {"no spaces"}, "variation": {"treatment"}, "percent": {"25"}}
+	want(t, e.post("/flags/checkout/rollouts", nokey), http.StatusUnprocessableEntity, `id="rollout-key-error"`)
+	ok := url.Values{"env": {"production"}, "version": {version()}, "key": {"ramp"}, "variation": {"treatment"}, "percent": {"25"}}
+	r = e.post("/flags/checkout/rollouts", ok)
+	want(t, e.get(r.loc), 200, "Added rollout ramp in production: 25 % of subjects get treatment.", "Rollout: 25 % of all subjects get treatment.")
+}
