@@ -15,21 +15,21 @@ import (
 // Management limits: every input has one, and an error over a limit names
 // it. docs/limits.md lists them.
 const (
-	MaxKeyLength        = 128       // environment, flag, variation and allocation keys
-	MaxNameLength       = 200       // bytes in an SDK key's or admin token's name
-	MaxDescription      = 10000     // bytes in a flag's description
-	MaxVariations       = 1000      // variations per flag
-	MaxValueBytes       = 64 << 10  // bytes in one variation value or condition value
-	MaxAllocations      = 100       // allocations per flag and environment
-	MaxRules            = 100       // rules per allocation
-	MaxConditions       = 100       // conditions per rule
-	MaxListValues       = 10000     // values in one ONE_OF / NOT_ONE_OF list
-	MaxAttributeLength  = 256       // bytes in a condition's attribute name
-	MaxEnvironments     = 100       // environments
-	MaxAuditLimit       = 1000      // entries in one audit page
-	MaxAuditPageBytes   = 4 << 20   // bytes of before/after in one audit page
-	MaxSettingsJSON     = 3 << 20   // bytes of one flag's settings in one environment, as stored
-	maxFlagJSON         = 3 << 20   // bytes of one flag definition, as stored
+	MaxKeyLength        = 128      // environment, flag, variation and allocation keys
+	MaxNameLength       = 200      // bytes in an SDK key's or admin token's name
+	MaxDescription      = 10000    // bytes in a flag's description
+	MaxVariations       = 1000     // variations per flag
+	MaxValueBytes       = 64 << 10 // bytes in one variation value or condition value
+	MaxAllocations      = 100      // allocations per flag and environment
+	MaxRules            = 100      // rules per allocation
+	MaxConditions       = 100      // conditions per rule
+	MaxListValues       = 10000    // values in one ONE_OF / NOT_ONE_OF list
+	MaxAttributeLength  = 256      // bytes in a condition's attribute name
+	MaxEnvironments     = 100      // environments
+	MaxAuditLimit       = 1000     // entries in one audit page
+	MaxAuditPageBytes   = 4 << 20  // bytes of before/after in one audit page
+	MaxSettingsJSON     = 3 << 20  // bytes of one flag's settings in one environment, as stored
+	maxFlagJSON         = 3 << 20  // bytes of one flag definition, as stored
 	defaultAuditLimit   = 100
 	minSecretTokenBytes = 16
 )

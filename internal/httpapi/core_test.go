@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/allot-dev/allot/internal/core"
 	"github.com/allot-dev/allot/internal/httpapi"
-	"github.com/allot-dev/allot/internal/store"
 )
 
 func send(t *testing.T, f *fixture, method, path string, body []byte) (*http.Response, map[string]any) {
@@ -63,12 +63,12 @@ func TestStartingAnExperimentTurnsTheFlagOn(t *testing.T) {
 	f := setup(t, "sqlite")
 	ctx := context.Background()
 	f.api.CreateFlag(ctx, colorFlag())
-	s, err := f.api.AddAllocation(ctx, "production", "color", 0, store.Allocation{Key: "exp", Type: store.Experiment, Traffic: 5000,
-		Weights: []store.Weight{{Variation: "control", Weight: 5000}, {Variation: "red", Weight: 5000}}})
+	s, err := f.api.AddAllocation(ctx, "production", "color", 0, core.Allocation{Key: "exp", Type: core.Experiment, Traffic: 5000,
+		Weights: []core.Weight{{Variation: "control", Weight: 5000}, {Variation: "red", Weight: 5000}}})
 	if err != nil || s.Enabled {
 		t.Fatalf("draft: %+v %v", s, err)
 	}
-	running := store.Running
+	running := core.Running
 	s, err = f.api.PatchAllocation(ctx, "production", "color", "exp", s.Version, httpapi.AllocationPatch{Status: &running})
 	if err != nil || !s.Enabled || len(s.Warnings) != 1 || !strings.Contains(s.Warnings[0], "now on") {
 		t.Fatalf("start: %+v %v", s, err)
@@ -91,8 +91,8 @@ func TestAuditPagesByBytes(t *testing.T) {
 		if _, err := f.api.CreateFlag(ctx, fl); err != nil {
 			t.Fatal(err)
 		}
-		_, err := f.api.AddAllocation(ctx, "production", fl.Key, 0, store.Allocation{Key: "t", Type: store.Targeted, Variation: "red",
-			Rules: []store.Rule{{Conditions: []store.Condition{{Attribute: "id", Operator: "ONE_OF", Value: list}}}}})
+		_, err := f.api.AddAllocation(ctx, "production", fl.Key, 0, core.Allocation{Key: "t", Type: core.Targeted, Variation: "red",
+			Rules: []core.Rule{{Conditions: []core.Condition{{Attribute: "id", Operator: "ONE_OF", Value: list}}}}})
 		if err != nil {
 			t.Fatal(err)
 		}
