@@ -411,3 +411,21 @@ func TestWriteSkew(t *testing.T) {
 		})
 	}
 }
+
+// TestUFCFlagRefusesUnknownVariations: a stored allocation naming a
+// variation the flag lacks is refused, not published as another variation
+// (before, an experiment's weight for it went to the first variation).
+func TestUFCFlagRefusesUnknownVariations(t *testing.T) {
+	f := abcFlag("f")
+	for _, a := range []core.Allocation{
+		{Key: "exp", Type: core.Experiment, Status: core.Running, Traffic: core.Whole, TrafficSalt: "s", SplitSalt: "t",
+			Weights: []core.Weight{{Variation: "a", Weight: 5000}, {Variation: "gone", Weight: 5000}}},
+		{Key: "ramp", Type: core.Rollout, Percent: 100, Variation: "gone", SplitSalt: "s"},
+		{Key: "t", Type: core.Targeted, Variation: "gone"},
+	} {
+		_, err := core.UFCFlag(&f, &core.FlagSettings{Flag: "f", Enabled: true, Allocations: []core.Allocation{a}})
+		if err == nil || !strings.Contains(err.Error(), `"gone"`) {
+			t.Errorf("%s: %v", a.Key, err)
+		}
+	}
+}

@@ -50,6 +50,11 @@ func UFCFlag(def *Flag, set *FlagSettings) (*ufc.Flag, error) {
 	}
 	for i := range set.Allocations {
 		a := &set.Allocations[i]
+		// A variation the flag no longer has must not be published as
+		// another one (issue 10, item 1): refuse the flag, loudly.
+		if err := knownVariations(a, order); err != nil {
+			return nil, err
+		}
 		w := ufc.Allocation{Key: a.Key, DoLog: a.Logs(), Rules: compileRules(a.Rules)}
 		if a.StartAt != nil {
 			w.StartAt = a.StartAt.UTC().Format(time.RFC3339Nano)
@@ -82,6 +87,20 @@ func UFCFlag(def *Flag, set *FlagSettings) (*ufc.Flag, error) {
 		f.Allocations = append(f.Allocations, w)
 	}
 	return f, nil
+}
+
+func knownVariations(a *Allocation, order map[string]int) error {
+	if a.Variation != "" {
+		if _, ok := order[a.Variation]; !ok {
+			return fmt.Errorf("allocation %s names variation %q, which the flag does not have", a.Key, a.Variation)
+		}
+	}
+	for _, wt := range a.Weights {
+		if _, ok := order[wt.Variation]; !ok {
+			return fmt.Errorf("allocation %s weighs variation %q, which the flag does not have", a.Key, wt.Variation)
+		}
+	}
+	return nil
 }
 
 func experimentSplits(a *Allocation, order map[string]int) []ufc.Split {
