@@ -44,6 +44,23 @@ type frontEnd interface {
 	revokeKey(t *testing.T, id int64)
 }
 
+// parityScenario is the scenario every front end plays, step by step.
+var parityScenario = []struct {
+	name string
+	do   func(*testing.T, frontEnd)
+}{
+	{"create a flag with a draft experiment", func(t *testing.T, f frontEnd) { f.createExperiment(t) }},
+	{"start it (turns the flag on)", func(t *testing.T, f frontEnd) { f.start(t) }},
+	{"raise traffic to 50 %", func(t *testing.T, f frontEnd) { f.traffic(t, "50") }},
+	{"change weights to 30/70", func(t *testing.T, f frontEnd) { f.weights(t, "30", "70") }},
+	{"stop it", func(t *testing.T, f frontEnd) { f.stop(t) }},
+	{"start it again", func(t *testing.T, f frontEnd) { f.start(t) }},
+	{"add a rollout", func(t *testing.T, f frontEnd) { f.rollout(t) }},
+	{"create an SDK key", func(t *testing.T, f frontEnd) { f.createKey(t, "web") }},
+	{"create another", func(t *testing.T, f frontEnd) { f.createKey(t, "old") }},
+	{"revoke it", func(t *testing.T, f frontEnd) { f.revokeKey(t, 2) }},
+}
+
 func TestParity(t *testing.T) {
 	fronts := map[string]func(t *testing.T, s *server.Server) frontEnd{
 		"api": newAPIFront,
@@ -56,16 +73,10 @@ func TestParity(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			s := startParityServer(t)
 			f := fronts[name](t, s)
-			f.createExperiment(t)
-			f.start(t)
-			f.traffic(t, "50")
-			f.weights(t, "30", "70")
-			f.stop(t)
-			f.start(t)
-			f.rollout(t)
-			f.createKey(t, "web")
-			f.createKey(t, "old")
-			f.revokeKey(t, 2)
+			for _, step := range parityScenario {
+				t.Logf("step: %s", step.name)
+				step.do(t, f)
+			}
 			results[name] = outcome{config: publishedConfig(t, s), audit: auditLog(t, s), answers: sdkAnswers(t, s)}
 		})
 	}

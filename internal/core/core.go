@@ -14,7 +14,6 @@ package core
 import (
 	"context"
 	"log/slog"
-	"time"
 )
 
 // Store runs transactions. Read gives fn one consistent snapshot; Write
@@ -83,8 +82,7 @@ type Listener interface {
 type Core struct {
 	store    Store
 	listener Listener
-	log      *slog.Logger
-	now      func() time.Time
+	log      *slog.Logger // reserved for the core's own diagnostics
 	newSalt  func() string
 }
 
@@ -93,7 +91,6 @@ type Options struct {
 	// Listener, if set, is told about every committed change.
 	Listener Listener
 	Log      *slog.Logger
-	Now      func() time.Time
 	// NewSalt draws the shard salts of a new allocation; the default is
 	// 64 random bits. Tests that compare runs make it deterministic.
 	NewSalt func() string
@@ -104,13 +101,10 @@ func New(s Store, o Options) *Core {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
 	if o.NewSalt == nil {
 		o.NewSalt = randomSalt
 	}
-	return &Core{store: s, listener: o.Listener, log: o.Log, now: o.Now, newSalt: o.NewSalt}
+	return &Core{store: s, listener: o.Listener, log: o.Log, newSalt: o.NewSalt}
 }
 
 // changed tells the listener, after a commit.

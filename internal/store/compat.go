@@ -12,7 +12,7 @@ import (
 // while branches merge; new code calls core.Core. The lead deletes this
 // file after the merge.
 
-func (d *DB) core() *core.Core { return core.New(d, core.Options{Now: d.now}) }
+func (d *DB) core() *core.Core { return core.New(d, core.Options{}) }
 
 // Deprecated: use core.Core.
 func (d *DB) Environments(ctx context.Context) ([]Environment, error) {
