@@ -429,3 +429,16 @@ func TestUFCFlagRefusesUnknownVariations(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckPreview(t *testing.T) {
+	wantInvalid(t, core.CheckPreview("", nil), "subject", "required")
+	wantInvalid(t, core.CheckPreview("u\xff", nil), "subject", "UTF-8")
+	many := map[string]any{}
+	for i := range core.MaxAttributes + 1 {
+		many[fmt.Sprint("a", i)] = i
+	}
+	wantInvalid(t, core.CheckPreview("u", many), "attributes", "the limit is 1000")
+	if err := core.CheckPreview("u", map[string]any{"country": "FR"}); err != nil {
+		t.Fatal(err)
+	}
+}

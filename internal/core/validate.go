@@ -25,6 +25,8 @@ const (
 	MaxConditions       = 100      // conditions per rule
 	MaxListValues       = 10000    // values in one ONE_OF / NOT_ONE_OF list
 	MaxAttributeLength  = 256      // bytes in a condition's attribute name
+	MaxAttributes       = 1000     // attributes of a subject in a preview
+	MaxSubjectLength    = 1024     // bytes in a subject key in a preview
 	MaxEnvironments     = 100      // environments
 	MaxAuditLimit       = 1000     // entries in one audit page
 	MaxAuditPageBytes   = 4 << 20  // bytes of before/after in one audit page
@@ -33,6 +35,28 @@ const (
 	defaultAuditLimit   = 100
 	minSecretTokenBytes = 16
 )
+
+// CheckPreview checks the input of a preview (an evaluation on the
+// published configuration, which changes nothing): a subject key and at
+// most MaxAttributes attributes with names of at most MaxAttributeLength
+// bytes.
+func CheckPreview(subject string, attrs map[string]any) error {
+	if subject == "" {
+		return Invalid("subject", "is required")
+	}
+	if err := checkText("subject", subject, MaxSubjectLength, false); err != nil {
+		return err
+	}
+	if len(attrs) > MaxAttributes {
+		return Invalid("attributes", "has %d entries; the limit is %d", len(attrs), MaxAttributes)
+	}
+	for name := range attrs {
+		if err := checkText("attributes", name, MaxAttributeLength, false); err != nil {
+			return Invalid("attributes", "name %.40q: %s", name, err.(*Error).Message)
+		}
+	}
+	return nil
+}
 
 // These rules are the ones the engine cannot know: key syntax, names,
 // limits, and the shape of Allot's allocation model (an experiment's weights

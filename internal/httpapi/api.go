@@ -296,8 +296,8 @@ func (s *Server) evaluate(w http.ResponseWriter, r *http.Request) error {
 	if req.Flag == "" {
 		return core.Invalid("flag", "is required")
 	}
-	if req.Subject == "" {
-		return core.Invalid("subject", "is required")
+	if err := core.CheckPreview(req.Subject, req.Attributes); err != nil {
+		return err
 	}
 	p := s.cache.Environment(r.PathValue("env"))
 	if p == nil {

@@ -267,6 +267,10 @@ func (u *UI) preview(env string, f store.Flag, subject, attrText string) preview
 		pv.Error = "Attributes: " + err.Error()
 		return pv
 	}
+	if err := core.CheckPreview(subject, attrs); err != nil {
+		pv.Error = store.ErrorMessage(err)
+		return pv
+	}
 	pub := u.cache.Environment(env)
 	if pub == nil {
 		pv.Error = "The configuration of " + env + " is not published yet; try again in a second."
