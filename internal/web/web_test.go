@@ -373,7 +373,8 @@ func TestExperimentLifecycle(t *testing.T) {
 	if r.status != http.StatusSeeOther {
 		t.Fatalf("start: %d %s", r.status, r.body)
 	}
-	want(t, e.get(r.loc), 200, `id="status">RUNNING`, "Started checkout")
+	// The flag was off (a draft): starting turns it on, and the page says so.
+	want(t, e.get(r.loc), 200, `id="status">RUNNING`, "Started checkout", "flag checkout is now on in production")
 
 	// A stale version: a conflict, shown on the page.
 	stale := url.Values{"env": {"production"}, "version": {itoa(s.Version)}, "traffic": {"50"}}
