@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/allot-dev/allot/internal/core"
 	"github.com/allot-dev/allot/internal/publish"
 	"github.com/allot-dev/allot/internal/store"
 	"github.com/allot-dev/allot/internal/store/storetest"
@@ -24,6 +25,7 @@ import (
 type env struct {
 	t     *testing.T
 	db    *store.DB
+	core  *core.Core // for the tests' own reads and setup
 	cache *publish.Cache
 	srv   *httptest.Server
 	c     *http.Client
@@ -35,7 +37,7 @@ func newEnv(t *testing.T) *env {
 	t.Helper()
 	db := storetest.Open(t, "sqlite")
 	ctx := context.Background()
-	tok, err := db.CreateAdminToken(ctx, "tester")
+	tok, err := core.New(db, core.Options{}).CreateAdminToken(ctx, "tester")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +49,7 @@ func newEnv(t *testing.T) *env {
 	t.Cleanup(srv.Close)
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	return &env{t: t, db: db, cache: cache, srv: srv, c: c, token: tok}
+	return &env{t: t, db: db, core: core.New(db, core.Options{}), cache: cache, srv: srv, c: c, token: tok}
 }
 
 type resp struct {
@@ -228,7 +230,7 @@ func findSetCookie(t *testing.T, e *env, _ []string) string {
 
 func TestSecureCookieOverTLS(t *testing.T) {
 	db := storetest.Open(t, "sqlite")
-	tok, _ := db.CreateAdminToken(context.Background(), "tls")
+	tok, _ := core.New(db, core.Options{}).CreateAdminToken(context.Background(), "tls")
 	cache := publish.NewCache(db, nil)
 	cache.Refresh(context.Background())
 	ui := web.New(db, cache, nil)
@@ -270,7 +272,7 @@ func TestCrossOriginPostRefused(t *testing.T) {
 	if res.StatusCode != http.StatusForbidden {
 		t.Fatalf("cross-origin POST: %d", res.StatusCode)
 	}
-	keys, _ := e.db.SDKKeys(context.Background())
+	keys, _ := e.core.SDKKeys(context.Background())
 	if len(keys) != 0 {
 		t.Fatal("a key was created")
 	}
@@ -280,10 +282,10 @@ func TestRevokingTheTokenEndsTheSession(t *testing.T) {
 	e := newEnv(t)
 	e.signIn()
 	// Another token exists: the last one cannot be revoked.
-	if _, err := e.db.CreateAdminToken(context.Background(), "spare"); err != nil {
+	if _, err := e.core.CreateAdminToken(context.Background(), "spare"); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.db.RevokeAdminToken(context.Background(), e.token.ID); err != nil {
+	if err := e.core.RevokeAdminToken(context.Background(), e.token.ID); err != nil {
 		t.Fatal(err)
 	}
 	if r := e.get("/flags"); r.status != http.StatusSeeOther {
@@ -332,7 +334,7 @@ func TestCreateExperimentValidation(t *testing.T) {
 		})
 	}
 	// Nothing was created half-way.
-	flags, _ := e.db.Flags(context.Background())
+	flags, _ := e.core.Flags(context.Background())
 	if len(flags) != 0 {
 		t.Fatalf("flags created: %v", flags)
 	}
@@ -356,16 +358,16 @@ func TestExperimentLifecycle(t *testing.T) {
 		"control 50 % / treatment 50 %", `&#34;key&#34;: &#34;checkout&#34;`)
 	want(t, e.get("/flags?env=production"), 200, `href="/flags/checkout?env=production"`, "DRAFT", "10 %")
 	want(t, e.get("/flags?env=production&status=RUNNING"), 200, "No flag matches")
-	if _, err := e.db.CreateEnvironment(ctx, "staging"); err != nil {
+	if _, err := e.core.CreateEnvironment(ctx, "staging"); err != nil {
 		t.Fatal(err)
 	}
 	want(t, e.get("/flags?env=staging"), 200, `<option value="staging" selected>`, `href="/flags/checkout?env=staging"`, `class="badge off">OFF`)
 	want(t, e.get("/flags/checkout?env=staging"), 200, "No allocations in staging", `href="/flags/checkout?env=production"`)
 	want(t, e.get("/flags?env=production&q=button"), 200, `href="/flags/checkout?env=production"`)
 
-	s, _ := e.db.FlagSettings(ctx, "production", "checkout")
+	s, _ := e.core.FlagSettings(ctx, "production", "checkout")
 	version := func() string {
-		s, _ := e.db.FlagSettings(ctx, "production", "checkout")
+		s, _ := e.core.FlagSettings(ctx, "production", "checkout")
 		return itoa(s.Version)
 	}
 	start := url.Values{"env": {"production"}, "version": {version()}, "status": {"running"}}
@@ -446,7 +448,7 @@ func TestSDKKeys(t *testing.T) {
 		t.Fatal("new key not published")
 	}
 	e.cache.FlushUse(ctx)
-	keys, _ := e.db.SDKKeys(ctx)
+	keys, _ := e.core.SDKKeys(ctx)
 	r = e.get("/keys")
 	want(t, r, 200, keys[0].Prefix+"…", "checkout-service", "production")
 	if strings.Contains(r.body, secret[1]) {
@@ -467,7 +469,7 @@ func TestAuditPages(t *testing.T) {
 	e.signIn()
 	ctx := store.WithActor(context.Background(), "seeder")
 	for i := range 60 {
-		if _, err := e.db.CreateSDKKey(ctx, "production", "key-"+strconv.Itoa(i)); err != nil {
+		if _, err := e.core.CreateSDKKey(ctx, "production", "key-"+strconv.Itoa(i)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -560,7 +562,7 @@ func TestAddRollout(t *testing.T) {
 		t.Fatalf("create: %d %s", r.status, r.body)
 	}
 	version := func() string {
-		s, _ := e.db.FlagSettings(context.Background(), "production", "checkout")
+		s, _ := e.core.FlagSettings(context.Background(), "production", "checkout")
 		return itoa(s.Version)
 	}
 	bad := url.Values{"env": {"production"}, "version": {version()}, "key": {"ramp"}, "variation": {"treatment"}, "percent": {"abc"}}
