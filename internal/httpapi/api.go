@@ -1,16 +1,13 @@
 package httpapi
 
 import (
-	"encoding/json"
-	"fmt"
 	"net/http"
-	"slices"
+	"net/url"
 	"strconv"
 	"strings"
-	"time"
 
+	"github.com/allot-dev/allot/internal/core"
 	"github.com/allot-dev/allot/internal/eval"
-	"github.com/allot-dev/allot/internal/store"
 )
 
 // ---- optimistic concurrency
@@ -27,7 +24,7 @@ func expectedVersion(r *http.Request, body *int64) (int64, error) {
 		im = strings.Trim(strings.TrimPrefix(im, "W/"), `"`)
 		v, err := strconv.ParseInt(im, 10, 64)
 		if err != nil || v < 0 {
-			return 0, store.Invalid("If-Match", "must be the version (ETag) you read, such as \"3\"")
+			return 0, core.Invalid("If-Match", "must be the version (ETag) you read, such as \"3\"")
 		}
 		return v, nil
 	}
@@ -37,17 +34,17 @@ func expectedVersion(r *http.Request, body *int64) (int64, error) {
 	if q := r.URL.Query().Get("version"); q != "" {
 		v, err := strconv.ParseInt(q, 10, 64)
 		if err != nil || v < 0 {
-			return 0, store.Invalid("version", "must be a non-negative integer")
+			return 0, core.Invalid("version", "must be a non-negative integer")
 		}
 		return v, nil
 	}
-	return 0, store.Invalid("If-Match", "is required: send the version (ETag) you read, so that concurrent edits are not overwritten")
+	return 0, core.Invalid("If-Match", "is required: send the version (ETag) you read, so that concurrent edits are not overwritten")
 }
 
 func pathID(r *http.Request) (int64, error) {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil {
-		return 0, store.Invalid("id", "must be an integer")
+		return 0, core.Invalid("id", "must be an integer")
 	}
 	return id, nil
 }
@@ -55,7 +52,7 @@ func pathID(r *http.Request) (int64, error) {
 // ---- environments
 
 func (s *Server) listEnvironments(w http.ResponseWriter, r *http.Request) error {
-	envs, err := s.db.Environments(r.Context())
+	envs, err := s.core.Environments(r.Context())
 	if err != nil {
 		return err
 	}
@@ -73,17 +70,16 @@ func (s *Server) createEnvironment(w http.ResponseWriter, r *http.Request) error
 	if err := decode(r, &req); err != nil {
 		return err
 	}
-	e, err := s.db.CreateEnvironment(r.Context(), req.Name)
+	e, err := s.core.CreateEnvironment(r.Context(), req.Name)
 	if err != nil {
 		return err
 	}
-	s.changed(r.Context())
 	writeJSON(w, http.StatusCreated, e)
 	return nil
 }
 
 func (s *Server) getEnvironment(w http.ResponseWriter, r *http.Request) error {
-	e, err := s.db.Environment(r.Context(), r.PathValue("env"))
+	e, err := s.core.Environment(r.Context(), r.PathValue("env"))
 	if err != nil {
 		return err
 	}
@@ -94,7 +90,7 @@ func (s *Server) getEnvironment(w http.ResponseWriter, r *http.Request) error {
 // ---- flags
 
 func (s *Server) listFlags(w http.ResponseWriter, r *http.Request) error {
-	flags, err := s.db.Flags(r.Context())
+	flags, err := s.core.Flags(r.Context())
 	if err != nil {
 		return err
 	}
@@ -103,22 +99,21 @@ func (s *Server) listFlags(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) createFlag(w http.ResponseWriter, r *http.Request) error {
-	var f store.Flag
+	var f core.Flag
 	if err := decode(r, &f); err != nil {
 		return err
 	}
-	f, err := s.db.CreateFlag(r.Context(), f)
+	f, err := s.core.CreateFlag(r.Context(), f)
 	if err != nil {
 		return err
 	}
-	s.changed(r.Context())
 	w.Header().Set("ETag", etag(f.Version))
 	writeJSON(w, http.StatusCreated, f)
 	return nil
 }
 
 func (s *Server) getFlag(w http.ResponseWriter, r *http.Request) error {
-	f, err := s.db.Flag(r.Context(), r.PathValue("flag"))
+	f, err := s.core.Flag(r.Context(), r.PathValue("flag"))
 	if err != nil {
 		return err
 	}
@@ -128,12 +123,12 @@ func (s *Server) getFlag(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) updateFlag(w http.ResponseWriter, r *http.Request) error {
-	f := store.Flag{Version: -1}
+	f := core.Flag{Version: -1}
 	if err := decode(r, &f); err != nil {
 		return err
 	}
 	if f.Key != "" && f.Key != r.PathValue("flag") {
-		return store.Invalid("key", "cannot change (the path names %q)", r.PathValue("flag"))
+		return core.Invalid("key", "cannot change (the path names %q)", r.PathValue("flag"))
 	}
 	f.Key = r.PathValue("flag")
 	v, err := expectedVersion(r, &f.Version)
@@ -141,11 +136,10 @@ func (s *Server) updateFlag(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	f.Version = v
-	f, err = s.db.UpdateFlag(r.Context(), f)
+	f, err = s.core.UpdateFlag(r.Context(), f)
 	if err != nil {
 		return err
 	}
-	s.changed(r.Context())
 	w.Header().Set("ETag", etag(f.Version))
 	writeJSON(w, http.StatusOK, f)
 	return nil
@@ -156,10 +150,9 @@ func (s *Server) deleteFlag(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := s.db.DeleteFlag(r.Context(), r.PathValue("flag"), v); err != nil {
+	if err := s.core.DeleteFlag(r.Context(), r.PathValue("flag"), v); err != nil {
 		return err
 	}
-	s.changed(r.Context())
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -169,12 +162,12 @@ func (s *Server) deleteFlag(w http.ResponseWriter, r *http.Request) error {
 // SettingsResponse is a flag's settings in an environment, with warnings
 // about the consequences of the change just made.
 type SettingsResponse struct {
-	store.FlagSettings
+	core.FlagSettings
 	Warnings []string `json:"warnings,omitempty"`
 }
 
 func (s *Server) getSettings(w http.ResponseWriter, r *http.Request) error {
-	fs, err := s.db.FlagSettings(r.Context(), r.PathValue("env"), r.PathValue("flag"))
+	fs, err := s.core.FlagSettings(r.Context(), r.PathValue("env"), r.PathValue("flag"))
 	if err != nil {
 		return err
 	}
@@ -183,53 +176,15 @@ func (s *Server) getSettings(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *Server) writeSettings(w http.ResponseWriter, r *http.Request, next store.FlagSettings) error {
-	next.Environment, next.Flag = r.PathValue("env"), r.PathValue("flag")
-	before, after, err := s.db.UpdateFlagSettings(r.Context(), next)
-	if err != nil {
-		return err
-	}
-	s.changed(r.Context())
-	w.Header().Set("ETag", etag(after.Version))
-	writeJSON(w, http.StatusOK, SettingsResponse{FlagSettings: after, Warnings: warnings(before, after)})
+// settingsResponse answers a settings change with the core's warnings.
+func settingsResponse(w http.ResponseWriter, ch core.Change) error {
+	w.Header().Set("ETag", etag(ch.After.Version))
+	writeJSON(w, http.StatusOK, SettingsResponse{FlagSettings: ch.After, Warnings: ch.Warnings})
 	return nil
 }
 
-// warnings explains edits that move subjects.
-func warnings(before, after store.FlagSettings) []string {
-	old := map[string]store.Allocation{}
-	for _, a := range before.Allocations {
-		old[a.Key] = a
-	}
-	var out []string
-	for _, a := range after.Allocations {
-		p, ok := old[a.Key]
-		if !ok || a.Type != store.Experiment || p.Type != store.Experiment {
-			continue
-		}
-		if !slices.Equal(weightMap(p.Weights), weightMap(a.Weights)) {
-			out = append(out, fmt.Sprintf("experiment %s: changing weights re-randomizes it; subjects already assigned may now get another variation", a.Key))
-		}
-		if a.Traffic < p.Traffic {
-			out = append(out, fmt.Sprintf("experiment %s: lowering traffic unassigns some subjects; raising it again brings back exactly the same subjects", a.Key))
-		}
-	}
-	return out
-}
-
-func weightMap(ws []store.Weight) []string {
-	out := make([]string, 0, len(ws))
-	for _, w := range ws {
-		if w.Weight > 0 {
-			out = append(out, w.Variation+"="+strconv.Itoa(int(w.Weight)))
-		}
-	}
-	slices.Sort(out)
-	return out
-}
-
 func (s *Server) putSettings(w http.ResponseWriter, r *http.Request) error {
-	next := store.FlagSettings{Version: -1}
+	next := core.FlagSettings{Version: -1}
 	if err := decode(r, &next); err != nil {
 		return err
 	}
@@ -238,116 +193,68 @@ func (s *Server) putSettings(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	next.Version = v
-	return s.writeSettings(w, r, next)
-}
-
-// current reads the settings an allocation edit applies to, checking the
-// client's version.
-func (s *Server) current(r *http.Request) (store.FlagSettings, error) {
-	v, err := expectedVersion(r, nil)
+	next.Environment, next.Flag = r.PathValue("env"), r.PathValue("flag")
+	ch, err := s.core.UpdateSettings(r.Context(), next)
 	if err != nil {
-		return store.FlagSettings{}, err
+		return err
 	}
-	fs, err := s.db.FlagSettings(r.Context(), r.PathValue("env"), r.PathValue("flag"))
-	if err != nil {
-		return fs, err
-	}
-	if fs.Version != v {
-		return fs, store.Errorf(store.ECONFLICT, "settings are at version %d, not %d: reload and retry", fs.Version, v)
-	}
-	return fs, nil
+	return settingsResponse(w, ch)
 }
 
 func (s *Server) addAllocation(w http.ResponseWriter, r *http.Request) error {
-	var a store.Allocation
+	var a core.Allocation
 	if err := decode(r, &a); err != nil {
 		return err
 	}
-	fs, err := s.current(r)
+	v, err := expectedVersion(r, nil)
 	if err != nil {
 		return err
 	}
-	pos := len(fs.Allocations)
+	pos := -1
 	if q := r.URL.Query().Get("position"); q != "" {
 		p, err := strconv.Atoi(q)
-		if err != nil || p < 0 || p > len(fs.Allocations) {
-			return store.Invalid("position", "must be from 0 to %d", len(fs.Allocations))
+		if err != nil || p < 0 {
+			return core.Invalid("position", "must be a non-negative integer")
 		}
 		pos = p
 	}
-	fs.Allocations = slices.Insert(fs.Allocations, pos, a)
-	return s.writeSettings(w, r, fs)
+	ch, err := s.core.AddAllocation(r.Context(), r.PathValue("env"), r.PathValue("flag"), v, a, pos)
+	if err != nil {
+		return err
+	}
+	return settingsResponse(w, ch)
 }
 
 // AllocationPatch is the body of PATCH .../allocations/{alloc}: the fields
-// to change. Enabled, if set, turns the whole flag on or off.
-type AllocationPatch struct {
-	Status    *string         `json:"status,omitempty"`
-	Traffic   *store.Percent  `json:"traffic,omitempty"`
-	Weights   *[]store.Weight `json:"weights,omitempty"`
-	Percent   *store.Percent  `json:"percent,omitempty"`
-	Variation *string         `json:"variation,omitempty"`
-	Rules     *[]store.Rule   `json:"rules,omitempty"`
-	StartAt   *time.Time      `json:"startAt,omitempty"`
-	EndAt     *time.Time      `json:"endAt,omitempty"`
-	DoLog     *bool           `json:"doLog,omitempty"`
-}
+// to change.
+type AllocationPatch = core.AllocationPatch
 
 func (s *Server) patchAllocation(w http.ResponseWriter, r *http.Request) error {
 	var p AllocationPatch
 	if err := decode(r, &p); err != nil {
 		return err
 	}
-	fs, err := s.current(r)
+	v, err := expectedVersion(r, nil)
 	if err != nil {
 		return err
 	}
-	i := slices.IndexFunc(fs.Allocations, func(a store.Allocation) bool { return a.Key == r.PathValue("alloc") })
-	if i < 0 {
-		return store.Errorf(store.ENOTFOUND, "allocation %q not found", r.PathValue("alloc"))
+	ch, err := s.core.PatchAllocation(r.Context(), r.PathValue("env"), r.PathValue("flag"), r.PathValue("alloc"), v, p)
+	if err != nil {
+		return err
 	}
-	a := &fs.Allocations[i]
-	if p.Status != nil {
-		a.Status = *p.Status
-	}
-	if p.Traffic != nil {
-		a.Traffic = *p.Traffic
-	}
-	if p.Weights != nil {
-		a.Weights = *p.Weights
-	}
-	if p.Percent != nil {
-		a.Percent = *p.Percent
-	}
-	if p.Variation != nil {
-		a.Variation = *p.Variation
-	}
-	if p.Rules != nil {
-		a.Rules = *p.Rules
-	}
-	if p.StartAt != nil {
-		a.StartAt = p.StartAt
-	}
-	if p.EndAt != nil {
-		a.EndAt = p.EndAt
-	}
-	if p.DoLog != nil {
-		a.DoLog = p.DoLog
-	}
-	return s.writeSettings(w, r, fs)
+	return settingsResponse(w, ch)
 }
 
 func (s *Server) deleteAllocation(w http.ResponseWriter, r *http.Request) error {
-	fs, err := s.current(r)
+	v, err := expectedVersion(r, nil)
 	if err != nil {
 		return err
 	}
-	i := slices.IndexFunc(fs.Allocations, func(a store.Allocation) bool { return a.Key == r.PathValue("alloc") })
-	if i < 0 {
-		return store.Errorf(store.ENOTFOUND, "allocation %q not found", r.PathValue("alloc"))
+	ch, err := s.core.RemoveAllocation(r.Context(), r.PathValue("env"), r.PathValue("flag"), r.PathValue("alloc"), v)
+	if err != nil {
+		return err
 	}
-	fs.Allocations = slices.Delete(fs.Allocations, i, i+1)
-	return s.writeSettings(w, r, fs)
+	return settingsResponse(w, ch)
 }
 
 // ---- preview
@@ -387,18 +294,18 @@ func (s *Server) evaluate(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if req.Flag == "" {
-		return store.Invalid("flag", "is required")
+		return core.Invalid("flag", "is required")
 	}
-	if req.Subject == "" {
-		return store.Invalid("subject", "is required")
+	if err := core.CheckPreview(req.Subject, req.Attributes); err != nil {
+		return err
 	}
 	p := s.cache.Environment(r.PathValue("env"))
 	if p == nil {
-		return store.Errorf(store.ENOTFOUND, "environment %q not found", r.PathValue("env"))
+		return core.Errorf(core.ENOTFOUND, "environment %q not found", r.PathValue("env"))
 	}
 	f := p.Snapshot.Flag(req.Flag)
 	if f == nil {
-		return store.Errorf(store.ENOTFOUND, "flag %q not found in %s", req.Flag, p.Environment)
+		return core.Errorf(core.ENOTFOUND, "flag %q not found in %s", req.Flag, p.Environment)
 	}
 	// The engine, and only the engine, decides.
 	res, trace := p.Snapshot.Explain(req.Flag, req.Subject, req.Attributes, f.Type, s.now())
@@ -420,7 +327,7 @@ func (s *Server) evaluate(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) environmentConfig(w http.ResponseWriter, r *http.Request) error {
 	p := s.cache.Environment(r.PathValue("env"))
 	if p == nil {
-		return store.Errorf(store.ENOTFOUND, "environment %q not found", r.PathValue("env"))
+		return core.Errorf(core.ENOTFOUND, "environment %q not found", r.PathValue("env"))
 	}
 	w.Header()["Content-Type"] = hdrJSON
 	w.Header().Set("ETag", p.ETag)
@@ -438,7 +345,7 @@ type CreateKeyRequest struct {
 }
 
 func (s *Server) listSDKKeys(w http.ResponseWriter, r *http.Request) error {
-	keys, err := s.db.SDKKeys(r.Context())
+	keys, err := s.core.SDKKeys(r.Context())
 	if err != nil {
 		return err
 	}
@@ -451,14 +358,10 @@ func (s *Server) createSDKKey(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(r, &req); err != nil {
 		return err
 	}
-	if req.Environment == "" {
-		return store.Invalid("environment", "is required")
-	}
-	k, err := s.db.CreateSDKKey(r.Context(), req.Environment, req.Name)
+	k, err := s.core.CreateSDKKey(r.Context(), req.Environment, req.Name)
 	if err != nil {
 		return err
 	}
-	s.changed(r.Context())
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusCreated, k)
 	return nil
@@ -469,16 +372,15 @@ func (s *Server) revokeSDKKey(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := s.db.RevokeSDKKey(r.Context(), id); err != nil {
+	if err := s.core.RevokeSDKKey(r.Context(), id); err != nil {
 		return err
 	}
-	s.changed(r.Context())
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 
 func (s *Server) listAdminTokens(w http.ResponseWriter, r *http.Request) error {
-	toks, err := s.db.AdminTokens(r.Context())
+	toks, err := s.core.AdminTokens(r.Context())
 	if err != nil {
 		return err
 	}
@@ -492,9 +394,9 @@ func (s *Server) createAdminToken(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	if req.Environment != "" {
-		return store.Invalid("environment", "admin tokens are not per environment")
+		return core.Invalid("environment", "admin tokens are not per environment")
 	}
-	t, err := s.db.CreateAdminToken(r.Context(), req.Name)
+	t, err := s.core.CreateAdminToken(r.Context(), req.Name)
 	if err != nil {
 		return err
 	}
@@ -508,7 +410,7 @@ func (s *Server) revokeAdminToken(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	if err := s.db.RevokeAdminToken(r.Context(), id); err != nil {
+	if err := s.core.RevokeAdminToken(r.Context(), id); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -517,27 +419,34 @@ func (s *Server) revokeAdminToken(w http.ResponseWriter, r *http.Request) error 
 
 func (s *Server) audit(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	limit, before := 100, int64(0)
+	limit, before := 0, int64(0)
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			return store.Invalid("limit", "must be from 1 to 1000")
+		if err != nil || n < 1 {
+			return core.Invalid("limit", "must be from 1 to %d", core.MaxAuditLimit)
 		}
 		limit = n
 	}
 	if v := q.Get("before"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 0 {
-			return store.Invalid("before", "must be an entry id")
+			return core.Invalid("before", "must be an entry id")
 		}
 		before = n
 	}
-	entries, err := s.db.Audit(r.Context(), limit, before)
+	page, err := s.core.Audit(r.Context(), limit, before)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, entries)
+	// A page is bounded by rows and by bytes; Link says where the next
+	// (older) one starts, so a client can tell a short page from the end.
+	if page.Next > 0 {
+		next := url.Values{"before": {strconv.FormatInt(page.Next, 10)}}
+		if limit > 0 {
+			next.Set("limit", strconv.Itoa(limit))
+		}
+		w.Header().Set("Link", "</api/v1/audit?"+next.Encode()+">; rel=\"next\"")
+	}
+	writeJSON(w, http.StatusOK, page.Entries)
 	return nil
 }
-
-var _ = json.Marshal

@@ -240,7 +240,7 @@ func (s *Server) assignmentSummary(w http.ResponseWriter, r *http.Request) error
 		return err
 	}
 	resp := SummaryResponse{Environment: env, Flag: flag, Allocation: alloc, Experiment: flag + "-" + alloc, AssignmentSummary: sum}
-	settings, err := s.db.FlagSettings(r.Context(), env, flag)
+	settings, err := s.core.FlagSettings(r.Context(), env, flag)
 	if err != nil && store.ErrorCode(err) != store.ENOTFOUND {
 		return err
 	}

@@ -7,7 +7,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"unicode/utf8"
 
+	"github.com/allot-dev/allot/internal/core"
 	"github.com/allot-dev/allot/internal/httpx"
 	"github.com/allot-dev/allot/internal/store"
 )
@@ -51,6 +53,11 @@ func decode(r *http.Request, v any) error {
 	}
 	if len(body) > MaxBodyBytes {
 		return &httpx.TooLargeError{Limit: MaxBodyBytes}
+	}
+	// encoding/json would turn invalid UTF-8 into U+FFFD, so that
+	// different invalid names collide: refuse it instead.
+	if !utf8.Valid(body) {
+		return core.Invalid("body", "is not valid UTF-8")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()

@@ -5,11 +5,11 @@
 package httpapi
 
 import (
-	"context"
 	"log/slog"
 	"net/http"
 	"time"
 
+	"github.com/allot-dev/allot/internal/core"
 	"github.com/allot-dev/allot/internal/httpx"
 	"github.com/allot-dev/allot/internal/publish"
 	"github.com/allot-dev/allot/internal/store"
@@ -18,6 +18,7 @@ import (
 // Server holds the dependencies of the handlers.
 type Server struct {
 	db      *store.DB
+	core    *core.Core
 	cache   *publish.Cache
 	log     *slog.Logger
 	now     func() time.Time
@@ -27,12 +28,26 @@ type Server struct {
 // maxExports is how many assignment exports may stream at once.
 const maxExports = 2
 
+// Option configures a Server.
+type Option func(*Server)
+
+// WithCore makes the server call c, rather than a core of its own over db,
+// so that every front end of a process shares one.
+func WithCore(c *core.Core) Option { return func(s *Server) { s.core = c } }
+
 // New returns the API over db and cache.
-func New(db *store.DB, cache *publish.Cache, log *slog.Logger) *Server {
+func New(db *store.DB, cache *publish.Cache, log *slog.Logger, opts ...Option) *Server {
 	if log == nil {
 		log = discardLogger()
 	}
-	return &Server{db: db, cache: cache, log: log, now: time.Now, exports: make(chan struct{}, maxExports)}
+	s := &Server{db: db, cache: cache, log: log, now: time.Now, exports: make(chan struct{}, maxExports)}
+	// Every management operation goes through the domain core, which
+	// republishes through the cache after each commit.
+	s.core = core.New(db, core.Options{Listener: cache, Log: log})
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // Register adds the SDK and management routes to mux.
@@ -80,7 +95,7 @@ func (s *Server) Admin(r *http.Request) (store.AdminToken, error) {
 	if !ok {
 		return store.AdminToken{}, store.Errorf(store.EUNAUTHORIZED, "an admin token is required: Authorization: Bearer <token>")
 	}
-	return s.db.AuthenticateAdmin(r.Context(), secret)
+	return s.core.Authenticate(r.Context(), secret)
 }
 
 // admin authenticates the bearer token, records who acts, and turns the
@@ -92,19 +107,12 @@ func (s *Server) admin(h func(http.ResponseWriter, *http.Request) error) http.Ha
 			s.writeError(w, r, err)
 			return
 		}
-		actor := "admin:" + tok.Name + " (" + tok.Prefix + "…)"
+		actor := core.TokenActor(tok)
 		httpx.SetActor(r.Context(), actor)
-		r = r.WithContext(store.WithActor(r.Context(), actor))
+		r = r.WithContext(core.WithActor(r.Context(), actor))
 		if err := h(w, r); err != nil {
 			s.writeError(w, r, err)
 		}
 	})
 }
 
-// changed republishes after a write so this replica serves the change at
-// once; other replicas pick it up on their next poll.
-func (s *Server) changed(ctx context.Context) {
-	if err := s.cache.Refresh(context.WithoutCancel(ctx)); err != nil {
-		s.log.Error("republishing after a change failed", "err", err)
-	}
-}

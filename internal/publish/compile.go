@@ -13,7 +13,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/allot-dev/allot/internal/store"
+	"github.com/allot-dev/allot/internal/core"
 	"github.com/allot-dev/allot/internal/ufc"
 )
 
@@ -22,18 +22,11 @@ import (
 // totalShards 10000 and an explicit doLog on every allocation,
 // banditReferences {} and no bandits key.
 //
-// Allocations compile as follows, with shard ranges in basis points:
-//   - a running experiment: one split per variation with a nonzero weight,
-//     each ANDing the traffic shard (its own salt, range [0, traffic)) with
-//     the split shard (a second salt; ranges partition [0, 10000) by
-//     weight, contiguous in the flag's variation order). A draft or stopped
-//     experiment is left out, so it assigns no one.
-//   - a rollout: one split to its variation with one shard [0, percent).
-//   - a targeted allocation: one split to its variation with no shards.
+// Each flag is core.UFCFlag, the conversion the core also validates with.
 //
 // The output is deterministic (createdAt is the environment's last change),
 // so replicas sharing a database serve identical bytes and ETags.
-func Compile(cfg store.EnvironmentConfig) (*ufc.Document, error) {
+func Compile(cfg core.EnvironmentConfig) (*ufc.Document, error) {
 	doc := &ufc.Document{
 		CreatedAt:        cfg.Environment.UpdatedAt.UTC().Format(time.RFC3339Nano),
 		Format:           ufc.FormatServer,
@@ -42,115 +35,11 @@ func Compile(cfg store.EnvironmentConfig) (*ufc.Document, error) {
 		BanditReferences: map[string]json.RawMessage{},
 	}
 	for i := range cfg.Flags {
-		f, err := compileFlag(&cfg.Flags[i])
+		f, err := core.UFCFlag(&cfg.Flags[i].Flag, &cfg.Flags[i].Settings)
 		if err != nil {
 			return nil, fmt.Errorf("flag %s: %w", cfg.Flags[i].Flag.Key, err)
 		}
 		doc.Flags[f.Key] = f
 	}
 	return doc, nil
-}
-
-func compileFlag(fc *store.FlagConfig) (*ufc.Flag, error) {
-	def, set := &fc.Flag, &fc.Settings
-	f := &ufc.Flag{
-		Key:           def.Key,
-		Enabled:       set.Enabled,
-		VariationType: def.VariationType,
-		Variations:    make(ufc.Variations, 0, len(def.Variations)),
-		Allocations:   []ufc.Allocation{},
-		TotalShards:   store.Whole,
-	}
-	for _, v := range def.Variations {
-		value := v.Value
-		if def.VariationType == ufc.TypeJSON {
-			// JSON values travel as strings holding serialized JSON.
-			b, err := json.Marshal(string(v.Value))
-			if err != nil {
-				return nil, err
-			}
-			value = b
-		}
-		f.Variations = append(f.Variations, ufc.Variation{Key: v.Key, Value: value})
-	}
-	order := make(map[string]int, len(def.Variations))
-	for i, v := range def.Variations {
-		order[v.Key] = i
-	}
-	for i := range set.Allocations {
-		a := &set.Allocations[i]
-		w := ufc.Allocation{Key: a.Key, DoLog: a.Logs(), Rules: compileRules(a.Rules)}
-		if a.StartAt != nil {
-			w.StartAt = a.StartAt.UTC().Format(time.RFC3339Nano)
-		}
-		if a.EndAt != nil {
-			w.EndAt = a.EndAt.UTC().Format(time.RFC3339Nano)
-		}
-		switch a.Type {
-		case store.Experiment:
-			if a.Status != store.Running {
-				continue
-			}
-			if a.TrafficSalt == "" || a.SplitSalt == "" {
-				return nil, fmt.Errorf("allocation %s has no salts", a.Key)
-			}
-			w.Splits = experimentSplits(a, order)
-		case store.Rollout:
-			if a.SplitSalt == "" {
-				return nil, fmt.Errorf("allocation %s has no salt", a.Key)
-			}
-			w.Splits = []ufc.Split{{
-				VariationKey: a.Variation,
-				Shards:       []ufc.Shard{{Salt: a.SplitSalt, Ranges: []ufc.Range{{Start: 0, End: int(a.Percent)}}}},
-			}}
-		case store.Targeted:
-			w.Splits = []ufc.Split{{VariationKey: a.Variation, Shards: []ufc.Shard{}}}
-		default:
-			return nil, fmt.Errorf("allocation %s has unknown type %q", a.Key, a.Type)
-		}
-		f.Allocations = append(f.Allocations, w)
-	}
-	return f, nil
-}
-
-func experimentSplits(a *store.Allocation, order map[string]int) []ufc.Split {
-	weights := make([]int, len(order))
-	for _, wt := range a.Weights {
-		weights[order[wt.Variation]] = int(wt.Weight)
-	}
-	keys := make([]string, len(order))
-	for k, i := range order {
-		keys[i] = k
-	}
-	traffic := ufc.Shard{Salt: a.TrafficSalt, Ranges: []ufc.Range{{Start: 0, End: int(a.Traffic)}}}
-	splits := []ufc.Split{}
-	start := 0
-	for i, wt := range weights {
-		if wt == 0 {
-			continue
-		}
-		splits = append(splits, ufc.Split{
-			VariationKey: keys[i],
-			Shards: []ufc.Shard{
-				traffic,
-				{Salt: a.SplitSalt, Ranges: []ufc.Range{{Start: start, End: start + wt}}},
-			},
-		})
-		start += wt
-	}
-	return splits
-}
-
-func compileRules(rules []store.Rule) []ufc.Rule {
-	if len(rules) == 0 {
-		return nil
-	}
-	out := make([]ufc.Rule, len(rules))
-	for i, r := range rules {
-		out[i].Conditions = make([]ufc.Condition, len(r.Conditions))
-		for j, c := range r.Conditions {
-			out[i].Conditions[j] = ufc.Condition{Attribute: c.Attribute, Operator: c.Operator, Value: c.Value}
-		}
-	}
-	return out
 }

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/allot-dev/allot/internal/core"
 	"github.com/allot-dev/allot/internal/httpapi"
 	"github.com/allot-dev/allot/internal/ingest"
 	"github.com/allot-dev/allot/internal/publish"
@@ -56,6 +57,9 @@ type Config struct {
 	Log         *slog.Logger
 	// Announce receives the one-time display of a generated admin token.
 	Announce io.Writer
+	// NewSalt, if set, draws allocation salts (tests comparing runs make
+	// it deterministic); the default is random.
+	NewSalt func() string
 }
 
 // Server is a running server.
@@ -172,9 +176,11 @@ func start(ctx context.Context, cfg Config, ln net.Listener) (*Server, error) {
 		// Serve what compiled; /readyz reports the rest.
 		log.Error("initial configuration build failed", "err", err)
 	}
+	// One domain core for every front end of this process.
+	dom := core.New(db, core.Options{Listener: cache, Log: log, NewSalt: cfg.NewSalt})
 	writer := ingest.NewWriter(db, ingest.Options{})
 	s := &Server{cfg: cfg, db: db, cache: cache, metrics: metrics, ingest: writer, ln: ln, errc: make(chan error, 1)}
-	mux := s.routes(httpapi.New(db, cache, log), s.ingestHandler(writer), web.New(db, cache, log))
+	mux := s.routes(httpapi.New(db, cache, log, httpapi.WithCore(dom)), s.ingestHandler(writer), web.New(db, cache, log, web.WithCore(dom)))
 	s.mux = mux
 	s.http = &http.Server{
 		Handler:           s.handler(mux),

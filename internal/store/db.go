@@ -28,6 +28,8 @@ type DB struct {
 	postgres bool
 	log      *slog.Logger
 	now      func() time.Time
+	// configHook, if set, runs inside EnvironmentConfig (tests).
+	configHook func()
 }
 
 // IsPostgres reports whether dsn names a PostgreSQL database.

@@ -12,7 +12,7 @@ func TestSessions(t *testing.T) {
 		ctx := ctxAs("t")
 		now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 		db.SetClock(func() time.Time { return now })
-		tok, err := db.CreateAdminToken(ctx, "alice")
+		tok, err := coreOf(db).CreateAdminToken(ctx, "alice")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -45,7 +45,10 @@ func TestSessions(t *testing.T) {
 
 		// Revoking the token ends its sessions and refuses new ones.
 		s3, _ := db.CreateSession(ctx, tok.ID, time.Hour)
-		if err := db.RevokeAdminToken(ctx, tok.ID); err != nil {
+		if _, err := coreOf(db).CreateAdminToken(ctx, "spare"); err != nil { // the last one cannot be revoked
+			t.Fatal(err)
+		}
+		if err := coreOf(db).RevokeAdminToken(ctx, tok.ID); err != nil {
 			t.Fatal(err)
 		}
 		_, err = db.Session(ctx, s3.Secret)
@@ -58,11 +61,11 @@ func TestSessions(t *testing.T) {
 func TestSDKKeyLastUse(t *testing.T) {
 	forEachDB(t, func(t *testing.T, db *store.DB) {
 		ctx := ctxAs("t")
-		k, err := db.CreateSDKKey(ctx, "production", "web")
+		k, err := coreOf(db).CreateSDKKey(ctx, "production", "web")
 		if err != nil {
 			t.Fatal(err)
 		}
-		keys, _ := db.SDKKeys(ctx)
+		keys, _ := coreOf(db).SDKKeys(ctx)
 		if keys[0].LastUsedAt != nil {
 			t.Fatalf("new key used at %v", keys[0].LastUsedAt)
 		}
@@ -75,7 +78,7 @@ func TestSDKKeyLastUse(t *testing.T) {
 		if err := db.RecordSDKKeyUse(ctx, map[[32]byte]time.Time{h: at.Add(-time.Hour)}); err != nil {
 			t.Fatal(err)
 		}
-		keys, _ = db.SDKKeys(ctx)
+		keys, _ = coreOf(db).SDKKeys(ctx)
 		if keys[0].LastUsedAt == nil || !keys[0].LastUsedAt.Equal(at) {
 			t.Fatalf("last used %v, want %v", keys[0].LastUsedAt, at)
 		}

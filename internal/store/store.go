@@ -2,14 +2,20 @@ package store
 
 import (
 	"context"
-	"crypto/subtle"
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"strings"
 	"time"
+
+	"github.com/allot-dev/allot/internal/core"
 )
+
+// The store is SQL only: it implements core.Store and core.Tx, and the
+// domain core decides everything else (validation, audit, notification).
+
+var _ core.Store = (*DB)(nil)
+var _ core.Tx = (*tx)(nil)
 
 type querier interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
@@ -17,37 +23,75 @@ type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-func (d *DB) bumpEnv(ctx context.Context, q querier, envID int64) error {
-	_, err := q.ExecContext(ctx, d.q(`UPDATE environments SET revision = revision + 1, updated_at = ? WHERE id = ?`), micros(d.now()), envID)
-	return err
+// tx is one transaction, as the core sees it.
+type tx struct {
+	d   *DB
+	ctx context.Context
+	q   querier
 }
 
-func (d *DB) bumpAll(ctx context.Context, q querier) error {
-	_, err := q.ExecContext(ctx, d.q(`UPDATE environments SET revision = revision + 1, updated_at = ?`), micros(d.now()))
-	return err
-}
-
-func (d *DB) audit(ctx context.Context, q querier, action, entity, key, env string, before, after any) error {
-	enc := func(v any) (any, error) {
-		if v == nil {
-			return nil, nil
-		}
-		b, err := json.Marshal(v)
-		if err != nil {
-			return nil, err
-		}
-		return string(b), nil
+// Read runs fn in a read-only transaction: one consistent snapshot
+// (REPEATABLE READ on PostgreSQL; a deferred transaction in WAL mode on
+// SQLite, which takes no write lock).
+func (d *DB) Read(ctx context.Context, fn func(core.Tx) error) error {
+	opts := &sql.TxOptions{ReadOnly: true}
+	if d.postgres {
+		opts.Isolation = sql.LevelRepeatableRead
 	}
-	b, err := enc(before)
+	t, err := d.db.BeginTx(ctx, opts)
 	if err != nil {
 		return err
 	}
-	a, err := enc(after)
-	if err != nil {
+	defer t.Rollback()
+	if err := fn(&tx{d: d, ctx: ctx, q: t}); err != nil {
 		return err
 	}
-	_, err = q.ExecContext(ctx, d.q(`INSERT INTO audit_log (at, actor, action, entity, entity_key, environment, before, after) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
-		micros(d.now()), Actor(ctx), action, entity, key, env, b, a)
+	return t.Commit()
+}
+
+// Write runs fn in a read-write transaction, committed if fn returns nil.
+func (d *DB) Write(ctx context.Context, fn func(core.Tx) error) error {
+	return d.tx(ctx, func(t *sql.Tx) error { return fn(&tx{d: d, ctx: ctx, q: t}) })
+}
+
+// SetConfigHook sets a function EnvironmentConfig calls between its
+// statements (tests: a write made from it must not be seen).
+func (d *DB) SetConfigHook(fn func()) { d.configHook = fn }
+
+func (t *tx) exec(query string, args ...any) (sql.Result, error) {
+	return t.q.ExecContext(t.ctx, t.d.q(query), args...)
+}
+
+func (t *tx) row(query string, args ...any) *sql.Row {
+	return t.q.QueryRowContext(t.ctx, t.d.q(query), args...)
+}
+
+func (t *tx) query(query string, args ...any) (*sql.Rows, error) {
+	return t.q.QueryContext(t.ctx, t.d.q(query), args...)
+}
+
+func (t *tx) now() int64 { return micros(t.d.now()) }
+
+// Bump moves the revision of env, or of every environment.
+func (t *tx) Bump(env string) error {
+	if env == "" {
+		_, err := t.exec(`UPDATE environments SET revision = revision + 1, updated_at = ?`, t.now())
+		return err
+	}
+	_, err := t.exec(`UPDATE environments SET revision = revision + 1, updated_at = ? WHERE name = ?`, t.now(), env)
+	return err
+}
+
+// AppendAudit appends an audit entry, stamped with the store's clock.
+func (t *tx) AppendAudit(e core.AuditEntry) error {
+	str := func(b json.RawMessage) any {
+		if b == nil {
+			return nil
+		}
+		return string(b)
+	}
+	_, err := t.exec(`INSERT INTO audit_log (at, actor, action, entity, entity_key, environment, before, after) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		t.now(), e.Actor, e.Action, e.Entity, e.Key, e.Environment, str(e.Before), str(e.After))
 	return err
 }
 
@@ -55,22 +99,21 @@ func (d *DB) audit(ctx context.Context, q querier, action, entity, key, env stri
 
 const envColumns = `id, name, revision, created_at, updated_at`
 
-func scanEnv(sc interface{ Scan(...any) error }) (int64, Environment, error) {
+func scanEnv(sc interface{ Scan(...any) error }) (int64, core.Environment, error) {
 	var id, created, updated int64
-	var e Environment
+	var e core.Environment
 	err := sc.Scan(&id, &e.Name, &e.Revision, &created, &updated)
 	e.CreatedAt, e.UpdatedAt = fromMicros(created), fromMicros(updated)
 	return id, e, err
 }
 
-// Environments lists the environments by name.
-func (d *DB) Environments(ctx context.Context) ([]Environment, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT `+envColumns+` FROM environments ORDER BY name`)
+func (t *tx) Environments() ([]core.Environment, error) {
+	rows, err := t.query(`SELECT ` + envColumns + ` FROM environments ORDER BY name`)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []Environment
+	var out []core.Environment
 	for rows.Next() {
 		_, e, err := scanEnv(rows)
 		if err != nil {
@@ -81,50 +124,38 @@ func (d *DB) Environments(ctx context.Context) ([]Environment, error) {
 	return out, rows.Err()
 }
 
-func (d *DB) env(ctx context.Context, q querier, name string) (int64, Environment, error) {
-	id, e, err := scanEnv(q.QueryRowContext(ctx, d.q(`SELECT `+envColumns+` FROM environments WHERE name = ?`), name))
+func (t *tx) env(name string) (int64, core.Environment, error) {
+	id, e, err := scanEnv(t.row(`SELECT `+envColumns+` FROM environments WHERE name = ?`, name))
 	if errors.Is(err, sql.ErrNoRows) {
-		return 0, e, Errorf(ENOTFOUND, "environment %q not found", name)
+		return 0, e, core.Errorf(core.ENOTFOUND, "environment %q not found", name)
 	}
 	return id, e, err
 }
 
-// Environment returns one environment.
-func (d *DB) Environment(ctx context.Context, name string) (Environment, error) {
-	_, e, err := d.env(ctx, d.db, name)
+func (t *tx) Environment(name string) (core.Environment, error) {
+	_, e, err := t.env(name)
 	return e, err
 }
 
-// CreateEnvironment creates an environment in which every flag is off.
-func (d *DB) CreateEnvironment(ctx context.Context, name string) (Environment, error) {
-	if err := ValidateEnvironmentName(name); err != nil {
-		return Environment{}, err
+func (t *tx) InsertEnvironment(name string) (core.Environment, error) {
+	now := t.now()
+	res, err := t.exec(`INSERT INTO environments (name, revision, created_at, updated_at) VALUES (?, 1, ?, ?) ON CONFLICT (name) DO NOTHING`, name, now, now)
+	if err != nil {
+		return core.Environment{}, err
 	}
-	var e Environment
-	err := d.tx(ctx, func(tx *sql.Tx) error {
-		now := micros(d.now())
-		res, err := tx.ExecContext(ctx, d.q(`INSERT INTO environments (name, revision, created_at, updated_at) VALUES (?, 1, ?, ?) ON CONFLICT (name) DO NOTHING`), name, now, now)
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return Errorf(ECONFLICT, "environment %q already exists", name)
-		}
-		if _, e, err = d.env(ctx, tx, name); err != nil {
-			return err
-		}
-		return d.audit(ctx, tx, "create", "environment", name, name, nil, e)
-	})
-	return e, err
+	if n, _ := res.RowsAffected(); n == 0 {
+		return core.Environment{}, core.Errorf(core.ECONFLICT, "environment %q already exists", name)
+	}
+	return t.Environment(name)
 }
 
 // ---- flags
 
 const flagColumns = `id, key, description, variation_type, variations, version, created_at, updated_at`
 
-func scanFlag(sc interface{ Scan(...any) error }) (int64, Flag, error) {
+func scanFlag(sc interface{ Scan(...any) error }) (int64, core.Flag, error) {
 	var id, created, updated int64
-	var f Flag
+	var f core.Flag
 	var vars string
 	err := sc.Scan(&id, &f.Key, &f.Description, &f.VariationType, &vars, &f.Version, &created, &updated)
 	if err != nil {
@@ -134,14 +165,13 @@ func scanFlag(sc interface{ Scan(...any) error }) (int64, Flag, error) {
 	return id, f, json.Unmarshal([]byte(vars), &f.Variations)
 }
 
-// Flags lists the flag definitions by key.
-func (d *DB) Flags(ctx context.Context) ([]Flag, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT `+flagColumns+` FROM flags ORDER BY key`)
+func (t *tx) Flags() ([]core.Flag, error) {
+	rows, err := t.query(`SELECT ` + flagColumns + ` FROM flags ORDER BY key`)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	out := []Flag{}
+	out := []core.Flag{}
 	for rows.Next() {
 		_, f, err := scanFlag(rows)
 		if err != nil {
@@ -152,139 +182,84 @@ func (d *DB) Flags(ctx context.Context) ([]Flag, error) {
 	return out, rows.Err()
 }
 
-func (d *DB) flag(ctx context.Context, q querier, key string) (int64, Flag, error) {
-	id, f, err := scanFlag(q.QueryRowContext(ctx, d.q(`SELECT `+flagColumns+` FROM flags WHERE key = ?`), key))
+func (t *tx) flag(key string, lock bool) (int64, core.Flag, error) {
+	query := `SELECT ` + flagColumns + ` FROM flags WHERE key = ?`
+	if lock && t.d.postgres {
+		// SQLite's write transactions are IMMEDIATE: writers are already
+		// serialized, and SQLite has no FOR UPDATE.
+		query += ` FOR UPDATE`
+	}
+	id, f, err := scanFlag(t.row(query, key))
 	if errors.Is(err, sql.ErrNoRows) {
-		return 0, f, Errorf(ENOTFOUND, "flag %q not found", key)
+		return 0, f, core.Errorf(core.ENOTFOUND, "flag %q not found", key)
 	}
 	return id, f, err
 }
 
-// Flag returns one flag definition.
-func (d *DB) Flag(ctx context.Context, key string) (Flag, error) {
-	_, f, err := d.flag(ctx, d.db, key)
+func (t *tx) Flag(key string, lock bool) (core.Flag, error) {
+	_, f, err := t.flag(key, lock)
 	return f, err
 }
 
-// CreateFlag creates a flag; it starts off, with no allocations, in every
-// environment.
-func (d *DB) CreateFlag(ctx context.Context, f Flag) (Flag, error) {
-	if err := ValidateFlag(&f); err != nil {
-		return Flag{}, err
-	}
+func (t *tx) InsertFlag(f core.Flag) (core.Flag, error) {
 	vars, err := json.Marshal(f.Variations)
 	if err != nil {
-		return Flag{}, err
+		return core.Flag{}, err
 	}
-	var out Flag
-	err = d.tx(ctx, func(tx *sql.Tx) error {
-		now := micros(d.now())
-		res, err := tx.ExecContext(ctx, d.q(`INSERT INTO flags (key, description, variation_type, variations, version, created_at, updated_at) VALUES (?, ?, ?, ?, 1, ?, ?) ON CONFLICT (key) DO NOTHING`),
-			f.Key, f.Description, string(f.VariationType), string(vars), now, now)
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return Errorf(ECONFLICT, "flag %q already exists", f.Key)
-		}
-		if _, out, err = d.flag(ctx, tx, f.Key); err != nil {
-			return err
-		}
-		if err := d.bumpAll(ctx, tx); err != nil {
-			return err
-		}
-		return d.audit(ctx, tx, "create", "flag", f.Key, "", nil, out)
-	})
-	return out, err
+	now := t.now()
+	res, err := t.exec(`INSERT INTO flags (key, description, variation_type, variations, version, created_at, updated_at) VALUES (?, ?, ?, ?, 1, ?, ?) ON CONFLICT (key) DO NOTHING`,
+		f.Key, f.Description, string(f.VariationType), string(vars), now, now)
+	if err != nil {
+		return core.Flag{}, err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return core.Flag{}, core.Errorf(core.ECONFLICT, "flag %q already exists", f.Key)
+	}
+	return t.Flag(f.Key, false)
 }
 
-// UpdateFlag replaces a flag's description and variations. f.Version must be
-// the version the caller read. The variation type cannot change, and a
-// variation still used by an allocation cannot be removed.
-func (d *DB) UpdateFlag(ctx context.Context, f Flag) (Flag, error) {
-	if err := ValidateFlag(&f); err != nil {
-		return Flag{}, err
-	}
+func (t *tx) UpdateFlag(f core.Flag) (core.Flag, error) {
 	vars, err := json.Marshal(f.Variations)
 	if err != nil {
-		return Flag{}, err
+		return core.Flag{}, err
 	}
-	var out Flag
-	err = d.tx(ctx, func(tx *sql.Tx) error {
-		id, before, err := d.flag(ctx, tx, f.Key)
-		if err != nil {
-			return err
-		}
-		if before.Version != f.Version {
-			return Errorf(ECONFLICT, "flag %q is at version %d, not %d: reload and retry", f.Key, before.Version, f.Version)
-		}
-		if before.VariationType != f.VariationType {
-			return Invalid("variationType", "cannot change from %s; create a new flag", before.VariationType)
-		}
-		// Every environment's allocations must still be valid.
-		settings, err := d.allSettings(ctx, tx, id)
-		if err != nil {
-			return err
-		}
-		for _, s := range settings {
-			if err := ValidateSettings(&s, &f); err != nil {
-				return Invalid("variations", "environment %s still uses a removed variation (%v)", s.Environment, err)
-			}
-		}
-		res, err := tx.ExecContext(ctx, d.q(`UPDATE flags SET description = ?, variations = ?, version = version + 1, updated_at = ? WHERE id = ? AND version = ?`),
-			f.Description, string(vars), micros(d.now()), id, f.Version)
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return Errorf(ECONFLICT, "flag %q was changed concurrently: reload and retry", f.Key)
-		}
-		if _, out, err = d.flag(ctx, tx, f.Key); err != nil {
-			return err
-		}
-		if err := d.bumpAll(ctx, tx); err != nil {
-			return err
-		}
-		return d.audit(ctx, tx, "update", "flag", f.Key, "", before, out)
-	})
-	return out, err
+	res, err := t.exec(`UPDATE flags SET description = ?, variations = ?, version = version + 1, updated_at = ? WHERE key = ? AND version = ?`,
+		f.Description, string(vars), t.now(), f.Key, f.Version)
+	if err != nil {
+		return core.Flag{}, err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return core.Flag{}, core.Errorf(core.ECONFLICT, "flag %q was changed concurrently: reload and retry", f.Key)
+	}
+	return t.Flag(f.Key, false)
 }
 
-// DeleteFlag deletes a flag and its settings everywhere. version must be
-// the version the caller read.
-func (d *DB) DeleteFlag(ctx context.Context, key string, version int64) error {
-	return d.tx(ctx, func(tx *sql.Tx) error {
-		id, before, err := d.flag(ctx, tx, key)
-		if err != nil {
-			return err
-		}
-		if before.Version != version {
-			return Errorf(ECONFLICT, "flag %q is at version %d, not %d: reload and retry", key, before.Version, version)
-		}
-		if _, err := tx.ExecContext(ctx, d.q(`DELETE FROM flag_settings WHERE flag_id = ?`), id); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, d.q(`DELETE FROM flags WHERE id = ?`), id); err != nil {
-			return err
-		}
-		if err := d.bumpAll(ctx, tx); err != nil {
-			return err
-		}
-		return d.audit(ctx, tx, "delete", "flag", key, "", before, nil)
-	})
+func (t *tx) DeleteFlag(key string, version int64) error {
+	id, f, err := t.flag(key, true)
+	if err != nil {
+		return err
+	}
+	if f.Version != version {
+		return core.Errorf(core.ECONFLICT, "flag %q was changed concurrently: reload and retry", key)
+	}
+	if _, err := t.exec(`DELETE FROM flag_settings WHERE flag_id = ?`, id); err != nil {
+		return err
+	}
+	_, err = t.exec(`DELETE FROM flags WHERE id = ?`, id)
+	return err
 }
 
 // ---- flag settings
 
-func (d *DB) allSettings(ctx context.Context, q querier, flagID int64) ([]FlagSettings, error) {
-	rows, err := q.QueryContext(ctx, d.q(`SELECT e.name, s.enabled, s.allocations, s.version, s.updated_at FROM flag_settings s JOIN environments e ON e.id = s.environment_id WHERE s.flag_id = ?`), flagID)
+func (t *tx) AllSettings(flag string) ([]core.FlagSettings, error) {
+	rows, err := t.query(`SELECT e.name, s.enabled, s.allocations, s.version, s.updated_at FROM flag_settings s JOIN environments e ON e.id = s.environment_id JOIN flags f ON f.id = s.flag_id WHERE f.key = ?`, flag)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []FlagSettings
+	var out []core.FlagSettings
 	for rows.Next() {
-		var s FlagSettings
+		s := core.FlagSettings{Flag: flag}
 		var allocs string
 		var updated int64
 		if err := rows.Scan(&s.Environment, &s.Enabled, &allocs, &s.Version, &updated); err != nil {
@@ -299,11 +274,25 @@ func (d *DB) allSettings(ctx context.Context, q querier, flagID int64) ([]FlagSe
 	return out, rows.Err()
 }
 
-func (d *DB) settings(ctx context.Context, q querier, envID, flagID int64, env, flag string) (FlagSettings, error) {
-	s := FlagSettings{Flag: flag, Environment: env, Allocations: []Allocation{}}
+func (t *tx) ids(env, flag string) (envID, flagID int64, err error) {
+	if envID, _, err = t.env(env); err != nil {
+		return 0, 0, err
+	}
+	if flagID, _, err = t.flag(flag, false); err != nil {
+		return 0, 0, err
+	}
+	return envID, flagID, nil
+}
+
+func (t *tx) Settings(env, flag string) (core.FlagSettings, error) {
+	s := core.FlagSettings{Flag: flag, Environment: env, Allocations: []core.Allocation{}}
+	envID, flagID, err := t.ids(env, flag)
+	if err != nil {
+		return s, err
+	}
 	var allocs string
 	var updated int64
-	err := q.QueryRowContext(ctx, d.q(`SELECT enabled, allocations, version, updated_at FROM flag_settings WHERE flag_id = ? AND environment_id = ?`), flagID, envID).
+	err = t.row(`SELECT enabled, allocations, version, updated_at FROM flag_settings WHERE flag_id = ? AND environment_id = ?`, flagID, envID).
 		Scan(&s.Enabled, &allocs, &s.Version, &updated)
 	if errors.Is(err, sql.ErrNoRows) {
 		return s, nil // never written: off, no allocations, version 0
@@ -315,126 +304,51 @@ func (d *DB) settings(ctx context.Context, q querier, envID, flagID int64, env, 
 	return s, json.Unmarshal([]byte(allocs), &s.Allocations)
 }
 
-// FlagSettings returns a flag's settings in an environment.
-func (d *DB) FlagSettings(ctx context.Context, env, flag string) (FlagSettings, error) {
-	envID, _, err := d.env(ctx, d.db, env)
+func (t *tx) PutSettings(s core.FlagSettings) (core.FlagSettings, error) {
+	envID, flagID, err := t.ids(s.Environment, s.Flag)
 	if err != nil {
-		return FlagSettings{}, err
+		return s, err
 	}
-	flagID, _, err := d.flag(ctx, d.db, flag)
+	allocs, err := json.Marshal(s.Allocations)
 	if err != nil {
-		return FlagSettings{}, err
+		return s, err
 	}
-	return d.settings(ctx, d.db, envID, flagID, env, flag)
-}
-
-// UpdateFlagSettings replaces a flag's settings in an environment. s.Version
-// must be the version the caller read (0 if never written). Salts of
-// allocations that already existed (same key) are kept; new allocations get
-// fresh random salts. It returns the settings before and after.
-func (d *DB) UpdateFlagSettings(ctx context.Context, s FlagSettings) (before, after FlagSettings, err error) {
-	err = d.tx(ctx, func(tx *sql.Tx) error {
-		envID, _, err := d.env(ctx, tx, s.Environment)
-		if err != nil {
-			return err
-		}
-		flagID, f, err := d.flag(ctx, tx, s.Flag)
-		if err != nil {
-			return err
-		}
-		if s.Allocations == nil {
-			s.Allocations = []Allocation{}
-		}
-		if err := ValidateSettings(&s, &f); err != nil {
-			return err
-		}
-		before, err = d.settings(ctx, tx, envID, flagID, s.Environment, s.Flag)
-		if err != nil {
-			return err
-		}
-		if before.Version != s.Version {
-			return Errorf(ECONFLICT, "settings of flag %q in %s are at version %d, not %d: reload and retry", s.Flag, s.Environment, before.Version, s.Version)
-		}
-		keepSalts(s.Allocations, before.Allocations)
-		allocs, err := json.Marshal(s.Allocations)
-		if err != nil {
-			return err
-		}
-		now := micros(d.now())
-		var res sql.Result
-		if s.Version == 0 {
-			res, err = tx.ExecContext(ctx, d.q(`INSERT INTO flag_settings (flag_id, environment_id, enabled, allocations, version, updated_at) VALUES (?, ?, ?, ?, 1, ?) ON CONFLICT (flag_id, environment_id) DO NOTHING`),
-				flagID, envID, s.Enabled, string(allocs), now)
-		} else {
-			res, err = tx.ExecContext(ctx, d.q(`UPDATE flag_settings SET enabled = ?, allocations = ?, version = version + 1, updated_at = ? WHERE flag_id = ? AND environment_id = ? AND version = ?`),
-				s.Enabled, string(allocs), now, flagID, envID, s.Version)
-		}
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return Errorf(ECONFLICT, "settings of flag %q in %s were changed concurrently: reload and retry", s.Flag, s.Environment)
-		}
-		if after, err = d.settings(ctx, tx, envID, flagID, s.Environment, s.Flag); err != nil {
-			return err
-		}
-		if err := d.bumpEnv(ctx, tx, envID); err != nil {
-			return err
-		}
-		return d.audit(ctx, tx, "update", "flag_settings", s.Flag, s.Environment, before, after)
-	})
-	return before, after, err
-}
-
-// keepSalts gives each allocation the salts of the previous allocation with
-// the same key, and new random salts where it has none. A client cannot
-// choose salts.
-func keepSalts(next, prev []Allocation) {
-	old := make(map[string]*Allocation, len(prev))
-	for i := range prev {
-		old[prev[i].Key] = &prev[i]
+	now := t.now()
+	var res sql.Result
+	if s.Version == 0 {
+		res, err = t.exec(`INSERT INTO flag_settings (flag_id, environment_id, enabled, allocations, version, updated_at) VALUES (?, ?, ?, ?, 1, ?) ON CONFLICT (flag_id, environment_id) DO NOTHING`,
+			flagID, envID, s.Enabled, string(allocs), now)
+	} else {
+		res, err = t.exec(`UPDATE flag_settings SET enabled = ?, allocations = ?, version = version + 1, updated_at = ? WHERE flag_id = ? AND environment_id = ? AND version = ?`,
+			s.Enabled, string(allocs), now, flagID, envID, s.Version)
 	}
-	for i := range next {
-		a := &next[i]
-		a.TrafficSalt, a.SplitSalt = "", ""
-		if p := old[a.Key]; p != nil {
-			a.TrafficSalt, a.SplitSalt = p.TrafficSalt, p.SplitSalt
-		}
-		switch a.Type {
-		case Experiment:
-			if a.TrafficSalt == "" {
-				a.TrafficSalt = randomSalt()
-			}
-			if a.SplitSalt == "" {
-				a.SplitSalt = randomSalt()
-			}
-		case Rollout:
-			if a.SplitSalt == "" {
-				a.SplitSalt = randomSalt()
-			}
-		}
+	if err != nil {
+		return s, err
 	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return s, core.Errorf(core.ECONFLICT, "settings of flag %q in %s were changed concurrently: reload and retry", s.Flag, s.Environment)
+	}
+	return t.Settings(s.Environment, s.Flag)
 }
 
 // EnvironmentConfig reads what an environment's compiled configuration is
-// made of. The revision is read first, so a change that lands while the
-// rest is read only causes one more rebuild.
-func (d *DB) EnvironmentConfig(ctx context.Context, env string) (EnvironmentConfig, error) {
-	var cfg EnvironmentConfig
-	envID, e, err := d.env(ctx, d.db, env)
+// made of, within the transaction (the core runs it in a read one).
+func (t *tx) EnvironmentConfig(env string) (core.EnvironmentConfig, error) {
+	var cfg core.EnvironmentConfig
+	envID, e, err := t.env(env)
 	if err != nil {
 		return cfg, err
 	}
 	cfg.Environment = e
-	rows, err := d.db.QueryContext(ctx, d.q(`SELECT f.id, f.key, f.description, f.variation_type, f.variations, f.version, f.created_at, f.updated_at,
+	rows, err := t.query(`SELECT f.id, f.key, f.description, f.variation_type, f.variations, f.version, f.created_at, f.updated_at,
 		s.enabled, s.allocations, s.version, s.updated_at
-		FROM flags f LEFT JOIN flag_settings s ON s.flag_id = f.id AND s.environment_id = ? ORDER BY f.key`), envID)
+		FROM flags f LEFT JOIN flag_settings s ON s.flag_id = f.id AND s.environment_id = ? ORDER BY f.key`, envID)
 	if err != nil {
 		return cfg, err
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var fc FlagConfig
+		var fc core.FlagConfig
 		var id, created, updated int64
 		var vars string
 		var enabled sql.NullBool
@@ -448,7 +362,7 @@ func (d *DB) EnvironmentConfig(ctx context.Context, env string) (EnvironmentConf
 		if err := json.Unmarshal([]byte(vars), &f.Variations); err != nil {
 			return cfg, err
 		}
-		fc.Settings = FlagSettings{Flag: f.Key, Environment: env, Enabled: enabled.Bool, Version: sver.Int64, Allocations: []Allocation{}}
+		fc.Settings = core.FlagSettings{Flag: f.Key, Environment: env, Enabled: enabled.Bool, Version: sver.Int64, Allocations: []core.Allocation{}}
 		if supd.Valid {
 			fc.Settings.UpdatedAt = fromMicros(supd.Int64)
 		}
@@ -463,7 +377,10 @@ func (d *DB) EnvironmentConfig(ctx context.Context, env string) (EnvironmentConf
 		return cfg, err
 	}
 	rows.Close()
-	krows, err := d.db.QueryContext(ctx, d.q(`SELECT hash FROM sdk_keys WHERE environment_id = ? AND revoked_at IS NULL`), envID)
+	if t.d.configHook != nil {
+		t.d.configHook()
+	}
+	krows, err := t.query(`SELECT hash FROM sdk_keys WHERE environment_id = ? AND revoked_at IS NULL`, envID)
 	if err != nil {
 		return cfg, err
 	}
@@ -484,45 +401,27 @@ func (d *DB) EnvironmentConfig(ctx context.Context, env string) (EnvironmentConf
 
 // ---- SDK keys
 
-// CreateSDKKey creates an SDK key for an environment. The returned key
-// carries the secret, which is not stored and cannot be shown again.
-func (d *DB) CreateSDKKey(ctx context.Context, env, name string) (SDKKey, error) {
-	if strings.TrimSpace(name) == "" {
-		return SDKKey{}, Invalid("name", "is required")
+func (t *tx) InsertSDKKey(env, name, prefix, hash string) (core.SDKKey, error) {
+	envID, _, err := t.env(env)
+	if err != nil {
+		return core.SDKKey{}, err
 	}
-	secret, prefix, hash := newSecret(SDKKeyPrefix)
-	var k SDKKey
-	err := d.tx(ctx, func(tx *sql.Tx) error {
-		envID, _, err := d.env(ctx, tx, env)
-		if err != nil {
-			return err
-		}
-		now := d.now()
-		err = tx.QueryRowContext(ctx, d.q(`INSERT INTO sdk_keys (environment_id, name, prefix, hash, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id`),
-			envID, name, prefix, hash, micros(now)).Scan(&k.ID)
-		if err != nil {
-			return err
-		}
-		k = SDKKey{ID: k.ID, Name: name, Environment: env, Prefix: prefix, CreatedAt: fromMicros(micros(now))}
-		if err := d.bumpEnv(ctx, tx, envID); err != nil {
-			return err
-		}
-		return d.audit(ctx, tx, "create", "sdk_key", prefix, env, nil, k)
-	})
-	k.Secret = secret
+	now := t.now()
+	k := core.SDKKey{Name: name, Environment: env, Prefix: prefix, CreatedAt: fromMicros(now)}
+	err = t.row(`INSERT INTO sdk_keys (environment_id, name, prefix, hash, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id`,
+		envID, name, prefix, hash, now).Scan(&k.ID)
 	return k, err
 }
 
-// SDKKeys lists SDK keys, revoked ones included.
-func (d *DB) SDKKeys(ctx context.Context) ([]SDKKey, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT k.id, k.name, e.name, k.prefix, k.created_at, k.revoked_at, k.last_used_at FROM sdk_keys k JOIN environments e ON e.id = k.environment_id ORDER BY k.id`)
+func (t *tx) SDKKeys() ([]core.SDKKey, error) {
+	rows, err := t.query(`SELECT k.id, k.name, e.name, k.prefix, k.created_at, k.revoked_at, k.last_used_at FROM sdk_keys k JOIN environments e ON e.id = k.environment_id ORDER BY k.id`)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	out := []SDKKey{}
+	out := []core.SDKKey{}
 	for rows.Next() {
-		var k SDKKey
+		var k core.SDKKey
 		var created int64
 		var revoked, used sql.NullInt64
 		if err := rows.Scan(&k.ID, &k.Name, &k.Environment, &k.Prefix, &created, &revoked, &used); err != nil {
@@ -532,6 +431,25 @@ func (d *DB) SDKKeys(ctx context.Context) ([]SDKKey, error) {
 		out = append(out, k)
 	}
 	return out, rows.Err()
+}
+
+func (t *tx) RevokeSDKKey(id int64) (core.SDKKey, error) {
+	k := core.SDKKey{ID: id}
+	err := t.row(`SELECT k.prefix, e.name FROM sdk_keys k JOIN environments e ON e.id = k.environment_id WHERE k.id = ? AND k.revoked_at IS NULL`, id).Scan(&k.Prefix, &k.Environment)
+	if errors.Is(err, sql.ErrNoRows) {
+		return k, core.Errorf(core.ENOTFOUND, "no live SDK key with id %d", id)
+	}
+	if err != nil {
+		return k, err
+	}
+	res, err := t.exec(`UPDATE sdk_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, t.now(), id)
+	if err != nil {
+		return k, err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return k, core.Errorf(core.ENOTFOUND, "no live SDK key with id %d", id)
+	}
+	return k, nil
 }
 
 // RecordSDKKeyUse records when SDK keys, named by their hashes, last fetched
@@ -552,168 +470,101 @@ func (d *DB) RecordSDKKeyUse(ctx context.Context, uses map[[32]byte]time.Time) e
 	})
 }
 
-// RevokeSDKKey revokes an SDK key; servers stop accepting it within a poll.
-func (d *DB) RevokeSDKKey(ctx context.Context, id int64) error {
-	return d.tx(ctx, func(tx *sql.Tx) error {
-		var envID int64
-		var prefix, env string
-		err := tx.QueryRowContext(ctx, d.q(`SELECT k.environment_id, k.prefix, e.name FROM sdk_keys k JOIN environments e ON e.id = k.environment_id WHERE k.id = ? AND k.revoked_at IS NULL`), id).Scan(&envID, &prefix, &env)
-		if errors.Is(err, sql.ErrNoRows) {
-			return Errorf(ENOTFOUND, "no live SDK key with id %d", id)
-		}
-		if err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, d.q(`UPDATE sdk_keys SET revoked_at = ? WHERE id = ?`), micros(d.now()), id); err != nil {
-			return err
-		}
-		if err := d.bumpEnv(ctx, tx, envID); err != nil {
-			return err
-		}
-		return d.audit(ctx, tx, "revoke", "sdk_key", prefix, env, nil, nil)
-	})
-}
-
 // ---- admin tokens
 
-// CreateAdminToken creates an admin token; the secret is returned once.
-func (d *DB) CreateAdminToken(ctx context.Context, name string) (AdminToken, error) {
-	if strings.TrimSpace(name) == "" {
-		return AdminToken{}, Invalid("name", "is required")
-	}
-	secret, prefix, hash := newSecret(AdminTokenPrefix)
-	t, err := d.insertAdminToken(ctx, name, prefix, hash)
-	t.Secret = secret
-	return t, err
+func (t *tx) InsertAdminToken(name, prefix, hash string) (core.AdminToken, error) {
+	now := t.now()
+	tok := core.AdminToken{Name: name, Prefix: prefix, CreatedAt: fromMicros(now)}
+	err := t.row(`INSERT INTO admin_tokens (name, prefix, hash, created_at) VALUES (?, ?, ?, ?) RETURNING id`,
+		name, prefix, hash, now).Scan(&tok.ID)
+	return tok, err
 }
 
-func (d *DB) insertAdminToken(ctx context.Context, name, prefix, hash string) (AdminToken, error) {
-	var t AdminToken
-	err := d.tx(ctx, func(tx *sql.Tx) error {
-		now := fromMicros(micros(d.now()))
-		err := tx.QueryRowContext(ctx, d.q(`INSERT INTO admin_tokens (name, prefix, hash, created_at) VALUES (?, ?, ?, ?) RETURNING id`),
-			name, prefix, hash, micros(now)).Scan(&t.ID)
-		if err != nil {
-			return err
-		}
-		t = AdminToken{ID: t.ID, Name: name, Prefix: prefix, CreatedAt: now}
-		return d.audit(ctx, tx, "create", "admin_token", prefix, "", nil, t)
-	})
-	return t, err
-}
-
-// AdminTokens lists admin tokens, revoked ones included.
-func (d *DB) AdminTokens(ctx context.Context) ([]AdminToken, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT id, name, prefix, created_at, revoked_at FROM admin_tokens ORDER BY id`)
+func (t *tx) AdminTokens() ([]core.AdminToken, error) {
+	rows, err := t.query(`SELECT id, name, prefix, created_at, revoked_at FROM admin_tokens ORDER BY id`)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	out := []AdminToken{}
+	out := []core.AdminToken{}
 	for rows.Next() {
-		var t AdminToken
+		var tok core.AdminToken
 		var created int64
 		var revoked sql.NullInt64
-		if err := rows.Scan(&t.ID, &t.Name, &t.Prefix, &created, &revoked); err != nil {
+		if err := rows.Scan(&tok.ID, &tok.Name, &tok.Prefix, &created, &revoked); err != nil {
 			return nil, err
 		}
-		t.CreatedAt, t.RevokedAt = fromMicros(created), fromNullMicros(revoked)
-		out = append(out, t)
+		tok.CreatedAt, tok.RevokedAt = fromMicros(created), fromNullMicros(revoked)
+		out = append(out, tok)
 	}
 	return out, rows.Err()
 }
 
-// RevokeAdminToken revokes an admin token.
-func (d *DB) RevokeAdminToken(ctx context.Context, id int64) error {
-	return d.tx(ctx, func(tx *sql.Tx) error {
-		var prefix string
-		err := tx.QueryRowContext(ctx, d.q(`SELECT prefix FROM admin_tokens WHERE id = ? AND revoked_at IS NULL`), id).Scan(&prefix)
-		if errors.Is(err, sql.ErrNoRows) {
-			return Errorf(ENOTFOUND, "no live admin token with id %d", id)
-		}
+// LiveAdminTokens counts the live admin tokens. On PostgreSQL it locks
+// them, so two concurrent revocations cannot both see two live tokens.
+func (t *tx) LiveAdminTokens() (int, error) {
+	if t.d.postgres {
+		rows, err := t.query(`SELECT id FROM admin_tokens WHERE revoked_at IS NULL FOR UPDATE`)
 		if err != nil {
-			return err
+			return 0, err
 		}
-		if _, err := tx.ExecContext(ctx, d.q(`UPDATE admin_tokens SET revoked_at = ? WHERE id = ?`), micros(d.now()), id); err != nil {
-			return err
+		defer rows.Close()
+		n := 0
+		for rows.Next() {
+			n++
 		}
-		// Its web UI sessions end with it.
-		if _, err := tx.ExecContext(ctx, d.q(`DELETE FROM sessions WHERE token_id = ?`), id); err != nil {
-			return err
-		}
-		return d.audit(ctx, tx, "revoke", "admin_token", prefix, "", nil, nil)
-	})
+		return n, rows.Err()
+	}
+	var n int
+	err := t.row(`SELECT COUNT(*) FROM admin_tokens WHERE revoked_at IS NULL`).Scan(&n)
+	return n, err
 }
 
-// AuthenticateAdmin returns the live admin token whose secret is given, or
-// an EUNAUTHORIZED error.
-func (d *DB) AuthenticateAdmin(ctx context.Context, secret string) (AdminToken, error) {
-	var t AdminToken
-	want := HashSecret(secret)
-	var hash string
+// AdminTokenByHash returns the token with that hash, revoked or not, and
+// the hash as stored.
+func (t *tx) AdminTokenByHash(hash string) (core.AdminToken, string, error) {
+	var tok core.AdminToken
+	var stored string
 	var created int64
-	err := d.db.QueryRowContext(ctx, d.q(`SELECT id, name, prefix, hash, created_at FROM admin_tokens WHERE hash = ? AND revoked_at IS NULL`), hex.EncodeToString(want[:])).
-		Scan(&t.ID, &t.Name, &t.Prefix, &hash, &created)
+	var revoked sql.NullInt64
+	err := t.row(`SELECT id, name, prefix, hash, created_at, revoked_at FROM admin_tokens WHERE hash = ?`, hash).
+		Scan(&tok.ID, &tok.Name, &tok.Prefix, &stored, &created, &revoked)
 	if errors.Is(err, sql.ErrNoRows) {
-		return t, Errorf(EUNAUTHORIZED, "invalid or revoked admin token")
+		return tok, "", core.Errorf(core.ENOTFOUND, "no such admin token")
 	}
-	if err != nil {
-		return t, err
-	}
-	got, err := hex.DecodeString(hash)
-	if err != nil || subtle.ConstantTimeCompare(got, want[:]) != 1 {
-		return AdminToken{}, Errorf(EUNAUTHORIZED, "invalid or revoked admin token")
-	}
-	t.CreatedAt = fromMicros(created)
-	return t, nil
+	tok.CreatedAt, tok.RevokedAt = fromMicros(created), fromNullMicros(revoked)
+	return tok, stored, err
 }
 
-// Bootstrap runs on every start. The first start of a database creates an
-// admin token: the one given (ALLOT_ADMIN_TOKEN), or a random one returned
-// as created so the caller can print it once. A token given on a later
-// start is added if the database does not know it yet.
-func (d *DB) Bootstrap(ctx context.Context, given string) (created string, err error) {
-	ctx = WithActor(ctx, "system:bootstrap")
-	res, err := d.db.ExecContext(ctx, d.q(`INSERT INTO meta (key, value) VALUES ('bootstrapped', ?) ON CONFLICT (key) DO NOTHING`), d.now().UTC().Format(time.RFC3339))
+func (t *tx) RevokeAdminToken(id int64) (core.AdminToken, error) {
+	tok := core.AdminToken{ID: id}
+	err := t.row(`SELECT name, prefix FROM admin_tokens WHERE id = ? AND revoked_at IS NULL`, id).Scan(&tok.Name, &tok.Prefix)
+	if errors.Is(err, sql.ErrNoRows) {
+		return tok, core.Errorf(core.ENOTFOUND, "no live admin token with id %d", id)
+	}
 	if err != nil {
-		return "", err
+		return tok, err
 	}
-	first, _ := res.RowsAffected()
-	if given != "" {
-		if len(given) < 16 {
-			return "", Invalid("ALLOT_ADMIN_TOKEN", "must be at least 16 characters")
-		}
-		var n int
-		if err := d.db.QueryRowContext(ctx, d.q(`SELECT COUNT(*) FROM admin_tokens WHERE hash = ?`), HashSecretHex(given)).Scan(&n); err != nil {
-			return "", err
-		}
-		if n == 0 {
-			// Show a token of Allot's own form by its prefix, as the others;
-			// any other string could be all secret, so show a fingerprint.
-			prefix := "sha256:" + HashSecretHex(given)[:8]
-			if strings.HasPrefix(given, AdminTokenPrefix) && len(given) >= len(AdminTokenPrefix)+32 {
-				prefix = given[:len(AdminTokenPrefix)+6] // as newSecret shows its own
-			}
-			_, err := d.insertAdminToken(ctx, "ALLOT_ADMIN_TOKEN", prefix, HashSecretHex(given))
-			return "", err
-		}
-		return "", nil
+	if _, err := t.exec(`UPDATE admin_tokens SET revoked_at = ? WHERE id = ?`, t.now(), id); err != nil {
+		return tok, err
 	}
-	if first == 0 {
-		return "", nil
+	// Its web UI sessions end with it.
+	_, err = t.exec(`DELETE FROM sessions WHERE token_id = ?`, id)
+	return tok, err
+}
+
+func (t *tx) MarkBootstrapped() (bool, error) {
+	res, err := t.exec(`INSERT INTO meta (key, value) VALUES ('bootstrapped', ?) ON CONFLICT (key) DO NOTHING`, t.d.now().UTC().Format(time.RFC3339))
+	if err != nil {
+		return false, err
 	}
-	t, err := d.CreateAdminToken(ctx, "initial")
-	return t.Secret, err
+	n, _ := res.RowsAffected()
+	return n > 0, nil
 }
 
 // ---- audit log
 
-// Audit returns up to limit entries, newest first, older than the entry
-// with ID before (0: from the newest).
-func (d *DB) Audit(ctx context.Context, limit int, before int64) ([]AuditEntry, error) {
-	if limit <= 0 || limit > 1000 {
-		limit = 100
-	}
+func (t *tx) Audit(limit int, before int64, maxBytes int) ([]core.AuditEntry, error) {
 	query := `SELECT id, at, actor, action, entity, entity_key, environment, before, after FROM audit_log`
 	args := []any{}
 	if before > 0 {
@@ -722,14 +573,15 @@ func (d *DB) Audit(ctx context.Context, limit int, before int64) ([]AuditEntry, 
 	}
 	query += ` ORDER BY id DESC LIMIT ?`
 	args = append(args, limit)
-	rows, err := d.db.QueryContext(ctx, d.q(query), args...)
+	rows, err := t.query(query, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	out := []AuditEntry{}
+	out := []core.AuditEntry{}
+	size := 0
 	for rows.Next() {
-		var e AuditEntry
+		var e core.AuditEntry
 		var at int64
 		var b, a sql.NullString
 		if err := rows.Scan(&e.ID, &at, &e.Actor, &e.Action, &e.Entity, &e.Key, &e.Environment, &b, &a); err != nil {
@@ -741,6 +593,10 @@ func (d *DB) Audit(ctx context.Context, limit int, before int64) ([]AuditEntry, 
 		}
 		if a.Valid {
 			e.After = json.RawMessage(a.String)
+		}
+		size += len(e.Before) + len(e.After) + len(e.Actor) + len(e.Key) + 200
+		if size > maxBytes && len(out) > 0 {
+			break
 		}
 		out = append(out, e)
 	}

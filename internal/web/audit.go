@@ -38,10 +38,11 @@ func indentJSON(raw json.RawMessage) string {
 
 func (u *UI) auditLog(w http.ResponseWriter, r *http.Request, p *page) error {
 	before, _ := strconv.ParseInt(r.URL.Query().Get("before"), 10, 64)
-	entries, err := u.db.Audit(r.Context(), auditPage, max(before, 0))
+	page, err := u.core.Audit(r.Context(), auditPage, max(before, 0))
 	if err != nil {
 		return err
 	}
+	entries := page.Entries
 	d := auditData{}
 	for _, e := range entries {
 		row := auditRow{AuditEntry: e, BeforeJSON: indentJSON(e.Before), AfterJSON: indentJSON(e.After)}
@@ -50,9 +51,9 @@ func (u *UI) auditLog(w http.ResponseWriter, r *http.Request, p *page) error {
 		}
 		d.Rows = append(d.Rows, row)
 	}
-	if len(entries) == auditPage {
-		d.Older = entries[len(entries)-1].ID
-	}
+	// A page is bounded by rows and bytes; the core says where the next
+	// one starts.
+	d.Older = page.Next
 	p.Title, p.Nav, p.Data = "Audit log", "audit", d
 	u.render(w, r, "audit", p)
 	return nil

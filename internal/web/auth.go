@@ -59,7 +59,7 @@ func (u *UI) signin(w http.ResponseWriter, r *http.Request) {
 		u.renderSignin(w, r, p, next)
 		return
 	}
-	tok, err := u.db.AuthenticateAdmin(r.Context(), secret)
+	tok, err := u.core.Authenticate(r.Context(), secret)
 	if err == nil {
 		var sess store.Session
 		sess, err = u.db.CreateSession(r.Context(), tok.ID, SessionTTL)

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/allot-dev/allot/internal/core"
 	"github.com/allot-dev/allot/internal/eval"
 	"github.com/allot-dev/allot/internal/srm"
 	"github.com/allot-dev/allot/internal/store"
@@ -91,13 +92,13 @@ func (u *UI) flagDetail(w http.ResponseWriter, r *http.Request, p *page) error {
 // loadDetail reads what the flag page shows and sets p.Data.
 func (u *UI) loadDetail(r *http.Request, p *page, key string) (*detailData, error) {
 	ctx := r.Context()
-	f, err := u.db.Flag(ctx, key)
+	f, err := u.core.Flag(ctx, key)
 	if err != nil {
 		return nil, err
 	}
 	d := &detailData{Flag: f}
 	for _, e := range p.Envs {
-		s, err := u.db.FlagSettings(ctx, e.Name, key)
+		s, err := u.core.FlagSettings(ctx, e.Name, key)
 		if err != nil {
 			return nil, err
 		}
@@ -266,6 +267,10 @@ func (u *UI) preview(env string, f store.Flag, subject, attrText string) preview
 		pv.Error = "Attributes: " + err.Error()
 		return pv
 	}
+	if err := core.CheckPreview(subject, attrs); err != nil {
+		pv.Error = store.ErrorMessage(err)
+		return pv
+	}
 	pub := u.cache.Environment(env)
 	if pub == nil {
 		pv.Error = "The configuration of " + env + " is not published yet; try again in a second."
@@ -288,39 +293,41 @@ func (u *UI) preview(env string, f store.Flag, subject, attrText string) preview
 
 // ---- changes to a flag's settings in an environment
 
-// update applies change to the flag's settings in p.Env, checking the
-// version the form was rendered with. On a validation error or a conflict it
-// renders the flag page with the error next to the control.
-func (u *UI) update(w http.ResponseWriter, r *http.Request, p *page, change func(*store.FlagSettings) (string, error)) error {
+// update makes one change to the flag's settings in p.Env through the
+// core, provided they are still at the version the form was rendered with.
+// On success it redirects with msg and the core's warnings; on a
+// validation error or a conflict it renders the flag page with the error
+// next to the control.
+func (u *UI) update(w http.ResponseWriter, r *http.Request, p *page, change func(ctx context.Context, env, flag string, version int64) (core.Change, error), msg func(core.Change) string) error {
+	return u.updateFields(w, r, p, change, msg, settingsFields)
+}
+
+// updateFields is update with fields mapping the core's field names to the
+// page's controls.
+func (u *UI) updateFields(w http.ResponseWriter, r *http.Request, p *page, change func(ctx context.Context, env, flag string, version int64) (core.Change, error), msg func(core.Change) string, fields func(store.FlagSettings) func(string) (string, string)) error {
 	key := r.PathValue("flag")
 	p.Path = "/flags/" + key
-	s, err := u.db.FlagSettings(r.Context(), p.Env, key)
-	if err != nil {
-		return err
-	}
 	version, _ := strconv.ParseInt(r.PostFormValue("version"), 10, 64)
-	var msg string
-	if s.Version != version {
-		err = store.Errorf(store.ECONFLICT, "someone changed this flag in %s since you opened the page; look at it again and redo your change", p.Env)
-	} else {
-		msg, err = change(&s)
-	}
-	if err == nil {
-		_, _, err = u.db.UpdateFlagSettings(r.Context(), s)
-	}
+	ch, err := change(r.Context(), p.Env, key, version)
 	if err != nil {
 		if statusOf(err) == http.StatusInternalServerError || store.ErrorCode(err) == store.ENOTFOUND {
 			return err
 		}
+		if store.ErrorCode(err) == store.ECONFLICT {
+			err = store.Errorf(store.ECONFLICT, "someone changed this flag in %s since you opened the page; look at it again and redo your change", p.Env)
+		}
 		if _, lerr := u.loadDetail(r, p, key); lerr != nil {
 			return lerr
 		}
-		p.fail(err, settingsFields(s))
+		p.fail(err, fields(p.Data.(*detailData).Settings))
 		u.render(w, r, "flag", p)
 		return nil
 	}
-	u.changed(r.Context())
-	u.done(w, r, "/flags/"+key+envQuery(p.Env), msg)
+	text := msg(ch)
+	for _, warning := range ch.Warnings {
+		text += " Note: " + warning + "."
+	}
+	u.done(w, r, "/flags/"+key+envQuery(p.Env), text)
 	return nil
 }
 
@@ -341,45 +348,36 @@ func settingsFields(s store.FlagSettings) func(string) (string, string) {
 	}
 }
 
-func allocation(s *store.FlagSettings, key string) (*store.Allocation, error) {
-	for i := range s.Allocations {
-		if s.Allocations[i].Key == key {
-			return &s.Allocations[i], nil
-		}
+func findAllocation(s store.FlagSettings, key string) (store.Allocation, int) {
+	i := slices.IndexFunc(s.Allocations, func(a store.Allocation) bool { return a.Key == key })
+	if i < 0 {
+		return store.Allocation{}, -1
 	}
-	return nil, store.Errorf(store.ENOTFOUND, "allocation %q not found in %s", key, s.Environment)
+	return s.Allocations[i], i
 }
 
 func (u *UI) setEnabled(w http.ResponseWriter, r *http.Request, p *page) error {
 	on := r.PostFormValue("enabled") == "true"
-	return u.update(w, r, p, func(s *store.FlagSettings) (string, error) {
-		s.Enabled = on
+	return u.update(w, r, p, func(ctx context.Context, env, flag string, version int64) (core.Change, error) {
+		return u.core.SetEnabled(ctx, env, flag, version, on)
+	}, func(ch core.Change) string {
 		if on {
-			return fmt.Sprintf("Turned %s on in %s.", s.Flag, s.Environment), nil
+			return fmt.Sprintf("Turned %s on in %s.", ch.After.Flag, ch.After.Environment)
 		}
-		return fmt.Sprintf("Turned %s off in %s: every subject gets the default value.", s.Flag, s.Environment), nil
+		return fmt.Sprintf("Turned %s off in %s: every subject gets the default value.", ch.After.Flag, ch.After.Environment)
 	})
 }
 
 func (u *UI) setStatus(w http.ResponseWriter, r *http.Request, p *page) error {
-	status := r.PostFormValue("status")
-	return u.update(w, r, p, func(s *store.FlagSettings) (string, error) {
-		a, err := allocation(s, r.PathValue("alloc"))
-		if err != nil {
-			return "", err
+	status, alloc := r.PostFormValue("status"), r.PathValue("alloc")
+	return u.update(w, r, p, func(ctx context.Context, env, flag string, version int64) (core.Change, error) {
+		return u.core.SetStatus(ctx, env, flag, alloc, version, status)
+	}, func(ch core.Change) string {
+		a, _ := findAllocation(ch.After, alloc)
+		if status == store.Running {
+			return fmt.Sprintf("Started %s in %s: %s of subjects are assigned.", a.Key, ch.After.Environment, pct(a.Traffic))
 		}
-		if a.Type != store.Experiment {
-			return "", store.Invalid("status", "only experiments are started and stopped")
-		}
-		switch status {
-		case store.Running:
-			a.Status, s.Enabled = store.Running, true
-			return fmt.Sprintf("Started %s in %s: %s of subjects are assigned.", a.Key, s.Environment, pct(a.Traffic)), nil
-		case store.Stopped:
-			a.Status = store.Stopped
-			return fmt.Sprintf("Stopped %s in %s: no one is assigned; starting it again restores the same assignments.", a.Key, s.Environment), nil
-		}
-		return "", store.Invalid("status", "must be running or stopped")
+		return fmt.Sprintf("Stopped %s in %s: no one is assigned; starting it again restores the same assignments.", a.Key, ch.After.Environment)
 	})
 }
 
@@ -395,33 +393,37 @@ func trafficChange(from, to store.Percent) string {
 }
 
 func (u *UI) setTraffic(w http.ResponseWriter, r *http.Request, p *page) error {
-	return u.update(w, r, p, func(s *store.FlagSettings) (string, error) {
-		a, err := allocation(s, r.PathValue("alloc"))
+	alloc := r.PathValue("alloc")
+	return u.update(w, r, p, func(ctx context.Context, env, flag string, version int64) (core.Change, error) {
+		s, err := u.core.FlagSettings(ctx, env, flag)
 		if err != nil {
-			return "", err
+			return core.Change{}, err
 		}
-		i := slices.IndexFunc(s.Allocations, func(x store.Allocation) bool { return x.Key == a.Key })
-		to, err := parsePercent(fmt.Sprintf("allocations[%d].traffic", i), r.PostFormValue("traffic"))
+		_, i := findAllocation(s, alloc)
+		to, err := parsePercent(fmt.Sprintf("allocations[%d].traffic", max(i, 0)), r.PostFormValue("traffic"))
 		if err != nil {
-			return "", err
+			return core.Change{}, err
 		}
-		from := a.Traffic
-		a.Traffic = to
-		return fmt.Sprintf("Traffic of %s in %s: %s → %s. %s", a.Key, s.Environment, pct(from), pct(to), trafficChange(from, to)), nil
+		return u.core.PatchAllocation(ctx, env, flag, alloc, version, core.AllocationPatch{Traffic: &to})
+	}, func(ch core.Change) string {
+		from, _ := findAllocation(ch.Before, alloc)
+		to, _ := findAllocation(ch.After, alloc)
+		return fmt.Sprintf("Traffic of %s in %s: %s → %s. %s", alloc, ch.After.Environment, pct(from.Traffic), pct(to.Traffic), trafficChange(from.Traffic, to.Traffic))
 	})
 }
 
 func (u *UI) setWeights(w http.ResponseWriter, r *http.Request, p *page) error {
-	return u.update(w, r, p, func(s *store.FlagSettings) (string, error) {
-		a, err := allocation(s, r.PathValue("alloc"))
+	alloc := r.PathValue("alloc")
+	return u.update(w, r, p, func(ctx context.Context, env, flag string, version int64) (core.Change, error) {
+		s, err := u.core.FlagSettings(ctx, env, flag)
 		if err != nil {
-			return "", err
+			return core.Change{}, err
 		}
-		i := slices.IndexFunc(s.Allocations, func(x store.Allocation) bool { return x.Key == a.Key })
-		field := fmt.Sprintf("allocations[%d].weights", i)
-		f, err := u.db.Flag(r.Context(), s.Flag)
+		_, i := findAllocation(s, alloc)
+		field := fmt.Sprintf("allocations[%d].weights", max(i, 0))
+		f, err := u.core.Flag(ctx, flag)
 		if err != nil {
-			return "", err
+			return core.Change{}, err
 		}
 		var ws []store.Weight
 		for _, v := range f.Variations {
@@ -431,15 +433,52 @@ func (u *UI) setWeights(w http.ResponseWriter, r *http.Request, p *page) error {
 			}
 			wt, err := parsePercent(field, raw)
 			if err != nil {
-				return "", store.Invalid(field, "of %s must be a percentage from 0 to 100", v.Key)
+				return core.Change{}, store.Invalid(field, "of %s must be a percentage from 0 to 100", v.Key)
 			}
 			ws = append(ws, store.Weight{Variation: v.Key, Weight: wt})
 		}
+		// The form asks first, as the core warns after: the change
+		// re-randomizes the experiment.
 		if r.PostFormValue("confirm") != "yes" {
-			return "", store.Invalid(field, "changing weights re-randomizes the experiment; tick the box to confirm")
+			return core.Change{}, store.Invalid(field, "changing weights re-randomizes the experiment; tick the box to confirm")
 		}
-		a.Weights = ws
-		return fmt.Sprintf("Changed the weights of %s in %s; the experiment is re-randomized.", a.Key, s.Environment), nil
+		return u.core.PatchAllocation(ctx, env, flag, alloc, version, core.AllocationPatch{Weights: &ws})
+	}, func(ch core.Change) string {
+		return fmt.Sprintf("Changed the weights of %s in %s.", alloc, ch.After.Environment)
+	})
+}
+
+func (u *UI) addRollout(w http.ResponseWriter, r *http.Request, p *page) error {
+	key := strings.TrimSpace(r.PostFormValue("key"))
+	variation := r.PostFormValue("variation")
+	return u.updateFields(w, r, p, func(ctx context.Context, env, flag string, version int64) (core.Change, error) {
+		s, err := u.core.FlagSettings(ctx, env, flag)
+		if err != nil {
+			return core.Change{}, err
+		}
+		field := fmt.Sprintf("allocations[%d]", len(s.Allocations))
+		percent, err := parsePercent(field+".percent", r.PostFormValue("percent"))
+		if err != nil {
+			return core.Change{}, err
+		}
+		a := core.Allocation{Key: key, Type: core.Rollout, Variation: variation, Percent: percent}
+		return u.core.AddAllocation(ctx, env, flag, version, a, -1)
+	}, func(ch core.Change) string {
+		a, _ := findAllocation(ch.After, key)
+		return fmt.Sprintf("Added rollout %s in %s: %s of subjects get %s.", key, ch.After.Environment, pct(a.Percent), a.Variation)
+	}, func(s store.FlagSettings) func(string) (string, string) {
+		prefix := fmt.Sprintf("allocations[%d].", len(s.Allocations))
+		return func(name string) (string, string) {
+			switch strings.TrimPrefix(name, prefix) {
+			case "key":
+				return "rollout-key", "Key"
+			case "variation":
+				return "rollout-variation", "Variation"
+			case "percent":
+				return "rollout-percent", "Subjects"
+			}
+			return "", ""
+		}
 	})
 }
 

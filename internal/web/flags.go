@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/allot-dev/allot/internal/core"
 	"github.com/allot-dev/allot/internal/store"
 	"github.com/allot-dev/allot/internal/ufc"
 )
@@ -17,10 +18,15 @@ import (
 // Statuses shown in the list, in filter order.
 var statuses = []string{"RUNNING", "STOPPED", "DRAFT", "OFF"}
 
-// flagStatus is a flag's status in an environment: OFF when it is off (or
-// has nothing to serve), else its first experiment's status; a flag with no
-// experiment that serves something is RUNNING.
+// flagStatus is a flag's status in an environment: DRAFT when it is off
+// with a draft experiment first, OFF when it is off (or has nothing to
+// serve), else its first experiment's status; a flag with no experiment
+// that serves something is RUNNING.
 func flagStatus(s store.FlagSettings) string {
+	if !s.Enabled && len(s.Allocations) > 0 && s.Allocations[0].Type == store.Experiment && s.Allocations[0].Status == store.Draft {
+		// Created, never started: starting it turns the flag on.
+		return "DRAFT"
+	}
 	if !s.Enabled || len(s.Allocations) == 0 {
 		return "OFF"
 	}
@@ -62,7 +68,7 @@ type listData struct {
 }
 
 func (u *UI) listFlags(w http.ResponseWriter, r *http.Request, p *page) error {
-	cfg, err := u.db.EnvironmentConfig(r.Context(), p.Env)
+	cfg, err := u.core.EnvironmentConfig(r.Context(), p.Env)
 	if err != nil {
 		return err
 	}
@@ -326,19 +332,11 @@ func (u *UI) createFlag(w http.ResponseWriter, r *http.Request, p *page) error {
 	p.Title, p.Nav, p.Data = "New experiment", "new", form
 	flag, alloc, err := form.build()
 	if err == nil {
-		// Validate both halves before writing either.
-		if err = store.ValidateFlag(&flag); err == nil {
-			check := store.FlagSettings{Allocations: []store.Allocation{alloc}}
-			err = store.ValidateSettings(&check, &flag)
-		}
-	}
-	if err == nil {
-		_, err = u.db.CreateFlag(r.Context(), flag)
-	}
-	if err == nil {
-		settings := store.FlagSettings{Flag: flag.Key, Environment: p.Env, Enabled: true, Allocations: []store.Allocation{alloc}}
-		_, _, err = u.db.UpdateFlagSettings(r.Context(), settings)
-		u.changed(r.Context())
+		// The flag and its experiment, in one transaction. Creating an
+		// experiment does not turn the flag on; starting it does
+		// (docs/rules.md).
+		settings := core.FlagSettings{Environment: p.Env, Allocations: []core.Allocation{alloc}}
+		_, _, err = u.core.CreateFlagWith(r.Context(), flag, settings)
 	}
 	if err != nil {
 		if statusOf(err) == http.StatusInternalServerError {

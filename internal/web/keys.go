@@ -26,7 +26,7 @@ func baseURL(r *http.Request) string {
 }
 
 func (u *UI) renderKeys(w http.ResponseWriter, r *http.Request, p *page, d *keysData) error {
-	keys, err := u.db.SDKKeys(r.Context())
+	keys, err := u.core.SDKKeys(r.Context())
 	if err != nil {
 		return err
 	}
@@ -47,7 +47,7 @@ func (u *UI) listKeys(w http.ResponseWriter, r *http.Request, p *page) error {
 
 func (u *UI) createKey(w http.ResponseWriter, r *http.Request, p *page) error {
 	name := strings.TrimSpace(r.PostFormValue("name"))
-	k, err := u.db.CreateSDKKey(r.Context(), p.Env, name)
+	k, err := u.core.CreateSDKKey(r.Context(), p.Env, name)
 	if err != nil {
 		if statusOf(err) == http.StatusInternalServerError {
 			return err
@@ -60,7 +60,6 @@ func (u *UI) createKey(w http.ResponseWriter, r *http.Request, p *page) error {
 		})
 		return u.renderKeys(w, r, p, &keysData{Name: name})
 	}
-	u.changed(r.Context())
 	p.Flash = fmt.Sprintf("Created SDK key %s for %s. Copy the secret now: it is shown only once.", k.Name, k.Environment)
 	return u.renderKeys(w, r, p, &keysData{Created: &k})
 }
@@ -70,10 +69,9 @@ func (u *UI) revokeKey(w http.ResponseWriter, r *http.Request, p *page) error {
 	if err != nil {
 		return store.Errorf(store.ENOTFOUND, "no SDK key %q", r.PathValue("id"))
 	}
-	if err := u.db.RevokeSDKKey(r.Context(), id); err != nil {
+	if err := u.core.RevokeSDKKey(r.Context(), id); err != nil {
 		return err
 	}
-	u.changed(r.Context())
 	u.done(w, r, "/keys"+envQuery(p.Env), "Revoked the SDK key: SDKs using it can no longer fetch the configuration.")
 	return nil
 }

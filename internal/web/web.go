@@ -9,7 +9,6 @@ package web
 
 import (
 	"bytes"
-	"context"
 	"crypto/subtle"
 	"embed"
 	"errors"
@@ -21,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/allot-dev/allot/internal/core"
 	"github.com/allot-dev/allot/internal/httpx"
 	"github.com/allot-dev/allot/internal/publish"
 	"github.com/allot-dev/allot/internal/store"
@@ -41,7 +41,8 @@ const SessionTTL = 12 * time.Hour
 
 // UI serves the web UI. It is an http.Handler meant to be mounted at "/".
 type UI struct {
-	db    *store.DB
+	db    *store.DB // sessions and the assignment table
+	core  *core.Core
 	cache *publish.Cache
 	log   *slog.Logger
 	now   func() time.Time
@@ -49,12 +50,25 @@ type UI struct {
 	h     http.Handler
 }
 
+// Option configures a UI.
+type Option func(*UI)
+
+// WithCore makes the UI call c, rather than a core of its own over db, so
+// that every front end of a process shares one.
+func WithCore(c *core.Core) Option { return func(u *UI) { u.core = c } }
+
 // New returns the UI over db and cache.
-func New(db *store.DB, cache *publish.Cache, log *slog.Logger) *UI {
+func New(db *store.DB, cache *publish.Cache, log *slog.Logger, opts ...Option) *UI {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	u := &UI{db: db, cache: cache, log: log, now: time.Now, pages: parsePages()}
+	// Every change goes through the domain core, as the API's do; it
+	// republishes through the cache after each commit.
+	u.core = core.New(db, core.Options{Listener: cache, Log: log})
+	for _, o := range opts {
+		o(u)
+	}
 	mux := http.NewServeMux()
 	static, _ := fs.Sub(assets, "static")
 	mux.Handle("GET /static/", http.StripPrefix("/static/", staticHandler(static)))
@@ -81,6 +95,7 @@ func New(db *store.DB, cache *publish.Cache, log *slog.Logger) *UI {
 	a("POST /flags/{flag}/allocations/{alloc}/status", u.setStatus)
 	a("POST /flags/{flag}/allocations/{alloc}/traffic", u.setTraffic)
 	a("POST /flags/{flag}/allocations/{alloc}/weights", u.setWeights)
+	a("POST /flags/{flag}/rollouts", u.addRollout)
 	a("GET /keys", u.listKeys)
 	a("POST /keys", u.createKey)
 	a("POST /keys/{id}/revoke", u.revokeKey)
@@ -192,7 +207,7 @@ func (u *UI) authed(h func(http.ResponseWriter, *http.Request, *page) error) htt
 				return
 			}
 		}
-		ctx := store.WithActor(r.Context(), "admin:"+sess.Token.Name+" ("+sess.Token.Prefix+"…)")
+		ctx := core.WithActor(r.Context(), core.TokenActor(sess.Token))
 		r = r.WithContext(ctx)
 		p := &page{Session: &sess, CSRF: sess.CSRF, Path: "/flags"}
 		if r.Method == http.MethodGet {
@@ -225,7 +240,7 @@ func (u *UI) authed(h func(http.ResponseWriter, *http.Request, *page) error) htt
 // environments fills the environment switcher: the env query or form
 // value, else the default environment.
 func (u *UI) environments(r *http.Request, p *page) error {
-	envs, err := u.db.Environments(r.Context())
+	envs, err := u.core.Environments(r.Context())
 	if err != nil {
 		return err
 	}
@@ -296,14 +311,6 @@ func (u *UI) done(w http.ResponseWriter, r *http.Request, to, msg string) {
 	http.SetCookie(w, &http.Cookie{Name: flashCookie, Value: url.QueryEscape(msg), Path: "/", MaxAge: 60,
 		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: httpx.Secure(r)})
 	http.Redirect(w, r, to, http.StatusSeeOther)
-}
-
-// changed republishes after a write, so previews and SDKs served by this
-// replica see it at once.
-func (u *UI) changed(ctx context.Context) {
-	if err := u.cache.Refresh(context.WithoutCancel(ctx)); err != nil {
-		u.log.Error("web UI: republishing after a change failed", "err", err)
-	}
 }
 
 // localPath accepts only a path on this site as a redirect target.

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/allot-dev/allot/internal/core"
 	"github.com/allot-dev/allot/internal/publish"
 	"github.com/allot-dev/allot/internal/store"
 	"github.com/allot-dev/allot/internal/store/storetest"
@@ -24,6 +25,7 @@ import (
 type env struct {
 	t     *testing.T
 	db    *store.DB
+	core  *core.Core // for the tests' own reads and setup
 	cache *publish.Cache
 	srv   *httptest.Server
 	c     *http.Client
@@ -35,7 +37,7 @@ func newEnv(t *testing.T) *env {
 	t.Helper()
 	db := storetest.Open(t, "sqlite")
 	ctx := context.Background()
-	tok, err := db.CreateAdminToken(ctx, "tester")
+	tok, err := core.New(db, core.Options{}).CreateAdminToken(ctx, "tester")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +49,7 @@ func newEnv(t *testing.T) *env {
 	t.Cleanup(srv.Close)
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	return &env{t: t, db: db, cache: cache, srv: srv, c: c, token: tok}
+	return &env{t: t, db: db, core: core.New(db, core.Options{}), cache: cache, srv: srv, c: c, token: tok}
 }
 
 type resp struct {
@@ -228,7 +230,7 @@ func findSetCookie(t *testing.T, e *env, _ []string) string {
 
 func TestSecureCookieOverTLS(t *testing.T) {
 	db := storetest.Open(t, "sqlite")
-	tok, _ := db.CreateAdminToken(context.Background(), "tls")
+	tok, _ := core.New(db, core.Options{}).CreateAdminToken(context.Background(), "tls")
 	cache := publish.NewCache(db, nil)
 	cache.Refresh(context.Background())
 	ui := web.New(db, cache, nil)
@@ -270,7 +272,7 @@ func TestCrossOriginPostRefused(t *testing.T) {
 	if res.StatusCode != http.StatusForbidden {
 		t.Fatalf("cross-origin POST: %d", res.StatusCode)
 	}
-	keys, _ := e.db.SDKKeys(context.Background())
+	keys, _ := e.core.SDKKeys(context.Background())
 	if len(keys) != 0 {
 		t.Fatal("a key was created")
 	}
@@ -279,7 +281,11 @@ func TestCrossOriginPostRefused(t *testing.T) {
 func TestRevokingTheTokenEndsTheSession(t *testing.T) {
 	e := newEnv(t)
 	e.signIn()
-	if err := e.db.RevokeAdminToken(context.Background(), e.token.ID); err != nil {
+	// Another token exists: the last one cannot be revoked.
+	if _, err := e.core.CreateAdminToken(context.Background(), "spare"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.core.RevokeAdminToken(context.Background(), e.token.ID); err != nil {
 		t.Fatal(err)
 	}
 	if r := e.get("/flags"); r.status != http.StatusSeeOther {
@@ -310,11 +316,11 @@ func TestCreateExperimentValidation(t *testing.T) {
 		{"bad key", func(f url.Values) { f.Set("key", "no spaces") }, "key-error", "Key: must be 1 to 128"},
 		{"weights", func(f url.Values) { f.Set("var_weight_1", "40") }, "variations-error", "must sum to 100, not 90"},
 		{"weight not a number", func(f url.Values) { f.Set("var_weight_1", "lots") }, "var-1-error", "Variation 2 weight"},
-		{"duplicate variation", func(f url.Values) { f.Set("var_key_1", "control") }, "var-1-error", "duplicate variation"},
+		{"duplicate variation", func(f url.Values) { f.Set("var_key_1", "control") }, "var-1-error", "appears twice"},
 		{"integer value", func(f url.Values) { f.Set("type", "INTEGER") }, "var-0-error", "Variation 1 value"},
 		{"traffic", func(f url.Values) { f.Set("traffic", "120") }, "traffic-error", "Traffic allocation: must be a percentage"},
 		{"regex", func(f url.Values) { f.Set("cond_op_1", "MATCHES"); f.Set("cond_value_1", "(") }, "cond-1-error", "Condition 2 value"},
-		{"version operand", func(f url.Values) { f.Set("cond_value_1", "new") }, "cond-1-error", "number or a MAJOR.MINOR.PATCH"},
+		{"version operand", func(f url.Values) { f.Set("cond_value_1", "new") }, "cond-1-error", "needs a number or a version"},
 		{"no attribute", func(f url.Values) { f.Set("cond_attr_0", "") }, "cond-0-error", "Condition 1 attribute: is required"},
 		{"dates", func(f url.Values) { f.Set("start", "2026-05-01T00:00"); f.Set("end", "2026-04-01T00:00") }, "end-error", "End: is before startAt"},
 		{"bad date", func(f url.Values) { f.Set("start", "tomorrow") }, "start-error", "Start: must be a date"},
@@ -328,7 +334,7 @@ func TestCreateExperimentValidation(t *testing.T) {
 		})
 	}
 	// Nothing was created half-way.
-	flags, _ := e.db.Flags(context.Background())
+	flags, _ := e.core.Flags(context.Background())
 	if len(flags) != 0 {
 		t.Fatalf("flags created: %v", flags)
 	}
@@ -352,16 +358,16 @@ func TestExperimentLifecycle(t *testing.T) {
 		"control 50 % / treatment 50 %", `&#34;key&#34;: &#34;checkout&#34;`)
 	want(t, e.get("/flags?env=production"), 200, `href="/flags/checkout?env=production"`, "DRAFT", "10 %")
 	want(t, e.get("/flags?env=production&status=RUNNING"), 200, "No flag matches")
-	if _, err := e.db.CreateEnvironment(ctx, "staging"); err != nil {
+	if _, err := e.core.CreateEnvironment(ctx, "staging"); err != nil {
 		t.Fatal(err)
 	}
 	want(t, e.get("/flags?env=staging"), 200, `<option value="staging" selected>`, `href="/flags/checkout?env=staging"`, `class="badge off">OFF`)
 	want(t, e.get("/flags/checkout?env=staging"), 200, "No allocations in staging", `href="/flags/checkout?env=production"`)
 	want(t, e.get("/flags?env=production&q=button"), 200, `href="/flags/checkout?env=production"`)
 
-	s, _ := e.db.FlagSettings(ctx, "production", "checkout")
+	s, _ := e.core.FlagSettings(ctx, "production", "checkout")
 	version := func() string {
-		s, _ := e.db.FlagSettings(ctx, "production", "checkout")
+		s, _ := e.core.FlagSettings(ctx, "production", "checkout")
 		return itoa(s.Version)
 	}
 	start := url.Values{"env": {"production"}, "version": {version()}, "status": {"running"}}
@@ -369,7 +375,8 @@ func TestExperimentLifecycle(t *testing.T) {
 	if r.status != http.StatusSeeOther {
 		t.Fatalf("start: %d %s", r.status, r.body)
 	}
-	want(t, e.get(r.loc), 200, `id="status">RUNNING`, "Started checkout")
+	// The flag was off (a draft): starting turns it on, and the page says so.
+	want(t, e.get(r.loc), 200, `id="status">RUNNING`, "Started checkout", "flag checkout is now on in production")
 
 	// A stale version: a conflict, shown on the page.
 	stale := url.Values{"env": {"production"}, "version": {itoa(s.Version)}, "traffic": {"50"}}
@@ -391,7 +398,7 @@ func TestExperimentLifecycle(t *testing.T) {
 		`id="weights-checkout-error"`, "re-randomizes the experiment; tick the box")
 	w.Set("confirm", "yes")
 	r = e.post("/flags/checkout/allocations/checkout/weights", w)
-	want(t, e.get(r.loc), 200, "control 30 % / treatment 70 %", "re-randomized")
+	want(t, e.get(r.loc), 200, "control 30 % / treatment 70 %", "changing weights re-randomizes it") // the core's warning
 
 	// Preview: the engine answers.
 	want(t, e.get("/flags/checkout?env=production&subject=u1&attrs="+url.QueryEscape("country = FR\nage = 12")), 200,
@@ -441,7 +448,7 @@ func TestSDKKeys(t *testing.T) {
 		t.Fatal("new key not published")
 	}
 	e.cache.FlushUse(ctx)
-	keys, _ := e.db.SDKKeys(ctx)
+	keys, _ := e.core.SDKKeys(ctx)
 	r = e.get("/keys")
 	want(t, r, 200, keys[0].Prefix+"…", "checkout-service", "production")
 	if strings.Contains(r.body, secret[1]) {
@@ -462,7 +469,7 @@ func TestAuditPages(t *testing.T) {
 	e.signIn()
 	ctx := store.WithActor(context.Background(), "seeder")
 	for i := range 60 {
-		if _, err := e.db.CreateSDKKey(ctx, "production", "key-"+strconv.Itoa(i)); err != nil {
+		if _, err := e.core.CreateSDKKey(ctx, "production", "key-"+strconv.Itoa(i)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -543,4 +550,26 @@ func TestAssignmentSummary(t *testing.T) {
 	if !strings.Contains(r.body, "p = ") {
 		t.Fatalf("no p-value on the page")
 	}
+}
+
+// TestAddRollout: the flag page adds a rollout through the core, and
+// shows the core's field errors next to the control.
+func TestAddRollout(t *testing.T) {
+	e := newEnv(t)
+	e.signIn()
+	r := e.post("/flags/new?env=production", experimentForm("checkout"))
+	if r.status != http.StatusSeeOther {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	version := func() string {
+		s, _ := e.core.FlagSettings(context.Background(), "production", "checkout")
+		return itoa(s.Version)
+	}
+	bad := url.Values{"env": {"production"}, "version": {version()}, "key": {"ramp"}, "variation": {"treatment"}, "percent": {"abc"}}
+	want(t, e.post("/flags/checkout/rollouts", bad), http.StatusUnprocessableEntity, `id="rollout-percent-error"`, "Subjects: must be a percentage")
+	nokey := url.Values{"env": {"production"}, "version": {version()}, "key": {"no spaces"}, "variation": {"treatment"}, "percent": {"25"}}
+	want(t, e.post("/flags/checkout/rollouts", nokey), http.StatusUnprocessableEntity, `id="rollout-key-error"`)
+	ok := url.Values{"env": {"production"}, "version": {version()}, "key": {"ramp"}, "variation": {"treatment"}, "percent": {"25"}}
+	r = e.post("/flags/checkout/rollouts", ok)
+	want(t, e.get(r.loc), 200, "Added rollout ramp in production: 25 % of subjects get treatment.", "Rollout: 25 % of all subjects get treatment.")
 }

@@ -1,4 +1,4 @@
-package store_test
+package core_test
 
 import (
 	"context"
@@ -8,37 +8,56 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/allot-dev/allot/internal/core"
 	"github.com/allot-dev/allot/internal/store"
 	"github.com/allot-dev/allot/internal/store/storetest"
 	"github.com/allot-dev/allot/internal/ufc"
 )
 
-// The conformance suite: every test runs against SQLite and PostgreSQL.
-func forEachDB(t *testing.T, fn func(t *testing.T, db *store.DB)) {
+// The conformance suite of the operations (moved from internal/store, which
+// is SQL only now): every test runs against SQLite and PostgreSQL. ops
+// gives the core the old method shapes, so the suite reads as it did.
+
+type ops struct{ *core.Core }
+
+func (o *ops) UpdateFlagSettings(ctx context.Context, s core.FlagSettings) (before, after core.FlagSettings, err error) {
+	ch, err := o.UpdateSettings(ctx, s)
+	return ch.Before, ch.After, err
+}
+
+func (o *ops) AuthenticateAdmin(ctx context.Context, secret string) (core.AdminToken, error) {
+	return o.Authenticate(ctx, secret)
+}
+
+func (o *ops) Audit(ctx context.Context, limit int, before int64) ([]core.AuditEntry, error) {
+	p, err := o.Core.Audit(ctx, limit, before)
+	return p.Entries, err
+}
+func forEachOps(t *testing.T, fn func(t *testing.T, db *ops)) {
 	t.Helper()
 	for _, d := range storetest.Dialects() {
 		t.Run(d, func(t *testing.T) {
 			t.Parallel()
-			fn(t, storetest.Open(t, d))
+			fn(t, &ops{core.New(storetest.Open(t, d), core.Options{})})
 		})
 	}
 }
 
 func wantCode(t *testing.T, err error, code string) {
 	t.Helper()
-	if got := store.ErrorCode(err); got != code {
+	if got := core.ErrorCode(err); got != code {
 		t.Fatalf("error %v: code %q, want %q", err, got, code)
 	}
 }
 
 func ctxAs(actor string) context.Context {
-	return store.WithActor(context.Background(), actor)
+	return core.WithActor(context.Background(), actor)
 }
 
-func colorFlag() store.Flag {
-	return store.Flag{
+func colorFlag() core.Flag {
+	return core.Flag{
 		Key: "color", Description: "button color", VariationType: ufc.TypeString,
-		Variations: []store.Variation{
+		Variations: []core.Variation{
 			{Key: "red", Value: json.RawMessage(`"red"`)},
 			{Key: "blue", Value: json.RawMessage(` "blue" `)},
 		},
@@ -46,7 +65,7 @@ func colorFlag() store.Flag {
 }
 
 func TestEnvironments(t *testing.T) {
-	forEachDB(t, func(t *testing.T, db *store.DB) {
+	forEachOps(t, func(t *testing.T, db *ops) {
 		ctx := ctxAs("tester")
 		envs, err := db.Environments(ctx)
 		if err != nil || len(envs) != 1 || envs[0].Name != "production" {
@@ -57,11 +76,11 @@ func TestEnvironments(t *testing.T) {
 			t.Fatalf("create: %+v, %v", e, err)
 		}
 		_, err = db.CreateEnvironment(ctx, "staging")
-		wantCode(t, err, store.ECONFLICT)
+		wantCode(t, err, core.ECONFLICT)
 		_, err = db.CreateEnvironment(ctx, "no spaces")
-		wantCode(t, err, store.EINVALID)
+		wantCode(t, err, core.EINVALID)
 		_, err = db.Environment(ctx, "nope")
-		wantCode(t, err, store.ENOTFOUND)
+		wantCode(t, err, core.ENOTFOUND)
 		envs, _ = db.Environments(ctx)
 		if len(envs) != 2 {
 			t.Fatalf("environments: %v", envs)
@@ -70,7 +89,7 @@ func TestEnvironments(t *testing.T) {
 }
 
 func TestFlags(t *testing.T) {
-	forEachDB(t, func(t *testing.T, db *store.DB) {
+	forEachOps(t, func(t *testing.T, db *ops) {
 		ctx := ctxAs("tester")
 		prod, _ := db.Environment(ctx, "production")
 		f, err := db.CreateFlag(ctx, colorFlag())
@@ -84,12 +103,12 @@ func TestFlags(t *testing.T) {
 			t.Fatalf("revision not bumped: %d -> %d", prod.Revision, p2.Revision)
 		}
 		_, err = db.CreateFlag(ctx, colorFlag())
-		wantCode(t, err, store.ECONFLICT)
+		wantCode(t, err, core.ECONFLICT)
 
 		bad := colorFlag()
 		bad.Variations[0].Value = json.RawMessage(`3`)
 		_, err = db.CreateFlag(ctx, bad)
-		wantCode(t, err, store.EINVALID)
+		wantCode(t, err, core.EINVALID)
 		if !strings.Contains(err.Error(), "variations[0].value") {
 			t.Fatalf("error does not name the field: %v", err)
 		}
@@ -100,28 +119,28 @@ func TestFlags(t *testing.T) {
 			t.Fatalf("update: %+v, %v", f2, err)
 		}
 		_, err = db.UpdateFlag(ctx, f) // stale version 1
-		wantCode(t, err, store.ECONFLICT)
+		wantCode(t, err, core.ECONFLICT)
 		f2.VariationType = ufc.TypeInteger
 		_, err = db.UpdateFlag(ctx, f2)
-		wantCode(t, err, store.EINVALID)
+		wantCode(t, err, core.EINVALID)
 
 		flags, err := db.Flags(ctx)
 		if err != nil || len(flags) != 1 {
 			t.Fatalf("list: %v %v", flags, err)
 		}
-		wantCode(t, db.DeleteFlag(ctx, "color", 1), store.ECONFLICT)
+		wantCode(t, db.DeleteFlag(ctx, "color", 1), core.ECONFLICT)
 		if err := db.DeleteFlag(ctx, "color", 2); err != nil {
 			t.Fatal(err)
 		}
 		_, err = db.Flag(ctx, "color")
-		wantCode(t, err, store.ENOTFOUND)
+		wantCode(t, err, core.ENOTFOUND)
 	})
 }
 
 func TestIntegerValuesNormalized(t *testing.T) {
-	forEachDB(t, func(t *testing.T, db *store.DB) {
-		f, err := db.CreateFlag(ctxAs("t"), store.Flag{Key: "n", VariationType: ufc.TypeInteger,
-			Variations: []store.Variation{{Key: "a", Value: json.RawMessage(`1.0`)}, {Key: "b", Value: json.RawMessage(`2e2`)}}})
+	forEachOps(t, func(t *testing.T, db *ops) {
+		f, err := db.CreateFlag(ctxAs("t"), core.Flag{Key: "n", VariationType: ufc.TypeInteger,
+			Variations: []core.Variation{{Key: "a", Value: json.RawMessage(`1.0`)}, {Key: "b", Value: json.RawMessage(`2e2`)}}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -131,13 +150,13 @@ func TestIntegerValuesNormalized(t *testing.T) {
 	})
 }
 
-func experiment(traffic store.Percent) store.Allocation {
-	return store.Allocation{Key: "exp", Type: store.Experiment, Status: store.Running, Traffic: traffic,
-		Weights: []store.Weight{{Variation: "red", Weight: 5000}, {Variation: "blue", Weight: 5000}}}
+func colorExperiment(traffic core.Percent) core.Allocation {
+	return core.Allocation{Key: "exp", Type: core.Experiment, Status: core.Running, Traffic: traffic,
+		Weights: []core.Weight{{Variation: "red", Weight: 5000}, {Variation: "blue", Weight: 5000}}}
 }
 
 func TestFlagSettings(t *testing.T) {
-	forEachDB(t, func(t *testing.T, db *store.DB) {
+	forEachOps(t, func(t *testing.T, db *ops) {
 		ctx := ctxAs("alice")
 		if _, err := db.CreateFlag(ctx, colorFlag()); err != nil {
 			t.Fatal(err)
@@ -147,9 +166,9 @@ func TestFlagSettings(t *testing.T) {
 			t.Fatalf("fresh settings %+v, %v", s, err)
 		}
 		s.Enabled = true
-		exp := experiment(1000)
+		exp := colorExperiment(1000)
 		exp.TrafficSalt = "chosen-by-client"
-		s.Allocations = []store.Allocation{exp, {Key: "rest", Type: store.Rollout, Percent: 10000, Variation: "blue"}}
+		s.Allocations = []core.Allocation{exp, {Key: "rest", Type: core.Rollout, Percent: 10000, Variation: "blue"}}
 		_, after, err := db.UpdateFlagSettings(ctx, s)
 		if err != nil {
 			t.Fatal(err)
@@ -175,13 +194,13 @@ func TestFlagSettings(t *testing.T) {
 		}
 		// A stale version conflicts.
 		_, _, err = db.UpdateFlagSettings(ctx, after)
-		wantCode(t, err, store.ECONFLICT)
+		wantCode(t, err, core.ECONFLICT)
 
 		// An unknown variation is a validation error naming the field.
 		bad := again
-		bad.Allocations = []store.Allocation{{Key: "x", Type: store.Targeted, Variation: "green"}}
+		bad.Allocations = []core.Allocation{{Key: "x", Type: core.Targeted, Variation: "green"}}
 		_, _, err = db.UpdateFlagSettings(ctx, bad)
-		wantCode(t, err, store.EINVALID)
+		wantCode(t, err, core.EINVALID)
 		if !strings.Contains(err.Error(), "allocations[0].variation") {
 			t.Fatalf("error does not name the field: %v", err)
 		}
@@ -189,7 +208,7 @@ func TestFlagSettings(t *testing.T) {
 		f, _ := db.Flag(ctx, "color")
 		f.Variations = f.Variations[:1]
 		_, err = db.UpdateFlag(ctx, f)
-		wantCode(t, err, store.EINVALID)
+		wantCode(t, err, core.EINVALID)
 
 		// The environment config carries it.
 		cfg, err := db.EnvironmentConfig(ctx, "production")
@@ -206,31 +225,31 @@ func TestFlagSettings(t *testing.T) {
 }
 
 func TestSettingsValidation(t *testing.T) {
-	forEachDB(t, func(t *testing.T, db *store.DB) {
+	forEachOps(t, func(t *testing.T, db *ops) {
 		ctx := ctxAs("t")
 		db.CreateFlag(ctx, colorFlag())
 		cases := []struct {
-			alloc store.Allocation
+			alloc core.Allocation
 			field string
 		}{
-			{store.Allocation{Key: "e", Type: store.Experiment, Traffic: 100, Weights: []store.Weight{{Variation: "red", Weight: 4000}}}, "allocations[0].weights"},
-			{store.Allocation{Key: "e", Type: store.Experiment, Traffic: -1, Weights: []store.Weight{{Variation: "red", Weight: 10000}}}, "allocations[0].traffic"},
-			{store.Allocation{Key: "e", Type: store.Experiment, Status: "paused", Weights: []store.Weight{{Variation: "red", Weight: 10000}}}, "allocations[0].status"},
-			{store.Allocation{Key: "r", Type: store.Rollout, Percent: 50, Variation: "red", Rules: []store.Rule{{Conditions: []store.Condition{{Attribute: "a", Operator: "MATCHES", Value: json.RawMessage(`"(["`)}}}}}, "allocations[0].rules[0].conditions[0].value"},
-			{store.Allocation{Key: "r", Type: store.Rollout, Percent: 50, Variation: "red", Rules: []store.Rule{{Conditions: []store.Condition{{Attribute: "a", Operator: "GT", Value: json.RawMessage(`"1.2.x"`)}}}}}, "allocations[0].rules[0].conditions[0].value"},
-			{store.Allocation{Key: "r", Type: store.Rollout, Percent: 50, Variation: "red", Rules: []store.Rule{{Conditions: []store.Condition{{Attribute: "a", Operator: "EQUALS", Value: json.RawMessage(`"x"`)}}}}}, "allocations[0].rules[0].conditions[0].operator"},
-			{store.Allocation{Key: "t", Type: "feature"}, "allocations[0].type"},
+			{core.Allocation{Key: "e", Type: core.Experiment, Traffic: 100, Weights: []core.Weight{{Variation: "red", Weight: 4000}}}, "allocations[0].weights"},
+			{core.Allocation{Key: "e", Type: core.Experiment, Traffic: -1, Weights: []core.Weight{{Variation: "red", Weight: 10000}}}, "allocations[0].traffic"},
+			{core.Allocation{Key: "e", Type: core.Experiment, Status: "paused", Weights: []core.Weight{{Variation: "red", Weight: 10000}}}, "allocations[0].status"},
+			{core.Allocation{Key: "r", Type: core.Rollout, Percent: 50, Variation: "red", Rules: []core.Rule{{Conditions: []core.Condition{{Attribute: "a", Operator: "MATCHES", Value: json.RawMessage(`"(["`)}}}}}, "allocations[0].rules[0].conditions[0].value"},
+			{core.Allocation{Key: "r", Type: core.Rollout, Percent: 50, Variation: "red", Rules: []core.Rule{{Conditions: []core.Condition{{Attribute: "a", Operator: "GT", Value: json.RawMessage(`"1.2.x"`)}}}}}, "allocations[0].rules[0].conditions[0].value"},
+			{core.Allocation{Key: "r", Type: core.Rollout, Percent: 50, Variation: "red", Rules: []core.Rule{{Conditions: []core.Condition{{Attribute: "a", Operator: "EQUALS", Value: json.RawMessage(`"x"`)}}}}}, "allocations[0].rules[0].conditions[0].operator"},
+			{core.Allocation{Key: "t", Type: "feature"}, "allocations[0].type"},
 		}
 		for _, c := range cases {
-			_, _, err := db.UpdateFlagSettings(ctx, store.FlagSettings{Flag: "color", Environment: "production", Allocations: []store.Allocation{c.alloc}})
-			wantCode(t, err, store.EINVALID)
+			_, _, err := db.UpdateFlagSettings(ctx, core.FlagSettings{Flag: "color", Environment: "production", Allocations: []core.Allocation{c.alloc}})
+			wantCode(t, err, core.EINVALID)
 			if !strings.HasPrefix(err.Error(), c.field+":") {
 				t.Errorf("%+v: error %q does not name %s", c.alloc, err, c.field)
 			}
 		}
 		// Condition values are normalized to the forms all SDKs agree on.
-		s := store.FlagSettings{Flag: "color", Environment: "production", Allocations: []store.Allocation{{Key: "t", Type: store.Targeted, Variation: "red",
-			Rules: []store.Rule{{Conditions: []store.Condition{
+		s := core.FlagSettings{Flag: "color", Environment: "production", Allocations: []core.Allocation{{Key: "t", Type: core.Targeted, Variation: "red",
+			Rules: []core.Rule{{Conditions: []core.Condition{
 				{Attribute: "a", Operator: "ONE_OF", Value: json.RawMessage(`[true, 42, "x"]`)},
 				{Attribute: "b", Operator: "GTE", Value: json.RawMessage(`"10"`)},
 				{Attribute: "c", Operator: "GTE", Value: json.RawMessage(`"1.2.3"`)},
@@ -247,7 +266,7 @@ func TestSettingsValidation(t *testing.T) {
 }
 
 func TestConcurrentEditsConflict(t *testing.T) {
-	forEachDB(t, func(t *testing.T, db *store.DB) {
+	forEachOps(t, func(t *testing.T, db *ops) {
 		ctx := ctxAs("t")
 		db.CreateFlag(ctx, colorFlag())
 		var wg sync.WaitGroup
@@ -256,16 +275,16 @@ func TestConcurrentEditsConflict(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				_, _, errs[i] = db.UpdateFlagSettings(ctx, store.FlagSettings{Flag: "color", Environment: "production", Enabled: i%2 == 0})
+				_, _, errs[i] = db.UpdateFlagSettings(ctx, core.FlagSettings{Flag: "color", Environment: "production", Enabled: i%2 == 0})
 			}()
 		}
 		wg.Wait()
 		ok := 0
 		for _, err := range errs {
-			switch store.ErrorCode(err) {
+			switch core.ErrorCode(err) {
 			case "":
 				ok++
-			case store.ECONFLICT:
+			case core.ECONFLICT:
 			default:
 				t.Errorf("unexpected error %v", err)
 			}
@@ -277,18 +296,18 @@ func TestConcurrentEditsConflict(t *testing.T) {
 }
 
 func TestKeysAndTokens(t *testing.T) {
-	forEachDB(t, func(t *testing.T, db *store.DB) {
+	forEachOps(t, func(t *testing.T, db *ops) {
 		ctx := ctxAs("t")
 		k, err := db.CreateSDKKey(ctx, "production", "web")
-		if err != nil || !strings.HasPrefix(k.Secret, store.SDKKeyPrefix) || !strings.HasPrefix(k.Secret, k.Prefix) {
+		if err != nil || !strings.HasPrefix(k.Secret, core.SDKKeyPrefix) || !strings.HasPrefix(k.Secret, k.Prefix) {
 			t.Fatalf("key %+v, %v", k, err)
 		}
 		cfg, _ := db.EnvironmentConfig(ctx, "production")
-		if len(cfg.KeyHashes) != 1 || cfg.KeyHashes[0] != store.HashSecret(k.Secret) {
+		if len(cfg.KeyHashes) != 1 || cfg.KeyHashes[0] != core.HashSecret(k.Secret) {
 			t.Fatalf("key hashes %v", cfg.KeyHashes)
 		}
 		_, err = db.CreateSDKKey(ctx, "nope", "web")
-		wantCode(t, err, store.ENOTFOUND)
+		wantCode(t, err, core.ENOTFOUND)
 		keys, _ := db.SDKKeys(ctx)
 		if len(keys) != 1 || keys[0].Secret != "" {
 			t.Fatalf("list %+v", keys)
@@ -296,14 +315,14 @@ func TestKeysAndTokens(t *testing.T) {
 		if err := db.RevokeSDKKey(ctx, k.ID); err != nil {
 			t.Fatal(err)
 		}
-		wantCode(t, db.RevokeSDKKey(ctx, k.ID), store.ENOTFOUND)
+		wantCode(t, db.RevokeSDKKey(ctx, k.ID), core.ENOTFOUND)
 		cfg, _ = db.EnvironmentConfig(ctx, "production")
 		if len(cfg.KeyHashes) != 0 {
 			t.Fatalf("revoked key still live")
 		}
 
 		first, err := db.Bootstrap(ctx, "")
-		if err != nil || !strings.HasPrefix(first, store.AdminTokenPrefix) {
+		if err != nil || !strings.HasPrefix(first, core.AdminTokenPrefix) {
 			t.Fatalf("bootstrap %q %v", first, err)
 		}
 		if again, err := db.Bootstrap(ctx, ""); again != "" || err != nil {
@@ -314,7 +333,7 @@ func TestKeysAndTokens(t *testing.T) {
 			t.Fatalf("auth %+v %v", tok, err)
 		}
 		_, err = db.AuthenticateAdmin(ctx, first+"x")
-		wantCode(t, err, store.EUNAUTHORIZED)
+		wantCode(t, err, core.EUNAUTHORIZED)
 		if _, err := db.Bootstrap(ctx, "allot_admin_given-by-env-var"); err != nil {
 			t.Fatal(err)
 		}
@@ -336,12 +355,12 @@ func TestKeysAndTokens(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err = db.AuthenticateAdmin(ctx, first)
-		wantCode(t, err, store.EUNAUTHORIZED)
+		wantCode(t, err, core.EUNAUTHORIZED)
 	})
 }
 
 func TestAudit(t *testing.T) {
-	forEachDB(t, func(t *testing.T, db *store.DB) {
+	forEachOps(t, func(t *testing.T, db *ops) {
 		db.CreateFlag(ctxAs("alice"), colorFlag())
 		s, _ := db.FlagSettings(ctxAs("bob"), "production", "color")
 		s.Enabled = true
@@ -372,14 +391,14 @@ func TestReopenKeepsData(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			db.CreateFlag(ctxAs("t"), colorFlag())
+			core.New(db, core.Options{}).CreateFlag(ctxAs("t"), colorFlag())
 			db.Close()
 			db, err = store.Open(context.Background(), dsn, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer db.Close()
-			if _, err := db.Flag(context.Background(), "color"); err != nil {
+			if _, err := core.New(db, core.Options{}).Flag(context.Background(), "color"); err != nil {
 				t.Fatal(err)
 			}
 		})

@@ -1,8 +1,4 @@
-// Package store holds the server's domain types (environments, flags, their
-// per-environment allocations, SDK keys, admin tokens, the audit log) and
-// the one SQL implementation that persists them, over database/sql with a
-// SQLite and a PostgreSQL dialect. Migrations are embedded and run by Open.
-package store
+package core
 
 import (
 	"encoding/json"

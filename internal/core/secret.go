@@ -1,7 +1,6 @@
-package store
+package core
 
 import (
-	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -41,19 +40,4 @@ func randomSalt() string {
 	var b [8]byte
 	rand.Read(b[:])
 	return hex.EncodeToString(b[:])
-}
-
-type actorKey struct{}
-
-// WithActor names who makes the changes done with ctx, for the audit log.
-func WithActor(ctx context.Context, actor string) context.Context {
-	return context.WithValue(ctx, actorKey{}, actor)
-}
-
-// Actor returns the actor WithActor stored in ctx, or "system".
-func Actor(ctx context.Context) string {
-	if a, ok := ctx.Value(actorKey{}).(string); ok && a != "" {
-		return a
-	}
-	return "system"
 }

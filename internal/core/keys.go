@@ -1,0 +1,196 @@
+package core
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/hex"
+	"strings"
+)
+
+// SDKKeys lists SDK keys, revoked ones included.
+func (c *Core) SDKKeys(ctx context.Context) ([]SDKKey, error) {
+	var out []SDKKey
+	err := c.store.Read(ctx, func(tx Tx) (err error) {
+		out, err = tx.SDKKeys()
+		return err
+	})
+	return out, err
+}
+
+// CreateSDKKey creates an SDK key for an environment. The returned key
+// carries the secret, which is not stored and cannot be shown again.
+func (c *Core) CreateSDKKey(ctx context.Context, env, name string) (SDKKey, error) {
+	name = strings.TrimSpace(name)
+	if env == "" {
+		return SDKKey{}, Invalid("environment", "is required")
+	}
+	if err := checkText("name", name, MaxNameLength, true); err != nil {
+		return SDKKey{}, err
+	}
+	secret, prefix, hash := newSecret(SDKKeyPrefix)
+	var k SDKKey
+	err := c.store.Write(ctx, func(tx Tx) (err error) {
+		if k, err = tx.InsertSDKKey(env, name, prefix, hash); err != nil {
+			return err
+		}
+		if err := tx.Bump(env); err != nil {
+			return err
+		}
+		return c.audit(ctx, tx, "create", "sdk_key", prefix, env, nil, k)
+	})
+	if err != nil {
+		return SDKKey{}, err
+	}
+	c.changed(env)
+	k.Secret = secret
+	return k, nil
+}
+
+// RevokeSDKKey revokes an SDK key; servers stop accepting it within a poll.
+func (c *Core) RevokeSDKKey(ctx context.Context, id int64) error {
+	var k SDKKey
+	err := c.store.Write(ctx, func(tx Tx) (err error) {
+		if k, err = tx.RevokeSDKKey(id); err != nil {
+			return err
+		}
+		if err := tx.Bump(k.Environment); err != nil {
+			return err
+		}
+		return c.audit(ctx, tx, "revoke", "sdk_key", k.Prefix, k.Environment, nil, nil)
+	})
+	if err == nil {
+		c.changed(k.Environment)
+	}
+	return err
+}
+
+// AdminTokens lists admin tokens, revoked ones included.
+func (c *Core) AdminTokens(ctx context.Context) ([]AdminToken, error) {
+	var out []AdminToken
+	err := c.store.Read(ctx, func(tx Tx) (err error) {
+		out, err = tx.AdminTokens()
+		return err
+	})
+	return out, err
+}
+
+// CreateAdminToken creates an admin token; the secret is returned once.
+func (c *Core) CreateAdminToken(ctx context.Context, name string) (AdminToken, error) {
+	name = strings.TrimSpace(name)
+	if err := checkText("name", name, MaxNameLength, true); err != nil {
+		return AdminToken{}, err
+	}
+	secret, prefix, hash := newSecret(AdminTokenPrefix)
+	t, err := c.insertAdminToken(ctx, name, prefix, hash)
+	if err != nil {
+		return AdminToken{}, err
+	}
+	t.Secret = secret
+	return t, nil
+}
+
+func (c *Core) insertAdminToken(ctx context.Context, name, prefix, hash string) (AdminToken, error) {
+	var t AdminToken
+	err := c.store.Write(ctx, func(tx Tx) (err error) {
+		if t, err = tx.InsertAdminToken(name, prefix, hash); err != nil {
+			return err
+		}
+		return c.audit(ctx, tx, "create", "admin_token", prefix, "", nil, t)
+	})
+	return t, err
+}
+
+// RevokeAdminToken revokes an admin token and ends its web sessions. The
+// last live token cannot be revoked: nobody could sign in again.
+func (c *Core) RevokeAdminToken(ctx context.Context, id int64) error {
+	return c.store.Write(ctx, func(tx Tx) error {
+		n, err := tx.LiveAdminTokens()
+		if err != nil {
+			return err
+		}
+		t, err := tx.RevokeAdminToken(id)
+		if err != nil {
+			return err
+		}
+		if n <= 1 {
+			return Errorf(ECONFLICT, "admin token %d is the last live one: create another before revoking it, or nobody can manage this server", id)
+		}
+		return c.audit(ctx, tx, "revoke", "admin_token", t.Prefix, "", nil, nil)
+	})
+}
+
+// Authenticate returns the live admin token whose secret is given, or an
+// EUNAUTHORIZED error. The stored hash is compared in constant time.
+func (c *Core) Authenticate(ctx context.Context, secret string) (AdminToken, error) {
+	unauthorized := Errorf(EUNAUTHORIZED, "invalid or revoked admin token")
+	if secret == "" {
+		return AdminToken{}, unauthorized
+	}
+	want := HashSecret(secret)
+	var t AdminToken
+	var stored string
+	err := c.store.Read(ctx, func(tx Tx) (err error) {
+		t, stored, err = tx.AdminTokenByHash(hex.EncodeToString(want[:]))
+		return err
+	})
+	if ErrorCode(err) == ENOTFOUND {
+		return AdminToken{}, unauthorized
+	}
+	if err != nil {
+		return AdminToken{}, err
+	}
+	if t.RevokedAt != nil {
+		return AdminToken{}, unauthorized
+	}
+	got, err := hex.DecodeString(stored)
+	if err != nil || subtle.ConstantTimeCompare(got, want[:]) != 1 {
+		return AdminToken{}, unauthorized
+	}
+	return t, nil
+}
+
+// Bootstrap runs on every start. The first start of a database creates an
+// admin token: the one given (ALLOT_ADMIN_TOKEN), or a random one returned
+// as created so the caller can print it once. A token given on a later
+// start is added if the database does not know it yet.
+func (c *Core) Bootstrap(ctx context.Context, given string) (created string, err error) {
+	ctx = WithActor(ctx, "system:bootstrap")
+	if given != "" && len(given) < minSecretTokenBytes {
+		return "", Invalid("ALLOT_ADMIN_TOKEN", "must be at least %d characters", minSecretTokenBytes)
+	}
+	var first bool
+	if err := c.store.Write(ctx, func(tx Tx) (err error) {
+		first, err = tx.MarkBootstrapped()
+		return err
+	}); err != nil {
+		return "", err
+	}
+	if given != "" {
+		hash := HashSecretHex(given)
+		var known bool
+		err := c.store.Read(ctx, func(tx Tx) error {
+			_, _, err := tx.AdminTokenByHash(hash)
+			if ErrorCode(err) == ENOTFOUND {
+				return nil
+			}
+			known = err == nil
+			return err
+		})
+		if err != nil || known {
+			return "", err
+		}
+		// Show a token of Allot's own form by its prefix, as the others;
+		// any other string could be all secret, so show a fingerprint.
+		prefix := "sha256:" + hash[:8]
+		if strings.HasPrefix(given, AdminTokenPrefix) && len(given) >= len(AdminTokenPrefix)+32 {
+			prefix = given[:len(AdminTokenPrefix)+6] // as newSecret shows its own
+		}
+		_, err = c.insertAdminToken(ctx, "ALLOT_ADMIN_TOKEN", prefix, hash)
+		return "", err
+	}
+	if !first {
+		return "", nil
+	}
+	t, err := c.CreateAdminToken(ctx, "initial")
+	return t.Secret, err
+}
