@@ -270,3 +270,15 @@ func TestSourceAfterClose(t *testing.T) {
 		t.Errorf("startSource after Close: %v, want ErrClosed", err)
 	}
 }
+
+// TestZeroClientClose: a Client not made by NewClient closes without
+// panicking, and takes no data source.
+func TestZeroClientClose(t *testing.T) {
+	var c Client
+	if err := c.Close(context.Background()); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if err := c.startSource(newPoller(Config{}.withDefaults())); !errors.Is(err, ErrClosed) {
+		t.Errorf("startSource: %v", err)
+	}
+}

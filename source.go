@@ -54,7 +54,7 @@ var _ sink = (*Client)(nil)
 func (c *Client) startSource(ds dataSource) error {
 	c.srcMu.Lock()
 	defer c.srcMu.Unlock()
-	if c.srcStopped {
+	if c.srcStopped || c.ctx == nil {
 		return ErrClosed
 	}
 	c.wg.Go(func() { ds.run(c.ctx, c) })
@@ -66,7 +66,9 @@ func (c *Client) stopSources() {
 	c.srcMu.Lock()
 	c.srcStopped = true
 	c.srcMu.Unlock()
-	c.cancel()
+	if c.cancel != nil { // nil in a Client not made by NewClient
+		c.cancel()
+	}
 }
 
 // install is the one install path: load and validate (eval.Load is the
