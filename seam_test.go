@@ -10,6 +10,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/allot-dev/allot/internal/ufctest"
 )
 
 // TestRetryAfterCapped: one 503 with Retry-After: 3600 must not stop
@@ -280,5 +282,24 @@ func TestZeroClientClose(t *testing.T) {
 	}
 	if err := c.startSource(newPoller(Config{}.withDefaults())); !errors.Is(err, ErrClosed) {
 		t.Errorf("startSource: %v", err)
+	}
+}
+
+// BenchmarkSetConfiguration: the install path (compile the shared fixture
+// document with the engine, swap it in) as SetConfiguration, the cache
+// file, allottest and every fetch that brings a new document take it.
+func BenchmarkSetConfiguration(b *testing.B) {
+	doc := ufctest.Document(b, "flags-v1.json")
+	c, err := NewClient(context.Background(), Config{Offline: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	b.ReportAllocs()
+	b.SetBytes(int64(len(doc)))
+	for b.Loop() {
+		if err := c.SetConfiguration(doc); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
