@@ -3,6 +3,7 @@ package allot
 import (
 	"context"
 	"errors"
+	"log/slog"
 
 	"github.com/allot-dev/allot/internal/eval"
 	"github.com/allot-dev/allot/internal/sdkseam"
@@ -98,7 +99,9 @@ func (c *Client) swap(next *snapshot, doc []byte, from origin) {
 		c.cfg.Logger.Warn("allot: the new configuration has no flags; every getter now returns its default",
 			"source", from.source, "etag", from.etag, "previousFlags", prev.Len(), "environment", next.Environment, "createdAt", next.CreatedAt)
 	}
-	c.cfg.Logger.Debug("allot: new configuration", "source", from.source, "createdAt", next.CreatedAt, "environment", next.Environment, "flags", next.Len())
+	if c.cfg.Logger.Enabled(context.Background(), slog.LevelDebug) { // spares the arguments' allocations
+		c.cfg.Logger.Debug("allot: new configuration", "source", from.source, "createdAt", next.CreatedAt, "environment", next.Environment, "flags", next.Len())
+	}
 	if from.cache && c.cfg.CacheFile != "" {
 		if err := writeFileAtomic(c.cfg.CacheFile, doc); err != nil {
 			c.cfg.Logger.Warn("allot: cannot write the configuration cache", "file", c.cfg.CacheFile, "error", err)
