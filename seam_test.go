@@ -11,6 +11,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/allot-dev/allot/internal/sdkseam"
 	"github.com/allot-dev/allot/internal/ufctest"
 )
 
@@ -301,5 +302,47 @@ func BenchmarkSetConfiguration(b *testing.B) {
 		if err := c.SetConfiguration(doc); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestPushFeed: allottest's way in. A feed delivers nothing until it is
+// attached; attached, a pushed document goes through the install path (a
+// bad one is refused and changes nothing); once the client is closed the
+// feed is detached and no source can attach.
+func TestPushFeed(t *testing.T) {
+	feed := new(sdkseam.Feed)
+	if err := feed.Push([]byte(experimentDoc)); !errors.Is(err, sdkseam.ErrDetached) {
+		t.Errorf("Push before Attach: %v", err)
+	}
+	c, err := NewClient(context.Background(), Config{Offline: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sdkseam.Attach(c, feed); err != nil {
+		t.Fatal(err)
+	}
+	if err := feed.Push([]byte(experimentDoc)); err != nil {
+		t.Fatal(err)
+	}
+	if st := c.Status(); !st.Ready || st.Flags != 1 || st.Source != SourceManual {
+		t.Errorf("after a push: %+v", st)
+	}
+	if err := feed.Push([]byte(`{"flags": {`)); err == nil {
+		t.Error("a truncated document was accepted")
+	}
+	if st := c.Status(); st.Flags != 1 {
+		t.Errorf("a refused push changed the configuration: %+v", st)
+	}
+	if err := c.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := feed.Push([]byte(experimentDoc)); !errors.Is(err, sdkseam.ErrDetached) {
+		t.Errorf("Push after Close: %v", err)
+	}
+	if err := sdkseam.Attach(c, new(sdkseam.Feed)); !errors.Is(err, ErrClosed) {
+		t.Errorf("Attach after Close: %v", err)
+	}
+	if err := sdkseam.Attach("not a client", feed); err == nil {
+		t.Error("Attach accepted something that is not a client")
 	}
 }
