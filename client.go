@@ -43,6 +43,7 @@ type Client struct {
 	now    func() time.Time
 	events *eventProcessor // nil without an AssignmentLogger
 
+	ctx       context.Context // ends when the client closes; data sources run under it
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 	closed    atomic.Bool
@@ -56,6 +57,10 @@ type Client struct {
 
 	mu    sync.Mutex // guards fetch
 	fetch fetchStatus
+
+	installMu  sync.Mutex // serializes installs (source.go)
+	srcMu      sync.Mutex // guards srcStopped
+	srcStopped bool       // set by Close: no data source may start
 }
 
 // snapshot is a compiled configuration and where it came from.
@@ -133,6 +138,7 @@ func NewClient(ctx context.Context, cfg Config) (*Client, error) {
 		fetched: make(chan struct{}),
 		denied:  make(chan struct{}),
 	}
+	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	c.loadStartConfiguration()
 	if cfg.AssignmentLogger != nil {
 		c.events = newEventProcessor(cfg)
@@ -141,9 +147,7 @@ func NewClient(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.Offline {
 		return c, nil
 	}
-	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	c.cancel = cancel
-	c.wg.Go(func() { c.poll(pctx) })
+	_ = c.startSource(newPoller(cfg)) // cannot fail: nobody can have closed c yet
 	return c, c.waitReady(ctx)
 }
 
@@ -187,13 +191,16 @@ func (c *Client) notReady(reason error) error {
 // loadStartConfiguration installs the newer of the cache file and
 // Config.InitialConfiguration.
 func (c *Client) loadStartConfiguration() {
-	var best *snapshot
+	var (
+		best    *snapshot
+		bestDoc []byte
+	)
 	if len(c.cfg.InitialConfiguration) > 0 {
 		s, err := eval.Load(c.cfg.InitialConfiguration)
 		if err != nil {
 			c.cfg.Logger.Warn("allot: ignoring Config.InitialConfiguration", "error", err)
 		} else {
-			best = newSnapshot(s, SourceInitial, c.now())
+			best, bestDoc = newSnapshot(s, SourceInitial, c.now()), c.cfg.InitialConfiguration
 		}
 	}
 	if c.cfg.CacheFile != "" {
@@ -207,12 +214,12 @@ func (c *Client) loadStartConfiguration() {
 			if err != nil {
 				c.cfg.Logger.Warn("allot: ignoring an unreadable configuration cache", "file", c.cfg.CacheFile, "error", err)
 			} else if best == nil || s.CreatedAt.After(best.CreatedAt) {
-				best = newSnapshot(s, SourceCache, c.now())
+				best, bestDoc = newSnapshot(s, SourceCache, c.now()), data
 			}
 		}
 	}
 	if best != nil {
-		c.snap.Store(best)
+		c.swap(best, bestDoc, origin{source: best.source})
 		c.cfg.Logger.Info("allot: serving a stored configuration", "source", best.source, "createdAt", best.CreatedAt, "flags", best.Len())
 	}
 }
@@ -226,17 +233,9 @@ func (c *Client) SetConfiguration(doc []byte) error {
 	if c == nil {
 		return ErrClosed
 	}
-	s, err := eval.Load(doc)
-	if err != nil {
-		return err
-	}
-	c.snap.Store(newSnapshot(s, SourceManual, c.now()))
-	// Forget the server document's ETag, so that the next fetch brings a
-	// full document (not a 304) and replaces this one, as documented.
-	c.mu.Lock()
-	c.fetch.etag = ""
-	c.mu.Unlock()
-	return nil
+	// No ETag: the next fetch must bring a full document (not a 304) and
+	// replace this one, as documented.
+	return c.install(doc, origin{source: SourceManual})
 }
 
 // Close stops polling, delivers the queued assignment events, and waits
@@ -254,9 +253,7 @@ func (c *Client) close(ctx context.Context, closeLogger bool) error {
 	}
 	c.closeOnce.Do(func() {
 		c.closed.Store(true)
-		if c.cancel != nil {
-			c.cancel()
-		}
+		c.stopSources()
 		var err error
 		if c.events != nil {
 			err = c.events.close(ctx)

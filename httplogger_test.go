@@ -177,7 +177,7 @@ func TestHTTPLoggerNeverBlocks(t *testing.T) {
 		t.Fatalf("with a buffer of 20, most of 1000 events must be dropped: %+v", st)
 	}
 	// Close gives up when its context ends, and leaves no goroutine behind
-	// (goleak checks the package).
+	// (leakcheck checks the package).
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	if err := l.Close(ctx); err == nil {

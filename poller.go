@@ -12,8 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
-
-	"github.com/allot-dev/allot/internal/eval"
 )
 
 const (
@@ -26,36 +24,54 @@ const (
 	firstBackoff = time.Second
 )
 
-// poll fetches the configuration now and then every PollInterval
-// (jittered), backing off exponentially after failures, until ctx ends.
-func (c *Client) poll(ctx context.Context) {
+// poller is the polling data source: it fetches the configuration now
+// and then every PollInterval (jittered), backing off exponentially after
+// failures, until its context ends. A wait the server asks for with
+// Retry-After is obeyed up to MaxBackoff, never longer: one bad answer must
+// not stop updates for an hour. fetchNow cuts the current wait short (for a
+// stream that announces a new configuration).
+type poller struct {
+	cfg  Config
+	wake chan struct{}
+}
+
+var _ dataSource = (*poller)(nil)
+
+func newPoller(cfg Config) *poller {
+	return &poller{cfg: cfg, wake: make(chan struct{}, 1)}
+}
+
+// fetchNow asks for a fetch without waiting for the next poll. It never
+// blocks; requests made while one is pending are merged.
+func (p *poller) fetchNow() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (p *poller) run(ctx context.Context, s sink) {
 	var timer *time.Timer
 	defer func() {
 		if timer != nil {
 			timer.Stop()
 		}
 	}()
+	failures := 0
 	for {
-		wait, err := c.fetchOnce(ctx)
+		retryAfter, err := p.fetchOnce(ctx, s)
 		if ctx.Err() != nil {
 			return
 		}
-		c.mu.Lock()
-		c.fetch.lastAttempt = c.now()
+		s.attempted(err)
+		var wait time.Duration
 		if err != nil {
-			c.fetch.failures++
-			c.fetch.lastError = err
-			failures := c.fetch.failures
-			c.mu.Unlock()
-			wait = max(wait, backoff(failures, c.cfg.MaxBackoff))
-			c.cfg.Logger.Warn("allot: configuration fetch failed", "error", err, "failures", failures, "retryIn", wait)
+			failures++
+			wait = min(max(retryAfter, backoff(failures, p.cfg.MaxBackoff)), p.cfg.MaxBackoff)
+			p.cfg.Logger.Warn("allot: configuration fetch failed", "error", err, "failures", failures, "retryIn", wait)
 		} else {
-			c.fetch.failures = 0
-			c.fetch.lastError = nil
-			c.fetch.lastSuccess = c.fetch.lastAttempt
-			c.mu.Unlock()
-			c.fetchedOnce.Do(func() { close(c.fetched) })
-			wait = jitter(c.cfg.PollInterval)
+			failures = 0
+			wait = jitter(p.cfg.PollInterval)
 		}
 		if timer == nil {
 			timer = time.NewTimer(wait)
@@ -66,6 +82,7 @@ func (c *Client) poll(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-timer.C:
+		case <-p.wake:
 		}
 	}
 }
@@ -98,13 +115,13 @@ func (e *statusError) Error() string {
 // fetchOnce requests the configuration once and installs it if it is
 // valid. It returns the wait the server asked for with Retry-After, if
 // any.
-func (c *Client) fetchOnce(ctx context.Context) (retryAfter time.Duration, err error) {
+func (p *poller) fetchOnce(ctx context.Context, s sink) (retryAfter time.Duration, err error) {
 	q := url.Values{}
-	q.Set("apiKey", c.cfg.SDKKey)
+	q.Set("apiKey", p.cfg.SDKKey)
 	q.Set("sdkName", SDKName)
 	q.Set("sdkVersion", Version)
-	endpoint := c.cfg.BaseURL + configPath
-	if c.cfg.HTTPClient.Timeout <= 0 {
+	endpoint := p.cfg.BaseURL + configPath
+	if p.cfg.HTTPClient.Timeout <= 0 {
 		// A caller's client without a timeout must not stall polling.
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, DefaultRequestTimeout)
@@ -115,14 +132,12 @@ func (c *Client) fetchOnce(ctx context.Context) (retryAfter time.Duration, err e
 		return 0, fmt.Errorf("GET %s: %w", endpoint, redact(err))
 	}
 	req.Header.Set("Accept", "application/json")
-	c.mu.Lock()
-	etag := c.fetch.etag
-	c.mu.Unlock()
-	conditional := etag != "" && c.snap.Load() != nil
+	etag := s.etag()
+	conditional := etag != ""
 	if conditional {
 		req.Header.Set("If-None-Match", etag)
 	}
-	resp, err := c.cfg.HTTPClient.Do(req)
+	resp, err := p.cfg.HTTPClient.Do(req)
 	if err != nil {
 		return 0, fmt.Errorf("GET %s: %w", endpoint, redact(err))
 	}
@@ -131,12 +146,12 @@ func (c *Client) fetchOnce(ctx context.Context) (retryAfter time.Duration, err e
 		_, _ = io.CopyN(io.Discard, resp.Body, 4<<10)
 		_ = resp.Body.Close()
 	}()
-	retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), c.now())
+	retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), p.cfg.now())
 	switch {
 	case resp.StatusCode == http.StatusNotModified && conditional:
 		return 0, nil
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
-		c.deniedOnce.Do(func() { close(c.denied) })
+		s.refused()
 		return retryAfter, fmt.Errorf("GET %s: %w (%d)", endpoint, ErrUnauthorized, resp.StatusCode)
 	case resp.StatusCode != http.StatusOK:
 		return retryAfter, fmt.Errorf("GET %s: %w", endpoint, &statusError{resp.StatusCode})
@@ -145,19 +160,8 @@ func (c *Client) fetchOnce(ctx context.Context) (retryAfter time.Duration, err e
 	if err != nil {
 		return 0, fmt.Errorf("GET %s: reading the body: %w", endpoint, redact(err))
 	}
-	s, err := eval.Load(body)
-	if err != nil {
+	if err := s.install(body, origin{source: SourceServer, etag: resp.Header.Get("ETag"), cache: true}); err != nil {
 		return 0, fmt.Errorf("GET %s: not a valid configuration: %w", endpoint, err)
-	}
-	c.snap.Store(newSnapshot(s, SourceServer, c.now()))
-	c.mu.Lock()
-	c.fetch.etag = resp.Header.Get("ETag")
-	c.mu.Unlock()
-	c.cfg.Logger.Debug("allot: new configuration", "createdAt", s.CreatedAt, "environment", s.Environment, "flags", s.Len())
-	if c.cfg.CacheFile != "" {
-		if err := writeFileAtomic(c.cfg.CacheFile, body); err != nil {
-			c.cfg.Logger.Warn("allot: cannot write the configuration cache", "file", c.cfg.CacheFile, "error", err)
-		}
 	}
 	return 0, nil
 }
@@ -165,7 +169,8 @@ func (c *Client) fetchOnce(ctx context.Context) (retryAfter time.Duration, err e
 // redact strips the request URL, which carries the SDK key, from an error
 // of the HTTP client.
 func redact(err error) error {
-	if ue, ok := errors.AsType[*url.Error](err); ok {
+	var ue *url.Error
+	if errors.As(err, &ue) {
 		return ue.Err
 	}
 	return err

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/allot-dev/allot"
+	"github.com/allot-dev/allot/internal/sdkseam"
 )
 
 // Flags is an in-memory configuration. Its methods return the receiver so
@@ -261,10 +262,18 @@ func (f *Flags) Document() []byte {
 }
 
 // Apply installs the current configuration in a client made by NewClient
-// (or any client), for tests that change flags as they go.
+// (or any client), for tests that change flags as they go. A client made
+// by NewClient receives it through its data-source seam, as it would
+// receive a document from the server; any other through SetConfiguration.
 func (f *Flags) Apply(c *allot.Client) error {
+	if feed, ok := feeds.Load(c); ok {
+		return feed.(*sdkseam.Feed).Push(f.Document())
+	}
 	return c.SetConfiguration(f.Document())
 }
+
+// feeds holds the push feed of each open client made by NewClient.
+var feeds sync.Map // *allot.Client -> *sdkseam.Feed
 
 // Recorder is an AssignmentLogger that keeps every event.
 type Recorder struct {
@@ -323,7 +332,13 @@ func NewClient(tb testing.TB, flags *Flags) (*allot.Client, *Recorder) {
 		tb.Fatalf("allottest: %v", err)
 	}
 	rec.client = c
+	feed := new(sdkseam.Feed)
+	if err := sdkseam.Attach(c, feed); err != nil {
+		tb.Fatalf("allottest: %v", err)
+	}
+	feeds.Store(c, feed)
 	tb.Cleanup(func() {
+		feeds.Delete(c)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := c.Close(ctx); err != nil {

@@ -8,10 +8,10 @@ import (
 
 	"github.com/allot-dev/allot"
 	"github.com/allot-dev/allot/allottest"
-	"go.uber.org/goleak"
+	"github.com/allot-dev/allot/internal/leakcheck"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { leakcheck.Main(m) }
 
 func TestValues(t *testing.T) {
 	flags := allottest.NewFlags().

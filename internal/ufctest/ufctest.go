@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/allot-dev/allot/internal/ufc"
@@ -67,7 +68,8 @@ func (d Details) Allocation() string {
 const Checks = 225
 
 // Dir returns the fixture directory, found by walking up from the test's
-// working directory to the module root.
+// working directory to the root of the SDK's module (not the first go.mod:
+// tests of the server's nested module under cmd/allot use the fixtures too).
 func Dir(t testing.TB) string {
 	t.Helper()
 	dir, err := os.Getwd()
@@ -75,15 +77,27 @@ func Dir(t testing.TB) string {
 		t.Fatal(err)
 	}
 	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+		if mod, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && isRootModule(mod) {
 			return filepath.Join(dir, "testdata", "ufc")
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			t.Fatal("ufctest: no go.mod above the working directory")
+			t.Fatal("ufctest: no go.mod of " + rootModule + " above the working directory")
 		}
 		dir = parent
 	}
+}
+
+const rootModule = "github.com/allot-dev/allot"
+
+// isRootModule reports whether a go.mod declares the SDK's module.
+func isRootModule(gomod []byte) bool {
+	for line := range strings.Lines(string(gomod)) {
+		if f := strings.Fields(line); len(f) == 2 && f[0] == "module" {
+			return strings.Trim(f[1], `"`) == rootModule
+		}
+	}
+	return false
 }
 
 // Document returns a fixture document: "flags-v1.json" or
