@@ -1,13 +1,11 @@
 package core
 
 import (
-	"encoding/json"
+	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 
 	"github.com/allot-dev/allot/internal/eval"
-	"github.com/allot-dev/allot/internal/ufc"
 )
 
 // check asks the engine whether the flag, with settings s in one
@@ -38,81 +36,60 @@ func check(f *Flag, s *FlagSettings) error {
 	if err != nil {
 		return Invalid("allocations", "%v", err)
 	}
-	snap, err := eval.Compile(&ufc.Document{Format: ufc.FormatServer, Flags: map[string]*ufc.Flag{f.Key: w}, BanditReferences: map[string]json.RawMessage{}})
-	if err != nil {
+	err = eval.CheckFlag(f.Key, w)
+	if err == nil {
+		return nil
+	}
+	var pe *eval.PublishError
+	if !errors.As(err, &pe) || len(pe.Problems) == 0 {
 		return Invalid("flag", "%v", err)
 	}
-	cf := snap.Flag(f.Key)
-	if cf == nil {
-		return Errorf(EINTERNAL, "the engine lost flag %q", f.Key)
+	// The first problem is the one a person fixes first; the message lists
+	// them all when there are several.
+	p := pe.Problems[0]
+	msg := p.Reason
+	if n := len(pe.Problems); n > 1 {
+		msg = fmt.Sprintf("%s (and %d more: %v)", msg, n-1, err)
 	}
-	for i := range cf.Variations {
-		if err := cf.Variations[i].Err; err != nil {
-			return Invalid(fmt.Sprintf("variations[%d].value", i), "%v", err)
-		}
-	}
-	if cf.Err != nil {
-		if m := reEngineTwice.FindStringSubmatch(cf.Err.Error()); m != nil {
-			// Name the second of the two.
-			seen := false
-			for i, v := range f.Variations {
-				if v.Key == m[1] && seen {
-					return Invalid(fmt.Sprintf("variations[%d].key", i), "%s", stripFlagPrefix(cf.Err.Error()))
-				}
-				seen = seen || v.Key == m[1]
-			}
-		}
-		return engineError(cf.Err)
-	}
-	for i := range cf.Allocations {
-		for j, sp := range cf.Allocations[i].Splits {
-			if sp.Variation == nil {
-				return Invalid(fmt.Sprintf("allocations[%d]", i), "split %d names no variation of the flag: %q", j, sp.VariationKey)
-			}
-		}
-	}
-	return nil
+	return Invalid(domainField(f, p.Path), "%s", msg)
 }
 
-var (
-	reEngineAlloc = regexp.MustCompile(`allocations\[(\d+)\]: (.*)$`)
-	reEngineCond  = regexp.MustCompile(`^rules\[(\d+)\]\.conditions\[(\d+)\]: (.*)$`)
-	reEngineTwice = regexp.MustCompile(`variation "(.*)" appears twice`)
-)
-
-// engineError turns a flag error of the engine into a field error. The
-// allocation index is the domain's, because check publishes every
-// allocation.
-func engineError(err error) error {
-	msg := err.Error()
-	m := reEngineAlloc.FindStringSubmatch(msg)
-	if m == nil {
-		if strings.Contains(msg, "variation") {
-			return Invalid("variations", "%s", stripFlagPrefix(msg))
-		}
-		return Invalid("flag", "%s", stripFlagPrefix(msg))
+// domainField turns the engine's JSON path of a problem in the published
+// flag (flags.KEY.variations.VKEY.value, flags.KEY.allocations[i].rules[j]
+// .conditions[k].value, flags.KEY.allocations[i].splits[j].variationKey)
+// into the domain field a person edits. Allocation indexes are the
+// domain's, because check publishes every allocation, one for one.
+func domainField(f *Flag, path string) string {
+	rest, ok := strings.CutPrefix(path, "flags."+f.Key)
+	if !ok {
+		return "flag"
 	}
-	field, rest := "allocations["+m[1]+"]", m[2]
-	if c := reEngineCond.FindStringSubmatch(rest); c != nil {
-		field += ".rules[" + c[1] + "].conditions[" + c[2] + "]"
-		if strings.Contains(c[3], "operator") {
-			return Invalid(field+".operator", "%s", c[3])
+	rest = strings.TrimPrefix(rest, ".")
+	switch {
+	case rest == "":
+		return "flag"
+	case strings.HasPrefix(rest, "variations."):
+		seg := strings.TrimPrefix(rest, "variations.")
+		suffix := ".key"
+		if v, ok := strings.CutSuffix(seg, ".value"); ok {
+			seg, suffix = v, ".value"
 		}
-		return Invalid(field+".value", "%s", c[3])
-	}
-	for _, name := range []string{"startAt", "endAt"} {
-		if after, ok := strings.CutPrefix(rest, name+": "); ok {
-			return Invalid(field+"."+name, "%s", after)
+		// A duplicate is named at its second place.
+		at := -1
+		for i, v := range f.Variations {
+			if v.Key == seg {
+				at = i
+			}
 		}
-	}
-	return Invalid(field, "%s", rest)
-}
-
-func stripFlagPrefix(msg string) string {
-	if strings.HasPrefix(msg, "flag ") {
-		if _, after, ok := strings.Cut(msg, ": "); ok {
-			return after
+		if at < 0 {
+			return "variations"
 		}
+		return fmt.Sprintf("variations[%d]%s", at, suffix)
+	case strings.HasPrefix(rest, "allocations["):
+		if i := strings.Index(rest, ".splits["); i >= 0 {
+			return rest[:i]
+		}
+		return rest
 	}
-	return msg
+	return rest
 }

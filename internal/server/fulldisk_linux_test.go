@@ -51,8 +51,12 @@ func TestFullDisk(t *testing.T) {
 	}
 	f.Close()
 	// A flag big enough that its write cannot fit in what pages SQLite may
-	// still have.
-	big := `{"key":"big","variationType":"STRING","description":"` + strings.Repeat("d", 500) + `","variations":[{"key":"a","value":"` + strings.Repeat("v", 200000) + `"}]}`
+	// still have: four values just under the per-value limit (docs/limits.md).
+	var vs []string
+	for _, k := range []string{"a", "b", "c", "d"} {
+		vs = append(vs, `{"key":"`+k+`","value":"`+strings.Repeat(k, 60000)+`"}`)
+	}
+	big := `{"key":"big","variationType":"STRING","description":"` + strings.Repeat("d", 500) + `","variations":[` + strings.Join(vs, ",") + `]}`
 	status, hdr, body := do(t, nil, "POST", s.URL()+"/api/v1/flags", "Bearer "+adminToken, strings.NewReader(big))
 	if status != 503 || hdr.Get("Retry-After") == "" {
 		t.Errorf("write on a full disk: %d Retry-After %q %.300s", status, hdr.Get("Retry-After"), body)

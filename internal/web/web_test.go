@@ -566,9 +566,9 @@ func TestAddRollout(t *testing.T) {
 		return itoa(s.Version)
 	}
 	bad := url.Values{"env": {"production"}, "version": {version()}, "key": {"ramp"}, "variation": {"treatment"}, "percent": {"abc"}}
-	want(t, e.post("/flags/checkout/rollouts", bad), http.StatusUnprocessableEntity, `id="rollout-percent-error"`, "Subjects: must be a percentage")
+	want(t, e.post("/flags/checkout/rollouts", bad), http.StatusBadRequest, `id="rollout-percent-error"`, "Subjects: must be a percentage")
 	nokey := url.Values{"env": {"production"}, "version": {version()}, "key": {"no spaces"}, "variation": {"treatment"}, "percent": {"25"}}
-	want(t, e.post("/flags/checkout/rollouts", nokey), http.StatusUnprocessableEntity, `id="rollout-key-error"`)
+	want(t, e.post("/flags/checkout/rollouts", nokey), http.StatusBadRequest, `id="rollout-key-error"`)
 	ok := url.Values{"env": {"production"}, "version": {version()}, "key": {"ramp"}, "variation": {"treatment"}, "percent": {"25"}}
 	r = e.post("/flags/checkout/rollouts", ok)
 	want(t, e.get(r.loc), 200, "Added rollout ramp in production: 25 % of subjects get treatment.", "Rollout: 25 % of all subjects get treatment.")
