@@ -115,4 +115,3 @@ func (s *Server) admin(h func(http.ResponseWriter, *http.Request) error) http.Ha
 		}
 	})
 }
-
