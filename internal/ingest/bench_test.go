@@ -6,11 +6,16 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/allot-dev/allot/internal/ingest"
+	"github.com/allot-dev/allot/internal/store"
 	"github.com/allot-dev/allot/internal/store/storetest"
 )
 
@@ -52,4 +57,79 @@ func BenchmarkIngest(b *testing.B) {
 			b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "events/s")
 		})
 	}
+}
+
+// BenchmarkIngestVsCopy compares, on PostgreSQL, events stored per second
+// through the handler (JSON lines over HTTP semantics, validation, the
+// writer's batching, COPY into a temporary table and INSERT ... ON CONFLICT)
+// with a floor: the same rows sent by pgx's CopyFrom straight into the
+// table over one connection (as the handler's single writer uses one),
+// 10,000 per COPY (the writer's largest transaction), no parsing, no
+// duplicate handling. Run both in one process, interleaved (a shell loop
+// over -count 1), and report handler / floor. Issue 11.5: at least 0.8.
+func BenchmarkIngestVsCopy(b *testing.B) {
+	if slices.Index(storetest.Dialects(), "postgres") < 0 {
+		b.Skip("PostgreSQL is off")
+	}
+	const batch = 1000
+	line := func(buf *bytes.Buffer, n int64, i int) {
+		fmt.Fprintf(buf, `{"eventId":"%d-%d","featureFlag":"checkout","allocation":"exp","variation":"treatment","subject":"user-%d-%d","subjectAttributes":{"country":"US"},"timestamp":"2026-05-01T12:00:00Z","metaData":{"sdkName":"go-allot","sdkVersion":"0.1.0"}}`+"\n", n, i, n, i)
+	}
+	b.Run("copy-floor", func(b *testing.B) {
+		dsn := storetest.DSN(b, "postgres")
+		db, err := store.Open(b.Context(), dsn, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer db.Close()
+		pool, err := pgxpool.New(b.Context(), dsn)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer pool.Close()
+		cols := []string{"event_id", "environment", "experiment", "feature_flag", "allocation", "variation", "subject",
+			"subject_attributes", "timestamp", "sdk_name", "sdk_version", "received_at"}
+		ts := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC).UnixMicro()
+		const copyBatch = 10 * batch
+		b.ResetTimer()
+		for n := 0; b.Loop(); n++ {
+			_, err := pool.CopyFrom(b.Context(), pgx.Identifier{"assignments"}, cols, pgx.CopyFromSlice(copyBatch, func(i int) ([]any, error) {
+				return []any{fmt.Sprintf("%d-%d", n, i), "production", "checkout-exp", "checkout", "exp", "treatment",
+					fmt.Sprintf("user-%d-%d", n, i), `{"country":"US"}`, ts, "go-allot", "0.1.0", time.Now().UnixMicro()}, nil
+			}))
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.N*copyBatch)/b.Elapsed().Seconds(), "events/s")
+	})
+	b.Run("handler", func(b *testing.B) {
+		db := storetest.Open(b, "postgres")
+		w := ingest.NewWriter(db, ingest.Options{})
+		defer w.Close(b.Context())
+		h := &ingest.Handler{
+			Environment: func(string) (string, bool) { return "production", true },
+			Writer:      w, Log: slog.New(slog.DiscardHandler), Now: time.Now,
+		}
+		var seq atomic.Int64
+		b.SetParallelism(8)
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			var body bytes.Buffer
+			for pb.Next() {
+				body.Reset()
+				n := seq.Add(1)
+				for i := range batch {
+					line(&body, n, i)
+				}
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, httptest.NewRequest("POST", "/api/v1/assignments", &body))
+				if rec.Code != http.StatusOK {
+					b.Errorf("status %d: %s", rec.Code, rec.Body.String())
+					return
+				}
+			}
+		})
+		b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "events/s")
+	})
 }

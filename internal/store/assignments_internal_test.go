@@ -129,3 +129,30 @@ func TestStalledExportDoesNotPinWAL(t *testing.T) {
 		t.Fatalf("export saw %d rows", seen)
 	}
 }
+
+// BenchmarkAssignmentSync compares the assignment writer's commits on
+// SQLite with synchronous=FULL (what ships) and NORMAL (before issue 10.8),
+// batches of 1,000 events; run with -count so the two interleave.
+func BenchmarkAssignmentSync(b *testing.B) {
+	defer func() { assignmentSync = "FULL" }()
+	for _, mode := range []string{"NORMAL", "FULL"} {
+		b.Run(mode, func(b *testing.B) {
+			assignmentSync = mode
+			db, err := Open(context.Background(), filepath.Join(b.TempDir(), "allot.db"), nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			batch := rowsAt(1000, "x", time.Now())
+			for i := 0; b.Loop(); i++ {
+				for j := range batch {
+					batch[j].EventID = fmt.Sprintf("b%d-%d", i, j)
+				}
+				if _, err := db.InsertAssignments(context.Background(), batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*len(batch))/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
