@@ -451,7 +451,7 @@ func isSyntax(err error) bool {
 // rejection can name it.
 func toRow(raw []byte, env string, now time.Time) (table.Row, error) {
 	var e wireEvent
-	if err := json.Unmarshal(raw, &e); err != nil {
+	if err := decodeEvent(raw, &e); err != nil {
 		var pe *time.ParseError
 		if errors.As(err, &pe) {
 			return table.Row{EventID: e.EventID}, fmt.Errorf("timestamp is not an RFC 3339 time: %v", pe)
