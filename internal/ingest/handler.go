@@ -466,6 +466,9 @@ func toRow(raw []byte, env string, now time.Time) (table.Row, error) {
 	// U+FFFD, so that different invalid subjects would become the same one.
 	// Refuse the event instead.
 	validText := utf8.Valid(raw)
+	// Without escapes the decoded strings are the raw bytes: a U+FFFD in
+	// them was sent as such, and no NUL can hide in them.
+	escaped := !validText || bytes.IndexByte(raw, '\\') >= 0
 	for _, c := range []struct {
 		name, v string
 		max     int
@@ -479,8 +482,11 @@ func toRow(raw []byte, env string, now time.Time) (table.Row, error) {
 			return row, fmt.Errorf("%s is required", c.name)
 		case len(c.v) > c.max:
 			return row, fmt.Errorf("%s is longer than %d bytes", c.name, c.max)
-		case strings.ContainsRune(c.v, utf8.RuneError) && (!validText || !mentionsReplacement(raw)):
+		case escaped && strings.ContainsRune(c.v, utf8.RuneError) && (!validText || !mentionsReplacement(raw)):
 			return row, fmt.Errorf("%s is not valid UTF-8", c.name)
+		case escaped && strings.IndexByte(c.v, 0) >= 0:
+			// PostgreSQL cannot store it, and the batch it is in would fail.
+			return row, fmt.Errorf("%s contains a NUL character", c.name)
 		}
 	}
 	if !validText {

@@ -342,13 +342,14 @@ func TestIngestInvalidUTF8(t *testing.T) {
 		line("u4", `\ud800x`, "f") + // a lone surrogate escape
 		line("u5", "caf\u00e9 \U0001F600", "f") + // valid multi-byte text
 		line("u6", `\ud83d\ude00 \ufffd`, "f") + // a surrogate pair, and U+FFFD on purpose
+		line("u8", `nul\u0000`, "f") + // PostgreSQL cannot store a NUL
 		strings.Replace(line("u7", "s", "f"), `"subject"`, "\"subjectAttributes\":{\"k\":\"\xff\"},\"subject\"", 1) // invalid in an attribute
 	code, resp, raw := post(t, srv.URL, []byte(body), bearer())
-	if code != 200 || resp.Accepted != 2 || len(resp.Rejected) != 5 {
-		t.Fatalf("%d %s; want 2 accepted, 5 rejected", code, raw)
+	if code != 200 || resp.Accepted != 2 || len(resp.Rejected) != 6 {
+		t.Fatalf("%d %s; want 2 accepted, 6 rejected", code, raw)
 	}
 	for i, want := range []string{"subject is not valid UTF-8", "subject is not valid UTF-8", "featureFlag is not valid UTF-8",
-		"subject is not valid UTF-8", "not valid UTF-8"} {
+		"subject is not valid UTF-8", "subject contains a NUL", "not valid UTF-8"} {
 		if r := resp.Rejected[i]; !strings.Contains(r.Error, want) {
 			t.Errorf("rejection %d %+v, want %q", i, r, want)
 		}

@@ -1,16 +1,17 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 
@@ -20,8 +21,6 @@ import (
 // assignmentColumns is the column list of the assignments table, in the
 // order inserts bind and Assignments scans.
 const assignmentColumns = "event_id, environment, experiment, feature_flag, allocation, variation, subject, subject_attributes, timestamp, sdk_name, sdk_version, received_at"
-
-var assignmentColumnNames = strings.Split(strings.ReplaceAll(assignmentColumns, " ", ""), ",")
 
 const assignmentColumnCount = 12
 
@@ -160,23 +159,24 @@ func (d *DB) copyAssignments(ctx context.Context, groups [][]table.Row) ([]int, 
 		for _, rows := range groups {
 			total += len(rows)
 		}
-		source := func() pgx.CopyFromSource {
-			g, i := 0, 0
-			return pgx.CopyFromSlice(total, func(int) ([]any, error) {
-				for i >= len(groups[g]) {
-					g, i = g+1, 0
+		// COPY's text format, built by hand: a fraction of the CPU of
+		// encoding each value through pgx's type map.
+		copyText := func(table string) error {
+			var buf bytes.Buffer
+			buf.Grow(total * 256)
+			for _, rows := range groups {
+				for i := range rows {
+					appendCopyRow(&buf, &rows[i])
 				}
-				r := &groups[g][i]
-				i++
-				return []any{r.EventID, r.Environment, r.Experiment, r.FeatureFlag, r.Allocation, r.Variation,
-					r.Subject, attributesText(r), r.Timestamp.UnixMicro(), r.SDKName, r.SDKVersion, r.ReceivedAt.UnixMicro()}, nil
-			})
+			}
+			_, err := pc.PgConn().CopyFrom(ctx, &buf, "COPY "+table+" ("+assignmentColumns+") FROM STDIN")
+			return err
 		}
 		// The common case: no event is stored yet (retries are rare), so one
 		// COPY straight into the table, a transaction of its own. A known
 		// event id fails it whole; then, and only then, go through a
 		// temporary table that can skip them.
-		_, err := pc.CopyFrom(ctx, pgx.Identifier{"assignments"}, assignmentColumnNames, source())
+		err := copyText("assignments")
 		var pgErr *pgconn.PgError
 		switch {
 		case err == nil:
@@ -197,7 +197,8 @@ func (d *DB) copyAssignments(ctx context.Context, groups [][]table.Row) ([]int, 
 		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE IF NOT EXISTS assignments_in (LIKE assignments) ON COMMIT DELETE ROWS`); err != nil {
 			return err
 		}
-		if _, err = tx.CopyFrom(ctx, pgx.Identifier{"assignments_in"}, assignmentColumnNames, source()); err != nil {
+		// Inside the transaction (the connection's), so the rows go with it.
+		if err := copyText("assignments_in"); err != nil {
 			return err
 		}
 		insert := `INSERT INTO assignments (` + assignmentColumns + `) SELECT ` + assignmentColumns +
@@ -242,6 +243,43 @@ func (d *DB) copyAssignments(ctx context.Context, groups [][]table.Row) ([]int, 
 		return nil, err
 	}
 	return counts, nil
+}
+
+// appendCopyRow appends r as a line of COPY's text format: tab-separated,
+// with backslash, tab, newline and carriage return escaped.
+func appendCopyRow(buf *bytes.Buffer, r *table.Row) {
+	field := func(s string) {
+		for i := 0; i < len(s); i++ {
+			switch c := s[i]; c {
+			case '\\':
+				buf.WriteString(`\\`)
+			case '\t':
+				buf.WriteString(`\t`)
+			case '\n':
+				buf.WriteString(`\n`)
+			case '\r':
+				buf.WriteString(`\r`)
+			default:
+				buf.WriteByte(c)
+			}
+		}
+		buf.WriteByte('\t')
+	}
+	var num [20]byte
+	field(r.EventID)
+	field(r.Environment)
+	field(r.Experiment)
+	field(r.FeatureFlag)
+	field(r.Allocation)
+	field(r.Variation)
+	field(r.Subject)
+	field(attributesText(r))
+	buf.Write(strconv.AppendInt(num[:0], r.Timestamp.UnixMicro(), 10))
+	buf.WriteByte('\t')
+	field(r.SDKName)
+	field(r.SDKVersion)
+	buf.Write(strconv.AppendInt(num[:0], r.ReceivedAt.UnixMicro(), 10))
+	buf.WriteByte('\n')
 }
 
 // insertAssignmentsQuery builds a multi-row INSERT that skips known event

@@ -177,3 +177,29 @@ func TestAssignmentGroupCounts(t *testing.T) {
 		}
 	})
 }
+
+// TestAssignmentsAwkwardText: tabs, line breaks and backslashes survive the
+// trip (PostgreSQL's COPY text format escapes them), on both paths: new
+// events, and a batch holding a known one.
+func TestAssignmentsAwkwardText(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		rows := assignmentRows(3, "production", time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC))
+		rows[0].Subject = "a\tb\nc\\d\re \\N"
+		rows[0].SubjectAttributes = json.RawMessage(`{"k":"x\\ty\\\\z"}`)
+		rows[1].Variation = "\\."
+		if _, err := db.InsertAssignments(ctx, rows[:2]); err != nil {
+			t.Fatal(err)
+		}
+		rows[2].Subject = "tab\there"
+		if n, err := db.InsertAssignments(ctx, rows); err != nil || n != 1 {
+			t.Fatalf("retry: %d, %v", n, err)
+		}
+		var got []table.Row
+		db.Assignments(ctx, store.AssignmentFilter{}, func(r *table.Row) error { got = append(got, *r); return nil })
+		if len(got) != 3 || got[0].Subject != rows[0].Subject || string(got[0].SubjectAttributes) != string(rows[0].SubjectAttributes) ||
+			got[1].Variation != "\\." || got[2].Subject != "tab\there" {
+			t.Fatalf("read back %+v", got)
+		}
+	})
+}
