@@ -257,6 +257,7 @@ type assignScratch struct {
 	unquote []byte
 	attrs   map[string]any
 	json    []byte // subject_attributes
+	csv     table.CSVEncoder
 }
 
 func (a *assigner) firstBad() string {
@@ -320,7 +321,7 @@ func (a *assigner) line(dst, row []byte) []byte {
 	if pos > 0 {
 		out.Experiment, out.Allocation = a.experiments[pos-1], a.allocations[pos-1]
 	}
-	return table.AppendCSV(dst, &out)
+	return sc.csv.Append(dst, &out)
 }
 
 // appendAttributes appends the non-empty cells of a row as a JSON object:

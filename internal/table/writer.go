@@ -57,6 +57,7 @@ type Writer struct {
 	format Format
 	buf    []byte // CSV and JSON lines: the encoded batch
 	header bool   // CSV: header written
+	csv    CSVEncoder
 	pq     *parquet.GenericWriter[parquetRow]
 	pqRows []parquetRow
 	group  int // rows in the current Parquet row group
@@ -90,7 +91,7 @@ func (w *Writer) Write(_ context.Context, rows []Row) error {
 			w.buf = AppendCSVHeader(w.buf)
 		}
 		for i := range rows {
-			w.buf = AppendCSV(w.buf, &rows[i])
+			w.buf = w.csv.Append(w.buf, &rows[i])
 		}
 	}
 	_, err := w.w.Write(w.buf)
@@ -120,6 +121,21 @@ func AppendCSVHeader(dst []byte) []byte {
 // quotes, "\n" line ends). Times are RFC 3339 in UTC with the fraction of a
 // second they have (microseconds at most).
 func AppendCSV(dst []byte, r *Row) []byte {
+	var e CSVEncoder
+	return e.Append(dst, r)
+}
+
+// CSVEncoder appends rows as AppendCSV does, keeping the text of the last
+// times it formatted: the rows of one `allot assign` run all share theirs,
+// and formatting a time costs more than the rest of a row. One per
+// goroutine; the zero value is ready.
+type CSVEncoder struct {
+	ts, recv         time.Time
+	tsText, recvText []byte
+}
+
+// Append appends r as a CSV record.
+func (e *CSVEncoder) Append(dst []byte, r *Row) []byte {
 	for i, s := range [...]string{r.EventID, r.Environment, r.Experiment, r.FeatureFlag, r.Allocation, r.Variation, r.Subject} {
 		if i > 0 {
 			dst = append(dst, ',')
@@ -133,13 +149,19 @@ func AppendCSV(dst []byte, r *Row) []byte {
 	}
 	dst = appendCSVField(dst, string(attrs))
 	dst = append(dst, ',')
-	dst = r.Timestamp.UTC().AppendFormat(dst, time.RFC3339Nano)
+	if e.tsText == nil || !r.Timestamp.Equal(e.ts) {
+		e.ts, e.tsText = r.Timestamp, r.Timestamp.UTC().AppendFormat(e.tsText[:0], time.RFC3339Nano)
+	}
+	dst = append(dst, e.tsText...)
 	dst = append(dst, ',')
 	dst = appendCSVField(dst, r.SDKName)
 	dst = append(dst, ',')
 	dst = appendCSVField(dst, r.SDKVersion)
 	dst = append(dst, ',')
-	dst = r.ReceivedAt.UTC().AppendFormat(dst, time.RFC3339Nano)
+	if e.recvText == nil || !r.ReceivedAt.Equal(e.recv) {
+		e.recv, e.recvText = r.ReceivedAt, r.ReceivedAt.UTC().AppendFormat(e.recvText[:0], time.RFC3339Nano)
+	}
+	dst = append(dst, e.recvText...)
 	return append(dst, '\n')
 }
 
