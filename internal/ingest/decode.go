@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // decodeEvent decodes one event into e. Events as SDKs send them (an
@@ -73,7 +74,7 @@ func fastDecode(b []byte, e *wireEvent) bool {
 			}
 			bit, i = 1<<6, j
 		case "subjectAttributes":
-			if b[i] != '{' {
+			if i >= len(b) || b[i] != '{' {
 				return false
 			}
 			j, err := valueEnd(b, i)
@@ -178,7 +179,8 @@ func fastMetaData(b []byte, i int, e *wireEvent) (int, bool) {
 
 // plainString reads a JSON string at b[i] that json would decode to its
 // bytes unchanged: no escapes, no control characters, valid UTF-8. It
-// returns the string and the index after its closing quote.
+// returns the string, which shares b's memory (b must not change after),
+// and the index after its closing quote.
 func plainString(b []byte, i int) (string, int, bool) {
 	if i >= len(b) || b[i] != '"' {
 		return "", 0, false
@@ -200,5 +202,10 @@ func plainString(b []byte, i int) (string, int, bool) {
 	if !ascii && !utf8.Valid(s) {
 		return "", 0, false
 	}
-	return string(s), i + 2 + n, true
+	if n == 0 {
+		return "", i + 2, true
+	}
+	// No copy: the body is never written once read (see readBody), and the
+	// string keeps it alive as long as a row needs it.
+	return unsafe.String(&s[0], n), i + 2 + n, true
 }

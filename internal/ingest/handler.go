@@ -144,13 +144,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body, err := readBody(w, r)
-	if err == nil {
-		defer putBuffer(body)
-	}
 	var raws [][]byte
 	lines := false
 	if err == nil {
-		raws, lines, err = splitEvents(body.Bytes())
+		raws, lines, err = splitEvents(body)
 	}
 	if err != nil {
 		var tooLarge *http.MaxBytesError
@@ -223,20 +220,12 @@ type unsupportedEncoding string
 
 func (u unsupportedEncoding) Error() string { return "unsupported Content-Encoding " + string(u) }
 
-var buffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
-func putBuffer(b *bytes.Buffer) {
-	if b.Cap() <= 1<<20 { // keep small buffers only: a pool of 16 MiB ones would pin memory
-		b.Reset()
-		buffers.Put(b)
-	}
-}
-
 // readBody reads the whole body, decompressed, within the limits: at most
 // table.MaxRequestBytes before and after decompression, and a bounded
 // compression ratio. Reading it whole first keeps the parsing below a
-// single linear pass over memory.
-func readBody(w http.ResponseWriter, r *http.Request) (*bytes.Buffer, error) {
+// single linear pass over memory. The bytes are never written again once
+// read: the rows' strings point into them (no copy per field).
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	in := &countingReader{r: http.MaxBytesReader(w, r.Body, table.MaxRequestBytes)}
 	var body io.Reader = in
 	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
@@ -251,18 +240,17 @@ func readBody(w http.ResponseWriter, r *http.Request) (*bytes.Buffer, error) {
 	default:
 		return nil, unsupportedEncoding(enc)
 	}
-	buf := buffers.Get().(*bytes.Buffer)
+	buf := new(bytes.Buffer)
 	if n := r.ContentLength; n > 0 && n <= table.MaxRequestBytes && body == io.Reader(in) {
 		buf.Grow(int(n) + bytes.MinRead)
 	}
 	if _, err := buf.ReadFrom(body); err != nil {
-		putBuffer(buf)
 		if errors.Is(err, gzip.ErrChecksum) || errors.Is(err, gzip.ErrHeader) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return nil, fmt.Errorf("body is not valid gzip: %w", err)
 		}
 		return nil, err
 	}
-	return buf, nil
+	return buf.Bytes(), nil
 }
 
 type countingReader struct {
@@ -518,10 +506,6 @@ func toRow(raw []byte, env string, now time.Time) (table.Row, error) {
 		if err := json.Compact(&buf, attrs); err == nil {
 			attrs = buf.Bytes()
 		}
-	default:
-		// Already compact: copy it out of the request's buffer, which is
-		// reused once the request ends.
-		attrs = bytes.Clone(attrs)
 	}
 	sdk := e.MetaData.SDKName
 	if sdk == "" {

@@ -162,14 +162,13 @@ func (d *DB) copyAssignments(ctx context.Context, groups [][]table.Row) ([]int, 
 		// COPY's text format, built by hand: a fraction of the CPU of
 		// encoding each value through pgx's type map.
 		copyText := func(table string) error {
-			var buf bytes.Buffer
-			buf.Grow(total * 256)
+			buf := make([]byte, 0, total*256)
 			for _, rows := range groups {
 				for i := range rows {
-					appendCopyRow(&buf, &rows[i])
+					buf = appendCopyRow(buf, &rows[i])
 				}
 			}
-			_, err := pc.PgConn().CopyFrom(ctx, &buf, "COPY "+table+" ("+assignmentColumns+") FROM STDIN")
+			_, err := pc.PgConn().CopyFrom(ctx, bytes.NewReader(buf), "COPY "+table+" ("+assignmentColumns+") FROM STDIN")
 			return err
 		}
 		// The common case: no event is stored yet (retries are rare), so one
@@ -247,39 +246,51 @@ func (d *DB) copyAssignments(ctx context.Context, groups [][]table.Row) ([]int, 
 
 // appendCopyRow appends r as a line of COPY's text format: tab-separated,
 // with backslash, tab, newline and carriage return escaped.
-func appendCopyRow(buf *bytes.Buffer, r *table.Row) {
-	field := func(s string) {
-		for i := 0; i < len(s); i++ {
-			switch c := s[i]; c {
-			case '\\':
-				buf.WriteString(`\\`)
-			case '\t':
-				buf.WriteString(`\t`)
-			case '\n':
-				buf.WriteString(`\n`)
-			case '\r':
-				buf.WriteString(`\r`)
-			default:
-				buf.WriteByte(c)
-			}
+func appendCopyRow(dst []byte, r *table.Row) []byte {
+	dst = appendCopyField(dst, r.EventID)
+	dst = appendCopyField(dst, r.Environment)
+	dst = appendCopyField(dst, r.Experiment)
+	dst = appendCopyField(dst, r.FeatureFlag)
+	dst = appendCopyField(dst, r.Allocation)
+	dst = appendCopyField(dst, r.Variation)
+	dst = appendCopyField(dst, r.Subject)
+	dst = appendCopyField(dst, attributesText(r))
+	dst = strconv.AppendInt(dst, r.Timestamp.UnixMicro(), 10)
+	dst = append(dst, '\t')
+	dst = appendCopyField(dst, r.SDKName)
+	dst = appendCopyField(dst, r.SDKVersion)
+	dst = strconv.AppendInt(dst, r.ReceivedAt.UnixMicro(), 10)
+	return append(dst, '\n')
+}
+
+// appendCopyField appends s and a tab, escaped for COPY's text format.
+func appendCopyField(dst []byte, s string) []byte {
+	plain := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == '\\' || c == '\t' || c == '\n' || c == '\r' {
+			plain = false
+			break
 		}
-		buf.WriteByte('\t')
 	}
-	var num [20]byte
-	field(r.EventID)
-	field(r.Environment)
-	field(r.Experiment)
-	field(r.FeatureFlag)
-	field(r.Allocation)
-	field(r.Variation)
-	field(r.Subject)
-	field(attributesText(r))
-	buf.Write(strconv.AppendInt(num[:0], r.Timestamp.UnixMicro(), 10))
-	buf.WriteByte('\t')
-	field(r.SDKName)
-	field(r.SDKVersion)
-	buf.Write(strconv.AppendInt(num[:0], r.ReceivedAt.UnixMicro(), 10))
-	buf.WriteByte('\n')
+	if plain {
+		dst = append(dst, s...)
+		return append(dst, '\t')
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '\\':
+			dst = append(dst, '\\', '\\')
+		case '\t':
+			dst = append(dst, '\\', 't')
+		case '\n':
+			dst = append(dst, '\\', 'n')
+		case '\r':
+			dst = append(dst, '\\', 'r')
+		default:
+			dst = append(dst, c)
+		}
+	}
+	return append(dst, '\t')
 }
 
 // insertAssignmentsQuery builds a multi-row INSERT that skips known event
