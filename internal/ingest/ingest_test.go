@@ -456,3 +456,27 @@ func BenchmarkWhitespaceBody(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkGzipBomb: the cost of one 16 KB request inflating to 16 MiB of
+// whitespace (refused once past the compression ratio).
+func BenchmarkGzipBomb(b *testing.B) {
+	db := storetest.Open(b, "sqlite")
+	w := ingest.NewWriter(db, ingest.Options{})
+	defer w.Close(context.Background())
+	h := &ingest.Handler{Environment: func(string) (string, bool) { return "production", true }, Writer: w,
+		Log: slog.New(slog.DiscardHandler), Now: time.Now}
+	var buf bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	zw.Write([]byte("["))
+	zw.Write(bytes.Repeat([]byte(" "), 16<<20-2))
+	zw.Write([]byte("]"))
+	zw.Close()
+	bomb := buf.Bytes()
+	b.ReportAllocs()
+	for b.Loop() {
+		req := httptest.NewRequest("POST", "/api/v1/assignments", bytes.NewReader(bomb))
+		req.Header.Set("Content-Encoding", "gzip")
+		h.ServeHTTP(httptest.NewRecorder(), req)
+	}
+	b.ReportMetric(float64(len(bomb)), "gzip-bytes")
+}
