@@ -34,6 +34,15 @@ const (
 	ratioFreeBytes      = 1 << 20
 )
 
+// MaxBodyBytes and MaxEvents are table's limits under their former names,
+// for code written against them (internal/server's body limit on main).
+//
+// Deprecated: use table.MaxRequestBytes and table.MaxEventsPerRequest.
+const (
+	MaxBodyBytes = table.MaxRequestBytes
+	MaxEvents    = table.MaxEventsPerRequest
+)
+
 // wireEvent is an event as SDKs send it: the Go SDK's allot.AssignmentEvent
 // (the fields of an assignment logger's event, spec section 5, plus an
 // eventId that makes retries safe), decoded through that type so that the
