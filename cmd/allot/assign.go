@@ -4,24 +4,26 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/csv"
+	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 	"unsafe"
-
-	"github.com/parquet-go/parquet-go"
 
 	"github.com/allot-dev/allot/internal/eval"
 	"github.com/allot-dev/allot/internal/lines"
+	"github.com/allot-dev/allot/internal/table"
 	"github.com/allot-dev/allot/internal/ufc"
 )
 
@@ -29,8 +31,9 @@ func init() {
 	register("assign", "build an assignment table for a CSV of subjects", runAssign)
 }
 
-// assignHeader is the header of the table allot assign writes.
-const assignHeader = "experiment,subject,variation,allocation,timestamp\n"
+// assignSDKName fills the sdk_name column of the rows allot assign writes
+// (event_id and environment stay empty: no SDK sent them).
+const assignSDKName = "allot assign"
 
 func runAssign(ctx context.Context, e *env, args []string) error {
 	fs := flag.NewFlagSet("allot assign", flag.ContinueOnError)
@@ -46,7 +49,7 @@ func runAssign(ctx context.Context, e *env, args []string) error {
 	fs.Var(&nowFlag, "now", "assignment `time`, RFC 3339 (default: now)")
 	fs.Usage = func() {
 		fmt.Fprintln(e.stderr, "usage: allot assign --flag KEY --subjects subjects.csv [--config FILE | --server URL --sdk-key KEY] [--out table.csv|table.parquet] [--all]")
-		fmt.Fprintln(e.stderr, "\nWrites one row per assigned subject, in input order:\n  "+strings.TrimSpace(assignHeader))
+		fmt.Fprintln(e.stderr, "\nWrites one row per assigned subject, in input order, with the columns of the assignment table (as allot export):\n  "+strings.Join(table.Columns, ","))
 		fmt.Fprintln(e.stderr, "\nflags:")
 		fs.PrintDefaults()
 	}
@@ -117,33 +120,43 @@ func runAssign(ctx context.Context, e *env, args []string) error {
 		out = file
 	}
 	bw := bufio.NewWriterSize(out, 256<<10)
-	var sink io.Writer = bw
-	var pq *parquetTable
+	format := table.CSV
 	if asParquet {
-		pq = newParquetTable(bw, now)
+		format = table.Parquet
+	}
+	// The rows go through the table's writers, as an export's do. For CSV,
+	// each worker encodes its rows with the table's CSV encoder and the
+	// batches are copied out in order; for Parquet, workers pass rows in a
+	// compact binary form to one columnar writer.
+	tw := table.NewWriter(bw, format)
+	var sink io.Writer = bw
+	var pq *parquetRows
+	if asParquet {
+		pq = &parquetRows{w: tw, flag: *flagKey, now: table.Micro(now)}
 		sink = pq
-	} else {
-		bw.WriteString(assignHeader)
+	} else if err := tw.Write(ctx, nil); err != nil { // the header
+		return err
 	}
 
-	a := &assigner{snap: snap, flag: *flagKey, attrNames: header[1:], all: *all, now: now,
-		stamp: now.Format("2006-01-02T15:04:05.000Z07:00")}
-	// Only the columns the flag's rules read become attributes: building
-	// the others would cost time for nothing.
+	a := &assigner{snap: snap, flag: *flagKey, attrNames: header[1:], all: *all, now: table.Micro(now), parquet: asParquet}
+	// Only the columns the flag's rules read become attributes for the
+	// engine: building the others would cost time for nothing. Every
+	// column goes into subject_attributes.
 	a.used = make([]bool, len(a.attrNames))
 	for i, name := range a.attrNames {
 		a.used[i] = f.UsesAttribute(name)
 	}
-	// Each allocation's columns, ready to copy: experiment (flag-allocation,
-	// as in assignment events) and the allocation key, CSV-quoted if needed.
 	for _, al := range f.Allocations {
-		a.experiments = append(a.experiments, string(appendCSV(nil, *flagKey+"-"+al.Key)))
-		a.allocations = append(a.allocations, string(appendCSV(nil, al.Key)))
+		a.experiments = append(a.experiments, *flagKey+"-"+al.Key)
+		a.allocations = append(a.allocations, al.Key)
+	}
+	if pq != nil {
+		pq.experiments, pq.allocations = a.experiments, a.allocations
 	}
 	a.pool.New = func() any { return &assignScratch{attrs: make(map[string]any, len(header))} }
 	err = lines.Map(ctx, br, sink, lines.Options{Quoted: true, BatchSize: 1024}, a.line)
-	if err == nil && pq != nil {
-		err = pq.Close()
+	if err == nil {
+		err = tw.Close(ctx)
 	}
 	if err == nil {
 		err = bw.Flush()
@@ -227,11 +240,11 @@ type assigner struct {
 	flag        string
 	attrNames   []string
 	used        []bool   // attrNames[i] is read by the flag's rules
-	experiments []string // CSV field of each allocation's experiment: flag-allocation
-	allocations []string // CSV field of each allocation's key
+	experiments []string // each allocation's experiment: flag-allocation
+	allocations []string // each allocation's key
 	all         bool
-	now         time.Time
-	stamp       string
+	now         time.Time // microseconds, UTC
+	parquet     bool      // line writes binary records for parquetRows
 	pool        sync.Pool
 
 	bad     atomic.Int64
@@ -243,6 +256,8 @@ type assignScratch struct {
 	fields  [][]byte
 	unquote []byte
 	attrs   map[string]any
+	json    []byte // subject_attributes
+	csv     table.CSVEncoder
 }
 
 func (a *assigner) firstBad() string {
@@ -293,22 +308,73 @@ func (a *assigner) line(dst, row []byte) []byte {
 	if r.Code != eval.Match && !a.all {
 		return dst
 	}
+	sc.json = appendAttributes(sc.json[:0], a.attrNames, sc.fields[1:])
+	pos, variation := 0, ""
 	if r.Code == eval.Match {
-		dst = append(dst, a.experiments[r.Position-1]...)
+		pos, variation = int(r.Position), r.VariationKey()
 	}
-	dst = append(dst, ',')
-	dst = appendCSV(dst, subject)
-	dst = append(dst, ',')
-	if r.Code == eval.Match {
-		dst = appendCSV(dst, r.VariationKey())
-		dst = append(dst, ',')
-		dst = append(dst, a.allocations[r.Position-1]...)
-	} else {
-		dst = append(dst, ',')
+	if a.parquet {
+		return appendRecord(dst, pos, variation, subject, sc.json)
 	}
-	dst = append(dst, ',')
-	dst = append(dst, a.stamp...)
-	return append(dst, '\n')
+	out := table.Row{FeatureFlag: a.flag, Variation: variation, Subject: subject, SubjectAttributes: sc.json,
+		Timestamp: a.now, SDKName: assignSDKName, ReceivedAt: a.now}
+	if pos > 0 {
+		out.Experiment, out.Allocation = a.experiments[pos-1], a.allocations[pos-1]
+	}
+	return sc.csv.Append(dst, &out)
+}
+
+// appendAttributes appends the non-empty cells of a row as a JSON object:
+// numbers (as the engine reads them) as numbers, the rest as strings.
+func appendAttributes(dst []byte, names []string, cells [][]byte) []byte {
+	dst = append(dst, '{')
+	first := true
+	for i, c := range cells {
+		if i >= len(names) || len(c) == 0 {
+			continue
+		}
+		if !first {
+			dst = append(dst, ',')
+		}
+		first = false
+		dst = appendJSONString(dst, names[i])
+		dst = append(dst, ':')
+		if x, ok := ufc.ParseNumberString(unsafe.String(&c[0], len(c))); ok && !math.IsInf(x, 0) && !math.IsNaN(x) {
+			dst = strconv.AppendFloat(dst, x, 'g', -1, 64)
+		} else {
+			dst = appendJSONString(dst, unsafe.String(&c[0], len(c)))
+		}
+	}
+	return append(dst, '}')
+}
+
+// appendJSONString appends s as a JSON string; invalid UTF-8 becomes U+FFFD.
+func appendJSONString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				dst = append(dst, '\\', c)
+			case c < 0x20:
+				dst = append(dst, `\u00`...)
+				dst = append(dst, "0123456789abcdef"[c>>4], "0123456789abcdef"[c&0xf])
+			default:
+				dst = append(dst, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, `\ufffd`...)
+		} else {
+			dst = append(dst, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(dst, '"')
 }
 
 // cellValue types a CSV cell: decimal numbers become float64, anything else
@@ -384,68 +450,64 @@ func splitCSV(fields [][]byte, rec []byte, scratch *[]byte) ([][]byte, error) {
 	}
 }
 
-// appendCSV writes s as a CSV field, quoting it when needed.
-func appendCSV(dst []byte, s string) []byte {
-	plain := true
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c == ',' || c == '"' || c == '\r' || c == '\n' {
-			plain = false
-			break
-		}
-	}
-	if plain {
-		return append(dst, s...)
-	}
-	dst = append(dst, '"')
-	for i := 0; i < len(s); i++ {
-		if s[i] == '"' {
-			dst = append(dst, '"')
-		}
-		dst = append(dst, s[i])
-	}
-	return append(dst, '"')
+// appendRecord encodes what varies between the rows of allot assign (the
+// allocation's position, 0 for none, the variation, the subject and the
+// attributes) for parquetRows: length-prefixed, so that nothing is quoted
+// or parsed on the way.
+func appendRecord(dst []byte, pos int, variation, subject string, attrs []byte) []byte {
+	dst = binary.AppendUvarint(dst, uint64(pos))
+	dst = binary.AppendUvarint(dst, uint64(len(variation)))
+	dst = append(dst, variation...)
+	dst = binary.AppendUvarint(dst, uint64(len(subject)))
+	dst = append(dst, subject...)
+	dst = binary.AppendUvarint(dst, uint64(len(attrs)))
+	return append(dst, attrs...)
 }
 
-// AssignRow is a row of the table allot assign writes, in Parquet.
-type AssignRow struct {
-	Experiment string    `parquet:"experiment,dict"`
-	Subject    string    `parquet:"subject"`
-	Variation  string    `parquet:"variation,dict"`
-	Allocation string    `parquet:"allocation,dict"`
-	Timestamp  time.Time `parquet:"timestamp,timestamp(millisecond)"`
+// parquetRows receives the records lines.Map produces, whole batches at a
+// time and in order, and writes them as rows to the table's Parquet writer.
+type parquetRows struct {
+	w           *table.Writer
+	flag        string
+	now         time.Time
+	experiments []string
+	allocations []string
+	rows        []table.Row
 }
 
-// parquetTable receives the CSV rows lines.Map produces, whole batches at a
-// time and in order, and writes them as Parquet.
-type parquetTable struct {
-	pw    *parquet.GenericWriter[AssignRow]
-	stamp time.Time
-	rows  []AssignRow
-}
-
-func newParquetTable(w io.Writer, stamp time.Time) *parquetTable {
-	return &parquetTable{pw: parquet.NewGenericWriter[AssignRow](w, parquet.Compression(&parquet.Zstd)), stamp: stamp.Truncate(time.Millisecond)}
-}
-
-func (p *parquetTable) Write(b []byte) (int, error) {
-	r := csv.NewReader(bytes.NewReader(b))
-	r.FieldsPerRecord = 5
-	r.ReuseRecord = true
+func (p *parquetRows) Write(b []byte) (int, error) {
 	p.rows = p.rows[:0]
-	for {
-		rec, err := r.Read()
-		if err == io.EOF {
-			break
+	rest := b
+	next := func() (string, bool) {
+		n, k := binary.Uvarint(rest)
+		if k <= 0 || uint64(len(rest)-k) < n {
+			return "", false
 		}
-		if err != nil {
-			return 0, err
-		}
-		p.rows = append(p.rows, AssignRow{rec[0], rec[1], rec[2], rec[3], p.stamp})
+		s := string(rest[k : k+int(n)])
+		rest = rest[k+int(n):]
+		return s, true
 	}
-	if _, err := p.pw.Write(p.rows); err != nil {
+	for len(rest) > 0 {
+		pos, k := binary.Uvarint(rest)
+		if k <= 0 || pos > uint64(len(p.allocations)) {
+			return 0, errors.New("allot assign: corrupt row record")
+		}
+		rest = rest[k:]
+		variation, ok1 := next()
+		subject, ok2 := next()
+		attrs, ok3 := next()
+		if !ok1 || !ok2 || !ok3 {
+			return 0, errors.New("allot assign: corrupt row record")
+		}
+		row := table.Row{FeatureFlag: p.flag, Variation: variation, Subject: subject, SubjectAttributes: []byte(attrs),
+			Timestamp: p.now, SDKName: assignSDKName, ReceivedAt: p.now}
+		if pos > 0 {
+			row.Experiment, row.Allocation = p.experiments[pos-1], p.allocations[pos-1]
+		}
+		p.rows = append(p.rows, row)
+	}
+	if err := p.w.Write(context.Background(), p.rows); err != nil {
 		return 0, err
 	}
 	return len(b), nil
 }
-
-func (p *parquetTable) Close() error { return p.pw.Close() }

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"encoding/csv"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -11,9 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parquet-go/parquet-go"
-
 	"github.com/allot-dev/allot/internal/eval"
+	"github.com/allot-dev/allot/internal/table"
 )
 
 func readTable(t *testing.T, data string) [][]string {
@@ -22,7 +23,7 @@ func readTable(t *testing.T, data string) [][]string {
 	if err != nil {
 		t.Fatalf("output is not CSV: %v\n%s", err, data)
 	}
-	if strings.Join(rows[0], ",") != strings.TrimSpace(assignHeader) {
+	if strings.Join(rows[0], ",") != strings.Join(table.Columns, ",") {
 		t.Fatalf("header %v", rows[0])
 	}
 	return rows[1:]
@@ -75,9 +76,16 @@ func TestAssignMatchesEngine(t *testing.T) {
 		if i >= len(rows) {
 			t.Fatalf("table ends at row %d", i)
 		}
-		want := []string{"new-user-onboarding-" + r.AllocationKey(), s.key, r.VariationKey(), r.AllocationKey(), "2026-06-01T00:00:00.000Z"}
+		// The export's columns, with its microsecond times; no event id or
+		// environment (no SDK sent these), every cell in the attributes.
+		want := []string{"", "", "new-user-onboarding-" + r.AllocationKey(), "new-user-onboarding", r.AllocationKey(), r.VariationKey(), s.key,
+			rows[i][7], "2026-06-01T00:00:00Z", "allot assign", "", "2026-06-01T00:00:00Z"}
 		if strings.Join(rows[i], "|") != strings.Join(want, "|") {
 			t.Fatalf("row %d: %v, want %v", i, rows[i], want)
+		}
+		var attrs map[string]any
+		if err := json.Unmarshal([]byte(rows[i][7]), &attrs); err != nil || fmt.Sprint(attrs) != fmt.Sprint(s.attrs) {
+			t.Fatalf("row %d: subject_attributes %s (%v), want %v", i, rows[i][7], err, s.attrs)
 		}
 		i++
 	}
@@ -104,7 +112,7 @@ func TestAssignAllQuotedAndMalformed(t *testing.T) {
 	if len(rows) != 2 {
 		t.Fatalf("rows %q", rows)
 	}
-	if rows[0][1] != "alice, the first" || rows[0][2] != "empty" || rows[1][1] != "bob\nsmith" {
+	if rows[0][6] != "alice, the first" || rows[0][5] != "empty" || rows[1][6] != "bob\nsmith" {
 		t.Fatalf("rows %q", rows)
 	}
 	if !strings.Contains(stderr, "skipped 1 malformed rows") {
@@ -120,7 +128,7 @@ func TestAssignAllKeepsUnassigned(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
 	rows := readTable(t, out)
-	if len(rows) != 2 || rows[0][2] != "green" || rows[1][1] != "bob" || rows[1][0] != "" || rows[1][2] != "" {
+	if len(rows) != 2 || rows[0][5] != "green" || rows[1][6] != "bob" || rows[1][2] != "" || rows[1][4] != "" || rows[1][5] != "" {
 		t.Fatalf("rows %q", rows)
 	}
 }
@@ -164,29 +172,38 @@ func TestAssignUsage(t *testing.T) {
 }
 
 func TestAssignParquet(t *testing.T) {
-	in := "subject,email\nalice,alice@mycompany.com\nbob,bob@example.com\n\"c, d\",x@mycompany.com\n"
+	in := "subject,email,n\nalice,alice@mycompany.com,1.5\nbob,bob@example.com,\n\"c, d\",x@mycompany.com,\"a \"\"b\"\"\"\n"
 	out := filepath.Join(t.TempDir(), "table.parquet")
 	code, _, stderr := runCmd(t, in, "assign", "--flag", "new-user-onboarding", "--subjects", "-", "--all",
-		"--config", filepath.Join(fixtures, "flags-v1.json"), "--out", out, "--now", "2026-06-01T10:00:00.5Z")
+		"--config", filepath.Join(fixtures, "flags-v1.json"), "--out", out, "--now", "2026-06-01T10:00:00.5000019Z")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	rows, err := parquet.ReadFile[AssignRow](out)
+	data, err := os.ReadFile(out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []AssignRow{
-		{"new-user-onboarding-internal users", "alice", "green", "internal users", time.Date(2026, 6, 1, 10, 0, 0, 5e8, time.UTC)},
-		{"", "bob", "", "", time.Date(2026, 6, 1, 10, 0, 0, 5e8, time.UTC)},
-		{"new-user-onboarding-internal users", "c, d", "green", "internal users", time.Date(2026, 6, 1, 10, 0, 0, 5e8, time.UTC)},
+	rows, err := table.ReadParquet(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Microseconds, as in an export (the old table kept milliseconds).
+	at := time.Date(2026, 6, 1, 10, 0, 0, 500001000, time.UTC)
+	flag := "new-user-onboarding"
+	want := []table.Row{
+		{Experiment: flag + "-internal users", FeatureFlag: flag, Allocation: "internal users", Variation: "green", Subject: "alice",
+			SubjectAttributes: []byte(`{"email":"alice@mycompany.com","n":1.5}`)},
+		{FeatureFlag: flag, Subject: "bob", SubjectAttributes: []byte(`{"email":"bob@example.com"}`)},
+		{Experiment: flag + "-internal users", FeatureFlag: flag, Allocation: "internal users", Variation: "green", Subject: "c, d",
+			SubjectAttributes: []byte(`{"email":"x@mycompany.com","n":"a \"b\""}`)},
 	}
 	if len(rows) != len(want) {
 		t.Fatalf("rows %+v", rows)
 	}
 	for i := range want {
-		if rows[i].Experiment != want[i].Experiment || rows[i].Subject != want[i].Subject || rows[i].Variation != want[i].Variation ||
-			rows[i].Allocation != want[i].Allocation || !rows[i].Timestamp.Equal(want[i].Timestamp) {
-			t.Errorf("row %d: %+v, want %+v", i, rows[i], want[i])
+		want[i].Timestamp, want[i].ReceivedAt, want[i].SDKName = at, at, "allot assign"
+		if fmt.Sprintf("%+v", rows[i]) != fmt.Sprintf("%+v", want[i]) || string(rows[i].SubjectAttributes) != string(want[i].SubjectAttributes) {
+			t.Errorf("row %d: %+v %s\nwant %+v %s", i, rows[i], rows[i].SubjectAttributes, want[i], want[i].SubjectAttributes)
 		}
 	}
 }

@@ -2,23 +2,25 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 
 	"github.com/allot-dev/allot/internal/apiclient"
+	"github.com/allot-dev/allot/internal/table"
 )
 
 func init() {
-	register("export", "export the assignment table (CSV or JSON lines) from a server", runExport)
+	register("export", "export the assignment table (CSV, JSON lines or Parquet) from a server", runExport)
 }
 
 func runExport(ctx context.Context, e *env, args []string) error {
-	a := newAdminFlags(e, "allot export", "allot export [--flag KEY] [--experiment FLAG-ALLOCATION] [--from TIME] [--to TIME] [--format csv|jsonl] [--out FILE]")
+	a := newAdminFlags(e, "allot export", "allot export [--flag KEY] [--experiment FLAG-ALLOCATION] [--from TIME] [--to TIME] [--format csv|jsonl|parquet] [--out FILE]")
 	flagKey := a.fs.String("flag", "", "only this flag's assignments")
 	experiment := a.fs.String("experiment", "", "only this experiment (flag-allocation, as in events)")
 	var from, to timeFlag
 	a.fs.Var(&from, "from", "only assignments at or after this `time` (RFC 3339 or YYYY-MM-DD)")
 	a.fs.Var(&to, "to", "only assignments before this `time` (RFC 3339 or YYYY-MM-DD)")
-	format := a.fs.String("format", "csv", "csv or jsonl")
+	format := a.fs.String("format", "csv", "csv, jsonl or parquet (the columns of docs/assignment-tables.md)")
 	out := a.fs.String("out", "-", "output file (- for stdout)")
 	pos, err := a.parse(args)
 	if err != nil {
@@ -26,6 +28,9 @@ func runExport(ctx context.Context, e *env, args []string) error {
 	}
 	if len(pos) > 0 {
 		return usageErr(a)
+	}
+	if _, err := table.ParseFormat(*format); err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("--format: %w", err)}
 	}
 	q := apiclient.ExportQuery{Environment: *a.env, Flag: *flagKey, Experiment: *experiment, Format: *format, From: from.Time, To: to.Time}
 	c, err := a.client()

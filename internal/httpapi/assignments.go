@@ -2,23 +2,16 @@ package httpapi
 
 import (
 	"bufio"
-	"encoding/csv"
-	"encoding/json"
-	"io"
+	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
-
-	"github.com/parquet-go/parquet-go"
 
 	"github.com/allot-dev/allot/internal/srm"
 	"github.com/allot-dev/allot/internal/store"
+	"github.com/allot-dev/allot/internal/table"
 )
-
-// AssignmentColumns are the columns of an exported assignment table, in
-// order (CSV header; JSON lines use the same names).
-var AssignmentColumns = []string{"event_id", "environment", "experiment", "feature_flag", "allocation", "variation",
-	"subject", "subject_attributes", "timestamp", "sdk_name", "sdk_version", "received_at"}
 
 // exportFilter reads the filter of GET /api/v1/assignments.
 func exportFilter(r *http.Request) (store.AssignmentFilter, error) {
@@ -48,26 +41,34 @@ func timeRange(q url.Values, f *store.AssignmentFilter) error {
 	return nil
 }
 
+// exportStall is how long an export may wait on a client that reads
+// nothing. The deadline moves on with every page sent, so a large table
+// takes as long as it needs while a stalled client is cut off.
+const exportStall = time.Minute
+
 // exportAssignments streams the assignment table as CSV, JSON lines or
 // Parquet: GET /api/v1/assignments?environment=&flag=&experiment=&from=&to=&format=csv|jsonl|parquet
+// It reads the store a page at a time (no read snapshot is held while the
+// client reads) and writes each page through the table's writers.
 func (s *Server) exportAssignments(w http.ResponseWriter, r *http.Request) error {
 	f, err := exportFilter(r)
 	if err != nil {
 		return err
 	}
-	format := r.URL.Query().Get("format")
-	if format == "" {
-		format = "csv"
+	name := r.URL.Query().Get("format")
+	if name == "" {
+		name = "csv"
 	}
-	if format != "csv" && format != "jsonl" && format != "parquet" {
-		return store.Invalid("format", "%q is not csv, jsonl or parquet", format)
+	format, err := table.ParseFormat(name)
+	if err != nil {
+		return store.Invalid("format", "%s", err)
 	}
-	name := "assignments"
+	filename := "assignments"
 	if f.FeatureFlag != "" {
-		name += "-" + f.FeatureFlag
+		filename += "-" + f.FeatureFlag
 	}
-	// A streaming export holds a database connection until it ends: a few
-	// at a time, so that ingestion and the API keep theirs.
+	// A streaming export holds a database connection while it reads a
+	// page: a few at a time, so that ingestion and the API keep theirs.
 	select {
 	case s.exports <- struct{}{}:
 		defer func() { <-s.exports }()
@@ -75,21 +76,31 @@ func (s *Server) exportAssignments(w http.ResponseWriter, r *http.Request) error
 		w.Header().Set("Retry-After", "5")
 		return store.Errorf(store.EUNAVAILABLE, "%d exports are running; retry later", cap(s.exports))
 	}
-	// A large table takes longer than the server's write timeout.
-	http.NewResponseController(w).SetWriteDeadline(time.Time{})
+	hdr := w.Header()
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("Content-Type", format.ContentType())
+	hdr.Set("Content-Disposition", contentDisposition(filename+format.Ext()))
 
-	ew := &exportWriter{w: w}
+	ew := &exportWriter{w: w, rc: http.NewResponseController(w)}
 	bw := bufio.NewWriterSize(ew, 64<<10)
-	err = s.writeExport(w.Header(), bw, r, f, format, name)
+	sink := table.NewWriter(bw, format)
+	ctx := r.Context()
+	err = s.db.AssignmentPages(ctx, f, func(page []table.Row) error {
+		ew.rc.SetWriteDeadline(time.Now().Add(exportStall))
+		return sink.Write(ctx, page)
+	})
 	if err == nil {
-		err = bw.Flush()
+		ew.rc.SetWriteDeadline(time.Now().Add(exportStall))
+		if err = sink.Close(ctx); err == nil {
+			err = bw.Flush()
+		}
 	}
 	switch {
 	case err == nil:
 		return nil
 	case !ew.sent:
 		// Nothing went out: answer with the error, not a partial table.
-		w.Header().Del("Content-Disposition")
+		hdr.Del("Content-Disposition")
 		return err
 	}
 	// The table is partly sent: abort the connection so the client sees a
@@ -98,118 +109,40 @@ func (s *Server) exportAssignments(w http.ResponseWriter, r *http.Request) error
 	panic(http.ErrAbortHandler)
 }
 
+// contentDisposition names an attachment as RFC 6266 says: filename* holds
+// the name, percent-encoded UTF-8; filename, for old clients, holds it with
+// every character outside a safe set replaced, so that nothing the caller
+// put in the name (a quote, a semicolon) can end the parameter.
+func contentDisposition(name string) string {
+	safe := []byte(name)
+	for i, c := range safe {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
+			safe[i] = '_'
+		}
+	}
+	var enc strings.Builder
+	for i := 0; i < len(name); i++ {
+		// attr-char of RFC 8187; everything else is percent-encoded.
+		c := name[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$&+-.^_`|~", c) >= 0 {
+			enc.WriteByte(c)
+		} else {
+			fmt.Fprintf(&enc, "%%%02X", c)
+		}
+	}
+	return `attachment; filename="` + string(safe) + `"; filename*=UTF-8''` + enc.String()
+}
+
 // exportWriter remembers whether anything of an export was sent.
 type exportWriter struct {
 	w    http.ResponseWriter
+	rc   *http.ResponseController
 	sent bool
 }
 
 func (e *exportWriter) Write(p []byte) (int, error) {
 	e.sent = true
 	return e.w.Write(p)
-}
-
-// writeExport writes the table to bw. The headers it sets go out with the
-// first bytes that leave bw.
-func (s *Server) writeExport(hdr http.Header, bw *bufio.Writer, r *http.Request, f store.AssignmentFilter, format, name string) error {
-	hdr.Set("Cache-Control", "no-store")
-	if format == "parquet" {
-		hdr.Set("Content-Type", "application/vnd.apache.parquet")
-		hdr.Set("Content-Disposition", `attachment; filename="`+name+`.parquet"`)
-		return s.exportParquet(bw, r, f)
-	}
-	if format == "csv" {
-		hdr.Set("Content-Type", "text/csv; charset=utf-8")
-		hdr.Set("Content-Disposition", `attachment; filename="`+name+`.csv"`)
-		cw := csv.NewWriter(bw)
-		cw.Write(AssignmentColumns)
-		rec := make([]string, len(AssignmentColumns))
-		return s.db.Assignments(r.Context(), f, func(a *store.Assignment) error {
-			rec[0], rec[1], rec[2], rec[3], rec[4], rec[5], rec[6] = a.EventID, a.Environment, a.Experiment, a.FeatureFlag, a.Allocation, a.Variation, a.Subject
-			rec[7] = string(a.SubjectAttributes)
-			rec[8] = a.Timestamp.Format(time.RFC3339Nano)
-			rec[9], rec[10] = a.SDKName, a.SDKVersion
-			rec[11] = a.ReceivedAt.Format(time.RFC3339Nano)
-			cw.Write(rec)
-			cw.Flush()
-			return cw.Error()
-		})
-	}
-	hdr.Set("Content-Type", "application/x-ndjson")
-	hdr.Set("Content-Disposition", `attachment; filename="`+name+`.jsonl"`)
-	enc := json.NewEncoder(bw)
-	return s.db.Assignments(r.Context(), f, func(a *store.Assignment) error {
-		return enc.Encode(exportRow{a.EventID, a.Environment, a.Experiment, a.FeatureFlag, a.Allocation, a.Variation,
-			a.Subject, a.SubjectAttributes, a.Timestamp, a.SDKName, a.SDKVersion, a.ReceivedAt})
-	})
-}
-
-// exportRow is one JSON line of an export, named like the CSV columns.
-type exportRow struct {
-	EventID           string          `json:"event_id"`
-	Environment       string          `json:"environment"`
-	Experiment        string          `json:"experiment"`
-	FeatureFlag       string          `json:"feature_flag"`
-	Allocation        string          `json:"allocation"`
-	Variation         string          `json:"variation"`
-	Subject           string          `json:"subject"`
-	SubjectAttributes json.RawMessage `json:"subject_attributes"`
-	Timestamp         time.Time       `json:"timestamp"`
-	SDKName           string          `json:"sdk_name"`
-	SDKVersion        string          `json:"sdk_version"`
-	ReceivedAt        time.Time       `json:"received_at"`
-}
-
-// ParquetRow is one row of an exported assignment table in Parquet: the
-// same columns, subject_attributes as JSON text, times in microseconds UTC.
-type ParquetRow struct {
-	EventID           string    `parquet:"event_id"`
-	Environment       string    `parquet:"environment,dict"`
-	Experiment        string    `parquet:"experiment,dict"`
-	FeatureFlag       string    `parquet:"feature_flag,dict"`
-	Allocation        string    `parquet:"allocation,dict"`
-	Variation         string    `parquet:"variation,dict"`
-	Subject           string    `parquet:"subject"`
-	SubjectAttributes string    `parquet:"subject_attributes,json"`
-	Timestamp         time.Time `parquet:"timestamp,timestamp(microsecond)"`
-	SDKName           string    `parquet:"sdk_name,dict"`
-	SDKVersion        string    `parquet:"sdk_version,dict"`
-	ReceivedAt        time.Time `parquet:"received_at,timestamp(microsecond)"`
-}
-
-// exportParquet streams rows into a Parquet file, a row group every 64k
-// rows so memory stays bounded.
-func (s *Server) exportParquet(w io.Writer, r *http.Request, f store.AssignmentFilter) error {
-	pw := parquet.NewGenericWriter[ParquetRow](w, parquet.Compression(&parquet.Zstd))
-	buf := make([]ParquetRow, 0, 1024)
-	inGroup := 0
-	flush := func() error {
-		if _, err := pw.Write(buf); err != nil {
-			return err
-		}
-		inGroup += len(buf)
-		buf = buf[:0]
-		if inGroup >= 64<<10 {
-			inGroup = 0
-			return pw.Flush()
-		}
-		return nil
-	}
-	err := s.db.Assignments(r.Context(), f, func(a *store.Assignment) error {
-		buf = append(buf, ParquetRow{a.EventID, a.Environment, a.Experiment, a.FeatureFlag, a.Allocation, a.Variation,
-			a.Subject, string(a.SubjectAttributes), a.Timestamp, a.SDKName, a.SDKVersion, a.ReceivedAt})
-		if len(buf) == cap(buf) {
-			return flush()
-		}
-		return nil
-	})
-	if err == nil {
-		err = flush()
-	}
-	if err != nil {
-		return err
-	}
-	return pw.Close()
 }
 
 // SummaryResponse is the answer of GET .../allocations/{alloc}/summary: the
@@ -245,10 +178,19 @@ func (s *Server) assignmentSummary(w http.ResponseWriter, r *http.Request) error
 		return err
 	}
 	var weights []store.Weight
+	known := false
 	for _, a := range settings.Allocations {
-		if a.Key == alloc && a.Type == store.Experiment {
-			weights = a.Weights
+		if a.Key == alloc {
+			known = true
+			if a.Type == store.Experiment {
+				weights = a.Weights
+			}
 		}
+	}
+	// An allocation that is not configured but has assignments (deleted
+	// since) still has a summary; one with neither does not exist.
+	if !known && sum.Assignments == 0 && f.From.IsZero() && f.To.IsZero() {
+		return store.Errorf(store.ENOTFOUND, "allocation %q of flag %q in environment %q is not configured and has no assignments", alloc, flag, env)
 	}
 	switch {
 	case len(weights) == 0:

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/allot-dev/allot/internal/store"
+	"github.com/allot-dev/allot/internal/table"
 )
 
 // ErrBusy means the write queue is full: the caller should answer 503 with
@@ -43,7 +44,7 @@ type Writer struct {
 }
 
 type request struct {
-	rows []store.Assignment
+	rows []table.Row
 	done chan result
 }
 
@@ -70,7 +71,7 @@ func NewWriter(db *store.DB, opts Options) *Writer {
 // already stored: a retry). It never blocks on a full queue: it returns
 // ErrBusy. If ctx ends while the rows wait, Write returns ctx's error and
 // the rows may or may not be stored; a retry is safe either way.
-func (w *Writer) Write(ctx context.Context, rows []store.Assignment) (int, error) {
+func (w *Writer) Write(ctx context.Context, rows []table.Row) (int, error) {
 	if len(rows) == 0 {
 		return 0, nil
 	}
@@ -143,7 +144,7 @@ func (w *Writer) run() {
 // writer's own context is not the callers': a caller that gave up does not
 // abort the others' transaction.
 func (w *Writer) write(batch []*request) {
-	groups := make([][]store.Assignment, len(batch))
+	groups := make([][]table.Row, len(batch))
 	for i, r := range batch {
 		groups[i] = r.rows
 	}

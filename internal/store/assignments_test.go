@@ -9,16 +9,17 @@ import (
 
 	"github.com/allot-dev/allot/internal/store"
 	"github.com/allot-dev/allot/internal/store/storetest"
+	"github.com/allot-dev/allot/internal/table"
 )
 
-func assignmentRows(n int, env string, t0 time.Time) []store.Assignment {
-	rows := make([]store.Assignment, n)
+func assignmentRows(n int, env string, t0 time.Time) []table.Row {
+	rows := make([]table.Row, n)
 	for i := range rows {
 		v := "control"
 		if i%2 == 1 {
 			v = "treatment"
 		}
-		rows[i] = store.Assignment{
+		rows[i] = table.Row{
 			EventID: fmt.Sprintf("evt-%s-%06d", env, i), Environment: env,
 			Experiment: "checkout-exp", FeatureFlag: "checkout", Allocation: "exp", Variation: v,
 			Subject: fmt.Sprintf("user-%d", i), SubjectAttributes: json.RawMessage(`{"country":"US","age":30}`),
@@ -46,9 +47,9 @@ func TestAssignmentsIdempotent(t *testing.T) {
 		if c, _ := db.CountAssignments(ctx, store.AssignmentFilter{}); c != 1300 {
 			t.Fatalf("count %d, want 1300", c)
 		}
-		var got []store.Assignment
+		var got []table.Row
 		err = db.Assignments(ctx, store.AssignmentFilter{Environment: "production", FeatureFlag: "checkout",
-			From: t0.Add(10 * time.Second), To: t0.Add(20 * time.Second)}, func(a *store.Assignment) error {
+			From: t0.Add(10 * time.Second), To: t0.Add(20 * time.Second)}, func(a *table.Row) error {
 			got = append(got, *a)
 			return nil
 		})
@@ -126,7 +127,7 @@ func TestSummarizeAssignments(t *testing.T) {
 		day1 := time.Date(2026, 5, 1, 23, 0, 0, 0, time.UTC)
 		rows := assignmentRows(100, "production", day1) // 100 subjects over 100 s, alternating variations
 		// user-0 is seen again on day 2 in the other variation; user-1 again in the same one.
-		extra := []store.Assignment{rows[0], rows[1]}
+		extra := []table.Row{rows[0], rows[1]}
 		extra[0].EventID, extra[0].Variation, extra[0].Timestamp = "again-0", "treatment", day1.Add(2*time.Hour)
 		extra[1].EventID, extra[1].Timestamp = "again-1", day1.Add(2*time.Hour)
 		other := assignmentRows(5, "staging", day1)
@@ -148,6 +149,57 @@ func TestSummarizeAssignments(t *testing.T) {
 		}
 		if fmt.Sprint(s.Daily) != fmt.Sprint(want) {
 			t.Fatalf("daily %+v, want %+v", s.Daily, want)
+		}
+	})
+}
+
+// TestAssignmentGroupCounts: one transaction for several groups counts the
+// new rows of each group; a row repeated in two groups is new in the first.
+func TestAssignmentGroupCounts(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		rows := assignmentRows(30, "production", time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC))
+		if _, err := db.InsertAssignments(ctx, rows[:5]); err != nil {
+			t.Fatal(err)
+		}
+		// Group 0: 5 stored + 10 new; group 1: 5 of group 0's new + 10 new; group 2: empty.
+		counts, err := db.InsertAssignmentGroups(ctx, [][]table.Row{rows[:15], rows[10:25], nil})
+		if err != nil || fmt.Sprint(counts) != "[10 10 0]" {
+			t.Fatalf("counts %v, %v; want [10 10 0]", counts, err)
+		}
+		if c, _ := db.CountAssignments(ctx, store.AssignmentFilter{}); c != 25 {
+			t.Fatalf("%d rows stored, want 25", c)
+		}
+		var got []table.Row
+		db.Assignments(ctx, store.AssignmentFilter{}, func(r *table.Row) error { got = append(got, *r); return nil })
+		if len(got) != 25 || got[24].Subject != "user-24" || string(got[3].SubjectAttributes) != `{"country":"US","age":30}` {
+			t.Fatalf("read back %d rows: %+v", len(got), got)
+		}
+	})
+}
+
+// TestAssignmentsAwkwardText: tabs, line breaks and backslashes survive the
+// trip (PostgreSQL's COPY text format escapes them), on both paths: new
+// events, and a batch holding a known one.
+func TestAssignmentsAwkwardText(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		rows := assignmentRows(3, "production", time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC))
+		rows[0].Subject = "a\tb\nc\\d\re \\N"
+		rows[0].SubjectAttributes = json.RawMessage(`{"k":"x\\ty\\\\z"}`)
+		rows[1].Variation = "\\."
+		if _, err := db.InsertAssignments(ctx, rows[:2]); err != nil {
+			t.Fatal(err)
+		}
+		rows[2].Subject = "tab\there"
+		if n, err := db.InsertAssignments(ctx, rows); err != nil || n != 1 {
+			t.Fatalf("retry: %d, %v", n, err)
+		}
+		var got []table.Row
+		db.Assignments(ctx, store.AssignmentFilter{}, func(r *table.Row) error { got = append(got, *r); return nil })
+		if len(got) != 3 || got[0].Subject != rows[0].Subject || string(got[0].SubjectAttributes) != string(rows[0].SubjectAttributes) ||
+			got[1].Variation != "\\." || got[2].Subject != "tab\there" {
+			t.Fatalf("read back %+v", got)
 		}
 	})
 }

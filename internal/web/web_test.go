@@ -19,6 +19,7 @@ import (
 	"github.com/allot-dev/allot/internal/publish"
 	"github.com/allot-dev/allot/internal/store"
 	"github.com/allot-dev/allot/internal/store/storetest"
+	"github.com/allot-dev/allot/internal/table"
 	"github.com/allot-dev/allot/internal/web"
 )
 
@@ -532,10 +533,10 @@ func TestAssignmentSummary(t *testing.T) {
 	want(t, e.get("/flags/checkout?env=production"), 200, "Assignments: 0 subjects", "No assignment events yet")
 
 	day := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
-	var rows []store.Assignment
+	var rows []table.Row
 	add := func(n int, variation string, offset int) {
 		for i := range n {
-			rows = append(rows, store.Assignment{EventID: fmt.Sprintf("%s-%d", variation, i), Environment: "production",
+			rows = append(rows, table.Row{EventID: fmt.Sprintf("%s-%d", variation, i), Environment: "production",
 				Experiment: "checkout-checkout", FeatureFlag: "checkout", Allocation: "checkout", Variation: variation,
 				Subject: fmt.Sprintf("u-%d", offset+i), Timestamp: day, ReceivedAt: day})
 		}
