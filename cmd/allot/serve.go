@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/allot-dev/allot/internal/publish"
 	"github.com/allot-dev/allot/internal/server"
 )
 
@@ -35,6 +36,7 @@ flags:`)
 	addr := fs.String("addr", envOr(e, "ALLOT_ADDR", ":8080"), "listen address")
 	db := fs.String("db", envOr(e, "ALLOT_DB", "allot.db"), "SQLite file, or a postgres:// URL")
 	poll := fs.Duration("poll", time.Second, "how often to look for changes made by other replicas")
+	staleAfter := fs.Duration("stale-after", publish.DefaultMaxAge, "report not ready (/readyz) when the configuration was last confirmed against the database longer ago than this")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	format := fs.String("log-format", "text", "log format: text or json")
 	retention := fs.String("retention", envOr(e, "ALLOT_RETENTION", "0"), "maximum age of stored assignment events, e.g. 90d or 2160h (0 keeps them all)")
@@ -63,6 +65,7 @@ flags:`)
 		DB:           *db,
 		AdminToken:   e.getenv("ALLOT_ADMIN_TOKEN"),
 		PollInterval: *poll,
+		StaleAfter:   *staleAfter,
 		Retention:    maxAge,
 		Log:          slog.New(h),
 		Announce:     e.stderr,

@@ -5,6 +5,7 @@ package httpapi
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -167,11 +168,25 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("database unreachable\n"))
 		return
 	}
+	// Refused flags do not make the replica unready (every replica refuses
+	// the same flags, so routing around one helps no one), but they are
+	// named here, after the status line, and in the metrics.
+	problems := s.cache.Problems()
 	if err := s.cache.Ready(); err != nil {
 		s.log.Warn("not ready: configuration", "err", err)
 		w.WriteHeader(http.StatusServiceUnavailable)
-		w.Write([]byte("configuration not compiled\n"))
-		return
+		fmt.Fprintf(w, "configuration not ready: %v\n", err)
+	} else if len(problems) > 0 {
+		w.Write([]byte("ready, with problems:\n"))
+	} else {
+		w.Write([]byte("ready\n"))
 	}
-	w.Write([]byte("ready\n"))
+	const maxLines = 50 // bounded, whatever the number of refused flags
+	for i, p := range problems {
+		if i == maxLines {
+			fmt.Fprintf(w, "and %d more\n", len(problems)-maxLines)
+			break
+		}
+		fmt.Fprintf(w, "%s\n", p)
+	}
 }

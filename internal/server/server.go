@@ -31,6 +31,10 @@ type Config struct {
 	// PollInterval is how often the server checks the database for changes
 	// made through other replicas; default 1s.
 	PollInterval time.Duration
+	// StaleAfter is how old the published configuration may grow (since a
+	// refresh last confirmed it against the database) before /readyz
+	// reports the replica not ready; default publish.DefaultMaxAge.
+	StaleAfter time.Duration
 	// Retention is the maximum age of stored assignment events; older ones
 	// are deleted in small batches every few minutes. Zero keeps them all.
 	Retention time.Duration
@@ -93,6 +97,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	metrics := httpapi.NewMetrics()
 	cache := publish.NewCache(db, log)
 	cache.OnBuild = metrics.ObserveBuild
+	cache.OnRefused = metrics.ObserveRefused
+	cache.MaxAge = cfg.StaleAfter
+	metrics.WatchConfigAge(cache.Age)
 	if err := cache.Refresh(ctx); err != nil {
 		// Serve what compiled; /readyz reports the rest.
 		log.Error("initial configuration build failed", "err", err)
