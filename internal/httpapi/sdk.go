@@ -63,10 +63,11 @@ func (s *Server) config(w http.ResponseWriter, r *http.Request) {
 	}
 	h["Content-Type"] = hdrJSON
 	h["Content-Length"] = []string{strconv.Itoa(len(body))}
-	w.WriteHeader(http.StatusOK)
-	if r.Method != http.MethodHead {
-		w.Write(body)
+	if r.Method == http.MethodHead {
+		w.WriteHeader(http.StatusOK)
+		return
 	}
+	writeOnce(w, r, http.StatusOK, body)
 }
 
 const emptyBandits = `{"bandits":{}}`

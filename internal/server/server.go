@@ -132,6 +132,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			WriteTimeout:      60 * time.Second,
 			IdleTimeout:       120 * time.Second,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+			ConnContext:       httpapi.ConnContext, // with httpapi.Listener: one write per config
 		},
 	}
 	pollCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -150,7 +151,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	go func() {
 		defer s.wg.Done()
-		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := s.http.Serve(httpapi.Listener(ln)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.errc <- err
 		}
 	}()
