@@ -352,6 +352,11 @@ func (c *Cache) rebuildEnv(ctx context.Context, env string, flags []string) (*Pu
 	c.mu.Lock()
 	r := read{seq: c.seq}
 	c.mu.Unlock()
+	if p := c.cur.Load().envs[env]; p == nil || p.Body == nil {
+		// Nothing published to patch: a partial read would publish a
+		// document holding only the flags named.
+		flags = nil
+	}
 	rctx, cancel := c.withTimeout(ctx)
 	defer cancel()
 	if len(flags) == 0 {

@@ -84,3 +84,21 @@ func TestChangedRecompilesOnlyTheNamedFlags(t *testing.T) {
 		})
 	}
 }
+
+// Changed on an environment this replica has not published yet reads it
+// whole: patching nothing would publish a document of only the named flags.
+func TestChangedBeforeTheFirstRefreshReadsTheWholeEnvironment(t *testing.T) {
+	ctx := context.Background()
+	db := storetest.Open(t, "sqlite")
+	for _, k := range []string{"a", "b"} {
+		if _, err := db.CreateFlag(ctx, colorDef(k)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := publish.NewCache(db, nil)
+	c.Changed(store.DefaultEnvironment, []string{"a"})
+	p := c.Environment(store.DefaultEnvironment)
+	if p == nil || p.Flags != 2 {
+		t.Fatalf("published %+v, want both flags", p)
+	}
+}

@@ -1,7 +1,20 @@
 package publish_test
 
-import "github.com/allot-dev/allot/internal/publish"
+import (
+	"context"
 
-// republish is what the domain core calls after committing a change to
-// one flag's settings.
-func republish(c *publish.Cache, env, flag string) { c.Changed(env, []string{flag}) }
+	"github.com/allot-dev/allot/internal/publish"
+)
+
+// republishers are the ways a replica republishes after a write.
+var republishers = []struct {
+	name      string
+	republish func(c *publish.Cache, env, flag string)
+}{
+	{"changed", func(c *publish.Cache, env, flag string) { c.Changed(env, []string{flag}) }},
+	{"refresh", func(c *publish.Cache, env, flag string) {
+		if err := c.Refresh(context.Background()); err != nil {
+			panic(err)
+		}
+	}},
+}
