@@ -80,20 +80,36 @@ nsize="$(curl -s -H 'Accept-Encoding: gzip' "$nurl" | wc -c)"
 echo "gzip body: allot $asize bytes, nginx $nsize bytes; ETag allot $aetag, nginx $netag"
 [ "$asize" = "$nsize" ] || { echo "the bodies differ" >&2; exit 1; }
 
-rps() { wrk -t1 -c"$conns" -d"$duration" "$@" | awk '/^Requests\/sec:/{print $2}'; }
+# cpu PID... prints the CPU time (user + system, clock ticks) the processes
+# used so far: requests/s on a shared machine swing with the other jobs,
+# CPU time per request much less.
+cpu() { for p in "$@"; do awk '{print $14 + $15}' "/proc/$p/stat"; done | awk '{s += $1} END {print s}'; }
+tck="$(getconf CLK_TCK)"
+nginxpids="$npid $(pgrep -P "$npid" | tr '\n' ' ')"
+# run PIDS -- wrk args: prints "requests/s µs-CPU-per-request".
+run() {
+	local pids="$1"; shift; shift
+	local c0 c1 out
+	c0="$(cpu $pids)"
+	out="$(wrk -t1 -c"$conns" -d"$duration" "$@")"
+	c1="$(cpu $pids)"
+	echo "$out" | awk -v c="$((c1 - c0))" -v t="$tck" '/requests in/{n=$1} /^Requests\/sec:/{r=$2} END {printf "%s %.1f\n", r, c / t * 1e6 / n}'
+}
 for kind in 200 304; do
-	a_total=0; n_total=0
+	a_total=0; n_total=0; ac_total=0; nc_total=0
 	for r in $(seq 1 "$rounds"); do
 		if [ "$kind" = 200 ]; then
-			a="$(rps -H 'Accept-Encoding: gzip' "$aurl")"
-			n="$(rps -H 'Accept-Encoding: gzip' "$nurl")"
+			read -r a ac < <(run "$pid" -- -H 'Accept-Encoding: gzip' "$aurl")
+			read -r n nc < <(run "$nginxpids" -- -H 'Accept-Encoding: gzip' "$nurl")
 		else
-			a="$(rps -H 'Accept-Encoding: gzip' -H "If-None-Match: $aetag" "$aurl")"
-			n="$(rps -H 'Accept-Encoding: gzip' -H "If-None-Match: $netag" "$nurl")"
+			read -r a ac < <(run "$pid" -- -H 'Accept-Encoding: gzip' -H "If-None-Match: $aetag" "$aurl")
+			read -r n nc < <(run "$nginxpids" -- -H 'Accept-Encoding: gzip' -H "If-None-Match: $netag" "$nurl")
 		fi
-		echo "$kind round $r: allot $a/s, nginx $n/s, ratio $(awk -v a="$a" -v n="$n" 'BEGIN{printf "%.2f", a/n}')"
+		echo "$kind round $r: allot $a/s ($ac µs CPU/request), nginx $n/s ($nc µs CPU/request), throughput ratio $(awk -v a="$a" -v n="$n" 'BEGIN{printf "%.2f", a/n}')"
 		a_total="$(awk -v x="$a_total" -v y="$a" 'BEGIN{print x+y}')"
 		n_total="$(awk -v x="$n_total" -v y="$n" 'BEGIN{print x+y}')"
+		ac_total="$(awk -v x="$ac_total" -v y="$ac" 'BEGIN{print x+y}')"
+		nc_total="$(awk -v x="$nc_total" -v y="$nc" 'BEGIN{print x+y}')"
 	done
-	echo "$kind overall: allot $(awk -v x="$a_total" -v r="$rounds" 'BEGIN{printf "%.0f", x/r}')/s, nginx $(awk -v x="$n_total" -v r="$rounds" 'BEGIN{printf "%.0f", x/r}')/s, ratio $(awk -v a="$a_total" -v n="$n_total" 'BEGIN{printf "%.2f", a/n}')"
+	echo "$kind overall: allot $(awk -v x="$a_total" -v r="$rounds" 'BEGIN{printf "%.0f", x/r}')/s, nginx $(awk -v x="$n_total" -v r="$rounds" 'BEGIN{printf "%.0f", x/r}')/s, throughput ratio $(awk -v a="$a_total" -v n="$n_total" 'BEGIN{printf "%.2f", a/n}'); CPU per request allot $(awk -v x="$ac_total" -v r="$rounds" 'BEGIN{printf "%.1f", x/r}') µs, nginx $(awk -v x="$nc_total" -v r="$rounds" 'BEGIN{printf "%.1f", x/r}') µs, ratio nginx/allot $(awk -v a="$ac_total" -v n="$nc_total" 'BEGIN{printf "%.2f", n/a}')"
 done
