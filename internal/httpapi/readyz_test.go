@@ -32,6 +32,10 @@ func TestReadyzReportsRefusedFlagsAndStaleConfiguration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	admin, err := db.Bootstrap(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := db.CreateFlag(ctx, colorFlag()); err != nil {
 		t.Fatal(err)
 	}
@@ -69,6 +73,10 @@ func TestReadyzReportsRefusedFlagsAndStaleConfiguration(t *testing.T) {
 	code, text = body("/api/flag-config/v1/config?apiKey="+key.Secret, nil)
 	if code != 503 || strings.Contains(text, "flags") {
 		t.Fatalf("config of an environment whose every flag is refused: %d %q", code, text)
+	}
+	code, text = body("/api/v1/environments/production/config", map[string]string{"Authorization": "Bearer " + admin})
+	if code != 503 || strings.Contains(text, `"flags"`) {
+		t.Fatalf("admin view of an environment whose every flag is refused: %d %q", code, text)
 	}
 	_, text = body("/metrics", nil)
 	if !strings.Contains(text, `allot_config_refused_flags{environment="production"} 1`) ||

@@ -416,6 +416,16 @@ func (c *Cache) rebuildEnv(ctx context.Context, env string, flags []string) (*Pu
 	return c.install(&r, cands)
 }
 
+// FlagJSON returns the compiled UFC JSON of one flag as SDKs receive it,
+// or nil if the document does not hold it. It costs a binary search, not a
+// parse of the document. The bytes are shared: do not modify them.
+func (p *Published) FlagJSON(key string) []byte {
+	if f := p.fragment(key); f != nil {
+		return f.member[f.valueAt:]
+	}
+	return nil
+}
+
 // fragment returns the fragment of key, or nil.
 func (p *Published) fragment(key string) *fragment {
 	if p == nil {

@@ -3,6 +3,7 @@ package publish_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"testing"
 
 	"github.com/allot-dev/allot/internal/publish"
@@ -46,6 +47,10 @@ func TestChangedRecompilesOnlyTheNamedFlags(t *testing.T) {
 			}
 			if got := assigned(p2, "b"); got["MATCH:blue"] != 200 {
 				t.Fatalf("b after Changed: %v", got)
+			}
+			var doc struct{ Flags map[string]json.RawMessage }
+			if err := json.Unmarshal(p2.Body, &doc); err != nil || !bytes.Equal(p2.FlagJSON("b"), doc.Flags["b"]) || p2.FlagJSON("nope") != nil {
+				t.Fatalf("FlagJSON(b) = %s, want %s (%v)", p2.FlagJSON("b"), doc.Flags["b"], err)
 			}
 
 			// A deleted flag, named with env "" (every environment).

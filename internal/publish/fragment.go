@@ -26,6 +26,7 @@ type fragment struct {
 	created          int64 // the flag's CreatedAt, Unix microseconds
 	flagVer, setsVer int64
 	member           []byte // `"key":{...}`
+	valueAt          int    // where the flag's object starts in member
 	flag             *eval.Flag
 	// seq is the install sequence number at which the fragment entered the
 	// published set (see Cache.install).
@@ -91,6 +92,7 @@ func compileFragment(fc *store.FlagConfig) (*fragment, error) {
 		flagVer: fc.Flag.Version,
 		setsVer: fc.Settings.Version,
 		member:  member,
+		valueAt: len(key) + 1,
 		flag:    f,
 	}, nil
 }
