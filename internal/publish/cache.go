@@ -352,20 +352,17 @@ func (c *Cache) rebuildEnv(ctx context.Context, env string, flags []string) (*Pu
 	c.mu.Lock()
 	r := read{seq: c.seq}
 	c.mu.Unlock()
-	if p := c.cur.Load().envs[env]; p == nil || p.Body == nil {
+	prev := c.cur.Load().envs[env]
+	if prev == nil || prev.Body == nil {
 		// Nothing published to patch: a partial read would publish a
 		// document holding only the flags named.
 		flags = nil
 	}
 	rctx, cancel := c.withTimeout(ctx)
 	defer cancel()
-	if len(flags) == 0 {
-		cfg, err := c.db.EnvironmentConfig(rctx, env)
-		if err != nil {
-			return nil, fmt.Errorf("publish: read environment %s: %w", env, err)
-		}
-		r.env, r.full, r.keys, r.flags = cfg.Environment, true, cfg.KeyHashes, cfg.Flags
-	} else {
+	var kept []candidate // flags whose compiled form is current (full reads)
+	switch {
+	case len(flags) > 0:
 		// The environment first: a change landing during the reads below
 		// moves its revision past the one read here, so a poll rereads it.
 		e, err := c.db.Environment(rctx, env)
@@ -373,31 +370,49 @@ func (c *Cache) rebuildEnv(ctx context.Context, env string, flags []string) (*Pu
 			return nil, fmt.Errorf("publish: read environment %s: %w", env, err)
 		}
 		r.env = e
-		for _, key := range flags {
-			def, err := c.db.Flag(rctx, key)
-			if store.ErrorCode(err) == store.ENOTFOUND {
-				r.gone = append(r.gone, key)
-				continue
-			}
-			if err != nil {
-				return nil, fmt.Errorf("publish: read flag %s: %w", key, err)
-			}
-			set, err := c.db.FlagSettings(rctx, env, key)
-			if store.ErrorCode(err) == store.ENOTFOUND {
-				r.gone = append(r.gone, key)
-				continue
-			}
-			if err != nil {
-				return nil, fmt.Errorf("publish: read flag %s in %s: %w", key, env, err)
-			}
-			r.flags = append(r.flags, store.FlagConfig{Flag: def, Settings: set})
+		if r.flags, r.gone, err = c.readFlags(rctx, env, flags); err != nil {
+			return nil, err
 		}
+	case prev != nil && prev.Body != nil:
+		// Versions first: only the flags whose versions moved are read
+		// and decoded, unless so many moved that one query is cheaper.
+		e, versions, keys, err := c.db.EnvironmentVersions(rctx, env)
+		if err != nil {
+			return nil, fmt.Errorf("publish: read environment %s: %w", env, err)
+		}
+		var stale []string
+		for _, v := range versions {
+			created := v.CreatedAt.UnixMicro()
+			if ref := prev.refusal(v.Key); ref != nil && ref.created == created && ref.flagVer == v.Version && ref.setsVer == v.SettingsVersion {
+				kept = append(kept, candidate{key: v.Key, ref: ref})
+			} else if f := prev.fragment(v.Key); f != nil && f.created == created && f.flagVer == v.Version && f.setsVer == v.SettingsVersion {
+				kept = append(kept, candidate{key: v.Key, frag: f})
+			} else {
+				stale = append(stale, v.Key)
+			}
+		}
+		if len(stale) <= maxPatch {
+			r.env, r.full, r.keys = e, true, keys
+			// A flag deleted since the versions were read is left out of
+			// the candidates, so install removes it.
+			if r.flags, _, err = c.readFlags(rctx, env, stale); err != nil {
+				return nil, err
+			}
+			break
+		}
+		kept = nil
+		fallthrough
+	default:
+		cfg, err := c.db.EnvironmentConfig(rctx, env)
+		if err != nil {
+			return nil, fmt.Errorf("publish: read environment %s: %w", env, err)
+		}
+		r.env, r.full, r.keys, r.flags = cfg.Environment, true, cfg.KeyHashes, cfg.Flags
 	}
 	cancel()
 
 	// Compile what changed, outside the lock.
-	prev := c.cur.Load().envs[env]
-	cands := make([]candidate, len(r.flags))
+	cands := make([]candidate, len(r.flags), len(r.flags)+len(kept))
 	for i := range r.flags {
 		fc := &r.flags[i]
 		cand := candidate{key: fc.Flag.Key}
@@ -413,7 +428,36 @@ func (c *Cache) rebuildEnv(ctx context.Context, env string, flags []string) (*Pu
 		}
 		cands[i] = cand
 	}
-	return c.install(&r, cands)
+	return c.install(&r, append(cands, kept...))
+}
+
+// maxPatch is how many changed flags a poll reads one by one; beyond it, it
+// reads the whole environment in one query.
+const maxPatch = 256
+
+// readFlags reads flags (definition and settings in env) one by one; gone
+// lists those that no longer exist.
+func (c *Cache) readFlags(ctx context.Context, env string, keys []string) (flags []store.FlagConfig, gone []string, err error) {
+	for _, key := range keys {
+		def, err := c.db.Flag(ctx, key)
+		if store.ErrorCode(err) == store.ENOTFOUND {
+			gone = append(gone, key)
+			continue
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("publish: read flag %s: %w", key, err)
+		}
+		set, err := c.db.FlagSettings(ctx, env, key)
+		if store.ErrorCode(err) == store.ENOTFOUND {
+			gone = append(gone, key)
+			continue
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("publish: read flag %s in %s: %w", key, env, err)
+		}
+		flags = append(flags, store.FlagConfig{Flag: def, Settings: set})
+	}
+	return flags, gone, nil
 }
 
 // FlagJSON returns the compiled UFC JSON of one flag as SDKs receive it,
