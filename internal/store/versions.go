@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"encoding/hex"
+	"errors"
 	"time"
 )
 
@@ -21,11 +23,21 @@ type FlagVersion struct {
 // it (sorted by key) and the hashes of its live SDK keys. The environment
 // is read first, so a change landing during the rest moves its revision
 // past the one returned.
+//
+// It uses only the connection pool and plain SQL, so that it stays put
+// while the rest of the store moves behind the domain core.
 func (d *DB) EnvironmentVersions(ctx context.Context, env string) (Environment, []FlagVersion, [][32]byte, error) {
-	envID, e, err := d.env(ctx, d.db, env)
+	var e Environment
+	var envID, created, updated int64
+	err := d.db.QueryRowContext(ctx, d.q(`SELECT id, name, revision, created_at, updated_at FROM environments WHERE name = ?`), env).
+		Scan(&envID, &e.Name, &e.Revision, &created, &updated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return e, nil, nil, Errorf(ENOTFOUND, "environment %q not found", env)
+	}
 	if err != nil {
 		return e, nil, nil, err
 	}
+	e.CreatedAt, e.UpdatedAt = fromMicros(created), fromMicros(updated)
 	rows, err := d.db.QueryContext(ctx, d.q(`SELECT f.key, f.version, f.created_at, s.version
 		FROM flags f LEFT JOIN flag_settings s ON s.flag_id = f.id AND s.environment_id = ? ORDER BY f.key`), envID)
 	if err != nil {
