@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/allot-dev/allot/internal/publish"
 	"github.com/allot-dev/allot/internal/server"
 )
 
@@ -40,6 +41,7 @@ flags:`)
 	// parsing, so that -h never prints it.
 	db := fs.String("db", "", "SQLite file, or a postgres:// URL (default: from ALLOT_DB, else allot.db)")
 	poll := fs.Duration("poll", time.Second, "how often to look for changes made by other replicas")
+	staleAfter := fs.Duration("stale-after", publish.DefaultMaxAge, "report not ready (/readyz) when the configuration was last confirmed against the database longer ago than this")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	format := fs.String("log-format", "text", "log format: text or json")
 	retention := fs.String("retention", envOr(e, "ALLOT_RETENTION", "0"), "maximum age of stored assignment events, e.g. 90d or 2160h (0 keeps them all)")
@@ -90,6 +92,7 @@ flags:`)
 		DB:             *db,
 		AdminToken:     envOr(e, "ALLOT_ADMIN_TOKEN", ""),
 		PollInterval:   *poll,
+		StaleAfter:     *staleAfter,
 		Retention:      maxAge,
 		TLSCert:        *tlsCert,
 		TLSKey:         *tlsKey,

@@ -329,6 +329,9 @@ func (s *Server) environmentConfig(w http.ResponseWriter, r *http.Request) error
 	if p == nil {
 		return core.Errorf(core.ENOTFOUND, "environment %q not found", r.PathValue("env"))
 	}
+	if p.Body == nil {
+		return core.Errorf(core.EUNAVAILABLE, "environment %q has flags but publishing refused every one (see /readyz)", r.PathValue("env"))
+	}
 	w.Header()["Content-Type"] = hdrJSON
 	w.Header().Set("ETag", p.ETag)
 	w.Write(p.Body)

@@ -17,6 +17,8 @@ type Metrics struct {
 	duration *prometheus.HistogramVec
 	builds   *prometheus.CounterVec
 	buildDur prometheus.Histogram
+	refused  *prometheus.GaugeVec
+	refusals *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and their registry.
@@ -36,8 +38,14 @@ func NewMetrics() *Metrics {
 		buildDur: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "allot_config_build_duration_seconds", Help: "Time to read, compile and compress one environment's configuration.",
 		}),
+		refused: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "allot_config_refused_flags", Help: "Flags publishing refuses now (they serve their last good form or are left out), by environment.",
+		}, []string{"environment"}),
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "allot_config_flag_refusals_total", Help: "Flag versions publishing refused, by environment.",
+		}, []string{"environment"}),
 	}
-	m.reg.MustRegister(m.requests, m.duration, m.builds, m.buildDur,
+	m.reg.MustRegister(m.requests, m.duration, m.builds, m.buildDur, m.refused, m.refusals,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -53,6 +61,29 @@ func (m *Metrics) ObserveBuild(env string, took time.Duration, err error) {
 	}
 	m.builds.WithLabelValues(env, result).Inc()
 	m.buildDur.Observe(took.Seconds())
+}
+
+// ObserveRefused records the flags refused in an environment
+// (publish.Cache.OnRefused).
+func (m *Metrics) ObserveRefused(env string, refused, added int) {
+	m.refused.WithLabelValues(env).Set(float64(refused))
+	if added > 0 {
+		m.refusals.WithLabelValues(env).Add(float64(added))
+	}
+}
+
+// WatchConfigAge exports how long ago the configuration was last confirmed
+// against the database (publish.Cache.Age), to alert on before /readyz
+// turns.
+func (m *Metrics) WatchConfigAge(age func() time.Duration) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "allot_config_age_seconds", Help: "Seconds since a refresh last confirmed the published configuration against the database (-1 before the first).",
+	}, func() float64 {
+		if a := age(); a >= 0 {
+			return a.Seconds()
+		}
+		return -1
+	}))
 }
 
 // Handler serves the metrics in Prometheus' text format. It does no access

@@ -16,6 +16,7 @@ var (
 	hdrGzip         = []string{"gzip"}
 	hdrVary         = []string{"Accept-Encoding"}
 	hdrNoStore      = []string{"no-store"}
+	hdrRetryAfter   = []string{"5"}
 	hdrCacheControl = []string{"public, max-age=" + strconv.Itoa(ConfigMaxAge) + ", stale-while-revalidate=60, stale-if-error=86400"}
 )
 
@@ -33,6 +34,16 @@ func (s *Server) config(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h := w.Header()
+	if p.Body == nil {
+		// The environment has flags but publishing refused every one, and
+		// this replica has no earlier document: never an empty one.
+		h["Content-Type"] = hdrText
+		h["Cache-Control"] = hdrNoStore
+		h["Retry-After"] = hdrRetryAfter
+		w.WriteHeader(http.StatusServiceUnavailable)
+		w.Write([]byte("unavailable: no configuration can be published for this environment yet\n"))
+		return
+	}
 	h["Cache-Control"] = hdrCacheControl
 	h["Vary"] = hdrVary
 	gz := acceptsGzip(r.Header["Accept-Encoding"])
@@ -52,10 +63,11 @@ func (s *Server) config(w http.ResponseWriter, r *http.Request) {
 	}
 	h["Content-Type"] = hdrJSON
 	h["Content-Length"] = []string{strconv.Itoa(len(body))}
-	w.WriteHeader(http.StatusOK)
-	if r.Method != http.MethodHead {
-		w.Write(body)
+	if r.Method == http.MethodHead {
+		w.WriteHeader(http.StatusOK)
+		return
 	}
+	writeOnce(w, r, http.StatusOK, body)
 }
 
 const emptyBandits = `{"bandits":{}}`

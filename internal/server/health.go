@@ -49,6 +49,18 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		}
 		fmt.Fprintf(&b, "%s: ok\n", c.name)
 	}
+	// Refused flags do not make the replica unready (every replica refuses
+	// the same flags, so routing around one helps no one), but they are
+	// named after the checks, a bounded number of lines, and in the metrics.
+	const maxProblems = 50
+	problems := s.cache.Problems()
+	for i, p := range problems {
+		if i == maxProblems {
+			fmt.Fprintf(&b, "and %d more refused flags\n", len(problems)-maxProblems)
+			break
+		}
+		fmt.Fprintf(&b, "%s\n", p)
+	}
 	h := w.Header()
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set("Cache-Control", "no-store")

@@ -34,6 +34,10 @@ type Config struct {
 	// PollInterval is how often the server checks the database for changes
 	// made through other replicas; default 1s.
 	PollInterval time.Duration
+	// StaleAfter is how old the published configuration may grow (since a
+	// refresh last confirmed it against the database) before /readyz
+	// reports the replica not ready; default publish.DefaultMaxAge.
+	StaleAfter time.Duration
 	// Retention is the maximum age of stored assignment events; older ones
 	// are deleted in small batches every few minutes. Zero keeps them all.
 	Retention time.Duration
@@ -140,7 +144,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		if tlsConfig != nil {
 			err = s.http.ServeTLS(ln, "", "") // the certificate is in TLSConfig; HTTP/2 on
 		} else {
-			err = s.http.Serve(ln)
+			err = s.http.Serve(httpapi.Listener(ln)) // one write per config response
 		}
 		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.errc <- err
@@ -172,6 +176,9 @@ func start(ctx context.Context, cfg Config, ln net.Listener) (*Server, error) {
 	metrics := httpapi.NewMetrics()
 	cache := publish.NewCache(db, log)
 	cache.OnBuild = metrics.ObserveBuild
+	cache.OnRefused = metrics.ObserveRefused
+	cache.MaxAge = cfg.StaleAfter
+	metrics.WatchConfigAge(cache.Age)
 	if err := cache.Refresh(ctx); err != nil {
 		// Serve what compiled; /readyz reports the rest.
 		log.Error("initial configuration build failed", "err", err)
@@ -190,6 +197,7 @@ func start(ctx context.Context, cfg Config, ln net.Listener) (*Server, error) {
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ConnContext:       httpapi.ConnContext, // with httpapi.Listener: one write per config response
 	}
 	pollCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel

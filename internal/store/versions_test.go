@@ -1,0 +1,51 @@
+package store_test
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+
+	"github.com/allot-dev/allot/internal/store"
+	"github.com/allot-dev/allot/internal/ufc"
+)
+
+func TestEnvironmentVersions(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		for _, k := range []string{"b", "a"} {
+			if _, err := db.CreateFlag(ctx, store.Flag{Key: k, VariationType: ufc.TypeBoolean, Variations: []store.Variation{{Key: "on", Value: json.RawMessage(`true`)}}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, _, err := db.UpdateFlagSettings(ctx, store.FlagSettings{Flag: "b", Environment: store.DefaultEnvironment, Enabled: true}); err != nil {
+			t.Fatal(err)
+		}
+		key, err := db.CreateSDKKey(ctx, store.DefaultEnvironment, "web")
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, versions, keys, err := db.EnvironmentVersions(ctx, store.DefaultEnvironment)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := db.EnvironmentConfig(ctx, store.DefaultEnvironment)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Revision != cfg.Environment.Revision || len(versions) != 2 || len(keys) != 1 || keys[0] != store.HashSecret(key.Secret) {
+			t.Fatalf("environment %+v, versions %+v, %d keys", e, versions, len(keys))
+		}
+		for i, v := range versions {
+			fc := cfg.Flags[i]
+			if v.Key != fc.Flag.Key || v.Version != fc.Flag.Version || !v.CreatedAt.Equal(fc.Flag.CreatedAt) || v.SettingsVersion != fc.Settings.Version {
+				t.Errorf("versions[%d] = %+v, config says %s %d %v %d", i, v, fc.Flag.Key, fc.Flag.Version, fc.Flag.CreatedAt, fc.Settings.Version)
+			}
+		}
+		if versions[0].Key != "a" || versions[0].SettingsVersion != 0 || versions[1].SettingsVersion != 1 {
+			t.Fatalf("versions %+v", versions)
+		}
+		if _, _, _, err := db.EnvironmentVersions(ctx, "nope"); store.ErrorCode(err) != store.ENOTFOUND {
+			t.Fatalf("unknown environment: %v", err)
+		}
+	})
+}
