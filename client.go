@@ -325,11 +325,15 @@ type Status struct {
 	LastError           error
 	ConsecutiveFailures int
 
-	// Assignment events: handed to the logger, dropped because the queue was
-	// full, skipped as duplicates (by the logging goroutine; repeats caught
-	// before queueing are not counted), and logger calls that panicked.
+	// Assignment events: handed to the logger, dropped because the buffer
+	// was full (see Config.OnEventsDropped), and logger calls that
+	// panicked.
 	EventsLogged  uint64
 	EventsDropped uint64
+	// EventsDeduped is always 0: repeats are now skipped on the assignment
+	// path, where counting them would cost a shared write per call.
+	//
+	// Deprecated: not counted any more.
 	EventsDeduped uint64
 	LoggerPanics  uint64
 }

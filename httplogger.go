@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -83,9 +82,17 @@ type HTTPLoggerStats struct {
 // it as Config.AssignmentLogger: the client's Flush and Close flush and
 // close it too.
 type HTTPLogger struct {
-	cfg     HTTPLoggerConfig
-	url     string
-	queue   chan AssignmentEvent
+	cfg HTTPLoggerConfig
+	url string
+	// Events are encoded as JSON lines by whoever logs them (the client's
+	// logging goroutine), into cur under mu; a full batch goes to the run
+	// goroutine through raw, which compresses and sends it.
+	mu      sync.Mutex
+	cur     *rawBatch
+	enc     eventEncoder
+	raw     chan *rawBatch
+	freeRaw chan *rawBatch
+	queued  atomic.Int64 // events encoded and not yet sent or pending
 	flushes chan flushRequest
 	stop    chan struct{}
 	done    chan struct{}
@@ -103,11 +110,19 @@ type HTTPLogger struct {
 	warnedFull                       atomic.Bool
 
 	// Owned by the run goroutine.
+	zw          *gzip.Writer
+	zbuf        bytes.Buffer
 	pending     []*pendingBatch
 	nextAttempt time.Time
 	failures    int
 	spoolBytes  int64
 	seq         int
+}
+
+// rawBatch is a batch of events encoded as JSON lines.
+type rawBatch struct {
+	buf    []byte
+	events int
 }
 
 type flushRequest struct {
@@ -161,11 +176,13 @@ func NewHTTPLogger(cfg HTTPLoggerConfig) (*HTTPLogger, error) {
 	l := &HTTPLogger{
 		cfg:     cfg,
 		url:     strings.TrimRight(cfg.BaseURL, "/") + "/v1/assignments",
-		queue:   make(chan AssignmentEvent, cfg.BufferSize),
+		raw:     make(chan *rawBatch, cfg.BufferSize/cfg.BatchSize+2),
+		freeRaw: make(chan *rawBatch, 4),
 		flushes: make(chan flushRequest),
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 	}
+	l.zw, _ = gzip.NewWriterLevel(&l.zbuf, gzip.BestSpeed)
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	if cfg.SpoolDir != "" {
 		if err := l.loadSpool(); err != nil {
@@ -182,21 +199,107 @@ func (l *HTTPLogger) LogAssignment(e AssignmentEvent) {
 	if e.EventID == "" {
 		e.EventID = newEventID()
 	}
-	select {
-	case <-l.stop:
+	if l.closed() {
 		l.drop(1, "the logger is closed")
 		return
-	default:
 	}
-	if l.memoryEvents.Load() >= int64(l.cfg.BufferSize) {
+	l.mu.Lock()
+	full := l.add(func(dst []byte) ([]byte, error) { return l.enc.appendEvent(dst, &e) })
+	l.mu.Unlock()
+	l.handOff(full)
+}
+
+// logRecords encodes the client's events straight from its records, the
+// fast path of the client's logging goroutine.
+func (l *HTTPLogger) logRecords(b *batch) {
+	if l.closed() {
+		l.drop(len(b.recs), "the logger is closed")
+		return
+	}
+	var full []*rawBatch
+	l.mu.Lock()
+	for i := range b.recs {
+		r := &b.recs[i]
+		if f := l.add(func(dst []byte) ([]byte, error) { return l.enc.appendRecord(dst, b, r) }); f != nil {
+			full = append(full, f)
+		}
+	}
+	l.mu.Unlock()
+	for _, f := range full {
+		l.handOff(f)
+	}
+}
+
+func (l *HTTPLogger) closed() bool {
+	select {
+	case <-l.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// add encodes one event into the current batch, or drops it when the
+// buffer is full, and returns the batch if it is now full. l.mu is held.
+func (l *HTTPLogger) add(encode func([]byte) ([]byte, error)) *rawBatch {
+	if l.queued.Load()+l.memoryEvents.Load() >= int64(l.cfg.BufferSize) {
 		l.drop(1, "the event buffer is full")
+		return nil
+	}
+	if l.cur == nil {
+		select {
+		case l.cur = <-l.freeRaw:
+		default:
+			l.cur = &rawBatch{buf: make([]byte, 0, 512*l.cfg.BatchSize)}
+		}
+	}
+	n := len(l.cur.buf)
+	buf, err := encode(l.cur.buf)
+	if err != nil {
+		l.cur.buf = buf[:n]
+		l.drop(1, "an event could not be encoded")
+		l.cfg.Logger.Error("allot: encoding an assignment event", "err", err)
+		return nil
+	}
+	l.cur.buf = buf
+	l.cur.events++
+	l.queued.Add(1)
+	if l.cur.events < l.cfg.BatchSize {
+		return nil
+	}
+	full := l.cur
+	l.cur = nil
+	return full
+}
+
+// handOff gives a full batch to the run goroutine. The channel has room
+// for every batch the buffer can hold, so the send does not block; when it
+// is more than half full the sender yields its processor, so that the run
+// goroutine (runnable, but maybe waiting for one) catches up.
+func (l *HTTPLogger) handOff(b *rawBatch) {
+	if b == nil {
 		return
 	}
 	select {
-	case l.queue <- e:
+	case l.raw <- b:
 	default:
-		l.drop(1, "the event buffer is full")
+		l.queued.Add(-int64(b.events))
+		l.drop(b.events, "the event buffer is full")
+		return
 	}
+	if len(l.raw) > cap(l.raw)/2 {
+		runtime.Gosched()
+	}
+}
+
+// takeCurrent takes the batch being filled (for the flush interval, Flush
+// and Close).
+func (l *HTTPLogger) takeCurrent() *rawBatch {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.cur
+	l.cur = nil
+	return b
 }
 
 func (l *HTTPLogger) drop(n int, why string) {
@@ -258,23 +361,15 @@ func (l *HTTPLogger) run() {
 	defer close(l.done)
 	tick := time.NewTicker(l.cfg.FlushInterval)
 	defer tick.Stop()
-	batch := make([]AssignmentEvent, 0, l.cfg.BatchSize)
-	add := func(ctx context.Context, e AssignmentEvent) {
-		if batch = append(batch, e); len(batch) >= l.cfg.BatchSize {
-			l.ship(ctx, batch)
-			batch = batch[:0]
-		}
-	}
 	// drain ships everything queued so far (Flush, Close).
 	drain := func(ctx context.Context) {
 		for {
 			select {
-			case e := <-l.queue:
-				add(ctx, e)
+			case b := <-l.raw:
+				l.ship(ctx, b)
 			default:
-				if len(batch) > 0 {
-					l.ship(ctx, batch)
-					batch = batch[:0]
+				if b := l.takeCurrent(); b != nil {
+					l.ship(ctx, b)
 				}
 				return
 			}
@@ -283,12 +378,11 @@ func (l *HTTPLogger) run() {
 	bg := l.ctx
 	for {
 		select {
-		case e := <-l.queue:
-			add(bg, e)
+		case b := <-l.raw:
+			l.ship(bg, b)
 		case <-tick.C:
-			if len(batch) > 0 {
-				l.ship(bg, batch)
-				batch = batch[:0]
+			if b := l.takeCurrent(); b != nil {
+				l.ship(bg, b)
 			}
 			l.retry(bg, false)
 		case req := <-l.flushes:
@@ -310,17 +404,24 @@ func (l *HTTPLogger) run() {
 	}
 }
 
-// ship sends a batch now, unless earlier batches wait for a retry: then it
-// joins them, so that a down server gets one request per backoff, not one
-// per batch.
-func (l *HTTPLogger) ship(ctx context.Context, batch []AssignmentEvent) {
-	body, err := encodeEvents(batch)
-	if err != nil {
-		l.drop(len(batch), "an event could not be encoded")
-		l.cfg.Logger.Error("allot: encoding assignment events", "err", err)
-		return
+// ship compresses a batch and sends it now, unless earlier batches wait
+// for a retry: then it joins them, so that a down server gets one request
+// per backoff, not one per batch. The batch's buffer is then reused.
+func (l *HTTPLogger) ship(ctx context.Context, b *rawBatch) {
+	n := b.events
+	l.zbuf.Reset()
+	l.zw.Reset(&l.zbuf)
+	_, _ = l.zw.Write(b.buf) // a bytes.Buffer does not fail
+	_ = l.zw.Close()
+	b.buf, b.events = b.buf[:0], 0
+	select {
+	case l.freeRaw <- b:
+	default:
 	}
-	p := &pendingBatch{body: body, events: len(batch), size: int64(len(body))}
+	// A body of its own: the transport may read it after Do returns, and
+	// zbuf is reused for the next batch.
+	p := &pendingBatch{body: bytes.Clone(l.zbuf.Bytes()), events: n, size: int64(l.zbuf.Len())}
+	defer l.queued.Add(-int64(n))
 	if len(l.pending) == 0 && !time.Now().Before(l.nextAttempt) {
 		if l.attempt(ctx, p) {
 			return
@@ -533,41 +634,6 @@ func countSpooled(path string) (int, error) {
 		return 0, err
 	}
 	return bytes.Count(data, []byte{'\n'}), nil
-}
-
-// encodeEvents writes a batch as gzip-compressed JSON lines.
-func encodeEvents(batch []AssignmentEvent) ([]byte, error) {
-	var buf bytes.Buffer
-	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
-	enc := json.NewEncoder(zw)
-	for i := range batch {
-		if err := enc.Encode(&batch[i]); err != nil {
-			return nil, err
-		}
-	}
-	if err := zw.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
-}
-
-// newEventID returns a random (version 4) UUID.
-func newEventID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	var s [36]byte
-	hex.Encode(s[0:8], b[0:4])
-	s[8] = '-'
-	hex.Encode(s[9:13], b[4:6])
-	s[13] = '-'
-	hex.Encode(s[14:18], b[6:8])
-	s[18] = '-'
-	hex.Encode(s[19:23], b[8:10])
-	s[23] = '-'
-	hex.Encode(s[24:], b[10:])
-	return string(s[:])
 }
 
 var errNoKey = errors.New("allot: HTTPLoggerConfig.SDKKey is required")

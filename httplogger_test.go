@@ -257,7 +257,7 @@ func TestNewEventID(t *testing.T) {
 	seen := map[string]bool{}
 	for range 1000 {
 		id := newEventID()
-		if len(id) != 36 || id[14] != '4' || seen[id] {
+		if len(id) != 36 || id[14] != '8' || seen[id] {
 			t.Fatalf("bad or repeated id %q", id)
 		}
 		seen[id] = true
