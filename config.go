@@ -24,11 +24,11 @@ const (
 	DefaultRequestTimeout = 10 * time.Second
 	// DefaultEventQueueSize is how many assignment events may wait for the
 	// logger before new ones are dropped: about a tenth of a second of what
-	// two cores can assign to new subjects, so that a burst or a logging
-	// goroutine kept off the processor for a while loses nothing. The
+	// two cores can assign to new subjects, so that a burst, or a logging
+	// pipeline kept off the processor for a while, loses nothing. The
 	// buffer grows to it only during such a burst (about 100 bytes an
-	// event, plus the attributes).
-	DefaultEventQueueSize = 1 << 17
+	// event, plus the attributes: 26 MB at most).
+	DefaultEventQueueSize = 1 << 18
 	// DefaultDedupCacheSize is how many (flag, subject) pairs the assignment
 	// de-duplication cache remembers, at 8 bytes each (2 MiB).
 	DefaultDedupCacheSize = 1 << 18

@@ -109,22 +109,24 @@ type shard struct {
 // eventProcessor owns event delivery. The assignment path calls record;
 // one goroutine (run) builds events and calls the logger.
 type eventProcessor struct {
-	logger   AssignmentLogger
-	fast     recordLogger // the logger, when it encodes records itself
-	log      func(msg string, args ...any)
-	onDrop   func(uint64)
-	seed     maphash.Seed
-	dedup    *dedupCache // nil when dedup is disabled
-	shards   []shard
-	mask     uint64
-	full     chan *batch // batches for the logging goroutine
-	free     chan *batch
-	batches  atomic.Int64 // batches allocated
-	max      int64        // most batches
-	flushes  chan chan struct{}
-	stop     chan struct{}
-	done     chan struct{}
-	stopping atomic.Bool
+	logger AssignmentLogger
+	fast   recordLogger // the logger, when it encodes records itself
+	// releaseFunc is p.release, made once.
+	releaseFunc func(*batch)
+	log         func(msg string, args ...any)
+	onDrop      func(uint64)
+	seed        maphash.Seed
+	dedup       *dedupCache // nil when dedup is disabled
+	shards      []shard
+	mask        uint64
+	full        chan *batch // batches for the logging goroutine
+	free        chan *batch
+	batches     atomic.Int64 // batches allocated
+	max         int64        // most batches
+	flushes     chan chan struct{}
+	stop        chan struct{}
+	done        chan struct{}
+	stopping    atomic.Bool
 
 	logged, dropped, deduped, panics atomic.Uint64
 
@@ -137,9 +139,11 @@ type eventProcessor struct {
 
 // recordLogger is implemented by loggers of this package (HTTPLogger) that
 // encode events straight from the records, without building an
-// AssignmentEvent, its maps, or its id string.
+// AssignmentEvent, its maps, or its id string. logRecords takes the batch
+// and calls release when done with it (from any goroutine); it may wait
+// while its own buffer is full.
 type recordLogger interface {
-	logRecords(b *batch)
+	logRecords(b *batch, release func(*batch))
 }
 
 func newEventProcessor(cfg Config) *eventProcessor {
@@ -164,6 +168,7 @@ func newEventProcessor(cfg Config) *eventProcessor {
 		experiments: make(map[*eval.Allocation]string),
 	}
 	p.fast, _ = cfg.AssignmentLogger.(recordLogger)
+	p.releaseFunc = p.release
 	if !cfg.DisableDedup {
 		p.dedup = newDedupCache(cfg.DedupCacheSize)
 		p.seed = p.dedup.seed
@@ -216,7 +221,8 @@ func (p *eventProcessor) record(flag, subject string, attrs Attributes, a *eval.
 	sh.cur = nil
 	sh.mu.Unlock()
 	p.full <- b // never blocks: the channel holds every batch there is
-	if int64(len(p.full)) > p.max/2 {
+	// Batches in use: waiting here, or still with a recordLogger.
+	if p.batches.Load()-int64(len(p.free)) > p.max/2 {
 		runtime.Gosched()
 	}
 }
@@ -347,28 +353,20 @@ func (p *eventProcessor) reportDrops(now time.Time) {
 }
 
 func (p *eventProcessor) handle(b *batch) {
-	if len(b.recs) > 0 {
-		if p.fast != nil {
-			p.deliverBatch(b)
-		} else {
-			for i := range b.recs {
-				p.deliver(b, &b.recs[i])
-			}
+	switch {
+	case len(b.recs) == 0:
+	case p.fast != nil:
+		// The logger releases the batch (a field, so that handing it
+		// over allocates no closure).
+		p.logged.Add(uint64(len(b.recs)))
+		p.fast.logRecords(b, p.releaseFunc)
+		return
+	default:
+		for i := range b.recs {
+			p.deliver(b, &b.recs[i])
 		}
 	}
 	p.release(b)
-}
-
-// deliverBatch gives a batch to a recordLogger, recovering a panic.
-func (p *eventProcessor) deliverBatch(b *batch) {
-	defer func() {
-		if r := recover(); r != nil {
-			p.panics.Add(1)
-			p.log("allot: the assignment logger panicked", "panic", r)
-		}
-	}()
-	p.fast.logRecords(b)
-	p.logged.Add(uint64(len(b.recs)))
 }
 
 // deliver builds the event and calls the logger, recovering a panic.

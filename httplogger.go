@@ -20,17 +20,28 @@ import (
 	"time"
 )
 
-// maxServerBatch is the most events the server takes in one request.
-const maxServerBatch = 10_000
+// maxServerBatch is the most events the server takes in one request, and
+// maxBatchBytes half the most bytes (16 MiB): a batch is sent when it
+// reaches either, so that large attributes never make it too large.
+const (
+	maxServerBatch = 10_000
+	maxBatchBytes  = 8 << 20
+)
 
 // Defaults of HTTPLoggerConfig.
 const (
-	DefaultEventBatchSize     = 1000
+	DefaultEventBatchSize     = 5000
 	DefaultEventFlushInterval = 5 * time.Second
 	DefaultEventBufferSize    = 100_000
 	DefaultEventMaxBackoff    = time.Minute
 	DefaultSpoolBytes         = 256 << 20
 )
+
+// senders is how many batches an HTTPLogger encodes and sends at once.
+// Requests in flight, rather than cores, bound the throughput: with one
+// request at a time, a 10 ms round trip would cap a logger at 100 batches
+// a second.
+const senders = 8
 
 // HTTPLoggerConfig configures an HTTPLogger. The zero value of every field
 // but SDKKey is a working default.
@@ -62,6 +73,13 @@ type HTTPLoggerConfig struct {
 	// MaxSpoolBytes bounds the spool (default DefaultSpoolBytes); when it is
 	// full, the oldest batches are dropped and counted.
 	MaxSpoolBytes int64
+	// Gzip compresses each batch (gzip, fastest level) before the first
+	// attempt to send it: about a sixth of the bytes, for about a
+	// microsecond of CPU per event on the sending goroutines, more than
+	// assigning the event cost. Off by default, so that the logger keeps up
+	// with the client on any number of cores; turn it on where bandwidth
+	// is dear. Batches that wait for a retry are compressed either way.
+	Gzip bool
 	// Logger receives the logger's warnings (default: discarded).
 	Logger *slog.Logger
 }
@@ -76,7 +94,8 @@ type HTTPLoggerStats struct {
 }
 
 // HTTPLogger is an AssignmentLogger that sends events to an Allot server
-// (POST /api/v1/assignments), in gzip-compressed batches. LogAssignment
+// (POST /api/v1/assignments), in batches of JSON lines (gzip-compressed
+// with HTTPLoggerConfig.Gzip, and when they wait for a retry). LogAssignment
 // never blocks. Failed batches are retried with exponential backoff and
 // jitter; every event carries an id, so a retry never stores it twice. Use
 // it as Config.AssignmentLogger: the client's Flush and Close flush and
@@ -91,6 +110,7 @@ type HTTPLogger struct {
 	cur     *rawBatch
 	enc     eventEncoder
 	raw     chan *rawBatch
+	recs    chan recordJob // the client's records, for the senders
 	freeRaw chan *rawBatch
 	queued  atomic.Int64 // events encoded and not yet sent or pending
 	flushes chan flushRequest
@@ -109,20 +129,49 @@ type HTTPLogger struct {
 	memoryEvents                     atomic.Int64 // pending events held in memory (not spooled)
 	warnedFull                       atomic.Bool
 
-	// Owned by the run goroutine.
-	zw          *gzip.Writer
-	zbuf        bytes.Buffer
-	pending     []*pendingBatch
+	// Senders: goroutines that compress full batches and send them while
+	// the server takes them, so that compression and the server's work
+	// use every core; a batch they cannot deliver goes to run (undelivered).
+	undelivered chan *pendingBatch
+	sendersQuit chan struct{}
+	senders     sync.WaitGroup
+
+	// The backoff, shared by run and the senders.
+	bmu         sync.Mutex
 	nextAttempt time.Time
 	failures    int
-	spoolBytes  int64
-	seq         int
+
+	// Owned by the run goroutine.
+	zip        compressor
+	pending    []*pendingBatch
+	spoolBytes int64
+	seq        int
+}
+
+// compressor gzips batches with one reused writer and buffer.
+type compressor struct {
+	zw  *gzip.Writer
+	buf bytes.Buffer
+}
+
+// compress returns b's events compressed, in a slice of their own (the
+// transport may read a body after Do returns).
+func (c *compressor) compress(b []byte) []byte {
+	if c.zw == nil {
+		c.zw, _ = gzip.NewWriterLevel(&c.buf, gzip.BestSpeed)
+	}
+	c.buf.Reset()
+	c.zw.Reset(&c.buf)
+	_, _ = c.zw.Write(b) // a bytes.Buffer does not fail
+	_ = c.zw.Close()
+	return bytes.Clone(c.buf.Bytes())
 }
 
 // rawBatch is a batch of events encoded as JSON lines.
 type rawBatch struct {
 	buf    []byte
 	events int
+	refs   atomic.Int32 // while sent uncompressed (sendRaw)
 }
 
 type flushRequest struct {
@@ -134,6 +183,7 @@ type flushRequest struct {
 // a spool file.
 type pendingBatch struct {
 	body   []byte
+	gzip   bool // body is gzip-compressed (always so in the spool)
 	path   string
 	events int
 	size   int64
@@ -177,17 +227,22 @@ func NewHTTPLogger(cfg HTTPLoggerConfig) (*HTTPLogger, error) {
 		cfg:     cfg,
 		url:     strings.TrimRight(cfg.BaseURL, "/") + "/v1/assignments",
 		raw:     make(chan *rawBatch, cfg.BufferSize/cfg.BatchSize+2),
-		freeRaw: make(chan *rawBatch, 4),
+		recs:    make(chan recordJob, cfg.BufferSize/batchLen+1),
+		freeRaw: make(chan *rawBatch, cfg.BufferSize/cfg.BatchSize+2),
 		flushes: make(chan flushRequest),
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 	}
-	l.zw, _ = gzip.NewWriterLevel(&l.zbuf, gzip.BestSpeed)
+	l.undelivered = make(chan *pendingBatch)
+	l.sendersQuit = make(chan struct{})
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	if cfg.SpoolDir != "" {
 		if err := l.loadSpool(); err != nil {
 			return nil, err
 		}
+	}
+	for range senders {
+		l.senders.Go(l.send)
 	}
 	go l.run()
 	return l, nil
@@ -204,29 +259,95 @@ func (l *HTTPLogger) LogAssignment(e AssignmentEvent) {
 		return
 	}
 	l.mu.Lock()
-	full := l.add(func(dst []byte) ([]byte, error) { return l.enc.appendEvent(dst, &e) })
+	full := l.add(true, func(dst []byte) ([]byte, error) { return l.enc.appendEvent(dst, &e) })
 	l.mu.Unlock()
 	l.handOff(full)
 }
 
-// logRecords encodes the client's events straight from its records, the
-// fast path of the client's logging goroutine.
-func (l *HTTPLogger) logRecords(b *batch) {
+// logRecords takes a batch of the client's records, the fast path of the
+// client's logging goroutine: the senders encode them straight to JSON (in
+// parallel when the volume is high) and then release the batch. Unlike
+// LogAssignment, it waits when the buffer is full: the caller is the
+// client's logging goroutine, not the assignment path, so waiting moves
+// the backlog into the client's buffer, where the assignment path yields
+// its processor before anything is dropped (see Config.EventQueueSize).
+// Batches waiting for a retry do not make it wait: they are bounded by
+// dropping the oldest, as always.
+func (l *HTTPLogger) logRecords(b *batch, release func(*batch)) {
+	n := len(b.recs)
 	if l.closed() {
-		l.drop(len(b.recs), "the logger is closed")
+		l.drop(n, "the logger is closed")
+		release(b)
 		return
 	}
-	var full []*rawBatch
-	l.mu.Lock()
-	for i := range b.recs {
-		r := &b.recs[i]
-		if f := l.add(func(dst []byte) ([]byte, error) { return l.enc.appendRecord(dst, b, r) }); f != nil {
-			full = append(full, f)
-		}
+	l.queued.Add(int64(n))
+	select {
+	case l.recs <- recordJob{b, release}:
+	case <-l.stop:
+		l.queued.Add(-int64(n))
+		l.drop(n, "the logger is closed")
+		release(b)
 	}
-	l.mu.Unlock()
-	for _, f := range full {
-		l.handOff(f)
+}
+
+// recordJob is a batch of the client's records to encode and send.
+type recordJob struct {
+	b       *batch
+	release func(*batch)
+}
+
+// encodeJobs encodes record batches. Many events (half a batch or more, a
+// high volume) are encoded into batches of this sender, so that the
+// senders encode in parallel; a few join the batch being filled, to go
+// with the next full batch or the flush interval, as LogAssignment's do.
+func (l *HTTPLogger) encodeJobs(z *compressor, enc *eventEncoder, jobs []recordJob) {
+	total := 0
+	for _, j := range jobs {
+		total += len(j.b.recs)
+	}
+	if total < l.cfg.BatchSize/2 {
+		var full []*rawBatch
+		l.mu.Lock()
+		for _, j := range jobs {
+			for i := range j.b.recs {
+				r := &j.b.recs[i]
+				if f := l.add(false, func(dst []byte) ([]byte, error) { return l.enc.appendRecord(dst, j.b, r) }); f != nil {
+					full = append(full, f)
+				}
+			}
+		}
+		l.mu.Unlock()
+		l.queued.Add(-int64(total)) // add counted them again
+		for _, j := range jobs {
+			j.release(j.b)
+		}
+		for _, f := range full {
+			l.sendRaw(z, f)
+		}
+		return
+	}
+	cur := l.newRaw()
+	for _, j := range jobs {
+		for i := range j.b.recs {
+			n := len(cur.buf)
+			buf, err := enc.appendRecord(cur.buf, j.b, &j.b.recs[i])
+			if err != nil {
+				cur.buf = buf[:n]
+				l.queued.Add(-1)
+				l.drop(1, "an event could not be encoded")
+				l.cfg.Logger.Error("allot: encoding an assignment event", "err", err)
+				continue
+			}
+			cur.buf = buf
+			if cur.events++; cur.events == l.cfg.BatchSize || len(cur.buf) >= maxBatchBytes {
+				l.sendRaw(z, cur)
+				cur = l.newRaw()
+			}
+		}
+		j.release(j.b)
+	}
+	if cur.events > 0 {
+		l.sendRaw(z, cur)
 	}
 }
 
@@ -239,19 +360,16 @@ func (l *HTTPLogger) closed() bool {
 	}
 }
 
-// add encodes one event into the current batch, or drops it when the
-// buffer is full, and returns the batch if it is now full. l.mu is held.
-func (l *HTTPLogger) add(encode func([]byte) ([]byte, error)) *rawBatch {
-	if l.queued.Load()+l.memoryEvents.Load() >= int64(l.cfg.BufferSize) {
+// add encodes one event into the current batch, or (if bounded) drops it
+// when the buffer is full, and returns the batch if it is now full. l.mu
+// is held.
+func (l *HTTPLogger) add(bounded bool, encode func([]byte) ([]byte, error)) *rawBatch {
+	if bounded && l.queued.Load()+l.memoryEvents.Load() >= int64(l.cfg.BufferSize) {
 		l.drop(1, "the event buffer is full")
 		return nil
 	}
 	if l.cur == nil {
-		select {
-		case l.cur = <-l.freeRaw:
-		default:
-			l.cur = &rawBatch{buf: make([]byte, 0, 512*l.cfg.BatchSize)}
-		}
+		l.cur = l.newRaw()
 	}
 	n := len(l.cur.buf)
 	buf, err := encode(l.cur.buf)
@@ -264,7 +382,7 @@ func (l *HTTPLogger) add(encode func([]byte) ([]byte, error)) *rawBatch {
 	l.cur.buf = buf
 	l.cur.events++
 	l.queued.Add(1)
-	if l.cur.events < l.cfg.BatchSize {
+	if l.cur.events < l.cfg.BatchSize && len(l.cur.buf) < maxBatchBytes {
 		return nil
 	}
 	full := l.cur
@@ -361,25 +479,11 @@ func (l *HTTPLogger) run() {
 	defer close(l.done)
 	tick := time.NewTicker(l.cfg.FlushInterval)
 	defer tick.Stop()
-	// drain ships everything queued so far (Flush, Close).
-	drain := func(ctx context.Context) {
-		for {
-			select {
-			case b := <-l.raw:
-				l.ship(ctx, b)
-			default:
-				if b := l.takeCurrent(); b != nil {
-					l.ship(ctx, b)
-				}
-				return
-			}
-		}
-	}
 	bg := l.ctx
 	for {
 		select {
-		case b := <-l.raw:
-			l.ship(bg, b)
+		case p := <-l.undelivered:
+			l.pend(p)
 		case <-tick.C:
 			if b := l.takeCurrent(); b != nil {
 				l.ship(bg, b)
@@ -389,41 +493,227 @@ func (l *HTTPLogger) run() {
 			// A Close that gives up (l.ctx) ends a Flush in progress too.
 			ctx, stop := context.WithCancel(req.ctx)
 			unhook := context.AfterFunc(l.ctx, stop)
-			drain(ctx)
-			req.done <- l.retry(ctx, true)
+			err := l.drain(ctx)
+			if err == nil {
+				err = l.retry(ctx, true)
+			}
+			req.done <- err
 			unhook()
 			stop()
 		case <-l.stop:
 			ctx, stop := context.WithCancel(*l.closeCtx.Load())
 			context.AfterFunc(l.ctx, stop)
-			drain(ctx)
-			l.retry(ctx, true)
+			if l.drain(ctx) == nil {
+				l.retry(ctx, true)
+			}
 			stop()
+			// Stop the senders; what they still hold comes back through
+			// undelivered, to the spool or the count of dropped events.
+			close(l.sendersQuit)
+			quit := make(chan struct{})
+			go func() { l.senders.Wait(); close(quit) }()
+			for {
+				select {
+				case p := <-l.undelivered:
+					l.pend(p)
+					continue
+				case <-quit:
+				}
+				break
+			}
+			if n := l.queued.Load(); n > 0 {
+				// Encoded after the senders stopped: nobody will send them.
+				l.queued.Add(-n)
+				l.drop(int(n), "the logger is closed")
+			}
 			return
 		}
 	}
 }
 
-// ship compresses a batch and sends it now, unless earlier batches wait
-// for a retry: then it joins them, so that a down server gets one request
-// per backoff, not one per batch. The batch's buffer is then reused.
-func (l *HTTPLogger) ship(ctx context.Context, b *rawBatch) {
+// drain ships the batch being filled and waits until the senders have
+// delivered or handed back every batch encoded so far (Flush, Close).
+func (l *HTTPLogger) drain(ctx context.Context) error {
+	if b := l.takeCurrent(); b != nil {
+		l.ship(ctx, b)
+	}
+	wait := time.NewTicker(time.Millisecond)
+	defer wait.Stop()
+	for l.queued.Load() > 0 {
+		select {
+		case p := <-l.undelivered:
+			l.pend(p)
+		case <-wait.C:
+			// A sender may have added a few events since.
+			if b := l.takeCurrent(); b != nil {
+				l.ship(ctx, b)
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// send is a sender goroutine: it encodes the client's records, and
+// compresses (with Gzip) and sends full batches, unless earlier batches
+// wait for a retry: then it hands them to run, so that a down server gets
+// one request per backoff, not one per batch.
+func (l *HTTPLogger) send() {
+	var z compressor
+	var enc eventEncoder
+	var jobs []recordJob
+	for {
+		select {
+		case b := <-l.raw:
+			l.sendRaw(&z, b)
+		case j := <-l.recs:
+			// Take what else is waiting, up to about a batch.
+			jobs = append(jobs[:0], j)
+			n := len(j.b.recs)
+		more:
+			for n < l.cfg.BatchSize {
+				select {
+				case j := <-l.recs:
+					jobs = append(jobs, j)
+					n += len(j.b.recs)
+				default:
+					break more
+				}
+			}
+			l.encodeJobs(&z, &enc, jobs)
+			clear(jobs)
+		case <-l.sendersQuit:
+			for {
+				select {
+				case b := <-l.raw:
+					n := b.events
+					l.undelivered <- l.seal(&z, b)
+					l.queued.Add(-int64(n))
+				case j := <-l.recs:
+					// Encoded here, sent by nobody: pending, or spooled.
+					cur := &rawBatch{}
+					for i := range j.b.recs {
+						if buf, err := enc.appendRecord(cur.buf, j.b, &j.b.recs[i]); err == nil {
+							cur.buf, cur.events = buf, cur.events+1
+						}
+					}
+					j.release(j.b)
+					l.drop(len(j.b.recs)-cur.events, "an event could not be encoded")
+					n := len(j.b.recs)
+					if cur.events > 0 {
+						l.undelivered <- l.seal(&z, cur)
+					}
+					l.queued.Add(-int64(n))
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// sendRaw sends a full batch, or hands it to run for a retry.
+func (l *HTTPLogger) sendRaw(z *compressor, b *rawBatch) {
 	n := b.events
-	l.zbuf.Reset()
-	l.zw.Reset(&l.zbuf)
-	_, _ = l.zw.Write(b.buf) // a bytes.Buffer does not fail
-	_ = l.zw.Close()
+	defer l.queued.Add(-int64(n))
+	if l.cfg.Gzip || !l.healthy() {
+		p := l.seal(z, b)
+		if !l.healthy() || !l.attempt(l.ctx, p, nil) {
+			l.undelivered <- p
+		}
+		return
+	}
+	// Uncompressed, the body is the batch's buffer, reused once both the
+	// transport (which may read the body after Do returns) and this
+	// function are done with it.
+	p := &pendingBatch{body: b.buf, events: n, size: int64(len(b.buf))}
+	b.refs.Store(2)
+	body := &recyclingBody{Reader: bytes.NewReader(b.buf), done: func() { l.unref(b) }}
+	if !l.attempt(l.ctx, p, body) {
+		p.body, p.gzip = z.compress(p.body), true
+		p.size = int64(len(p.body))
+		l.undelivered <- p
+	}
+	l.unref(b)
+}
+
+// recyclingBody is a request body that calls done once closed.
+type recyclingBody struct {
+	*bytes.Reader
+	once sync.Once
+	done func()
+}
+
+func (r *recyclingBody) Close() error {
+	r.once.Do(r.done)
+	return nil
+}
+
+// unref drops a reference to a batch's buffer, reusing it after the last.
+func (l *HTTPLogger) unref(b *rawBatch) {
+	if b.refs.Add(-1) != 0 {
+		return
+	}
 	b.buf, b.events = b.buf[:0], 0
 	select {
 	case l.freeRaw <- b:
 	default:
 	}
-	// A body of its own: the transport may read it after Do returns, and
-	// zbuf is reused for the next batch.
-	p := &pendingBatch{body: bytes.Clone(l.zbuf.Bytes()), events: n, size: int64(l.zbuf.Len())}
-	defer l.queued.Add(-int64(n))
-	if len(l.pending) == 0 && !time.Now().Before(l.nextAttempt) {
-		if l.attempt(ctx, p) {
+}
+
+// newRaw returns an empty batch, reused if one is free.
+func (l *HTTPLogger) newRaw() *rawBatch {
+	var b *rawBatch
+	select {
+	case b = <-l.freeRaw:
+	default:
+		b = &rawBatch{}
+	}
+	if b.buf == nil {
+		b.buf = make([]byte, 0, min(400*l.cfg.BatchSize, maxBatchBytes))
+	}
+	return b
+}
+
+// healthy reports whether a batch may be sent now: no batch waits for a
+// retry and no backoff is running.
+func (l *HTTPLogger) healthy() bool {
+	if l.pendingEvents.Load() > 0 {
+		return false
+	}
+	l.bmu.Lock()
+	defer l.bmu.Unlock()
+	return !time.Now().Before(l.nextAttempt)
+}
+
+// seal makes a full batch a request body: compressed (then the buffer is
+// reused), or as it is (then the body keeps the buffer: the transport may
+// read a body after Do returns).
+func (l *HTTPLogger) seal(z *compressor, b *rawBatch) *pendingBatch {
+	p := &pendingBatch{events: b.events}
+	if l.cfg.Gzip {
+		p.body, p.gzip = z.compress(b.buf), true
+		b.buf = b.buf[:0]
+	} else {
+		p.body, b.buf = b.buf, nil
+	}
+	p.size = int64(len(p.body))
+	b.events = 0
+	select {
+	case l.freeRaw <- b:
+	default:
+	}
+	return p
+}
+
+// ship sends a batch from run itself (the flush interval's partial batch,
+// Flush, Close), or keeps it for a retry.
+func (l *HTTPLogger) ship(ctx context.Context, b *rawBatch) {
+	p := l.seal(&l.zip, b)
+	defer l.queued.Add(-int64(p.events))
+	if len(l.pending) == 0 && l.healthy() {
+		if l.attempt(ctx, p, nil) {
 			return
 		}
 	}
@@ -435,7 +725,10 @@ func (l *HTTPLogger) ship(ctx context.Context, b *rawBatch) {
 // waits out the backoff and goes on until all are sent or ctx ends.
 func (l *HTTPLogger) retry(ctx context.Context, force bool) error {
 	for len(l.pending) > 0 {
-		if wait := time.Until(l.nextAttempt); wait > 0 {
+		l.bmu.Lock()
+		wait := time.Until(l.nextAttempt)
+		l.bmu.Unlock()
+		if wait > 0 {
 			if !force {
 				return nil
 			}
@@ -457,7 +750,7 @@ func (l *HTTPLogger) retry(ctx context.Context, force bool) error {
 			}
 			p.body = body
 		}
-		if !l.attempt(ctx, p) {
+		if !l.attempt(ctx, p, nil) {
 			if p.path != "" {
 				p.body = nil // reread from the spool next time
 			}
@@ -474,14 +767,25 @@ func (l *HTTPLogger) retry(ctx context.Context, force bool) error {
 // attempt sends one batch and reports whether it is done with: delivered,
 // or refused for good (then dropped and counted). On a retryable failure it
 // schedules the next attempt.
-func (l *HTTPLogger) attempt(ctx context.Context, p *pendingBatch) bool {
+// reqBody, if not nil, reads p.body (and is closed by the transport).
+func (l *HTTPLogger) attempt(ctx context.Context, p *pendingBatch, reqBody io.ReadCloser) bool {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.url, bytes.NewReader(p.body))
 	if err != nil {
+		if reqBody != nil {
+			reqBody.Close()
+		}
 		l.drop(p.events, "bad request")
 		return true
 	}
+	if reqBody != nil {
+		// Not GetBody: a body that is reused must not be read again after
+		// Close; a failed attempt is retried by this logger instead.
+		req.Body, req.GetBody = reqBody, nil
+	}
 	req.Header.Set("Content-Type", "application/x-ndjson")
-	req.Header.Set("Content-Encoding", "gzip")
+	if p.gzip {
+		req.Header.Set("Content-Encoding", "gzip")
+	}
 	req.Header.Set("Authorization", "Bearer "+l.cfg.SDKKey)
 	resp, err := l.cfg.HTTPClient.Do(req)
 	if err != nil {
@@ -506,8 +810,10 @@ func (l *HTTPLogger) attempt(ctx context.Context, p *pendingBatch) bool {
 			l.rejected.Add(uint64(len(r.Rejected)))
 			l.cfg.Logger.Warn("allot: the server rejected assignment events", "count", len(r.Rejected), "first", r.Rejected[0].Error)
 		}
+		l.bmu.Lock()
 		l.failures = 0
 		l.nextAttempt = time.Time{}
+		l.bmu.Unlock()
 		return true
 	case resp.StatusCode == http.StatusBadRequest || resp.StatusCode == http.StatusRequestEntityTooLarge ||
 		resp.StatusCode == http.StatusUnprocessableEntity:
@@ -532,6 +838,8 @@ func (l *HTTPLogger) attempt(ctx context.Context, p *pendingBatch) bool {
 // jitter, or the server's Retry-After if that is longer.
 func (l *HTTPLogger) failed(status int, retryAfter string) {
 	l.retries.Add(1)
+	l.bmu.Lock()
+	defer l.bmu.Unlock()
 	l.failures++
 	now := time.Now()
 	d := backoff(l.failures, l.cfg.MaxBackoff)
@@ -544,6 +852,12 @@ func (l *HTTPLogger) failed(status int, retryAfter string) {
 // pend keeps a batch for a retry: in the spool if there is one, else in
 // memory, dropping the oldest batches beyond the buffer.
 func (l *HTTPLogger) pend(p *pendingBatch) {
+	if !p.gzip {
+		// A batch that waits is compressed: it may wait long, in memory
+		// or in the spool, and CPU is then cheaper than bytes.
+		p.body, p.gzip = l.zip.compress(p.body), true
+		p.size = int64(len(p.body))
+	}
 	if l.cfg.SpoolDir != "" {
 		l.seq++
 		name := fmt.Sprintf("%020d-%06d.jsonl.gz", time.Now().UnixNano(), l.seq)
@@ -612,7 +926,7 @@ func (l *HTTPLogger) loadSpool() error {
 			l.cfg.Logger.Warn("allot: ignoring an unreadable spool file", "path", path, "err", err)
 			continue
 		}
-		l.pending = append(l.pending, &pendingBatch{path: path, events: n, size: st.Size()})
+		l.pending = append(l.pending, &pendingBatch{path: path, gzip: true, events: n, size: st.Size()})
 		l.pendingEvents.Add(int64(n))
 		l.spoolBytes += st.Size()
 	}
