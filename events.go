@@ -67,8 +67,8 @@ var sdkMetaData = map[string]string{"sdkLanguage": "go", "sdkName": SDKName, "sd
 // to Config.EventQueueSize events, only during a burst. When the logging
 // goroutine falls behind by more than half the buffer (it is runnable but
 // the callers hold every processor), the caller handing off a batch yields
-// its processor once (runtime.Gosched), which lets it catch up without
-// blocking anyone. Only when the buffer is full is an event dropped: it
+// its processor once (runtime.Gosched), and past three quarters up to
+// eight times, which lets it catch up without blocking anyone. Only when the buffer is full is an event dropped: it
 // is counted in Status().EventsDropped, reported to Config.OnEventsDropped
 // and logged as a warning once per dropReportInterval while drops go on.
 const (
@@ -127,6 +127,10 @@ type eventProcessor struct {
 	stop        chan struct{}
 	done        chan struct{}
 	stopping    atomic.Bool
+	// assisting counts callers in assist, holding batches that are
+	// neither in full nor with the logger yet.
+	assisting atomic.Int64
+	assists   atomic.Uint64 // assists done (for tests)
 
 	logged, dropped, deduped, panics atomic.Uint64
 
@@ -144,6 +148,9 @@ type eventProcessor struct {
 // while its own buffer is full.
 type recordLogger interface {
 	logRecords(b *batch, release func(*batch))
+	// assist encodes batches on the caller's goroutine and releases them,
+	// or returns false at once if it cannot take them now.
+	assist(bs []*batch, release func(*batch)) bool
 }
 
 func newEventProcessor(cfg Config) *eventProcessor {
@@ -221,11 +228,64 @@ func (p *eventProcessor) record(flag, subject string, attrs Attributes, a *eval.
 	sh.cur = nil
 	sh.mu.Unlock()
 	p.full <- b // never blocks: the channel holds every batch there is
-	// Batches in use: waiting here, or still with a recordLogger.
-	if p.batches.Load()-int64(len(p.free)) > p.max/2 {
+	// Batches in use: waiting here, or still with a recordLogger. Past
+	// half the buffer, yield once; past three quarters, up to eight
+	// times, as long as that much is in use (each yield returns at once
+	// when nothing else is runnable, so this never waits for the logger).
+	for i := 0; i < 8 && p.inUse() > p.max/2; i++ {
 		runtime.Gosched()
+		if p.inUse() <= p.max*3/4 {
+			return
+		}
+	}
+	if p.fast != nil && p.inUse() > p.max*3/4 {
+		p.assist()
 	}
 }
+
+// assist is the assignment path's share of the work while the buffer is
+// more than three quarters full (as a goroutine that allocates helps the
+// garbage collector): the caller encodes a few waiting batches for the
+// logger itself, CPU work without any wait, so that callers that produce
+// events faster than the logging goroutines can take them slow down in
+// proportion instead of filling the buffer.
+func (p *eventProcessor) assist() {
+	p.assisting.Add(1)
+	defer p.assisting.Add(-1)
+	var bs [assistBatches]*batch
+	n := 0
+	for n < len(bs) {
+		select {
+		case bs[n] = <-p.full:
+			n++
+			continue
+		default:
+		}
+		break
+	}
+	if n == 0 {
+		return
+	}
+	events := 0
+	for _, b := range bs[:n] {
+		events += len(b.recs)
+	}
+	if !p.fast.assist(bs[:n], p.releaseFunc) {
+		for _, b := range bs[:n] {
+			p.full <- b // never blocks: the channel holds every batch there is
+		}
+		return
+	}
+	p.logged.Add(uint64(events)) // (the batches are released by now)
+	p.assists.Add(1)
+}
+
+// assistBatches is how many batches one assist encodes (about 0.3 ms).
+const assistBatches = 4
+
+// inUse is how many batches hold events: being filled, waiting for the
+// logging goroutine, or with a recordLogger.
+func (p *eventProcessor) inUse() int64 { return p.batches.Load() - int64(len(p.free)) }
 
 // newBatch takes a free batch, or makes one while the buffer may grow.
 func (p *eventProcessor) newBatch() *batch {
@@ -306,6 +366,9 @@ func (p *eventProcessor) run() {
 
 // drain handles every batch, full or not.
 func (p *eventProcessor) drain() {
+	for p.assisting.Load() > 0 {
+		runtime.Gosched() // an assist is short and never waits
+	}
 	for {
 		select {
 		case b := <-p.full:

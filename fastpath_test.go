@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/allot-dev/allot/internal/eval"
 )
 
 // The fast path of assignment logging: first exposures (a subject not
@@ -257,4 +259,98 @@ func benchExposures(b *testing.B, targeted, parallel bool, fixed int) {
 	}
 	b.ReportMetric(float64(c.Status().EventsDropped), "dropped")
 	closeAndCount(b, c, srv, inExperiment(total, targeted))
+}
+
+// TestAssistUnderBacklog: when the logger falls behind (a slow server and
+// a small buffer), callers never wait for the server (callers may assist,
+// TestAssist), and every event is accounted for: delivered, or dropped and
+// counted.
+func TestAssistUnderBacklog(t *testing.T) {
+	var received atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		time.Sleep(20 * time.Millisecond) // a slow server
+		n := bytes.Count(b, []byte{'\n'})
+		received.Add(int64(n))
+		fmt.Fprintf(w, `{"accepted":%d}`, n)
+	}))
+	defer srv.Close()
+	l, err := NewHTTPLogger(HTTPLoggerConfig{SDKKey: "k", BaseURL: srv.URL + "/api", BufferSize: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewClient(context.Background(), Config{Offline: true, InitialConfiguration: []byte(rolloutDoc(false)),
+		AssignmentLogger: l, EventQueueSize: 4 * batchLen})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 100_000
+	subs, attrs := manySubjects(n), attrsFor(n, false)
+	start := time.Now()
+	exposures(c, subs, attrs, 0, n)
+	took := time.Since(start)
+	if err := c.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	st, ls := c.Status(), l.Stats()
+	t.Logf("%d exposures in %v: %d assists; logged %d, dropped %d; logger %+v; server received %d",
+		n, took, c.events.assists.Load(), st.EventsLogged, st.EventsDropped, ls, received.Load())
+	if st.EventsLogged+st.EventsDropped != n || int64(st.EventsLogged) != received.Load()+int64(ls.Dropped) {
+		t.Errorf("events unaccounted for: logged %d + dropped %d of %d; received %d, logger dropped %d",
+			st.EventsLogged, st.EventsDropped, n, received.Load(), ls.Dropped)
+	}
+}
+
+// TestAssist: a caller's assist takes full batches from the buffer,
+// encodes them for the HTTP logger, frees the batches and counts the
+// events as logged; they reach the server.
+func TestAssist(t *testing.T) {
+	srv := newCountingServer(t)
+	l, err := NewHTTPLogger(HTTPLoggerConfig{SDKKey: "k", BaseURL: srv.srv.URL + "/api"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close(context.Background())
+	// A processor without its logging goroutine: only the assist takes
+	// the batches.
+	p := newEventProcessor(Config{AssignmentLogger: l}.withDefaults())
+	snap, err := eval.Load([]byte(rolloutDoc(true)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := snap.Flag("exp")
+	subs := manySubjects(8 * batchLen) // half are outside the rule
+	attrs := attrsFor(len(subs), true)
+	next := 0
+	for range 3 {
+		b := p.newBatch()
+		for len(b.recs) < batchLen {
+			i := next
+			next++
+			res := f.Evaluate(subs[i], attrs[i&3], "", time.Time{})
+			if res.Allocation == nil {
+				continue
+			}
+			lo := len(b.attrs)
+			for k, v := range attrs[i&3] {
+				b.attrs = append(b.attrs, attrKV{k, v})
+			}
+			b.recs = append(b.recs, record{flag: "exp", subject: subs[i], alloc: res.Allocation, split: res.Split,
+				at: time.Now(), attrLo: int32(lo), attrHi: int32(len(b.attrs))})
+		}
+		p.full <- b
+	}
+	if got := p.inUse(); got != 3 {
+		t.Fatalf("%d batches in use, want 3", got)
+	}
+	p.assist()
+	if p.assists.Load() != 1 || len(p.full) != 0 || p.inUse() != 0 {
+		t.Fatalf("assists %d, %d batches waiting, %d in use", p.assists.Load(), len(p.full), p.inUse())
+	}
+	if err := l.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if p.logged.Load() != 3*batchLen || srv.events.Load() != 3*batchLen {
+		t.Errorf("logged %d, server received %d, want %d", p.logged.Load(), srv.events.Load(), 3*batchLen)
+	}
 }

@@ -40,8 +40,9 @@ const (
 // senders is how many batches an HTTPLogger encodes and sends at once.
 // Requests in flight, rather than cores, bound the throughput: with one
 // request at a time, a 10 ms round trip would cap a logger at 100 batches
-// a second.
-const senders = 8
+// a second, and on a busy machine the replies of a process's own
+// connections are read only every few milliseconds.
+const senders = 16
 
 // HTTPLoggerConfig configures an HTTPLogger. The zero value of every field
 // but SDKKey is a working default.
@@ -106,17 +107,22 @@ type HTTPLogger struct {
 	// Events are encoded as JSON lines by whoever logs them (the client's
 	// logging goroutine), into cur under mu; a full batch goes to the run
 	// goroutine through raw, which compresses and sends it.
-	mu      sync.Mutex
-	cur     *rawBatch
-	enc     eventEncoder
-	raw     chan *rawBatch
-	recs    chan recordJob // the client's records, for the senders
-	freeRaw chan *rawBatch
-	queued  atomic.Int64 // events encoded and not yet sent or pending
-	flushes chan flushRequest
-	stop    chan struct{}
-	done    chan struct{}
-	closing sync.Once
+	mu   sync.Mutex
+	cur  *rawBatch
+	enc  eventEncoder
+	raw  chan *rawBatch
+	recs chan recordJob // the client's records, for the senders
+	// assisted holds batches encoded by the client's callers (assist);
+	// assistRoom is the room left in it, taken before encoding so that the
+	// send never waits.
+	assisted   chan *rawBatch
+	assistRoom atomic.Int64
+	freeRaw    chan *rawBatch
+	queued     atomic.Int64 // events encoded and not yet sent or pending
+	flushes    chan flushRequest
+	stop       chan struct{}
+	done       chan struct{}
+	closing    sync.Once
 	// ctx is the context of every request; Close cancels it when its own
 	// context ends first, so that no request outlives the logger.
 	ctx    context.Context
@@ -224,16 +230,18 @@ func NewHTTPLogger(cfg HTTPLoggerConfig) (*HTTPLogger, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	l := &HTTPLogger{
-		cfg:     cfg,
-		url:     strings.TrimRight(cfg.BaseURL, "/") + "/v1/assignments",
-		raw:     make(chan *rawBatch, cfg.BufferSize/cfg.BatchSize+2),
-		recs:    make(chan recordJob, cfg.BufferSize/batchLen+1),
-		freeRaw: make(chan *rawBatch, cfg.BufferSize/cfg.BatchSize+2),
-		flushes: make(chan flushRequest),
-		stop:    make(chan struct{}),
-		done:    make(chan struct{}),
+		cfg:      cfg,
+		url:      strings.TrimRight(cfg.BaseURL, "/") + "/v1/assignments",
+		raw:      make(chan *rawBatch, cfg.BufferSize/cfg.BatchSize+2),
+		recs:     make(chan recordJob, cfg.BufferSize/batchLen+1),
+		assisted: make(chan *rawBatch, senders),
+		freeRaw:  make(chan *rawBatch, cfg.BufferSize/cfg.BatchSize+2),
+		flushes:  make(chan flushRequest),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
 	}
 	l.undelivered = make(chan *pendingBatch)
+	l.assistRoom.Store(senders)
 	l.sendersQuit = make(chan struct{})
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	if cfg.SpoolDir != "" {
@@ -288,6 +296,43 @@ func (l *HTTPLogger) logRecords(b *batch, release func(*batch)) {
 		l.drop(n, "the logger is closed")
 		release(b)
 	}
+}
+
+// assist encodes batches of the client's records on the caller's
+// goroutine (the client's assignment path, when its buffer is nearly full)
+// and queues them for the senders. It never waits: without room it
+// returns false at once.
+func (l *HTTPLogger) assist(bs []*batch, release func(*batch)) bool {
+	if l.closed() {
+		return false
+	}
+	if l.assistRoom.Add(-1) < 0 {
+		l.assistRoom.Add(1)
+		return false
+	}
+	total := 0
+	for _, b := range bs {
+		total += len(b.recs)
+	}
+	l.queued.Add(int64(total))
+	var enc eventEncoder
+	raw := l.newRaw()
+	for _, b := range bs {
+		for i := range b.recs {
+			n := len(raw.buf)
+			buf, err := enc.appendRecord(raw.buf, b, &b.recs[i])
+			if err != nil {
+				raw.buf = buf[:n]
+				l.queued.Add(-1)
+				l.drop(1, "an event could not be encoded")
+				continue
+			}
+			raw.buf, raw.events = buf, raw.events+1
+		}
+		release(b)
+	}
+	l.assisted <- raw // room was taken above
+	return true
 }
 
 // recordJob is a batch of the client's records to encode and send.
@@ -567,6 +612,9 @@ func (l *HTTPLogger) send() {
 		select {
 		case b := <-l.raw:
 			l.sendRaw(&z, b)
+		case b := <-l.assisted:
+			l.assistRoom.Add(1)
+			l.sendRaw(&z, b)
 		case j := <-l.recs:
 			// Take what else is waiting, up to about a batch.
 			jobs = append(jobs[:0], j)
@@ -587,6 +635,10 @@ func (l *HTTPLogger) send() {
 			for {
 				select {
 				case b := <-l.raw:
+					n := b.events
+					l.undelivered <- l.seal(&z, b)
+					l.queued.Add(-int64(n))
+				case b := <-l.assisted:
 					n := b.events
 					l.undelivered <- l.seal(&z, b)
 					l.queued.Add(-int64(n))
