@@ -35,7 +35,8 @@ const (
 )
 
 // Client assigns subjects to variations. It is safe for concurrent use;
-// its getters do no I/O, take no locks and never panic. A nil *Client
+// its getters do no I/O and never panic, and take no lock except, for
+// a first exposure, a shard's lock held for one append. A nil *Client
 // returns defaults.
 type Client struct {
 	cfg    Config
