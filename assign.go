@@ -87,16 +87,7 @@ func (c *Client) evaluate(flagKey, subjectKey string, attrs Attributes, want ufc
 	r = f.Evaluate(subjectKey, attrs, want, now)
 	if r.Code == eval.Match && r.Allocation.DoLog {
 		if p := c.events; p != nil {
-			// The dedup filter is checked here, inline: in the steady state
-			// nearly every assignment was logged already.
-			var slot, fp uint64
-			if f := p.filter; f != nil {
-				slot, fp = f.key(subjectKey, r.Flag, r.Split, s.gen)
-				if f.seen(slot, fp) {
-					return r, s
-				}
-			}
-			p.enqueue(flagKey, subjectKey, attrs, r.Allocation, r.Split, slot, fp, now, c.now)
+			p.record(flagKey, subjectKey, attrs, r.Allocation, r.Split, now, c.now)
 		}
 	}
 	return r, s

@@ -35,7 +35,8 @@ const (
 )
 
 // Client assigns subjects to variations. It is safe for concurrent use;
-// its getters do no I/O, take no locks and never panic. A nil *Client
+// its getters do no I/O and never panic, and take no lock except, for
+// a first exposure, a shard's lock held for one append. A nil *Client
 // returns defaults.
 type Client struct {
 	cfg    Config
@@ -322,11 +323,15 @@ type Status struct {
 	LastError           error
 	ConsecutiveFailures int
 
-	// Assignment events: handed to the logger, dropped because the queue was
-	// full, skipped as duplicates (by the logging goroutine; repeats caught
-	// before queueing are not counted), and logger calls that panicked.
+	// Assignment events: handed to the logger, dropped because the buffer
+	// was full (see Config.OnEventsDropped), and logger calls that
+	// panicked.
 	EventsLogged  uint64
 	EventsDropped uint64
+	// EventsDeduped is always 0: repeats are now skipped on the assignment
+	// path, where counting them would cost a shared write per call.
+	//
+	// Deprecated: not counted any more.
 	EventsDeduped uint64
 	LoggerPanics  uint64
 }

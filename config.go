@@ -23,11 +23,15 @@ const (
 	// DefaultRequestTimeout bounds one configuration request.
 	DefaultRequestTimeout = 10 * time.Second
 	// DefaultEventQueueSize is how many assignment events may wait for the
-	// logger before new ones are dropped.
-	DefaultEventQueueSize = 10_000
+	// logger before new ones are dropped: about a tenth of a second of what
+	// two cores can assign to new subjects, so that a burst, or a logging
+	// pipeline kept off the processor for a while, loses nothing. The
+	// buffer grows to it only during such a burst (about 100 bytes an
+	// event, plus the attributes: 26 MB at most).
+	DefaultEventQueueSize = 1 << 18
 	// DefaultDedupCacheSize is how many (flag, subject) pairs the assignment
-	// de-duplication cache remembers.
-	DefaultDedupCacheSize = 50_000
+	// de-duplication cache remembers, at 8 bytes each (2 MiB).
+	DefaultDedupCacheSize = 1 << 18
 )
 
 // SDKName and Version identify this SDK to the server (the sdkName and
@@ -78,12 +82,20 @@ type Config struct {
 	// Nil logs nothing.
 	AssignmentLogger AssignmentLogger
 	// EventQueueSize bounds the events waiting for the logger
-	// (default DefaultEventQueueSize). When the queue is full, new events
-	// are dropped and counted in Status().EventsDropped.
+	// (default DefaultEventQueueSize). When the buffer is full, new events
+	// are dropped: counted in Status().EventsDropped, reported to
+	// OnEventsDropped and logged as a warning, once per 10 seconds while
+	// drops go on.
 	EventQueueSize int
+	// OnEventsDropped, if set, is called from the logging goroutine with
+	// the number of events dropped since its last call, at most once per
+	// 10 seconds while events are being dropped: a hook for an alert or a
+	// metric. It must not block.
+	OnEventsDropped func(dropped uint64)
 	// DedupCacheSize is how many (flag, subject) pairs are remembered to skip
 	// logging an assignment that has not changed (default
-	// DefaultDedupCacheSize). See DisableDedup.
+	// DefaultDedupCacheSize), at 8 bytes each; rounded up to a power of
+	// two. See DisableDedup.
 	DedupCacheSize int
 	// DisableDedup logs every assignment, repeated or not.
 	DisableDedup bool

@@ -63,11 +63,13 @@
 //
 // Config.AssignmentLogger receives an AssignmentEvent for each assignment
 // that an experiment logs, to store in the warehouse's assignment table.
-// Events go through a bounded queue to one goroutine, so a slow logger
-// never slows the caller (when the queue is full, events are dropped and
-// counted). Repeated assignments of the same variation to the same subject
-// are logged once, using a bounded cache (Config.DedupCacheSize,
-// Config.DisableDedup). Flush and Close deliver what is queued.
+// Events go through sharded batches, in a buffer sized for bursts, to one
+// goroutine, so a slow logger never slows the caller; only a full buffer
+// drops events, and loudly (Status().EventsDropped, Config.OnEventsDropped,
+// a warning). Repeated assignments of the same variation to the same
+// subject are logged once, using a bounded lock-free cache
+// (Config.DedupCacheSize, Config.DisableDedup). Flush and Close deliver
+// what is buffered.
 //
 // # Testing
 //

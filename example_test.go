@@ -60,7 +60,9 @@ func Example() {
 	}
 	// Deliver the queued events (Close does it too).
 	_ = client.Flush(ctx)
-	// Output:
+	// Events of different subjects may reach the logger in any order.
+
+	// Unordered output:
 	// user-1 control true
 	// user-2 treatment true
 	// user-1 control true

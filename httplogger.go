@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -21,17 +20,29 @@ import (
 	"time"
 )
 
-// maxServerBatch is the most events the server takes in one request.
-const maxServerBatch = 10_000
+// maxServerBatch is the most events the server takes in one request, and
+// maxBatchBytes half the most bytes (16 MiB): a batch is sent when it
+// reaches either, so that large attributes never make it too large.
+const (
+	maxServerBatch = 10_000
+	maxBatchBytes  = 8 << 20
+)
 
 // Defaults of HTTPLoggerConfig.
 const (
-	DefaultEventBatchSize     = 1000
+	DefaultEventBatchSize     = 5000
 	DefaultEventFlushInterval = 5 * time.Second
 	DefaultEventBufferSize    = 100_000
 	DefaultEventMaxBackoff    = time.Minute
 	DefaultSpoolBytes         = 256 << 20
 )
+
+// senders is how many batches an HTTPLogger encodes and sends at once.
+// Requests in flight, rather than cores, bound the throughput: with one
+// request at a time, a 10 ms round trip would cap a logger at 100 batches
+// a second, and on a busy machine the replies of a process's own
+// connections are read only every few milliseconds.
+const senders = 16
 
 // HTTPLoggerConfig configures an HTTPLogger. The zero value of every field
 // but SDKKey is a working default.
@@ -63,6 +74,13 @@ type HTTPLoggerConfig struct {
 	// MaxSpoolBytes bounds the spool (default DefaultSpoolBytes); when it is
 	// full, the oldest batches are dropped and counted.
 	MaxSpoolBytes int64
+	// Gzip compresses each batch (gzip, fastest level) before the first
+	// attempt to send it: about a sixth of the bytes, for about a
+	// microsecond of CPU per event on the sending goroutines, more than
+	// assigning the event cost. Off by default, so that the logger keeps up
+	// with the client on any number of cores; turn it on where bandwidth
+	// is dear. Batches that wait for a retry are compressed either way.
+	Gzip bool
 	// Logger receives the logger's warnings (default: discarded).
 	Logger *slog.Logger
 }
@@ -77,19 +95,34 @@ type HTTPLoggerStats struct {
 }
 
 // HTTPLogger is an AssignmentLogger that sends events to an Allot server
-// (POST /api/v1/assignments), in gzip-compressed batches. LogAssignment
+// (POST /api/v1/assignments), in batches of JSON lines (gzip-compressed
+// with HTTPLoggerConfig.Gzip, and when they wait for a retry). LogAssignment
 // never blocks. Failed batches are retried with exponential backoff and
 // jitter; every event carries an id, so a retry never stores it twice. Use
 // it as Config.AssignmentLogger: the client's Flush and Close flush and
 // close it too.
 type HTTPLogger struct {
-	cfg     HTTPLoggerConfig
-	url     string
-	queue   chan AssignmentEvent
-	flushes chan flushRequest
-	stop    chan struct{}
-	done    chan struct{}
-	closing sync.Once
+	cfg HTTPLoggerConfig
+	url string
+	// Events are encoded as JSON lines by whoever logs them (the client's
+	// logging goroutine), into cur under mu; a full batch goes to the run
+	// goroutine through raw, which compresses and sends it.
+	mu   sync.Mutex
+	cur  *rawBatch
+	enc  eventEncoder
+	raw  chan *rawBatch
+	recs chan recordJob // the client's records, for the senders
+	// assisted holds batches encoded by the client's callers (assist);
+	// assistRoom is the room left in it, taken before encoding so that the
+	// send never waits.
+	assisted   chan *rawBatch
+	assistRoom atomic.Int64
+	freeRaw    chan *rawBatch
+	queued     atomic.Int64 // events encoded and not yet sent or pending
+	flushes    chan flushRequest
+	stop       chan struct{}
+	done       chan struct{}
+	closing    sync.Once
 	// ctx is the context of every request; Close cancels it when its own
 	// context ends first, so that no request outlives the logger.
 	ctx    context.Context
@@ -102,12 +135,49 @@ type HTTPLogger struct {
 	memoryEvents                     atomic.Int64 // pending events held in memory (not spooled)
 	warnedFull                       atomic.Bool
 
-	// Owned by the run goroutine.
-	pending     []*pendingBatch
+	// Senders: goroutines that compress full batches and send them while
+	// the server takes them, so that compression and the server's work
+	// use every core; a batch they cannot deliver goes to run (undelivered).
+	undelivered chan *pendingBatch
+	sendersQuit chan struct{}
+	senders     sync.WaitGroup
+
+	// The backoff, shared by run and the senders.
+	bmu         sync.Mutex
 	nextAttempt time.Time
 	failures    int
-	spoolBytes  int64
-	seq         int
+
+	// Owned by the run goroutine.
+	zip        compressor
+	pending    []*pendingBatch
+	spoolBytes int64
+	seq        int
+}
+
+// compressor gzips batches with one reused writer and buffer.
+type compressor struct {
+	zw  *gzip.Writer
+	buf bytes.Buffer
+}
+
+// compress returns b's events compressed, in a slice of their own (the
+// transport may read a body after Do returns).
+func (c *compressor) compress(b []byte) []byte {
+	if c.zw == nil {
+		c.zw, _ = gzip.NewWriterLevel(&c.buf, gzip.BestSpeed)
+	}
+	c.buf.Reset()
+	c.zw.Reset(&c.buf)
+	_, _ = c.zw.Write(b) // a bytes.Buffer does not fail
+	_ = c.zw.Close()
+	return bytes.Clone(c.buf.Bytes())
+}
+
+// rawBatch is a batch of events encoded as JSON lines.
+type rawBatch struct {
+	buf    []byte
+	events int
+	refs   atomic.Int32 // while sent uncompressed (sendRaw)
 }
 
 type flushRequest struct {
@@ -119,6 +189,7 @@ type flushRequest struct {
 // a spool file.
 type pendingBatch struct {
 	body   []byte
+	gzip   bool // body is gzip-compressed (always so in the spool)
 	path   string
 	events int
 	size   int64
@@ -159,18 +230,27 @@ func NewHTTPLogger(cfg HTTPLoggerConfig) (*HTTPLogger, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	l := &HTTPLogger{
-		cfg:     cfg,
-		url:     strings.TrimRight(cfg.BaseURL, "/") + "/v1/assignments",
-		queue:   make(chan AssignmentEvent, cfg.BufferSize),
-		flushes: make(chan flushRequest),
-		stop:    make(chan struct{}),
-		done:    make(chan struct{}),
+		cfg:      cfg,
+		url:      strings.TrimRight(cfg.BaseURL, "/") + "/v1/assignments",
+		raw:      make(chan *rawBatch, cfg.BufferSize/cfg.BatchSize+2),
+		recs:     make(chan recordJob, cfg.BufferSize/batchLen+1),
+		assisted: make(chan *rawBatch, senders),
+		freeRaw:  make(chan *rawBatch, cfg.BufferSize/cfg.BatchSize+2),
+		flushes:  make(chan flushRequest),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
 	}
+	l.undelivered = make(chan *pendingBatch)
+	l.assistRoom.Store(senders)
+	l.sendersQuit = make(chan struct{})
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	if cfg.SpoolDir != "" {
 		if err := l.loadSpool(); err != nil {
 			return nil, err
 		}
+	}
+	for range senders {
+		l.senders.Go(l.send)
 	}
 	go l.run()
 	return l, nil
@@ -182,21 +262,207 @@ func (l *HTTPLogger) LogAssignment(e AssignmentEvent) {
 	if e.EventID == "" {
 		e.EventID = newEventID()
 	}
-	select {
-	case <-l.stop:
+	if l.closed() {
 		l.drop(1, "the logger is closed")
 		return
-	default:
 	}
-	if l.memoryEvents.Load() >= int64(l.cfg.BufferSize) {
+	l.mu.Lock()
+	full := l.add(true, func(dst []byte) ([]byte, error) { return l.enc.appendEvent(dst, &e) })
+	l.mu.Unlock()
+	l.handOff(full)
+}
+
+// logRecords takes a batch of the client's records, the fast path of the
+// client's logging goroutine: the senders encode them straight to JSON (in
+// parallel when the volume is high) and then release the batch. Unlike
+// LogAssignment, it waits when the buffer is full: the caller is the
+// client's logging goroutine, not the assignment path, so waiting moves
+// the backlog into the client's buffer, where the assignment path yields
+// its processor before anything is dropped (see Config.EventQueueSize).
+// Batches waiting for a retry do not make it wait: they are bounded by
+// dropping the oldest, as always.
+func (l *HTTPLogger) logRecords(b *batch, release func(*batch)) {
+	n := len(b.recs)
+	if l.closed() {
+		l.drop(n, "the logger is closed")
+		release(b)
+		return
+	}
+	l.queued.Add(int64(n))
+	select {
+	case l.recs <- recordJob{b, release}:
+	case <-l.stop:
+		l.queued.Add(-int64(n))
+		l.drop(n, "the logger is closed")
+		release(b)
+	}
+}
+
+// assist encodes batches of the client's records on the caller's
+// goroutine (the client's assignment path, when its buffer is nearly full)
+// and queues them for the senders. It never waits: without room it
+// returns false at once.
+func (l *HTTPLogger) assist(bs []*batch, release func(*batch)) bool {
+	if l.closed() {
+		return false
+	}
+	if l.assistRoom.Add(-1) < 0 {
+		l.assistRoom.Add(1)
+		return false
+	}
+	total := 0
+	for _, b := range bs {
+		total += len(b.recs)
+	}
+	l.queued.Add(int64(total))
+	var enc eventEncoder
+	raw := l.newRaw()
+	for _, b := range bs {
+		for i := range b.recs {
+			n := len(raw.buf)
+			buf, err := enc.appendRecord(raw.buf, b, &b.recs[i])
+			if err != nil {
+				raw.buf = buf[:n]
+				l.queued.Add(-1)
+				l.drop(1, "an event could not be encoded")
+				continue
+			}
+			raw.buf, raw.events = buf, raw.events+1
+		}
+		release(b)
+	}
+	l.assisted <- raw // room was taken above
+	return true
+}
+
+// recordJob is a batch of the client's records to encode and send.
+type recordJob struct {
+	b       *batch
+	release func(*batch)
+}
+
+// encodeJobs encodes record batches. Many events (half a batch or more, a
+// high volume) are encoded into batches of this sender, so that the
+// senders encode in parallel; a few join the batch being filled, to go
+// with the next full batch or the flush interval, as LogAssignment's do.
+func (l *HTTPLogger) encodeJobs(z *compressor, enc *eventEncoder, jobs []recordJob) {
+	total := 0
+	for _, j := range jobs {
+		total += len(j.b.recs)
+	}
+	if total < l.cfg.BatchSize/2 {
+		var full []*rawBatch
+		l.mu.Lock()
+		for _, j := range jobs {
+			for i := range j.b.recs {
+				r := &j.b.recs[i]
+				if f := l.add(false, func(dst []byte) ([]byte, error) { return l.enc.appendRecord(dst, j.b, r) }); f != nil {
+					full = append(full, f)
+				}
+			}
+		}
+		l.mu.Unlock()
+		l.queued.Add(-int64(total)) // add counted them again
+		for _, j := range jobs {
+			j.release(j.b)
+		}
+		for _, f := range full {
+			l.sendRaw(z, f)
+		}
+		return
+	}
+	cur := l.newRaw()
+	for _, j := range jobs {
+		for i := range j.b.recs {
+			n := len(cur.buf)
+			buf, err := enc.appendRecord(cur.buf, j.b, &j.b.recs[i])
+			if err != nil {
+				cur.buf = buf[:n]
+				l.queued.Add(-1)
+				l.drop(1, "an event could not be encoded")
+				l.cfg.Logger.Error("allot: encoding an assignment event", "err", err)
+				continue
+			}
+			cur.buf = buf
+			if cur.events++; cur.events == l.cfg.BatchSize || len(cur.buf) >= maxBatchBytes {
+				l.sendRaw(z, cur)
+				cur = l.newRaw()
+			}
+		}
+		j.release(j.b)
+	}
+	if cur.events > 0 {
+		l.sendRaw(z, cur)
+	}
+}
+
+func (l *HTTPLogger) closed() bool {
+	select {
+	case <-l.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// add encodes one event into the current batch, or (if bounded) drops it
+// when the buffer is full, and returns the batch if it is now full. l.mu
+// is held.
+func (l *HTTPLogger) add(bounded bool, encode func([]byte) ([]byte, error)) *rawBatch {
+	if bounded && l.queued.Load()+l.memoryEvents.Load() >= int64(l.cfg.BufferSize) {
 		l.drop(1, "the event buffer is full")
+		return nil
+	}
+	if l.cur == nil {
+		l.cur = l.newRaw()
+	}
+	n := len(l.cur.buf)
+	buf, err := encode(l.cur.buf)
+	if err != nil {
+		l.cur.buf = buf[:n]
+		l.drop(1, "an event could not be encoded")
+		l.cfg.Logger.Error("allot: encoding an assignment event", "err", err)
+		return nil
+	}
+	l.cur.buf = buf
+	l.cur.events++
+	l.queued.Add(1)
+	if l.cur.events < l.cfg.BatchSize && len(l.cur.buf) < maxBatchBytes {
+		return nil
+	}
+	full := l.cur
+	l.cur = nil
+	return full
+}
+
+// handOff gives a full batch to the run goroutine. The channel has room
+// for every batch the buffer can hold, so the send does not block; when it
+// is more than half full the sender yields its processor, so that the run
+// goroutine (runnable, but maybe waiting for one) catches up.
+func (l *HTTPLogger) handOff(b *rawBatch) {
+	if b == nil {
 		return
 	}
 	select {
-	case l.queue <- e:
+	case l.raw <- b:
 	default:
-		l.drop(1, "the event buffer is full")
+		l.queued.Add(-int64(b.events))
+		l.drop(b.events, "the event buffer is full")
+		return
 	}
+	if len(l.raw) > cap(l.raw)/2 {
+		runtime.Gosched()
+	}
+}
+
+// takeCurrent takes the batch being filled (for the flush interval, Flush
+// and Close).
+func (l *HTTPLogger) takeCurrent() *rawBatch {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.cur
+	l.cur = nil
+	return b
 }
 
 func (l *HTTPLogger) drop(n int, why string) {
@@ -258,71 +524,248 @@ func (l *HTTPLogger) run() {
 	defer close(l.done)
 	tick := time.NewTicker(l.cfg.FlushInterval)
 	defer tick.Stop()
-	batch := make([]AssignmentEvent, 0, l.cfg.BatchSize)
-	add := func(ctx context.Context, e AssignmentEvent) {
-		if batch = append(batch, e); len(batch) >= l.cfg.BatchSize {
-			l.ship(ctx, batch)
-			batch = batch[:0]
-		}
-	}
-	// drain ships everything queued so far (Flush, Close).
-	drain := func(ctx context.Context) {
-		for {
-			select {
-			case e := <-l.queue:
-				add(ctx, e)
-			default:
-				if len(batch) > 0 {
-					l.ship(ctx, batch)
-					batch = batch[:0]
-				}
-				return
-			}
-		}
-	}
 	bg := l.ctx
 	for {
 		select {
-		case e := <-l.queue:
-			add(bg, e)
+		case p := <-l.undelivered:
+			l.pend(p)
 		case <-tick.C:
-			if len(batch) > 0 {
-				l.ship(bg, batch)
-				batch = batch[:0]
+			if b := l.takeCurrent(); b != nil {
+				l.ship(bg, b)
 			}
 			l.retry(bg, false)
 		case req := <-l.flushes:
 			// A Close that gives up (l.ctx) ends a Flush in progress too.
 			ctx, stop := context.WithCancel(req.ctx)
 			unhook := context.AfterFunc(l.ctx, stop)
-			drain(ctx)
-			req.done <- l.retry(ctx, true)
+			err := l.drain(ctx)
+			if err == nil {
+				err = l.retry(ctx, true)
+			}
+			req.done <- err
 			unhook()
 			stop()
 		case <-l.stop:
 			ctx, stop := context.WithCancel(*l.closeCtx.Load())
 			context.AfterFunc(l.ctx, stop)
-			drain(ctx)
-			l.retry(ctx, true)
+			if l.drain(ctx) == nil {
+				l.retry(ctx, true)
+			}
 			stop()
+			// Stop the senders; what they still hold comes back through
+			// undelivered, to the spool or the count of dropped events.
+			close(l.sendersQuit)
+			quit := make(chan struct{})
+			go func() { l.senders.Wait(); close(quit) }()
+			for {
+				select {
+				case p := <-l.undelivered:
+					l.pend(p)
+					continue
+				case <-quit:
+				}
+				break
+			}
+			if n := l.queued.Load(); n > 0 {
+				// Encoded after the senders stopped: nobody will send them.
+				l.queued.Add(-n)
+				l.drop(int(n), "the logger is closed")
+			}
 			return
 		}
 	}
 }
 
-// ship sends a batch now, unless earlier batches wait for a retry: then it
-// joins them, so that a down server gets one request per backoff, not one
-// per batch.
-func (l *HTTPLogger) ship(ctx context.Context, batch []AssignmentEvent) {
-	body, err := encodeEvents(batch)
-	if err != nil {
-		l.drop(len(batch), "an event could not be encoded")
-		l.cfg.Logger.Error("allot: encoding assignment events", "err", err)
+// drain ships the batch being filled and waits until the senders have
+// delivered or handed back every batch encoded so far (Flush, Close).
+func (l *HTTPLogger) drain(ctx context.Context) error {
+	if b := l.takeCurrent(); b != nil {
+		l.ship(ctx, b)
+	}
+	wait := time.NewTicker(time.Millisecond)
+	defer wait.Stop()
+	for l.queued.Load() > 0 {
+		select {
+		case p := <-l.undelivered:
+			l.pend(p)
+		case <-wait.C:
+			// A sender may have added a few events since.
+			if b := l.takeCurrent(); b != nil {
+				l.ship(ctx, b)
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// send is a sender goroutine: it encodes the client's records, and
+// compresses (with Gzip) and sends full batches, unless earlier batches
+// wait for a retry: then it hands them to run, so that a down server gets
+// one request per backoff, not one per batch.
+func (l *HTTPLogger) send() {
+	var z compressor
+	var enc eventEncoder
+	var jobs []recordJob
+	for {
+		select {
+		case b := <-l.raw:
+			l.sendRaw(&z, b)
+		case b := <-l.assisted:
+			l.assistRoom.Add(1)
+			l.sendRaw(&z, b)
+		case j := <-l.recs:
+			// Take what else is waiting, up to about a batch.
+			jobs = append(jobs[:0], j)
+			n := len(j.b.recs)
+		more:
+			for n < l.cfg.BatchSize {
+				select {
+				case j := <-l.recs:
+					jobs = append(jobs, j)
+					n += len(j.b.recs)
+				default:
+					break more
+				}
+			}
+			l.encodeJobs(&z, &enc, jobs)
+			clear(jobs)
+		case <-l.sendersQuit:
+			for {
+				select {
+				case b := <-l.raw:
+					n := b.events
+					l.undelivered <- l.seal(&z, b)
+					l.queued.Add(-int64(n))
+				case b := <-l.assisted:
+					n := b.events
+					l.undelivered <- l.seal(&z, b)
+					l.queued.Add(-int64(n))
+				case j := <-l.recs:
+					// Encoded here, sent by nobody: pending, or spooled.
+					cur := &rawBatch{}
+					for i := range j.b.recs {
+						if buf, err := enc.appendRecord(cur.buf, j.b, &j.b.recs[i]); err == nil {
+							cur.buf, cur.events = buf, cur.events+1
+						}
+					}
+					j.release(j.b)
+					l.drop(len(j.b.recs)-cur.events, "an event could not be encoded")
+					n := len(j.b.recs)
+					if cur.events > 0 {
+						l.undelivered <- l.seal(&z, cur)
+					}
+					l.queued.Add(-int64(n))
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// sendRaw sends a full batch, or hands it to run for a retry.
+func (l *HTTPLogger) sendRaw(z *compressor, b *rawBatch) {
+	n := b.events
+	defer l.queued.Add(-int64(n))
+	if l.cfg.Gzip || !l.healthy() {
+		p := l.seal(z, b)
+		if !l.healthy() || !l.attempt(l.ctx, p, nil) {
+			l.undelivered <- p
+		}
 		return
 	}
-	p := &pendingBatch{body: body, events: len(batch), size: int64(len(body))}
-	if len(l.pending) == 0 && !time.Now().Before(l.nextAttempt) {
-		if l.attempt(ctx, p) {
+	// Uncompressed, the body is the batch's buffer, reused once both the
+	// transport (which may read the body after Do returns) and this
+	// function are done with it.
+	p := &pendingBatch{body: b.buf, events: n, size: int64(len(b.buf))}
+	b.refs.Store(2)
+	body := &recyclingBody{Reader: bytes.NewReader(b.buf), done: func() { l.unref(b) }}
+	if !l.attempt(l.ctx, p, body) {
+		p.body, p.gzip = z.compress(p.body), true
+		p.size = int64(len(p.body))
+		l.undelivered <- p
+	}
+	l.unref(b)
+}
+
+// recyclingBody is a request body that calls done once closed.
+type recyclingBody struct {
+	*bytes.Reader
+	once sync.Once
+	done func()
+}
+
+func (r *recyclingBody) Close() error {
+	r.once.Do(r.done)
+	return nil
+}
+
+// unref drops a reference to a batch's buffer, reusing it after the last.
+func (l *HTTPLogger) unref(b *rawBatch) {
+	if b.refs.Add(-1) != 0 {
+		return
+	}
+	b.buf, b.events = b.buf[:0], 0
+	select {
+	case l.freeRaw <- b:
+	default:
+	}
+}
+
+// newRaw returns an empty batch, reused if one is free.
+func (l *HTTPLogger) newRaw() *rawBatch {
+	var b *rawBatch
+	select {
+	case b = <-l.freeRaw:
+	default:
+		b = &rawBatch{}
+	}
+	if b.buf == nil {
+		b.buf = make([]byte, 0, min(400*l.cfg.BatchSize, maxBatchBytes))
+	}
+	return b
+}
+
+// healthy reports whether a batch may be sent now: no batch waits for a
+// retry and no backoff is running.
+func (l *HTTPLogger) healthy() bool {
+	if l.pendingEvents.Load() > 0 {
+		return false
+	}
+	l.bmu.Lock()
+	defer l.bmu.Unlock()
+	return !time.Now().Before(l.nextAttempt)
+}
+
+// seal makes a full batch a request body: compressed (then the buffer is
+// reused), or as it is (then the body keeps the buffer: the transport may
+// read a body after Do returns).
+func (l *HTTPLogger) seal(z *compressor, b *rawBatch) *pendingBatch {
+	p := &pendingBatch{events: b.events}
+	if l.cfg.Gzip {
+		p.body, p.gzip = z.compress(b.buf), true
+		b.buf = b.buf[:0]
+	} else {
+		p.body, b.buf = b.buf, nil
+	}
+	p.size = int64(len(p.body))
+	b.events = 0
+	select {
+	case l.freeRaw <- b:
+	default:
+	}
+	return p
+}
+
+// ship sends a batch from run itself (the flush interval's partial batch,
+// Flush, Close), or keeps it for a retry.
+func (l *HTTPLogger) ship(ctx context.Context, b *rawBatch) {
+	p := l.seal(&l.zip, b)
+	defer l.queued.Add(-int64(p.events))
+	if len(l.pending) == 0 && l.healthy() {
+		if l.attempt(ctx, p, nil) {
 			return
 		}
 	}
@@ -334,7 +777,10 @@ func (l *HTTPLogger) ship(ctx context.Context, batch []AssignmentEvent) {
 // waits out the backoff and goes on until all are sent or ctx ends.
 func (l *HTTPLogger) retry(ctx context.Context, force bool) error {
 	for len(l.pending) > 0 {
-		if wait := time.Until(l.nextAttempt); wait > 0 {
+		l.bmu.Lock()
+		wait := time.Until(l.nextAttempt)
+		l.bmu.Unlock()
+		if wait > 0 {
 			if !force {
 				return nil
 			}
@@ -356,7 +802,7 @@ func (l *HTTPLogger) retry(ctx context.Context, force bool) error {
 			}
 			p.body = body
 		}
-		if !l.attempt(ctx, p) {
+		if !l.attempt(ctx, p, nil) {
 			if p.path != "" {
 				p.body = nil // reread from the spool next time
 			}
@@ -373,14 +819,25 @@ func (l *HTTPLogger) retry(ctx context.Context, force bool) error {
 // attempt sends one batch and reports whether it is done with: delivered,
 // or refused for good (then dropped and counted). On a retryable failure it
 // schedules the next attempt.
-func (l *HTTPLogger) attempt(ctx context.Context, p *pendingBatch) bool {
+// reqBody, if not nil, reads p.body (and is closed by the transport).
+func (l *HTTPLogger) attempt(ctx context.Context, p *pendingBatch, reqBody io.ReadCloser) bool {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.url, bytes.NewReader(p.body))
 	if err != nil {
+		if reqBody != nil {
+			reqBody.Close()
+		}
 		l.drop(p.events, "bad request")
 		return true
 	}
+	if reqBody != nil {
+		// Not GetBody: a body that is reused must not be read again after
+		// Close; a failed attempt is retried by this logger instead.
+		req.Body, req.GetBody = reqBody, nil
+	}
 	req.Header.Set("Content-Type", "application/x-ndjson")
-	req.Header.Set("Content-Encoding", "gzip")
+	if p.gzip {
+		req.Header.Set("Content-Encoding", "gzip")
+	}
 	req.Header.Set("Authorization", "Bearer "+l.cfg.SDKKey)
 	resp, err := l.cfg.HTTPClient.Do(req)
 	if err != nil {
@@ -405,8 +862,10 @@ func (l *HTTPLogger) attempt(ctx context.Context, p *pendingBatch) bool {
 			l.rejected.Add(uint64(len(r.Rejected)))
 			l.cfg.Logger.Warn("allot: the server rejected assignment events", "count", len(r.Rejected), "first", r.Rejected[0].Error)
 		}
+		l.bmu.Lock()
 		l.failures = 0
 		l.nextAttempt = time.Time{}
+		l.bmu.Unlock()
 		return true
 	case resp.StatusCode == http.StatusBadRequest || resp.StatusCode == http.StatusRequestEntityTooLarge ||
 		resp.StatusCode == http.StatusUnprocessableEntity:
@@ -431,6 +890,8 @@ func (l *HTTPLogger) attempt(ctx context.Context, p *pendingBatch) bool {
 // jitter, or the server's Retry-After if that is longer.
 func (l *HTTPLogger) failed(status int, retryAfter string) {
 	l.retries.Add(1)
+	l.bmu.Lock()
+	defer l.bmu.Unlock()
 	l.failures++
 	now := time.Now()
 	d := backoff(l.failures, l.cfg.MaxBackoff)
@@ -443,6 +904,12 @@ func (l *HTTPLogger) failed(status int, retryAfter string) {
 // pend keeps a batch for a retry: in the spool if there is one, else in
 // memory, dropping the oldest batches beyond the buffer.
 func (l *HTTPLogger) pend(p *pendingBatch) {
+	if !p.gzip {
+		// A batch that waits is compressed: it may wait long, in memory
+		// or in the spool, and CPU is then cheaper than bytes.
+		p.body, p.gzip = l.zip.compress(p.body), true
+		p.size = int64(len(p.body))
+	}
 	if l.cfg.SpoolDir != "" {
 		l.seq++
 		name := fmt.Sprintf("%020d-%06d.jsonl.gz", time.Now().UnixNano(), l.seq)
@@ -511,7 +978,7 @@ func (l *HTTPLogger) loadSpool() error {
 			l.cfg.Logger.Warn("allot: ignoring an unreadable spool file", "path", path, "err", err)
 			continue
 		}
-		l.pending = append(l.pending, &pendingBatch{path: path, events: n, size: st.Size()})
+		l.pending = append(l.pending, &pendingBatch{path: path, gzip: true, events: n, size: st.Size()})
 		l.pendingEvents.Add(int64(n))
 		l.spoolBytes += st.Size()
 	}
@@ -533,41 +1000,6 @@ func countSpooled(path string) (int, error) {
 		return 0, err
 	}
 	return bytes.Count(data, []byte{'\n'}), nil
-}
-
-// encodeEvents writes a batch as gzip-compressed JSON lines.
-func encodeEvents(batch []AssignmentEvent) ([]byte, error) {
-	var buf bytes.Buffer
-	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
-	enc := json.NewEncoder(zw)
-	for i := range batch {
-		if err := enc.Encode(&batch[i]); err != nil {
-			return nil, err
-		}
-	}
-	if err := zw.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
-}
-
-// newEventID returns a random (version 4) UUID.
-func newEventID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	var s [36]byte
-	hex.Encode(s[0:8], b[0:4])
-	s[8] = '-'
-	hex.Encode(s[9:13], b[4:6])
-	s[13] = '-'
-	hex.Encode(s[14:18], b[6:8])
-	s[18] = '-'
-	hex.Encode(s[19:23], b[8:10])
-	s[23] = '-'
-	hex.Encode(s[24:], b[10:])
-	return string(s[:])
 }
 
 var errNoKey = errors.New("allot: HTTPLoggerConfig.SDKKey is required")

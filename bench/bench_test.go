@@ -54,3 +54,22 @@ func TestEquivalent(t *testing.T) {
 		}
 	}
 }
+
+// TestLosslessDelivers runs the lossless mode on a few subjects: every SDK
+// delivers every event of the experiment, and Allot drops none.
+func TestLosslessDelivers(t *testing.T) {
+	n := 20_000
+	if testing.Short() {
+		n = 2_000
+	}
+	for _, sc := range Scenarios {
+		for _, sdk := range LosslessSDKs {
+			for _, parallel := range []bool{false, true} {
+				r := RunLossless(sdk, sc, n, parallel)
+				if r.Delivered != r.Expected || r.Dropped != 0 {
+					t.Errorf("%s/%s parallel=%v: delivered %d, dropped %d, want %d delivered", sc.Name, sdk.Name, parallel, r.Delivered, r.Dropped, r.Expected)
+				}
+			}
+		}
+	}
+}
