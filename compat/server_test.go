@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/allot-dev/allot/internal/apiclient"
-	"github.com/allot-dev/allot/internal/store"
+	"github.com/allot-dev/allot/internal/core"
 )
 
 // startServe builds the allot binary and runs `allot serve` on a free
@@ -66,8 +66,8 @@ func raw(v any) json.RawMessage {
 	return b
 }
 
-func cond(attr, op string, value any) store.Condition {
-	return store.Condition{Attribute: attr, Operator: op, Value: raw(value)}
+func cond(attr, op string, value any) core.Condition {
+	return core.Condition{Attribute: attr, Operator: op, Value: raw(value)}
 }
 
 // serverFlags defines, through the management API, flags of every type with
@@ -77,55 +77,55 @@ func serverFlags(t *testing.T, c *apiclient.Client) []flagSpec {
 	ctx := context.Background()
 	yes := true
 	type def struct {
-		flag    store.Flag
+		flag    core.Flag
 		enabled bool
-		allocs  []store.Allocation
+		allocs  []core.Allocation
 		dflt    any
 	}
-	vars := func(kv ...any) []store.Variation {
-		var out []store.Variation
+	vars := func(kv ...any) []core.Variation {
+		var out []core.Variation
 		for i := 0; i < len(kv); i += 2 {
-			out = append(out, store.Variation{Key: kv[i].(string), Value: raw(kv[i+1])})
+			out = append(out, core.Variation{Key: kv[i].(string), Value: raw(kv[i+1])})
 		}
 		return out
 	}
 	defs := []def{
-		{store.Flag{Key: "checkout-button", VariationType: "STRING", Variations: vars("control", "control", "blue", "blue", "green", "green", "large", "large", "staff", "staff")}, true, []store.Allocation{
-			{Key: "staff", Type: store.Targeted, Variation: "staff", Rules: []store.Rule{{Conditions: []store.Condition{cond("email", "MATCHES", `@mycompany\.com$`)}}}},
-			{Key: "spring-test", Type: store.Experiment, Status: store.Running, Traffic: 6000,
-				Weights: []store.Weight{{Variation: "control", Weight: 5000}, {Variation: "blue", Weight: 3000}, {Variation: "green", Weight: 2000}},
-				Rules:   []store.Rule{{Conditions: []store.Condition{cond("country", "ONE_OF", []string{"US", "Canada"})}}, {Conditions: []store.Condition{cond("plan", "ONE_OF", []string{"pro"})}}}},
-			{Key: "big-button-rollout", Type: store.Rollout, Variation: "large", Percent: 2500, DoLog: &yes},
+		{core.Flag{Key: "checkout-button", VariationType: "STRING", Variations: vars("control", "control", "blue", "blue", "green", "green", "large", "large", "staff", "staff")}, true, []core.Allocation{
+			{Key: "staff", Type: core.Targeted, Variation: "staff", Rules: []core.Rule{{Conditions: []core.Condition{cond("email", "MATCHES", `@mycompany\.com$`)}}}},
+			{Key: "spring-test", Type: core.Experiment, Status: core.Running, Traffic: 6000,
+				Weights: []core.Weight{{Variation: "control", Weight: 5000}, {Variation: "blue", Weight: 3000}, {Variation: "green", Weight: 2000}},
+				Rules:   []core.Rule{{Conditions: []core.Condition{cond("country", "ONE_OF", []string{"US", "Canada"})}}, {Conditions: []core.Condition{cond("plan", "ONE_OF", []string{"pro"})}}}},
+			{Key: "big-button-rollout", Type: core.Rollout, Variation: "large", Percent: 2500, DoLog: &yes},
 		}, "default"},
-		{store.Flag{Key: "max-items", VariationType: "INTEGER", Variations: vars("small", 10, "big", 100, "huge", 1000)}, true, []store.Allocation{
-			{Key: "seniors", Type: store.Targeted, Variation: "small", Rules: []store.Rule{{Conditions: []store.Condition{cond("age", "GTE", 50)}}}, DoLog: &yes},
-			{Key: "limits", Type: store.Experiment, Status: store.Running, Traffic: 10000,
-				Weights: []store.Weight{{Variation: "big", Weight: 5000}, {Variation: "huge", Weight: 5000}}},
+		{core.Flag{Key: "max-items", VariationType: "INTEGER", Variations: vars("small", 10, "big", 100, "huge", 1000)}, true, []core.Allocation{
+			{Key: "seniors", Type: core.Targeted, Variation: "small", Rules: []core.Rule{{Conditions: []core.Condition{cond("age", "GTE", 50)}}}, DoLog: &yes},
+			{Key: "limits", Type: core.Experiment, Status: core.Running, Traffic: 10000,
+				Weights: []core.Weight{{Variation: "big", Weight: 5000}, {Variation: "huge", Weight: 5000}}},
 		}, 1},
-		{store.Flag{Key: "new-checkout", VariationType: "BOOLEAN", Variations: vars("on", true, "off", false)}, true, []store.Allocation{
-			{Key: "modern-clients", Type: store.Targeted, Variation: "on", DoLog: &yes, Rules: []store.Rule{{Conditions: []store.Condition{
+		{core.Flag{Key: "new-checkout", VariationType: "BOOLEAN", Variations: vars("on", true, "off", false)}, true, []core.Allocation{
+			{Key: "modern-clients", Type: core.Targeted, Variation: "on", DoLog: &yes, Rules: []core.Rule{{Conditions: []core.Condition{
 				cond("version", "GTE", "1.5.0"), cond("plan", "NOT_ONE_OF", []string{"free"})}}}},
-			{Key: "no-size", Type: store.Targeted, Variation: "off", DoLog: &yes, Rules: []store.Rule{{Conditions: []store.Condition{cond("size", "IS_NULL", true)}}}},
-			{Key: "half", Type: store.Experiment, Status: store.Running, Traffic: 5000,
-				Weights: []store.Weight{{Variation: "on", Weight: 5000}, {Variation: "off", Weight: 5000}}},
+			{Key: "no-size", Type: core.Targeted, Variation: "off", DoLog: &yes, Rules: []core.Rule{{Conditions: []core.Condition{cond("size", "IS_NULL", true)}}}},
+			{Key: "half", Type: core.Experiment, Status: core.Running, Traffic: 5000,
+				Weights: []core.Weight{{Variation: "on", Weight: 5000}, {Variation: "off", Weight: 5000}}},
 		}, false},
-		{store.Flag{Key: "price-multiplier", VariationType: "NUMERIC", Variations: vars("base", 1.0, "discount", 0.85, "premium", 1.25)}, true, []store.Allocation{
-			{Key: "not-example", Type: store.Targeted, Variation: "premium", DoLog: &yes, Rules: []store.Rule{{Conditions: []store.Condition{
+		{core.Flag{Key: "price-multiplier", VariationType: "NUMERIC", Variations: vars("base", 1.0, "discount", 0.85, "premium", 1.25)}, true, []core.Allocation{
+			{Key: "not-example", Type: core.Targeted, Variation: "premium", DoLog: &yes, Rules: []core.Rule{{Conditions: []core.Condition{
 				cond("email", "NOT_MATCHES", `example\.com$`), cond("size", "LT", 10)}}}},
-			{Key: "pricing", Type: store.Experiment, Status: store.Running, Traffic: 7550,
-				Weights: []store.Weight{{Variation: "base", Weight: 3334}, {Variation: "discount", Weight: 3333}, {Variation: "premium", Weight: 3333}}},
+			{Key: "pricing", Type: core.Experiment, Status: core.Running, Traffic: 7550,
+				Weights: []core.Weight{{Variation: "base", Weight: 3334}, {Variation: "discount", Weight: 3333}, {Variation: "premium", Weight: 3333}}},
 		}, 0.5},
-		{store.Flag{Key: "banner", VariationType: "JSON", Variations: vars("none", map[string]any{}, "sale", map[string]any{"text": "Sale", "percent": 20})}, true, []store.Allocation{
-			{Key: "banner-test", Type: store.Experiment, Status: store.Running, Traffic: 9000,
-				Weights: []store.Weight{{Variation: "none", Weight: 5000}, {Variation: "sale", Weight: 5000}}},
+		{core.Flag{Key: "banner", VariationType: "JSON", Variations: vars("none", map[string]any{}, "sale", map[string]any{"text": "Sale", "percent": 20})}, true, []core.Allocation{
+			{Key: "banner-test", Type: core.Experiment, Status: core.Running, Traffic: 9000,
+				Weights: []core.Weight{{Variation: "none", Weight: 5000}, {Variation: "sale", Weight: 5000}}},
 		}, map[string]any{"default": true}},
-		{store.Flag{Key: "stopped-test", VariationType: "STRING", Variations: vars("a", "a", "b", "b")}, true, []store.Allocation{
-			{Key: "old", Type: store.Experiment, Status: store.Stopped, Traffic: 10000,
-				Weights: []store.Weight{{Variation: "a", Weight: 5000}, {Variation: "b", Weight: 5000}}},
-			{Key: "fallback", Type: store.Rollout, Variation: "b", Percent: 1000},
+		{core.Flag{Key: "stopped-test", VariationType: "STRING", Variations: vars("a", "a", "b", "b")}, true, []core.Allocation{
+			{Key: "old", Type: core.Experiment, Status: core.Stopped, Traffic: 10000,
+				Weights: []core.Weight{{Variation: "a", Weight: 5000}, {Variation: "b", Weight: 5000}}},
+			{Key: "fallback", Type: core.Rollout, Variation: "b", Percent: 1000},
 		}, "none"},
-		{store.Flag{Key: "switched-off", VariationType: "STRING", Variations: vars("a", "a")}, false, []store.Allocation{
-			{Key: "everyone", Type: store.Rollout, Variation: "a", Percent: 10000},
+		{core.Flag{Key: "switched-off", VariationType: "STRING", Variations: vars("a", "a")}, false, []core.Allocation{
+			{Key: "everyone", Type: core.Rollout, Variation: "a", Percent: 10000},
 		}, "off"},
 	}
 	var specs []flagSpec
@@ -133,7 +133,7 @@ func serverFlags(t *testing.T, c *apiclient.Client) []flagSpec {
 		if _, err := c.CreateFlag(ctx, d.flag); err != nil {
 			t.Fatalf("create %s: %v", d.flag.Key, err)
 		}
-		s := store.FlagSettings{Flag: d.flag.Key, Environment: store.DefaultEnvironment, Enabled: d.enabled, Allocations: d.allocs}
+		s := core.FlagSettings{Flag: d.flag.Key, Environment: core.DefaultEnvironment, Enabled: d.enabled, Allocations: d.allocs}
 		if _, err := c.PutSettings(ctx, s); err != nil {
 			t.Fatalf("settings %s: %v", d.flag.Key, err)
 		}
@@ -150,7 +150,7 @@ func TestAllotServe(t *testing.T) {
 	url := startServe(t, token)
 	c := apiclient.New(url, token)
 	flags := serverFlags(t, c)
-	key, err := c.CreateSDKKey(context.Background(), store.DefaultEnvironment, "compat")
+	key, err := c.CreateSDKKey(context.Background(), core.DefaultEnvironment, "compat")
 	if err != nil {
 		t.Fatal(err)
 	}

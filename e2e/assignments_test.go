@@ -22,8 +22,8 @@ import (
 
 	"github.com/allot-dev/allot"
 	"github.com/allot-dev/allot/internal/apiclient"
+	"github.com/allot-dev/allot/internal/core"
 	"github.com/allot-dev/allot/internal/server"
-	"github.com/allot-dev/allot/internal/store"
 	"github.com/allot-dev/allot/internal/store/storetest"
 )
 
@@ -125,14 +125,14 @@ func TestAssignmentTableEndToEnd(t *testing.T) {
 	admin := apiclient.New(srv.URL(), adminToken)
 	flags := []string{"checkout", "pricing", "onboarding", "skewed"}
 	for _, f := range flags {
-		_, err := admin.CreateFlag(ctx, store.Flag{Key: f, VariationType: "STRING", Variations: []store.Variation{
+		_, err := admin.CreateFlag(ctx, core.Flag{Key: f, VariationType: "STRING", Variations: []core.Variation{
 			{Key: "control", Value: json.RawMessage(`"c"`)}, {Key: "treatment", Value: json.RawMessage(`"t"`)}}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = admin.PutSettings(ctx, store.FlagSettings{Flag: f, Environment: "production", Enabled: true, Allocations: []store.Allocation{{
-			Key: "exp", Type: store.Experiment, Status: store.Running, Traffic: store.Whole,
-			Weights: []store.Weight{{Variation: "control", Weight: 5000}, {Variation: "treatment", Weight: 5000}}}}})
+		_, err = admin.PutSettings(ctx, core.FlagSettings{Flag: f, Environment: "production", Enabled: true, Allocations: []core.Allocation{{
+			Key: "exp", Type: core.Experiment, Status: core.Running, Traffic: core.Whole,
+			Weights: []core.Weight{{Variation: "control", Weight: 5000}, {Variation: "treatment", Weight: 5000}}}}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -12,7 +12,7 @@ import (
 
 	"github.com/allot-dev/allot"
 	"github.com/allot-dev/allot/internal/apiclient"
-	"github.com/allot-dev/allot/internal/store"
+	"github.com/allot-dev/allot/internal/core"
 	"github.com/allot-dev/allot/internal/store/storetest"
 )
 
@@ -48,13 +48,13 @@ func TestNoLossManySubjects(t *testing.T) {
 	defer stopServer(t, srv)
 	ctx := context.Background()
 	admin := apiclient.New(srv.URL(), adminToken)
-	if _, err := admin.CreateFlag(ctx, store.Flag{Key: "checkout", VariationType: "STRING", Variations: []store.Variation{
+	if _, err := admin.CreateFlag(ctx, core.Flag{Key: "checkout", VariationType: "STRING", Variations: []core.Variation{
 		{Key: "control", Value: json.RawMessage(`"c"`)}, {Key: "treatment", Value: json.RawMessage(`"t"`)}}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := admin.PutSettings(ctx, store.FlagSettings{Flag: "checkout", Environment: "production", Enabled: true, Allocations: []store.Allocation{{
-		Key: "exp", Type: store.Experiment, Status: store.Running, Traffic: store.Whole,
-		Weights: []store.Weight{{Variation: "control", Weight: 5000}, {Variation: "treatment", Weight: 5000}}}}}); err != nil {
+	if _, err := admin.PutSettings(ctx, core.FlagSettings{Flag: "checkout", Environment: "production", Enabled: true, Allocations: []core.Allocation{{
+		Key: "exp", Type: core.Experiment, Status: core.Running, Traffic: core.Whole,
+		Weights: []core.Weight{{Variation: "control", Weight: 5000}, {Variation: "treatment", Weight: 5000}}}}}); err != nil {
 		t.Fatal(err)
 	}
 	key, err := admin.CreateSDKKey(ctx, "production", "e2e")

@@ -13,8 +13,8 @@ import (
 	"text/tabwriter"
 
 	"github.com/allot-dev/allot/internal/apiclient"
+	"github.com/allot-dev/allot/internal/core"
 	"github.com/allot-dev/allot/internal/httpapi"
-	"github.com/allot-dev/allot/internal/store"
 	"github.com/allot-dev/allot/internal/ufc"
 )
 
@@ -45,7 +45,7 @@ func newAdminFlags(e *env, name, usage string) *adminFlags {
 	// The default is read after parsing, never declared as the flag's
 	// default: -h prints defaults, and a token must never be printed.
 	a.token = fs.String("token", "", "admin token (default: from ALLOT_TOKEN)")
-	a.env = fs.String("env", store.DefaultEnvironment, "environment")
+	a.env = fs.String("env", core.DefaultEnvironment, "environment")
 	fs.Usage = func() {
 		fmt.Fprintf(e.stderr, "usage: %s\n\nflags:\n", usage)
 		fs.PrintDefaults()
@@ -220,7 +220,7 @@ func runFlags(ctx context.Context, e *env, args []string) error {
 		}
 		return printJSON(e.stdout, map[string]any{"flag": f, "settings": s.FlagSettings})
 	case "create":
-		var f store.Flag
+		var f core.Flag
 		if *file != "" {
 			if err := readJSONFile(e, *file, &f); err != nil {
 				return err
@@ -229,13 +229,13 @@ func runFlags(ctx context.Context, e *env, args []string) error {
 			if key == "" {
 				return usageErr(a)
 			}
-			f = store.Flag{Key: key, Description: *desc, VariationType: ufc.VariationType(strings.ToUpper(*typ))}
+			f = core.Flag{Key: key, Description: *desc, VariationType: ufc.VariationType(strings.ToUpper(*typ))}
 			for _, p := range vars {
 				k, v, ok := strings.Cut(p, "=")
 				if !ok {
 					return &exitError{code: 2, err: fmt.Errorf("--variation %q: want key=value", p)}
 				}
-				f.Variations = append(f.Variations, store.Variation{Key: k, Value: variationValue(f.VariationType, v)})
+				f.Variations = append(f.Variations, core.Variation{Key: k, Value: variationValue(f.VariationType, v)})
 			}
 		}
 		out, err := c.CreateFlag(ctx, f)
@@ -266,7 +266,7 @@ func runFlags(ctx context.Context, e *env, args []string) error {
 			s.Enabled = sub == "enable"
 			out, err = c.PutSettings(ctx, s.FlagSettings)
 		case "set":
-			var next store.FlagSettings
+			var next core.FlagSettings
 			if *file == "" {
 				return usageErr(a)
 			}
@@ -278,12 +278,12 @@ func runFlags(ctx context.Context, e *env, args []string) error {
 		case "remove":
 			out, err = c.DeleteAllocation(ctx, *a.env, key, *alloc, s.Version)
 		default:
-			al := store.Allocation{Key: *alloc, Type: store.Targeted}
+			al := core.Allocation{Key: *alloc, Type: core.Targeted}
 			if len(vars) > 0 {
 				al.Variation = vars[len(vars)-1]
 			}
 			if sub == "rollout" {
-				al.Type = store.Rollout
+				al.Type = core.Rollout
 				if al.Percent, err = percentOf("--percent", *percent); err != nil {
 					return err
 				}
@@ -332,8 +332,8 @@ func variationValue(t ufc.VariationType, v string) json.RawMessage {
 	return json.RawMessage(v)
 }
 
-func percentOf(name string, p float64) (store.Percent, error) {
-	var out store.Percent
+func percentOf(name string, p float64) (core.Percent, error) {
+	var out core.Percent
 	out.UnmarshalJSON([]byte(strconv.FormatFloat(p, 'f', -1, 64)))
 	if out < 0 {
 		return 0, &exitError{code: 2, err: fmt.Errorf("%s: %v is not a percentage from 0 to 100 with at most two decimals", name, p)}
@@ -387,8 +387,8 @@ func runExperiments(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	sub, flagKey, exp := pos[0], pos[1], pos[2]
-	parseWeights := func(list []string) ([]store.Weight, error) {
-		var out []store.Weight
+	parseWeights := func(list []string) ([]core.Weight, error) {
+		var out []core.Weight
 		for _, kv := range list {
 			k, v, ok := strings.Cut(kv, "=")
 			f, err := strconv.ParseFloat(v, 64)
@@ -399,7 +399,7 @@ func runExperiments(ctx context.Context, e *env, args []string) error {
 			if err != nil {
 				return nil, err
 			}
-			out = append(out, store.Weight{Variation: k, Weight: p})
+			out = append(out, core.Weight{Variation: k, Weight: p})
 		}
 		return out, nil
 	}
@@ -410,9 +410,9 @@ func runExperiments(ctx context.Context, e *env, args []string) error {
 	var out httpapi.SettingsResponse
 	switch sub {
 	case "create":
-		al := store.Allocation{Key: exp, Type: store.Experiment, Status: store.Draft}
+		al := core.Allocation{Key: exp, Type: core.Experiment, Status: core.Draft}
 		if *startNow {
-			al.Status = store.Running
+			al.Status = core.Running
 		}
 		if al.Traffic, err = percentOf("--traffic", *traffic); err != nil {
 			return err
@@ -427,9 +427,9 @@ func runExperiments(ctx context.Context, e *env, args []string) error {
 		}
 		out, err = c.AddAllocation(ctx, *a.env, flagKey, s.Version, al)
 	case "start", "stop":
-		status := store.Running
+		status := core.Running
 		if sub == "stop" {
-			status = store.Stopped
+			status = core.Stopped
 		}
 		out, err = c.PatchAllocation(ctx, *a.env, flagKey, exp, s.Version, httpapi.AllocationPatch{Status: &status})
 	case "traffic":
@@ -489,7 +489,7 @@ func runKeys(ctx context.Context, e *env, args []string) error {
 		return n, nil
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	revoked := func(k *store.SDKKey, t *store.AdminToken) string {
+	revoked := func(k *core.SDKKey, t *core.AdminToken) string {
 		if (k != nil && k.RevokedAt != nil) || (t != nil && t.RevokedAt != nil) {
 			return "revoked"
 		}

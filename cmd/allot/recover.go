@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 
+	"github.com/allot-dev/allot/internal/core"
 	"github.com/allot-dev/allot/internal/store"
 )
 
@@ -61,7 +62,8 @@ flags:`)
 		return fmt.Errorf("open the database: %w", err)
 	}
 	defer d.Close()
-	tok, err := d.CreateAdminToken(store.WithActor(ctx, "system:recover"), *name)
+	// The same operation as the API's, through the domain core (audited).
+	tok, err := core.New(d, core.Options{}).CreateAdminToken(core.WithActor(ctx, "system:recover"), *name)
 	if err != nil {
 		return fmt.Errorf("create an admin token: %w", err)
 	}

@@ -14,8 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/allot-dev/allot/internal/core"
 	"github.com/allot-dev/allot/internal/httpapi"
-	"github.com/allot-dev/allot/internal/store"
 )
 
 // Client calls one server with one admin token.
@@ -47,7 +47,7 @@ func (e *Error) Error() string {
 // IsConflict reports whether err is a version conflict.
 func IsConflict(err error) bool {
 	e, ok := err.(*Error)
-	return ok && e.Code == store.ECONFLICT
+	return ok && e.Code == core.ECONFLICT
 }
 
 // do sends a request; ifMatch < 0 sends no If-Match.
@@ -157,39 +157,39 @@ func (c *Client) ExportAssignments(ctx context.Context, q ExportQuery, w io.Writ
 }
 
 // Environments lists environments.
-func (c *Client) Environments(ctx context.Context) ([]store.Environment, error) {
-	var out []store.Environment
+func (c *Client) Environments(ctx context.Context) ([]core.Environment, error) {
+	var out []core.Environment
 	return out, c.do(ctx, "GET", "/api/v1/environments", -1, nil, &out)
 }
 
 // CreateEnvironment creates an environment.
-func (c *Client) CreateEnvironment(ctx context.Context, name string) (store.Environment, error) {
-	var out store.Environment
+func (c *Client) CreateEnvironment(ctx context.Context, name string) (core.Environment, error) {
+	var out core.Environment
 	return out, c.do(ctx, "POST", "/api/v1/environments", -1, httpapi.CreateEnvironmentRequest{Name: name}, &out)
 }
 
 // Flags lists flag definitions.
-func (c *Client) Flags(ctx context.Context) ([]store.Flag, error) {
-	var out []store.Flag
+func (c *Client) Flags(ctx context.Context) ([]core.Flag, error) {
+	var out []core.Flag
 	return out, c.do(ctx, "GET", "/api/v1/flags", -1, nil, &out)
 }
 
 // Flag returns a flag definition.
-func (c *Client) Flag(ctx context.Context, key string) (store.Flag, error) {
-	var out store.Flag
+func (c *Client) Flag(ctx context.Context, key string) (core.Flag, error) {
+	var out core.Flag
 	return out, c.do(ctx, "GET", "/api/v1/flags/"+esc(key), -1, nil, &out)
 }
 
 // CreateFlag creates a flag (off in every environment).
-func (c *Client) CreateFlag(ctx context.Context, f store.Flag) (store.Flag, error) {
-	var out store.Flag
+func (c *Client) CreateFlag(ctx context.Context, f core.Flag) (core.Flag, error) {
+	var out core.Flag
 	return out, c.do(ctx, "POST", "/api/v1/flags", -1, f, &out)
 }
 
 // UpdateFlag replaces a flag's description and variations; f.Version must
 // be the version read.
-func (c *Client) UpdateFlag(ctx context.Context, f store.Flag) (store.Flag, error) {
-	var out store.Flag
+func (c *Client) UpdateFlag(ctx context.Context, f core.Flag) (core.Flag, error) {
+	var out core.Flag
 	return out, c.do(ctx, "PUT", "/api/v1/flags/"+esc(f.Key), f.Version, f, &out)
 }
 
@@ -210,13 +210,13 @@ func (c *Client) Settings(ctx context.Context, env, flag string) (httpapi.Settin
 
 // PutSettings replaces a flag's settings in an environment; s.Version must
 // be the version read (0 if never written).
-func (c *Client) PutSettings(ctx context.Context, s store.FlagSettings) (httpapi.SettingsResponse, error) {
+func (c *Client) PutSettings(ctx context.Context, s core.FlagSettings) (httpapi.SettingsResponse, error) {
 	var out httpapi.SettingsResponse
 	return out, c.do(ctx, "PUT", settingsPath(s.Environment, s.Flag), s.Version, s, &out)
 }
 
 // AddAllocation appends an allocation to a flag's settings at version.
-func (c *Client) AddAllocation(ctx context.Context, env, flag string, version int64, a store.Allocation) (httpapi.SettingsResponse, error) {
+func (c *Client) AddAllocation(ctx context.Context, env, flag string, version int64, a core.Allocation) (httpapi.SettingsResponse, error) {
 	var out httpapi.SettingsResponse
 	return out, c.do(ctx, "POST", settingsPath(env, flag)+"/allocations", version, a, &out)
 }
@@ -246,14 +246,14 @@ func (c *Client) Config(ctx context.Context, env string) (json.RawMessage, error
 }
 
 // SDKKeys lists SDK keys.
-func (c *Client) SDKKeys(ctx context.Context) ([]store.SDKKey, error) {
-	var out []store.SDKKey
+func (c *Client) SDKKeys(ctx context.Context) ([]core.SDKKey, error) {
+	var out []core.SDKKey
 	return out, c.do(ctx, "GET", "/api/v1/sdk-keys", -1, nil, &out)
 }
 
 // CreateSDKKey creates an SDK key; the answer holds its secret, once.
-func (c *Client) CreateSDKKey(ctx context.Context, env, name string) (store.SDKKey, error) {
-	var out store.SDKKey
+func (c *Client) CreateSDKKey(ctx context.Context, env, name string) (core.SDKKey, error) {
+	var out core.SDKKey
 	return out, c.do(ctx, "POST", "/api/v1/sdk-keys", -1, httpapi.CreateKeyRequest{Name: name, Environment: env}, &out)
 }
 
@@ -263,14 +263,14 @@ func (c *Client) RevokeSDKKey(ctx context.Context, id int64) error {
 }
 
 // AdminTokens lists admin tokens.
-func (c *Client) AdminTokens(ctx context.Context) ([]store.AdminToken, error) {
-	var out []store.AdminToken
+func (c *Client) AdminTokens(ctx context.Context) ([]core.AdminToken, error) {
+	var out []core.AdminToken
 	return out, c.do(ctx, "GET", "/api/v1/admin-tokens", -1, nil, &out)
 }
 
 // CreateAdminToken creates an admin token; the answer holds its secret, once.
-func (c *Client) CreateAdminToken(ctx context.Context, name string) (store.AdminToken, error) {
-	var out store.AdminToken
+func (c *Client) CreateAdminToken(ctx context.Context, name string) (core.AdminToken, error) {
+	var out core.AdminToken
 	return out, c.do(ctx, "POST", "/api/v1/admin-tokens", -1, httpapi.CreateKeyRequest{Name: name}, &out)
 }
 
@@ -280,8 +280,8 @@ func (c *Client) RevokeAdminToken(ctx context.Context, id int64) error {
 }
 
 // Audit returns audit entries, newest first; before 0 starts at the newest.
-func (c *Client) Audit(ctx context.Context, limit int, before int64) ([]store.AuditEntry, error) {
-	var out []store.AuditEntry
+func (c *Client) Audit(ctx context.Context, limit int, before int64) ([]core.AuditEntry, error) {
+	var out []core.AuditEntry
 	q := url.Values{}
 	if limit > 0 {
 		q.Set("limit", strconv.Itoa(limit))

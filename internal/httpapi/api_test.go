@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/allot-dev/allot/internal/apiclient"
+	"github.com/allot-dev/allot/internal/core"
 	"github.com/allot-dev/allot/internal/eval"
 	"github.com/allot-dev/allot/internal/httpapi"
 	"github.com/allot-dev/allot/internal/publish"
@@ -51,7 +52,7 @@ func setup(t *testing.T, dialect string) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	db := storetest.Open(t, dialect)
-	token, err := db.Bootstrap(ctx, "")
+	token, err := core.New(db, core.Options{}).Bootstrap(ctx, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,8 +76,8 @@ func forEachDB(t *testing.T, fn func(t *testing.T, f *fixture)) {
 	}
 }
 
-func colorFlag() store.Flag {
-	return store.Flag{Key: "color", VariationType: ufc.TypeString, Variations: []store.Variation{
+func colorFlag() core.Flag {
+	return core.Flag{Key: "color", VariationType: ufc.TypeString, Variations: []core.Variation{
 		{Key: "control", Value: json.RawMessage(`"grey"`)},
 		{Key: "red", Value: json.RawMessage(`"red"`)},
 	}}
@@ -116,7 +117,7 @@ func TestAuth(t *testing.T) {
 		_, err = apiclient.New(f.url, "allot_admin_nope").Flags(ctx)
 		apiError(t, err, 401, "")
 		tok, err := f.api.CreateAdminToken(ctx, "ci")
-		if err != nil || !strings.HasPrefix(tok.Secret, store.AdminTokenPrefix) {
+		if err != nil || !strings.HasPrefix(tok.Secret, core.AdminTokenPrefix) {
 			t.Fatalf("%+v %v", tok, err)
 		}
 		other := apiclient.New(f.url, tok.Secret)
@@ -152,8 +153,8 @@ func TestValidationNamesTheField(t *testing.T) {
 		}
 		_, err = f.api.CreateFlag(ctx, colorFlag())
 		apiError(t, err, 409, "")
-		_, err = f.api.AddAllocation(ctx, "production", "color", 0, store.Allocation{Key: "e", Type: store.Experiment, Traffic: 1000,
-			Weights: []store.Weight{{Variation: "control", Weight: 5000}, {Variation: "red", Weight: 4000}}})
+		_, err = f.api.AddAllocation(ctx, "production", "color", 0, core.Allocation{Key: "e", Type: core.Experiment, Traffic: 1000,
+			Weights: []core.Weight{{Variation: "control", Weight: 5000}, {Variation: "red", Weight: 4000}}})
 		apiError(t, err, 400, "allocations[0].weights")
 		_, err = f.api.Settings(ctx, "staging", "color")
 		apiError(t, err, 404, "")
@@ -180,10 +181,10 @@ func TestOptimisticConcurrency(t *testing.T) {
 		fl, _ := f.api.CreateFlag(ctx, colorFlag())
 		s, _ := f.api.Settings(ctx, "production", "color")
 		// Alice and Bob both read version 0.
-		if _, err := f.api.PutSettings(ctx, store.FlagSettings{Flag: "color", Environment: "production", Enabled: true, Version: s.Version}); err != nil {
+		if _, err := f.api.PutSettings(ctx, core.FlagSettings{Flag: "color", Environment: "production", Enabled: true, Version: s.Version}); err != nil {
 			t.Fatal(err)
 		}
-		_, err := f.api.PutSettings(ctx, store.FlagSettings{Flag: "color", Environment: "production", Enabled: false, Version: s.Version})
+		_, err := f.api.PutSettings(ctx, core.FlagSettings{Flag: "color", Environment: "production", Enabled: false, Version: s.Version})
 		apiError(t, err, 409, "")
 		if !apiclient.IsConflict(err) {
 			t.Fatal("IsConflict")
@@ -210,8 +211,8 @@ func TestSDKEndpoint(t *testing.T) {
 	forEachDB(t, func(t *testing.T, f *fixture) {
 		ctx := context.Background()
 		f.api.CreateFlag(ctx, colorFlag())
-		s, err := f.api.AddAllocation(ctx, "production", "color", 0, store.Allocation{Key: "exp", Type: store.Experiment, Status: store.Running, Traffic: 5000,
-			Weights: []store.Weight{{Variation: "control", Weight: 5000}, {Variation: "red", Weight: 5000}}})
+		s, err := f.api.AddAllocation(ctx, "production", "color", 0, core.Allocation{Key: "exp", Type: core.Experiment, Status: core.Running, Traffic: 5000,
+			Weights: []core.Weight{{Variation: "control", Weight: 5000}, {Variation: "red", Weight: 5000}}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -283,7 +284,7 @@ func TestSDKEndpoint(t *testing.T) {
 		}
 
 		// A change is served at once, with a new ETag.
-		if _, err := f.api.PatchAllocation(ctx, "production", "color", "exp", 2, httpapi.AllocationPatch{Traffic: ptr[store.Percent](8000)}); err != nil {
+		if _, err := f.api.PatchAllocation(ctx, "production", "color", "exp", 2, httpapi.AllocationPatch{Traffic: ptr[core.Percent](8000)}); err != nil {
 			t.Fatal(err)
 		}
 		if resp := get(t, cfgURL, map[string]string{"If-None-Match": etag}); resp.StatusCode != 200 || resp.Header.Get("ETag") == etag {
@@ -320,9 +321,9 @@ func TestWeightChangeWarnsOfReRandomization(t *testing.T) {
 	forEachDB(t, func(t *testing.T, f *fixture) {
 		ctx := context.Background()
 		f.api.CreateFlag(ctx, colorFlag())
-		s, _ := f.api.AddAllocation(ctx, "production", "color", 0, store.Allocation{Key: "exp", Type: store.Experiment, Status: store.Running, Traffic: 5000,
-			Weights: []store.Weight{{Variation: "control", Weight: 5000}, {Variation: "red", Weight: 5000}}})
-		s2, err := f.api.PatchAllocation(ctx, "production", "color", "exp", s.Version, httpapi.AllocationPatch{Traffic: ptr[store.Percent](9000)})
+		s, _ := f.api.AddAllocation(ctx, "production", "color", 0, core.Allocation{Key: "exp", Type: core.Experiment, Status: core.Running, Traffic: 5000,
+			Weights: []core.Weight{{Variation: "control", Weight: 5000}, {Variation: "red", Weight: 5000}}})
+		s2, err := f.api.PatchAllocation(ctx, "production", "color", "exp", s.Version, httpapi.AllocationPatch{Traffic: ptr[core.Percent](9000)})
 		if err != nil || len(s2.Warnings) != 0 {
 			t.Fatalf("raising traffic: %v %v", s2.Warnings, err)
 		}
@@ -330,7 +331,7 @@ func TestWeightChangeWarnsOfReRandomization(t *testing.T) {
 			t.Fatal("salt changed")
 		}
 		s3, err := f.api.PatchAllocation(ctx, "production", "color", "exp", s2.Version, httpapi.AllocationPatch{
-			Weights: &[]store.Weight{{Variation: "control", Weight: 2000}, {Variation: "red", Weight: 8000}}})
+			Weights: &[]core.Weight{{Variation: "control", Weight: 2000}, {Variation: "red", Weight: 8000}}})
 		if err != nil || len(s3.Warnings) != 1 || !strings.Contains(s3.Warnings[0], "re-randomizes") {
 			t.Fatalf("weights: %v %v", s3.Warnings, err)
 		}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/allot-dev/allot/internal/core"
 	"github.com/allot-dev/allot/internal/srm"
 	"github.com/allot-dev/allot/internal/store"
 	"github.com/allot-dev/allot/internal/table"
@@ -33,7 +34,7 @@ func timeRange(q url.Values, f *store.AssignmentFilter) error {
 		t, err := time.Parse(time.RFC3339Nano, v)
 		if err != nil {
 			if t, err = time.Parse(time.DateOnly, v); err != nil {
-				return store.Invalid(p.name, "%q is not an RFC 3339 time or a date", v)
+				return core.Invalid(p.name, "%q is not an RFC 3339 time or a date", v)
 			}
 		}
 		*p.t = t
@@ -61,7 +62,7 @@ func (s *Server) exportAssignments(w http.ResponseWriter, r *http.Request) error
 	}
 	format, err := table.ParseFormat(name)
 	if err != nil {
-		return store.Invalid("format", "%s", err)
+		return core.Invalid("format", "%s", err)
 	}
 	filename := "assignments"
 	if f.FeatureFlag != "" {
@@ -74,7 +75,7 @@ func (s *Server) exportAssignments(w http.ResponseWriter, r *http.Request) error
 		defer func() { <-s.exports }()
 	default:
 		w.Header().Set("Retry-After", "5")
-		return store.Errorf(store.EUNAVAILABLE, "%d exports are running; retry later", cap(s.exports))
+		return core.Errorf(core.EUNAVAILABLE, "%d exports are running; retry later", cap(s.exports))
 	}
 	hdr := w.Header()
 	hdr.Set("Cache-Control", "no-store")
@@ -174,15 +175,15 @@ func (s *Server) assignmentSummary(w http.ResponseWriter, r *http.Request) error
 	}
 	resp := SummaryResponse{Environment: env, Flag: flag, Allocation: alloc, Experiment: flag + "-" + alloc, AssignmentSummary: sum}
 	settings, err := s.core.FlagSettings(r.Context(), env, flag)
-	if err != nil && store.ErrorCode(err) != store.ENOTFOUND {
+	if err != nil && core.ErrorCode(err) != core.ENOTFOUND {
 		return err
 	}
-	var weights []store.Weight
+	var weights []core.Weight
 	known := false
 	for _, a := range settings.Allocations {
 		if a.Key == alloc {
 			known = true
-			if a.Type == store.Experiment {
+			if a.Type == core.Experiment {
 				weights = a.Weights
 			}
 		}
@@ -190,7 +191,7 @@ func (s *Server) assignmentSummary(w http.ResponseWriter, r *http.Request) error
 	// An allocation that is not configured but has assignments (deleted
 	// since) still has a summary; one with neither does not exist.
 	if !known && sum.Assignments == 0 && f.From.IsZero() && f.To.IsZero() {
-		return store.Errorf(store.ENOTFOUND, "allocation %q of flag %q in environment %q is not configured and has no assignments", alloc, flag, env)
+		return core.Errorf(core.ENOTFOUND, "allocation %q of flag %q in environment %q is not configured and has no assignments", alloc, flag, env)
 	}
 	switch {
 	case len(weights) == 0:

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/allot-dev/allot/internal/core"
 	"github.com/allot-dev/allot/internal/httpapi"
 	"github.com/allot-dev/allot/internal/publish"
 	"github.com/allot-dev/allot/internal/store"
@@ -20,36 +21,36 @@ const benchFlags = 1000
 // seed fills production with n flags: experiments with rules, rollouts and
 // targeted allocations, a third each.
 func seed(tb testing.TB, db *store.DB, n int) string {
-	ctx := store.WithActor(context.Background(), "bench")
+	ctx := core.WithActor(context.Background(), "bench")
 	for i := range n {
 		key := fmt.Sprintf("flag-%04d", i)
-		_, err := db.CreateFlag(ctx, store.Flag{Key: key, VariationType: ufc.TypeString, Variations: []store.Variation{
+		_, err := storetest.OpsOn(db).CreateFlag(ctx, core.Flag{Key: key, VariationType: ufc.TypeString, Variations: []core.Variation{
 			{Key: "control", Value: json.RawMessage(`"control"`)},
 			{Key: "treatment", Value: json.RawMessage(`"treatment"`)},
 		}})
 		if err != nil {
 			tb.Fatal(err)
 		}
-		rule := []store.Rule{{Conditions: []store.Condition{
+		rule := []core.Rule{{Conditions: []core.Condition{
 			{Attribute: "country", Operator: "ONE_OF", Value: json.RawMessage(`["US","CA","FR"]`)},
 			{Attribute: "version", Operator: "GTE", Value: json.RawMessage(`"2.1.0"`)},
 		}}}
-		var a store.Allocation
+		var a core.Allocation
 		switch i % 3 {
 		case 0:
-			a = store.Allocation{Key: "exp", Type: store.Experiment, Status: store.Running, Traffic: 2000, Rules: rule,
-				Weights: []store.Weight{{Variation: "control", Weight: 5000}, {Variation: "treatment", Weight: 5000}}}
+			a = core.Allocation{Key: "exp", Type: core.Experiment, Status: core.Running, Traffic: 2000, Rules: rule,
+				Weights: []core.Weight{{Variation: "control", Weight: 5000}, {Variation: "treatment", Weight: 5000}}}
 		case 1:
-			a = store.Allocation{Key: "ramp", Type: store.Rollout, Percent: 2500, Variation: "treatment"}
+			a = core.Allocation{Key: "ramp", Type: core.Rollout, Percent: 2500, Variation: "treatment"}
 		default:
-			a = store.Allocation{Key: "beta", Type: store.Targeted, Variation: "treatment", Rules: rule}
+			a = core.Allocation{Key: "beta", Type: core.Targeted, Variation: "treatment", Rules: rule}
 		}
-		_, _, err = db.UpdateFlagSettings(ctx, store.FlagSettings{Flag: key, Environment: "production", Enabled: true, Allocations: []store.Allocation{a}})
+		_, _, err = storetest.OpsOn(db).UpdateFlagSettings(ctx, core.FlagSettings{Flag: key, Environment: "production", Enabled: true, Allocations: []core.Allocation{a}})
 		if err != nil {
 			tb.Fatal(err)
 		}
 	}
-	k, err := db.CreateSDKKey(ctx, "production", "bench")
+	k, err := storetest.OpsOn(db).CreateSDKKey(ctx, "production", "bench")
 	if err != nil {
 		tb.Fatal(err)
 	}

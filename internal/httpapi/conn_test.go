@@ -12,9 +12,9 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/allot-dev/allot/internal/core"
 	"github.com/allot-dev/allot/internal/httpapi"
 	"github.com/allot-dev/allot/internal/publish"
-	"github.com/allot-dev/allot/internal/store"
 	"github.com/allot-dev/allot/internal/store/storetest"
 )
 
@@ -47,14 +47,14 @@ func (c *countingConn) Write(p []byte) (int, error) {
 func TestConfigIsOneWrite(t *testing.T) {
 	ctx := context.Background()
 	db := storetest.Open(t, "sqlite")
-	key, err := db.CreateSDKKey(ctx, store.DefaultEnvironment, "web")
+	key, err := storetest.OpsOn(db).CreateSDKKey(ctx, core.DefaultEnvironment, "web")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := range 300 { // about 60 KB of JSON, far beyond net/http's 4 KB buffer
 		f := colorFlag()
 		f.Key = fmt.Sprintf("flag-%03d", i)
-		if _, err := db.CreateFlag(ctx, f); err != nil {
+		if _, err := storetest.OpsOn(db).CreateFlag(ctx, f); err != nil {
 			t.Fatal(err)
 		}
 	}

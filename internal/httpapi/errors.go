@@ -11,7 +11,6 @@ import (
 
 	"github.com/allot-dev/allot/internal/core"
 	"github.com/allot-dev/allot/internal/httpx"
-	"github.com/allot-dev/allot/internal/store"
 )
 
 // ErrorBody and ErrorDetail are the JSON error of every /api/ endpoint;
@@ -29,7 +28,7 @@ const MaxBodyBytes = 4 << 20
 // Internal errors are logged by the root middleware and shown only as
 // "internal error".
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	if httpx.Code(err) == store.EINTERNAL && httpx.InfoFrom(r.Context()) == nil {
+	if httpx.Code(err) == core.EINTERNAL && httpx.InfoFrom(r.Context()) == nil {
 		// Outside the root middleware (tests that mount the API alone).
 		s.log.Error("internal error", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
@@ -49,7 +48,7 @@ func decode(r *http.Request, v any) error {
 		if errors.As(err, &mb) {
 			return &httpx.TooLargeError{Limit: min(mb.Limit, MaxBodyBytes)}
 		}
-		return store.Invalid("body", "could not be read: %s", err)
+		return core.Invalid("body", "could not be read: %s", err)
 	}
 	if len(body) > MaxBodyBytes {
 		return &httpx.TooLargeError{Limit: MaxBodyBytes}
@@ -64,17 +63,17 @@ func decode(r *http.Request, v any) error {
 	if err := dec.Decode(v); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
-			return store.Invalid(te.Field, "must be a JSON %s", te.Type.Kind())
+			return core.Invalid(te.Field, "must be a JSON %s", te.Type.Kind())
 		}
 		if errors.Is(err, io.EOF) {
-			return store.Invalid("body", "is empty; a JSON object is required")
+			return core.Invalid("body", "is empty; a JSON object is required")
 		}
-		return store.Invalid("body", "%s", err)
+		return core.Invalid("body", "%s", err)
 	}
 	// The value must be the whole body: `{"name":"x"} garbage` is refused,
 	// not read as {"name":"x"}.
 	if off := dec.InputOffset(); len(bytes.TrimLeft(body[off:], " \t\r\n")) != 0 {
-		return store.Invalid("body", "has data after the JSON value at byte %d; send exactly one JSON value", off)
+		return core.Invalid("body", "has data after the JSON value at byte %d; send exactly one JSON value", off)
 	}
 	return nil
 }

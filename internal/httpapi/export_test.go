@@ -31,7 +31,7 @@ func TestExportFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	tok, err := db.CreateAdminToken(ctx, "t")
+	tok, err := storetest.OpsOn(db).CreateAdminToken(ctx, "t")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func exportServer(t *testing.T) (*store.DB, *httptest.Server, string) {
 	t.Helper()
 	ctx := context.Background()
 	db := storetest.Open(t, "sqlite")
-	tok, err := db.CreateAdminToken(ctx, "t")
+	tok, err := storetest.OpsOn(db).CreateAdminToken(ctx, "t")
 	if err != nil {
 		t.Fatal(err)
 	}

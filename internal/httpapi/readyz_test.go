@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/allot-dev/allot/internal/core"
 	"github.com/allot-dev/allot/internal/httpapi"
 	"github.com/allot-dev/allot/internal/publish"
 	"github.com/allot-dev/allot/internal/store"
@@ -28,15 +29,15 @@ func TestReadyzReportsRefusedFlagsAndStaleConfiguration(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	key, err := db.CreateSDKKey(ctx, store.DefaultEnvironment, "web")
+	key, err := storetest.OpsOn(db).CreateSDKKey(ctx, core.DefaultEnvironment, "web")
 	if err != nil {
 		t.Fatal(err)
 	}
-	admin, err := db.Bootstrap(ctx, "")
+	admin, err := storetest.OpsOn(db).Bootstrap(ctx, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.CreateFlag(ctx, colorFlag()); err != nil {
+	if _, err := storetest.OpsOn(db).CreateFlag(ctx, colorFlag()); err != nil {
 		t.Fatal(err)
 	}
 	raw, err := sql.Open("sqlite", store.SQLiteDSN(path))

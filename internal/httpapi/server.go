@@ -90,10 +90,10 @@ func (s *Server) Register(m *http.ServeMux) {
 // Admin authenticates the request's admin bearer token (the scheme in any
 // case) and returns the token, or an EUNAUTHORIZED error. The server's
 // /metrics uses it too.
-func (s *Server) Admin(r *http.Request) (store.AdminToken, error) {
+func (s *Server) Admin(r *http.Request) (core.AdminToken, error) {
 	secret, ok := httpx.BearerToken(r)
 	if !ok {
-		return store.AdminToken{}, store.Errorf(store.EUNAUTHORIZED, "an admin token is required: Authorization: Bearer <token>")
+		return core.AdminToken{}, core.Errorf(core.EUNAUTHORIZED, "an admin token is required: Authorization: Bearer <token>")
 	}
 	return s.core.Authenticate(r.Context(), secret)
 }

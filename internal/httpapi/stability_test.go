@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/allot-dev/allot/internal/core"
 	"github.com/allot-dev/allot/internal/eval"
 	"github.com/allot-dev/allot/internal/httpapi"
-	"github.com/allot-dev/allot/internal/store"
 	"github.com/allot-dev/allot/internal/ufc"
 )
 
@@ -22,8 +22,8 @@ func TestTrafficEditsThroughTheAPIKeepAssignments(t *testing.T) {
 	f := setup(t, "sqlite")
 	ctx := context.Background()
 	f.api.CreateFlag(ctx, colorFlag())
-	s, err := f.api.AddAllocation(ctx, "production", "color", 0, store.Allocation{Key: "exp", Type: store.Experiment, Status: store.Running, Traffic: 1500,
-		Weights: []store.Weight{{Variation: "control", Weight: 5000}, {Variation: "red", Weight: 5000}}})
+	s, err := f.api.AddAllocation(ctx, "production", "color", 0, core.Allocation{Key: "exp", Type: core.Experiment, Status: core.Running, Traffic: 1500,
+		Weights: []core.Weight{{Variation: "control", Weight: 5000}, {Variation: "red", Weight: 5000}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +71,7 @@ func TestTrafficEditsThroughTheAPIKeepAssignments(t *testing.T) {
 	}
 
 	low := assign()
-	patch(httpapi.AllocationPatch{Traffic: ptr[store.Percent](6000)})
+	patch(httpapi.AllocationPatch{Traffic: ptr[core.Percent](6000)})
 	high := assign()
 	for i := range low {
 		if low[i] != "" && high[i] != low[i] {
@@ -81,14 +81,14 @@ func TestTrafficEditsThroughTheAPIKeepAssignments(t *testing.T) {
 	if a, b := assigned(low), assigned(high); a < subjects*14/100 || a > subjects*16/100 || b < subjects*59/100 || b > subjects*61/100 {
 		t.Fatalf("assigned %d at 15%% and %d at 60%%", a, b)
 	}
-	patch(httpapi.AllocationPatch{Traffic: ptr[store.Percent](1500)})
+	patch(httpapi.AllocationPatch{Traffic: ptr[core.Percent](1500)})
 	again := assign()
 	for i := range low {
 		if again[i] != low[i] {
 			t.Fatalf("s%d: %q at 15%%, %q after 60%% and back", i, low[i], again[i])
 		}
 	}
-	patch(httpapi.AllocationPatch{Status: ptr(store.Stopped)})
+	patch(httpapi.AllocationPatch{Status: ptr(core.Stopped)})
 	if n := assigned(assign()); n != 0 {
 		t.Fatalf("a stopped experiment assigned %d subjects", n)
 	}

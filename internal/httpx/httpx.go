@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/allot-dev/allot/internal/core"
 	"github.com/allot-dev/allot/internal/store"
 )
 
@@ -61,7 +62,7 @@ func byteSize(n int64) string {
 }
 
 // Code returns the error code a client sees for err: a domain code
-// (store.EINVALID...), CodeTooLarge, or store.EUNAVAILABLE for a database
+// (core.EINVALID...), CodeTooLarge, or core.EUNAVAILABLE for a database
 // that is busy, full or unreachable.
 func Code(err error) string {
 	if err == nil {
@@ -76,23 +77,23 @@ func Code(err error) string {
 	if errors.As(err, &ue) {
 		return CodeUnsupported
 	}
-	code := store.ErrorCode(err)
-	if code == store.EINTERNAL && store.IsUnavailable(err) {
-		return store.EUNAVAILABLE
+	code := core.ErrorCode(err)
+	if code == core.EINTERNAL && store.IsUnavailable(err) {
+		return core.EUNAVAILABLE
 	}
 	return code
 }
 
 // statusOf is the one table from error codes to HTTP statuses.
 var statusOf = map[string]int{
-	store.EINVALID:      http.StatusBadRequest,
-	store.ENOTFOUND:     http.StatusNotFound,
-	store.ECONFLICT:     http.StatusConflict,
-	store.EUNAUTHORIZED: http.StatusUnauthorized,
-	store.EUNAVAILABLE:  http.StatusServiceUnavailable,
-	store.EINTERNAL:     http.StatusInternalServerError,
-	CodeTooLarge:        http.StatusRequestEntityTooLarge,
-	CodeUnsupported:     http.StatusUnsupportedMediaType,
+	core.EINVALID:      http.StatusBadRequest,
+	core.ENOTFOUND:     http.StatusNotFound,
+	core.ECONFLICT:     http.StatusConflict,
+	core.EUNAUTHORIZED: http.StatusUnauthorized,
+	core.EUNAVAILABLE:  http.StatusServiceUnavailable,
+	core.EINTERNAL:     http.StatusInternalServerError,
+	CodeTooLarge:       http.StatusRequestEntityTooLarge,
+	CodeUnsupported:    http.StatusUnsupportedMediaType,
 }
 
 // Status returns the HTTP status for err (200 for nil).
@@ -120,10 +121,10 @@ func Message(err error) string {
 	case errors.As(err, &mb):
 		return (&TooLargeError{Limit: mb.Limit}).Error()
 	}
-	if Code(err) == store.EUNAVAILABLE && store.ErrorCode(err) == store.EINTERNAL {
+	if Code(err) == core.EUNAVAILABLE && core.ErrorCode(err) == core.EINTERNAL {
 		return "the database is unavailable; retry later"
 	}
-	return store.ErrorMessage(err)
+	return core.ErrorMessage(err)
 }
 
 // ErrorBody is the JSON body of every error under /api/.
@@ -144,7 +145,7 @@ type ErrorDetail struct {
 // Detail returns the client-visible description of err.
 func Detail(err error) ErrorDetail {
 	d := ErrorDetail{Code: Code(err), Message: Message(err)}
-	var e *store.Error
+	var e *core.Error
 	if errors.As(err, &e) {
 		d.Field = e.Field
 	}

@@ -11,8 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/allot-dev/allot/internal/core"
 	"github.com/allot-dev/allot/internal/httpx"
-	"github.com/allot-dev/allot/internal/store"
 )
 
 func TestStatus(t *testing.T) {
@@ -22,16 +22,16 @@ func TestStatus(t *testing.T) {
 		code   string
 	}{
 		{nil, 200, ""},
-		{store.Invalid("name", "is required"), 400, store.EINVALID},
-		{fmt.Errorf("wrapped: %w", store.Errorf(store.ENOTFOUND, "no flag x")), 404, store.ENOTFOUND},
-		{store.Errorf(store.ECONFLICT, "version"), 409, store.ECONFLICT},
-		{store.Errorf(store.EUNAUTHORIZED, "who"), 401, store.EUNAUTHORIZED},
-		{store.Errorf(store.EUNAVAILABLE, "busy"), 503, store.EUNAVAILABLE},
+		{core.Invalid("name", "is required"), 400, core.EINVALID},
+		{fmt.Errorf("wrapped: %w", core.Errorf(core.ENOTFOUND, "no flag x")), 404, core.ENOTFOUND},
+		{core.Errorf(core.ECONFLICT, "version"), 409, core.ECONFLICT},
+		{core.Errorf(core.EUNAUTHORIZED, "who"), 401, core.EUNAUTHORIZED},
+		{core.Errorf(core.EUNAVAILABLE, "busy"), 503, core.EUNAVAILABLE},
 		{&httpx.TooLargeError{Limit: 4 << 20}, 413, httpx.CodeTooLarge},
 		{&http.MaxBytesError{Limit: 100}, 413, httpx.CodeTooLarge},
 		{&httpx.UnsupportedError{Message: "deflate"}, 415, httpx.CodeUnsupported},
-		{fmt.Errorf("query: %w", context.DeadlineExceeded), 503, store.EUNAVAILABLE},
-		{fmt.Errorf("scan: %w", errors.New("boom")), 500, store.EINTERNAL},
+		{fmt.Errorf("query: %w", context.DeadlineExceeded), 503, core.EUNAVAILABLE},
+		{fmt.Errorf("scan: %w", errors.New("boom")), 500, core.EINTERNAL},
 	} {
 		if got := httpx.Status(c.err); got != c.status {
 			t.Errorf("Status(%v) = %d, want %d", c.err, got, c.status)
@@ -51,7 +51,7 @@ func TestWriteError(t *testing.T) {
 		{errors.New("secret detail"), "", "internal error"},
 		{context.DeadlineExceeded, httpx.RetryAfter, "the database is unavailable; retry later"},
 		{&httpx.TooLargeError{Limit: 4 << 20}, "", "4 MiB"},
-		{store.Invalid("key", "must be short"), "", "key: must be short"},
+		{core.Invalid("key", "must be short"), "", "key: must be short"},
 	} {
 		w := httptest.NewRecorder()
 		info := &httpx.Info{}
@@ -75,7 +75,7 @@ func TestWriteError(t *testing.T) {
 	// A handler's own Retry-After is kept.
 	w := httptest.NewRecorder()
 	w.Header().Set("Retry-After", "1")
-	httpx.WriteError(w, httptest.NewRequest("GET", "/", nil), store.Errorf(store.EUNAVAILABLE, "busy"))
+	httpx.WriteError(w, httptest.NewRequest("GET", "/", nil), core.Errorf(core.EUNAVAILABLE, "busy"))
 	if w.Header().Get("Retry-After") != "1" || w.Code != 503 {
 		t.Errorf("%d %v", w.Code, w.Header())
 	}

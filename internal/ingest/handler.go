@@ -16,8 +16,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/allot-dev/allot"
+	"github.com/allot-dev/allot/internal/core"
 	"github.com/allot-dev/allot/internal/httpx"
-	"github.com/allot-dev/allot/internal/store"
 	"github.com/allot-dev/allot/internal/table"
 )
 
@@ -112,7 +112,7 @@ func sdkKey(r *http.Request) string {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	env, ok := h.Environment(sdkKey(r))
 	if !ok {
-		httpx.WriteError(w, r, store.Errorf(store.EUNAUTHORIZED, "missing, invalid or revoked SDK key"))
+		httpx.WriteError(w, r, core.Errorf(core.EUNAUTHORIZED, "missing, invalid or revoked SDK key"))
 		return
 	}
 	h.once.Do(func() { h.inFlight = make(chan struct{}, MaxInFlight) })
@@ -121,7 +121,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer func() { <-h.inFlight }()
 	default:
 		w.Header().Set("Retry-After", "1")
-		httpx.WriteError(w, r, store.Errorf(store.EUNAVAILABLE, "busy: retry later"))
+		httpx.WriteError(w, r, core.Errorf(core.EUNAVAILABLE, "busy: retry later"))
 		return
 	}
 	body, err := readBody(w, r)
@@ -141,7 +141,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case errors.Is(err, errRatio):
 			httpx.WriteError(w, r, &httpx.TooLargeError{Limit: table.MaxRequestBytes, Detail: fmt.Sprintf("(after decompression), and gzip that inflates more than %d times", MaxCompressionRatio)})
 		default:
-			httpx.WriteError(w, r, store.Invalid("body", "%s", err))
+			httpx.WriteError(w, r, core.Invalid("body", "%s", err))
 		}
 		return
 	}
@@ -153,7 +153,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		row, err := toRow(raw, env, now)
 		if err != nil && !lines && isSyntax(err) {
 			// A JSON array whose element is not JSON: the body is broken.
-			httpx.WriteError(w, r, store.Invalid("body", "event %d: %v", i, err))
+			httpx.WriteError(w, r, core.Invalid("body", "event %d: %v", i, err))
 			return
 		}
 		if err == nil {
@@ -172,14 +172,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, ErrBusy), errors.Is(err, ErrClosed):
 		w.Header().Set("Retry-After", "1")
-		httpx.WriteError(w, r, store.Errorf(store.EUNAVAILABLE, "busy: retry later"))
+		httpx.WriteError(w, r, core.Errorf(core.EUNAVAILABLE, "busy: retry later"))
 		return
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return // the client went away; it will retry
 	case err != nil:
 		h.Log.Error("storing assignment events", "environment", env, "events", len(rows), "err", err)
 		w.Header().Set("Retry-After", "5")
-		httpx.WriteError(w, r, store.Errorf(store.EUNAVAILABLE, "could not store the events: retry later"))
+		httpx.WriteError(w, r, core.Errorf(core.EUNAVAILABLE, "could not store the events: retry later"))
 		return
 	}
 	resp.Accepted = len(rows)

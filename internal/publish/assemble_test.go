@@ -8,7 +8,7 @@ import (
 	"io"
 	"testing"
 
-	"github.com/allot-dev/allot/internal/store"
+	"github.com/allot-dev/allot/internal/core"
 )
 
 // The document assembled from fragments and blocks must be byte for byte
@@ -16,9 +16,9 @@ import (
 // decode (as one gzip member) to the same bytes.
 func TestAssembledDocumentEqualsTheMarshalledOne(t *testing.T) {
 	for _, n := range []int{0, 1, 2, 31, 33, 500, 1200} {
-		var flags []store.FlagConfig
+		var flags []core.FlagConfig
 		for i := range n {
-			fc := colorFlag(store.Allocation{Key: "ramp", Type: store.Rollout, Percent: store.Percent(i % 10001), Variation: "red", SplitSalt: fmt.Sprintf("salt-%d", i)})
+			fc := colorFlag(core.Allocation{Key: "ramp", Type: core.Rollout, Percent: core.Percent(i % 10001), Variation: "red", SplitSalt: fmt.Sprintf("salt-%d", i)})
 			fc.Flag.Key = fmt.Sprintf("f<%d>&\u00e9", i) // escaped by encoding/json
 			flags = append(flags, fc)
 		}
@@ -62,9 +62,9 @@ func TestAssembledDocumentEqualsTheMarshalledOne(t *testing.T) {
 // dictionary it is) and leaves every other block's bytes shared with the
 // previous document.
 func TestOneChangeRecompressesOneBlock(t *testing.T) {
-	var flags []store.FlagConfig
+	var flags []core.FlagConfig
 	for i := range 2000 {
-		fc := colorFlag(store.Allocation{Key: "ramp", Type: store.Rollout, Percent: 5000, Variation: "red", SplitSalt: fmt.Sprintf("salt-%d", i)})
+		fc := colorFlag(core.Allocation{Key: "ramp", Type: core.Rollout, Percent: 5000, Variation: "red", SplitSalt: fmt.Sprintf("salt-%d", i)})
 		fc.Flag.Key = fmt.Sprintf("flag-%04d", i)
 		flags = append(flags, fc)
 	}

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/allot-dev/allot/internal/core"
 	"github.com/allot-dev/allot/internal/eval"
 	"github.com/allot-dev/allot/internal/store"
 )
@@ -39,7 +40,7 @@ type Published struct {
 // Build compiles cfg, checks that the engine loads every flag of the result,
 // and compresses it. Unlike a Cache, it refuses the whole environment when
 // one flag is refused.
-func Build(cfg store.EnvironmentConfig) (*Published, error) {
+func Build(cfg core.EnvironmentConfig) (*Published, error) {
 	frags := make([]*fragment, 0, len(cfg.Flags))
 	for i := range cfg.Flags {
 		f, err := compileFragment(&cfg.Flags[i])
@@ -82,8 +83,11 @@ const (
 // and only the installation of the result (CPU work proportional to the
 // environment's size in bytes, with a small constant) is serialized.
 type Cache struct {
-	db  *store.DB
-	log *slog.Logger
+	db *store.DB
+	// read is the domain core's read side: what an environment holds is
+	// the core's to say; the cache only compiles and serves it.
+	read *core.Core
+	log  *slog.Logger
 	// OnBuild, if set before use, is called after each build attempt.
 	OnBuild func(env string, took time.Duration, err error)
 	// OnRefused, if set before use, is called after each build of env with
@@ -119,7 +123,7 @@ func NewCache(db *store.DB, log *slog.Logger) *Cache {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	c := &Cache{db: db, log: log, flushed: map[[32]byte]int64{}}
+	c := &Cache{db: db, read: core.New(db, core.Options{}), log: log, flushed: map[[32]byte]int64{}}
 	c.cur.Store(&state{envs: map[string]*Published{}, keys: map[[32]byte]*Published{}, used: map[[32]byte]*atomic.Int64{}})
 	return c
 }
@@ -148,7 +152,7 @@ func (c *Cache) Environment(env string) *Published { return c.cur.Load().envs[en
 // constant time. A configuration whose Body is nil has nothing to serve
 // yet (its environment has flags but none could be published).
 func (c *Cache) ForKey(secret string) *Published {
-	h := store.HashSecret(secret)
+	h := core.HashSecret(secret)
 	st := c.cur.Load()
 	p := st.keys[h]
 	if p == nil {
@@ -271,7 +275,7 @@ func (c *Cache) Refresh(ctx context.Context) error {
 
 func (c *Cache) refresh(ctx context.Context) error {
 	lctx, cancel := c.withTimeout(ctx)
-	envs, err := c.db.Environments(lctx)
+	envs, err := c.read.Environments(lctx)
 	cancel()
 	if err != nil {
 		return fmt.Errorf("publish: list environments: %w", err)
@@ -300,7 +304,7 @@ func (c *Cache) Changed(env string, flags []string) {
 	envs := []string{env}
 	if env == "" {
 		lctx, cancel := c.withTimeout(ctx)
-		list, err := c.db.Environments(lctx)
+		list, err := c.read.Environments(lctx)
 		cancel()
 		if err != nil {
 			c.log.Error("republishing after a change failed; the next poll retries", "err", err)
@@ -320,10 +324,10 @@ func (c *Cache) Changed(env string, flags []string) {
 
 // read is what one rebuild read from the database.
 type read struct {
-	env   store.Environment
+	env   core.Environment
 	full  bool // every flag of the environment was read
 	keys  [][32]byte
-	flags []store.FlagConfig
+	flags []core.FlagConfig
 	gone  []string // flags asked for that do not exist (partial reads)
 	seq   uint64   // the install sequence when the read began
 }
@@ -365,7 +369,7 @@ func (c *Cache) rebuildEnv(ctx context.Context, env string, flags []string) (*Pu
 	case len(flags) > 0:
 		// The environment first: a change landing during the reads below
 		// moves its revision past the one read here, so a poll rereads it.
-		e, err := c.db.Environment(rctx, env)
+		e, err := c.read.Environment(rctx, env)
 		if err != nil {
 			return nil, fmt.Errorf("publish: read environment %s: %w", env, err)
 		}
@@ -403,7 +407,7 @@ func (c *Cache) rebuildEnv(ctx context.Context, env string, flags []string) (*Pu
 		kept = nil
 		fallthrough
 	default:
-		cfg, err := c.db.EnvironmentConfig(rctx, env)
+		cfg, err := c.read.EnvironmentConfig(rctx, env)
 		if err != nil {
 			return nil, fmt.Errorf("publish: read environment %s: %w", env, err)
 		}
@@ -437,25 +441,25 @@ const maxPatch = 256
 
 // readFlags reads flags (definition and settings in env) one by one; gone
 // lists those that no longer exist.
-func (c *Cache) readFlags(ctx context.Context, env string, keys []string) (flags []store.FlagConfig, gone []string, err error) {
+func (c *Cache) readFlags(ctx context.Context, env string, keys []string) (flags []core.FlagConfig, gone []string, err error) {
 	for _, key := range keys {
-		def, err := c.db.Flag(ctx, key)
-		if store.ErrorCode(err) == store.ENOTFOUND {
+		def, err := c.read.Flag(ctx, key)
+		if core.ErrorCode(err) == core.ENOTFOUND {
 			gone = append(gone, key)
 			continue
 		}
 		if err != nil {
 			return nil, nil, fmt.Errorf("publish: read flag %s: %w", key, err)
 		}
-		set, err := c.db.FlagSettings(ctx, env, key)
-		if store.ErrorCode(err) == store.ENOTFOUND {
+		set, err := c.read.FlagSettings(ctx, env, key)
+		if core.ErrorCode(err) == core.ENOTFOUND {
 			gone = append(gone, key)
 			continue
 		}
 		if err != nil {
 			return nil, nil, fmt.Errorf("publish: read flag %s in %s: %w", key, env, err)
 		}
-		flags = append(flags, store.FlagConfig{Flag: def, Settings: set})
+		flags = append(flags, core.FlagConfig{Flag: def, Settings: set})
 	}
 	return flags, gone, nil
 }

@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"testing"
 
+	"github.com/allot-dev/allot/internal/core"
 	"github.com/allot-dev/allot/internal/publish"
-	"github.com/allot-dev/allot/internal/store"
 	"github.com/allot-dev/allot/internal/store/storetest"
 	"github.com/allot-dev/allot/internal/ufc"
 )
@@ -21,7 +21,7 @@ func TestCacheFollowsTheDatabase(t *testing.T) {
 			if c.Ready() == nil {
 				t.Fatal("ready before the first refresh")
 			}
-			key, err := db.CreateSDKKey(ctx, "production", "web")
+			key, err := storetest.OpsOn(db).CreateSDKKey(ctx, "production", "web")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -42,14 +42,14 @@ func TestCacheFollowsTheDatabase(t *testing.T) {
 				t.Fatal("rebuilt without a change")
 			}
 
-			db.CreateFlag(ctx, store.Flag{Key: "f", VariationType: ufc.TypeBoolean, Variations: []store.Variation{{Key: "on", Value: json.RawMessage(`true`)}}})
+			storetest.OpsOn(db).CreateFlag(ctx, core.Flag{Key: "f", VariationType: ufc.TypeBoolean, Variations: []core.Variation{{Key: "on", Value: json.RawMessage(`true`)}}})
 			c.Refresh(ctx)
 			p2 := c.ForKey(key.Secret)
 			if p2 == p || p2.Flags != 1 || p2.ETag == p.ETag {
 				t.Fatalf("change not picked up: %+v", p2)
 			}
 
-			db.RevokeSDKKey(ctx, key.ID)
+			storetest.OpsOn(db).RevokeSDKKey(ctx, key.ID)
 			c.Refresh(ctx)
 			if c.ForKey(key.Secret) != nil {
 				t.Fatal("revoked key still accepted")
@@ -65,8 +65,8 @@ func TestCacheRecordsKeyUse(t *testing.T) {
 			ctx := context.Background()
 			db := storetest.Open(t, d)
 			c := publish.NewCache(db, nil)
-			used, _ := db.CreateSDKKey(ctx, "production", "used")
-			idle, _ := db.CreateSDKKey(ctx, "production", "idle")
+			used, _ := storetest.OpsOn(db).CreateSDKKey(ctx, "production", "used")
+			idle, _ := storetest.OpsOn(db).CreateSDKKey(ctx, "production", "idle")
 			if err := c.Refresh(ctx); err != nil {
 				t.Fatal(err)
 			}
@@ -76,7 +76,7 @@ func TestCacheRecordsKeyUse(t *testing.T) {
 			if err := c.FlushUse(ctx); err != nil {
 				t.Fatal(err)
 			}
-			keys, _ := db.SDKKeys(ctx)
+			keys, _ := storetest.OpsOn(db).SDKKeys(ctx)
 			for _, k := range keys {
 				if (k.LastUsedAt != nil) != (k.ID == used.ID) {
 					t.Errorf("key %s: last used %v", k.Name, k.LastUsedAt)

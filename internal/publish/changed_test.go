@@ -6,8 +6,8 @@ import (
 	"encoding/json"
 	"testing"
 
+	"github.com/allot-dev/allot/internal/core"
 	"github.com/allot-dev/allot/internal/publish"
-	"github.com/allot-dev/allot/internal/store"
 	"github.com/allot-dev/allot/internal/store/storetest"
 )
 
@@ -22,10 +22,10 @@ func TestChangedRecompilesOnlyTheNamedFlags(t *testing.T) {
 			db := storetest.Open(t, d)
 			keys := []string{"a", "b", "c", "d"}
 			for _, k := range keys {
-				if _, err := db.CreateFlag(ctx, colorDef(k)); err != nil {
+				if _, err := storetest.OpsOn(db).CreateFlag(ctx, colorDef(k)); err != nil {
 					t.Fatal(err)
 				}
-				if _, _, err := db.UpdateFlagSettings(ctx, everyoneTo(k, "red", 0)); err != nil {
+				if _, _, err := storetest.OpsOn(db).UpdateFlagSettings(ctx, everyoneTo(k, "red", 0)); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -33,13 +33,13 @@ func TestChangedRecompilesOnlyTheNamedFlags(t *testing.T) {
 			if err := c.Refresh(ctx); err != nil {
 				t.Fatal(err)
 			}
-			p1 := c.Environment(store.DefaultEnvironment)
+			p1 := c.Environment(core.DefaultEnvironment)
 
-			if _, _, err := db.UpdateFlagSettings(ctx, everyoneTo("b", "blue", 1)); err != nil {
+			if _, _, err := storetest.OpsOn(db).UpdateFlagSettings(ctx, everyoneTo("b", "blue", 1)); err != nil {
 				t.Fatal(err)
 			}
-			c.Changed(store.DefaultEnvironment, []string{"b"})
-			p2 := c.Environment(store.DefaultEnvironment)
+			c.Changed(core.DefaultEnvironment, []string{"b"})
+			p2 := c.Environment(core.DefaultEnvironment)
 			for _, k := range []string{"a", "c", "d"} {
 				if p2.Snapshot.Flag(k) != p1.Snapshot.Flag(k) {
 					t.Errorf("flag %s was recompiled", k)
@@ -54,12 +54,12 @@ func TestChangedRecompilesOnlyTheNamedFlags(t *testing.T) {
 			}
 
 			// A deleted flag, named with env "" (every environment).
-			f, _ := db.Flag(ctx, "c")
-			if err := db.DeleteFlag(ctx, "c", f.Version); err != nil {
+			f, _ := storetest.OpsOn(db).Flag(ctx, "c")
+			if err := storetest.OpsOn(db).DeleteFlag(ctx, "c", f.Version); err != nil {
 				t.Fatal(err)
 			}
 			c.Changed("", []string{"c"})
-			p3 := c.Environment(store.DefaultEnvironment)
+			p3 := c.Environment(core.DefaultEnvironment)
 			if p3.Snapshot.Flag("c") != nil || p3.Flags != 3 || p3.Snapshot.Flag("b") != p2.Snapshot.Flag("b") {
 				t.Fatalf("after deleting c: %d flags", p3.Flags)
 			}
@@ -69,7 +69,7 @@ func TestChangedRecompilesOnlyTheNamedFlags(t *testing.T) {
 			if err := c.Refresh(ctx); err != nil {
 				t.Fatal(err)
 			}
-			p4 := c.Environment(store.DefaultEnvironment)
+			p4 := c.Environment(core.DefaultEnvironment)
 			for _, k := range []string{"a", "b", "d"} {
 				if p4.Snapshot.Flag(k) != p3.Snapshot.Flag(k) {
 					t.Errorf("flag %s was recompiled by the poll", k)
@@ -79,7 +79,7 @@ func TestChangedRecompilesOnlyTheNamedFlags(t *testing.T) {
 			if err := fresh.Refresh(ctx); err != nil {
 				t.Fatal(err)
 			}
-			fp := fresh.Environment(store.DefaultEnvironment)
+			fp := fresh.Environment(core.DefaultEnvironment)
 			if !bytes.Equal(fp.Body, p4.Body) || fp.ETag != p4.ETag || fp.GzipETag != p4.GzipETag || !bytes.Equal(fp.Gzip, p4.Gzip) {
 				t.Fatalf("a fresh replica publishes other bytes:\n%s\n%s", fp.Body, p4.Body)
 			}
@@ -96,13 +96,13 @@ func TestChangedBeforeTheFirstRefreshReadsTheWholeEnvironment(t *testing.T) {
 	ctx := context.Background()
 	db := storetest.Open(t, "sqlite")
 	for _, k := range []string{"a", "b"} {
-		if _, err := db.CreateFlag(ctx, colorDef(k)); err != nil {
+		if _, err := storetest.OpsOn(db).CreateFlag(ctx, colorDef(k)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	c := publish.NewCache(db, nil)
-	c.Changed(store.DefaultEnvironment, []string{"a"})
-	p := c.Environment(store.DefaultEnvironment)
+	c.Changed(core.DefaultEnvironment, []string{"a"})
+	p := c.Environment(core.DefaultEnvironment)
 	if p == nil || p.Flags != 2 {
 		t.Fatalf("published %+v, want both flags", p)
 	}

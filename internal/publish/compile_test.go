@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/allot-dev/allot/internal/store"
+	"github.com/allot-dev/allot/internal/core"
 	"github.com/allot-dev/allot/internal/ufc"
 )
 
@@ -16,32 +16,32 @@ const subjects = 100_000
 
 var epoch = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
-func colorFlag(allocs ...store.Allocation) store.FlagConfig {
-	return store.FlagConfig{
-		Flag: store.Flag{Key: "color", VariationType: ufc.TypeString, Variations: []store.Variation{
+func colorFlag(allocs ...core.Allocation) core.FlagConfig {
+	return core.FlagConfig{
+		Flag: core.Flag{Key: "color", VariationType: ufc.TypeString, Variations: []core.Variation{
 			{Key: "control", Value: json.RawMessage(`"grey"`)},
 			{Key: "red", Value: json.RawMessage(`"red"`)},
 			{Key: "blue", Value: json.RawMessage(`"blue"`)},
 		}},
-		Settings: store.FlagSettings{Enabled: true, Allocations: allocs},
+		Settings: core.FlagSettings{Enabled: true, Allocations: allocs},
 	}
 }
 
-func env(flags ...store.FlagConfig) store.EnvironmentConfig {
-	return store.EnvironmentConfig{Environment: store.Environment{Name: "production", Revision: 7, UpdatedAt: epoch}, Flags: flags}
+func env(flags ...core.FlagConfig) core.EnvironmentConfig {
+	return core.EnvironmentConfig{Environment: core.Environment{Name: "production", Revision: 7, UpdatedAt: epoch}, Flags: flags}
 }
 
-func exp(status string, traffic store.Percent, weights ...store.Percent) store.Allocation {
-	a := store.Allocation{Key: "exp", Type: store.Experiment, Status: status, Traffic: traffic,
+func exp(status string, traffic core.Percent, weights ...core.Percent) core.Allocation {
+	a := core.Allocation{Key: "exp", Type: core.Experiment, Status: status, Traffic: traffic,
 		TrafficSalt: "traffic-3f2a9c", SplitSalt: "split-77b1e0"}
 	for i, w := range weights {
-		a.Weights = append(a.Weights, store.Weight{Variation: []string{"control", "red", "blue"}[i], Weight: w})
+		a.Weights = append(a.Weights, core.Weight{Variation: []string{"control", "red", "blue"}[i], Weight: w})
 	}
 	return a
 }
 
 // outcome is "allocation/variation", or "" for the default.
-func assignAll(t *testing.T, cfg store.EnvironmentConfig, attrs func(i int) map[string]any) []string {
+func assignAll(t *testing.T, cfg core.EnvironmentConfig, attrs func(i int) map[string]any) []string {
 	t.Helper()
 	p, err := Build(cfg)
 	if err != nil {
@@ -73,7 +73,7 @@ func count(out []string, prefix string) int {
 
 func near(t *testing.T, what string, got, wantBP int) {
 	t.Helper()
-	want := subjects * wantBP / store.Whole
+	want := subjects * wantBP / core.Whole
 	if d := got - want; d > subjects/100 || d < -subjects/100 {
 		t.Errorf("%s: %d subjects, want about %d", what, got, want)
 	}
@@ -81,8 +81,8 @@ func near(t *testing.T, what string, got, wantBP int) {
 
 func TestRaisingTrafficNeverReassignsOrDrops(t *testing.T) {
 	var prev []string
-	for _, traffic := range []store.Percent{500, 2000, 3333, 5000, 10000} {
-		out := assignAll(t, env(colorFlag(exp(store.Running, traffic, 3400, 3300, 3300))), nil)
+	for _, traffic := range []core.Percent{500, 2000, 3333, 5000, 10000} {
+		out := assignAll(t, env(colorFlag(exp(core.Running, traffic, 3400, 3300, 3300))), nil)
 		near(t, "traffic "+strconv.Itoa(int(traffic)), count(out, "exp/"), int(traffic))
 		for i, was := range prev {
 			if was != "" && out[i] != was {
@@ -94,9 +94,9 @@ func TestRaisingTrafficNeverReassignsOrDrops(t *testing.T) {
 }
 
 func TestLoweringAndRaisingTrafficRestoresTheSameSubjects(t *testing.T) {
-	high := assignAll(t, env(colorFlag(exp(store.Running, 6000, 5000, 2500, 2500))), nil)
-	low := assignAll(t, env(colorFlag(exp(store.Running, 2500, 5000, 2500, 2500))), nil)
-	again := assignAll(t, env(colorFlag(exp(store.Running, 6000, 5000, 2500, 2500))), nil)
+	high := assignAll(t, env(colorFlag(exp(core.Running, 6000, 5000, 2500, 2500))), nil)
+	low := assignAll(t, env(colorFlag(exp(core.Running, 2500, 5000, 2500, 2500))), nil)
+	again := assignAll(t, env(colorFlag(exp(core.Running, 6000, 5000, 2500, 2500))), nil)
 	for i := range high {
 		if again[i] != high[i] {
 			t.Fatalf("user-%d: %q at 60%%, %q after 25%% and back", i, high[i], again[i])
@@ -109,9 +109,9 @@ func TestLoweringAndRaisingTrafficRestoresTheSameSubjects(t *testing.T) {
 }
 
 func TestStoppedOrDraftExperimentAssignsNoOne(t *testing.T) {
-	fallback := store.Allocation{Key: "everyone", Type: store.Rollout, Percent: store.Whole, Variation: "control", SplitSalt: "rollout-1"}
-	for _, status := range []string{store.Stopped, store.Draft} {
-		out := assignAll(t, env(colorFlag(exp(status, store.Whole, 5000, 5000), fallback)), nil)
+	fallback := core.Allocation{Key: "everyone", Type: core.Rollout, Percent: core.Whole, Variation: "control", SplitSalt: "rollout-1"}
+	for _, status := range []string{core.Stopped, core.Draft} {
+		out := assignAll(t, env(colorFlag(exp(status, core.Whole, 5000, 5000), fallback)), nil)
 		if n := count(out, "exp/"); n != 0 {
 			t.Fatalf("%s experiment assigned %d subjects", status, n)
 		}
@@ -122,7 +122,7 @@ func TestStoppedOrDraftExperimentAssignsNoOne(t *testing.T) {
 }
 
 func TestWeightsPartitionTheTraffic(t *testing.T) {
-	out := assignAll(t, env(colorFlag(exp(store.Running, store.Whole, 2000, 3000, 5000))), nil)
+	out := assignAll(t, env(colorFlag(exp(core.Running, core.Whole, 2000, 3000, 5000))), nil)
 	near(t, "control", count(out, "exp/control"), 2000)
 	near(t, "red", count(out, "exp/red"), 3000)
 	near(t, "blue", count(out, "exp/blue"), 5000)
@@ -133,8 +133,8 @@ func TestWeightsPartitionTheTraffic(t *testing.T) {
 
 // Changing weights is allowed but re-randomizes: documented in docs/api.md.
 func TestChangingWeightsReRandomizes(t *testing.T) {
-	before := assignAll(t, env(colorFlag(exp(store.Running, store.Whole, 5000, 5000))), nil)
-	after := assignAll(t, env(colorFlag(exp(store.Running, store.Whole, 3000, 7000))), nil)
+	before := assignAll(t, env(colorFlag(exp(core.Running, core.Whole, 5000, 5000))), nil)
+	after := assignAll(t, env(colorFlag(exp(core.Running, core.Whole, 3000, 7000))), nil)
 	moved := 0
 	for i := range before {
 		if before[i] != after[i] {
@@ -145,8 +145,8 @@ func TestChangingWeightsReRandomizes(t *testing.T) {
 }
 
 func TestRolloutGrowsWithoutReassigning(t *testing.T) {
-	roll := func(p store.Percent) store.FlagConfig {
-		return colorFlag(store.Allocation{Key: "roll", Type: store.Rollout, Percent: p, Variation: "blue", SplitSalt: "rollout-9"})
+	roll := func(p core.Percent) core.FlagConfig {
+		return colorFlag(core.Allocation{Key: "roll", Type: core.Rollout, Percent: p, Variation: "blue", SplitSalt: "rollout-9"})
 	}
 	small := assignAll(t, env(roll(1000)), nil)
 	big := assignAll(t, env(roll(4000)), nil)
@@ -163,11 +163,11 @@ func TestRulesTargetAndExperimentStaysStable(t *testing.T) {
 	attrs := func(i int) map[string]any {
 		return map[string]any{"country": []string{"US", "FR", "DE"}[i%3], "age": i % 90}
 	}
-	ruled := func(traffic store.Percent) store.FlagConfig {
-		e := exp(store.Running, traffic, 5000, 5000)
-		e.Rules = []store.Rule{{Conditions: []store.Condition{{Attribute: "country", Operator: "ONE_OF", Value: json.RawMessage(`["US"]`)}}}}
-		beta := store.Allocation{Key: "beta", Type: store.Targeted, Variation: "blue",
-			Rules: []store.Rule{{Conditions: []store.Condition{{Attribute: "age", Operator: "GTE", Value: json.RawMessage(`80`)}}}}}
+	ruled := func(traffic core.Percent) core.FlagConfig {
+		e := exp(core.Running, traffic, 5000, 5000)
+		e.Rules = []core.Rule{{Conditions: []core.Condition{{Attribute: "country", Operator: "ONE_OF", Value: json.RawMessage(`["US"]`)}}}}
+		beta := core.Allocation{Key: "beta", Type: core.Targeted, Variation: "blue",
+			Rules: []core.Rule{{Conditions: []core.Condition{{Attribute: "age", Operator: "GTE", Value: json.RawMessage(`80`)}}}}}
 		return colorFlag(beta, e)
 	}
 	low := assignAll(t, env(ruled(3000)), attrs)
@@ -192,15 +192,15 @@ func TestRulesTargetAndExperimentStaysStable(t *testing.T) {
 func TestDocumentFollowsTheServerRules(t *testing.T) {
 	start := epoch.Add(-time.Hour)
 	cfg := env(
-		colorFlag(exp(store.Running, 2500, 5000, 5000, 0), store.Allocation{Key: "vip", Type: store.Targeted, Variation: "red", StartAt: &start,
-			Rules: []store.Rule{{Conditions: []store.Condition{{Attribute: "email", Operator: "IS_NULL", Value: json.RawMessage(`false`)}}}}}),
-		store.FlagConfig{
-			Flag:     store.Flag{Key: "limits", VariationType: ufc.TypeInteger, Variations: []store.Variation{{Key: "low", Value: json.RawMessage(`10`)}}},
-			Settings: store.FlagSettings{Enabled: false, Allocations: []store.Allocation{{Key: "all", Type: store.Rollout, Percent: store.Whole, Variation: "low", SplitSalt: "rollout-x"}}},
+		colorFlag(exp(core.Running, 2500, 5000, 5000, 0), core.Allocation{Key: "vip", Type: core.Targeted, Variation: "red", StartAt: &start,
+			Rules: []core.Rule{{Conditions: []core.Condition{{Attribute: "email", Operator: "IS_NULL", Value: json.RawMessage(`false`)}}}}}),
+		core.FlagConfig{
+			Flag:     core.Flag{Key: "limits", VariationType: ufc.TypeInteger, Variations: []core.Variation{{Key: "low", Value: json.RawMessage(`10`)}}},
+			Settings: core.FlagSettings{Enabled: false, Allocations: []core.Allocation{{Key: "all", Type: core.Rollout, Percent: core.Whole, Variation: "low", SplitSalt: "rollout-x"}}},
 		},
-		store.FlagConfig{
-			Flag:     store.Flag{Key: "theme", VariationType: ufc.TypeJSON, Variations: []store.Variation{{Key: "dark", Value: json.RawMessage(`{"bg":"#000"}`)}}},
-			Settings: store.FlagSettings{Enabled: true, Allocations: []store.Allocation{}},
+		core.FlagConfig{
+			Flag:     core.Flag{Key: "theme", VariationType: ufc.TypeJSON, Variations: []core.Variation{{Key: "dark", Value: json.RawMessage(`{"bg":"#000"}`)}}},
+			Settings: core.FlagSettings{Enabled: true, Allocations: []core.Allocation{}},
 		},
 	)
 	p, err := Build(cfg)

@@ -6,7 +6,6 @@ import (
 
 	"github.com/allot-dev/allot/internal/core"
 	"github.com/allot-dev/allot/internal/eval"
-	"github.com/allot-dev/allot/internal/store"
 	"github.com/allot-dev/allot/internal/ufc"
 )
 
@@ -54,7 +53,7 @@ type refusal struct {
 // malformed is refused, and so is one whose allocations name a variation
 // the flag does not have (the conversion would otherwise give that share to
 // another variation without a word).
-func compileFragment(fc *store.FlagConfig) (*fragment, error) {
+func compileFragment(fc *core.FlagConfig) (*fragment, error) {
 	if err := checkVariations(fc); err != nil {
 		return nil, err
 	}
@@ -100,7 +99,7 @@ func compileFragment(fc *store.FlagConfig) (*fragment, error) {
 // checkVariations refuses allocations that name a variation the flag does
 // not define: two writes validated against different versions of a flag
 // can leave such a reference behind (issue 10, item 1).
-func checkVariations(fc *store.FlagConfig) error {
+func checkVariations(fc *core.FlagConfig) error {
 	known := make(map[string]bool, len(fc.Flag.Variations))
 	for _, v := range fc.Flag.Variations {
 		known[v.Key] = true

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/allot-dev/allot/internal/core"
 	"github.com/allot-dev/allot/internal/publish"
 	"github.com/allot-dev/allot/internal/store"
 	"github.com/allot-dev/allot/internal/store/storetest"
@@ -140,10 +141,10 @@ func TestFrozenDatabaseConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer direct.Close()
-	if _, err := direct.CreateFlag(ctx, colorDef("f")); err != nil {
+	if _, err := storetest.OpsOn(direct).CreateFlag(ctx, colorDef("f")); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := direct.UpdateFlagSettings(ctx, everyoneTo("f", "red", 0)); err != nil {
+	if _, _, err := storetest.OpsOn(direct).UpdateFlagSettings(ctx, everyoneTo("f", "red", 0)); err != nil {
 		t.Fatal(err)
 	}
 
@@ -170,7 +171,7 @@ func TestFrozenDatabaseConnection(t *testing.T) {
 
 	proxy.freeze()
 	// Another replica changes the flag, so the refresh has work to do.
-	if _, _, err := direct.UpdateFlagSettings(ctx, everyoneTo("f", "blue", 1)); err != nil {
+	if _, _, err := storetest.OpsOn(direct).UpdateFlagSettings(ctx, everyoneTo("f", "blue", 1)); err != nil {
 		t.Fatal(err)
 	}
 	refreshed := make(chan error, 1)
@@ -180,15 +181,15 @@ func TestFrozenDatabaseConnection(t *testing.T) {
 
 	// A write on this replica: its republish uses a new connection and
 	// must not wait for the stuck refresh.
-	if _, _, err := direct.UpdateFlagSettings(ctx, everyoneTo("f", "control", 2)); err != nil {
+	if _, _, err := storetest.OpsOn(direct).UpdateFlagSettings(ctx, everyoneTo("f", "control", 2)); err != nil {
 		t.Fatal(err)
 	}
 	w := time.Now()
-	c.Changed(store.DefaultEnvironment, []string{"f"})
+	c.Changed(core.DefaultEnvironment, []string{"f"})
 	if took := time.Since(w); took > time.Second {
 		t.Fatalf("a write's republish waited %v for the stuck refresh", took)
 	}
-	if got := assigned(c.Environment(store.DefaultEnvironment), "f"); got["MATCH:control"] != 200 {
+	if got := assigned(c.Environment(core.DefaultEnvironment), "f"); got["MATCH:control"] != 200 {
 		t.Fatalf("the write is not published: %v", got)
 	}
 
@@ -204,7 +205,7 @@ func TestFrozenDatabaseConnection(t *testing.T) {
 		t.Fatal("the refresh over a frozen connection never gave up")
 	}
 	// The failed refresh did not undo the newer write.
-	if got := assigned(c.Environment(store.DefaultEnvironment), "f"); got["MATCH:control"] != 200 {
+	if got := assigned(c.Environment(core.DefaultEnvironment), "f"); got["MATCH:control"] != 200 {
 		t.Fatalf("the failed refresh regressed the flag: %v", got)
 	}
 	if err := c.Ready(); err != nil {

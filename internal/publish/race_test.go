@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/allot-dev/allot/internal/core"
 	"github.com/allot-dev/allot/internal/publish"
-	"github.com/allot-dev/allot/internal/store"
 	"github.com/allot-dev/allot/internal/store/storetest"
 	"github.com/allot-dev/allot/internal/ufc"
 )
@@ -28,10 +28,10 @@ func TestChangedAndRefreshRace(t *testing.T) {
 	versions := make([]int64, flags)
 	for i := range flags {
 		k := "f" + strconv.Itoa(i)
-		if _, err := db.CreateFlag(ctx, colorDef(k)); err != nil {
+		if _, err := storetest.OpsOn(db).CreateFlag(ctx, colorDef(k)); err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := db.UpdateFlagSettings(ctx, everyoneTo(k, "red", 0)); err != nil {
+		if _, _, err := storetest.OpsOn(db).UpdateFlagSettings(ctx, everyoneTo(k, "red", 0)); err != nil {
 			t.Fatal(err)
 		}
 		versions[i] = 1
@@ -53,7 +53,7 @@ func TestChangedAndRefreshRace(t *testing.T) {
 				k := "f" + strconv.Itoa(i)
 				v := []string{"control", "red", "blue"}[r.IntN(3)]
 				mu.Lock()
-				_, _, err := db.UpdateFlagSettings(ctx, everyoneTo(k, v, versions[i]))
+				_, _, err := storetest.OpsOn(db).UpdateFlagSettings(ctx, everyoneTo(k, v, versions[i]))
 				if err == nil {
 					versions[i]++
 				}
@@ -62,10 +62,10 @@ func TestChangedAndRefreshRace(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				c.Changed(store.DefaultEnvironment, []string{k})
+				c.Changed(core.DefaultEnvironment, []string{k})
 				// Read your writes: a poll that read before this write must
 				// not have replaced it with what it read.
-				res := c.Environment(store.DefaultEnvironment).Snapshot.Evaluate(k, "s", nil, ufc.TypeString, time.Now())
+				res := c.Environment(core.DefaultEnvironment).Snapshot.Evaluate(k, "s", nil, ufc.TypeString, time.Now())
 				if res.VariationKey() != v {
 					t.Errorf("%s: wrote %s, published %s", k, v, res.VariationKey())
 					return
@@ -87,7 +87,7 @@ func TestChangedAndRefreshRace(t *testing.T) {
 				t.Error(err)
 				return
 			}
-			if p := c.Environment(store.DefaultEnvironment); p.Flags != flags {
+			if p := c.Environment(core.DefaultEnvironment); p.Flags != flags {
 				t.Errorf("a document with %d flags of %d", p.Flags, flags)
 				return
 			}
@@ -104,7 +104,7 @@ func TestChangedAndRefreshRace(t *testing.T) {
 	if err := fresh.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
-	got, want := c.Environment(store.DefaultEnvironment), fresh.Environment(store.DefaultEnvironment)
+	got, want := c.Environment(core.DefaultEnvironment), fresh.Environment(core.DefaultEnvironment)
 	if !bytes.Equal(got.Body, want.Body) || got.ETag != want.ETag {
 		t.Fatalf("after the race the replica publishes other bytes than a fresh one:\n%s\n%s", got.Body, want.Body)
 	}

@@ -10,14 +10,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/allot-dev/allot/internal/core"
 	"github.com/allot-dev/allot/internal/publish"
 	"github.com/allot-dev/allot/internal/store"
 	"github.com/allot-dev/allot/internal/store/storetest"
 	"github.com/allot-dev/allot/internal/ufc"
 )
 
-func colorDef(key string) store.Flag {
-	return store.Flag{Key: key, VariationType: ufc.TypeString, Variations: []store.Variation{
+func colorDef(key string) core.Flag {
+	return core.Flag{Key: key, VariationType: ufc.TypeString, Variations: []core.Variation{
 		{Key: "control", Value: json.RawMessage(`"grey"`)},
 		{Key: "red", Value: json.RawMessage(`"red"`)},
 		{Key: "blue", Value: json.RawMessage(`"blue"`)},
@@ -25,10 +26,10 @@ func colorDef(key string) store.Flag {
 }
 
 // everyoneTo is a running experiment that gives all traffic to variation.
-func everyoneTo(key, variation string, version int64) store.FlagSettings {
-	return store.FlagSettings{Flag: key, Environment: store.DefaultEnvironment, Enabled: true, Version: version,
-		Allocations: []store.Allocation{{Key: "exp", Type: store.Experiment, Status: store.Running, Traffic: store.Whole,
-			Weights: []store.Weight{{Variation: variation, Weight: store.Whole}}}}}
+func everyoneTo(key, variation string, version int64) core.FlagSettings {
+	return core.FlagSettings{Flag: key, Environment: core.DefaultEnvironment, Enabled: true, Version: version,
+		Allocations: []core.Allocation{{Key: "exp", Type: core.Experiment, Status: core.Running, Traffic: core.Whole,
+			Weights: []core.Weight{{Variation: variation, Weight: core.Whole}}}}}
 }
 
 // corrupt writes allocations into a flag's settings behind the store's
@@ -68,10 +69,10 @@ func TestRefusesOnlyTheFlagNamingAnUnknownVariation(t *testing.T) {
 	}
 	defer db.Close()
 	for _, k := range []string{"a", "b"} {
-		if _, err := db.CreateFlag(ctx, colorDef(k)); err != nil {
+		if _, err := storetest.OpsOn(db).CreateFlag(ctx, colorDef(k)); err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := db.UpdateFlagSettings(ctx, everyoneTo(k, "red", 0)); err != nil {
+		if _, _, err := storetest.OpsOn(db).UpdateFlagSettings(ctx, everyoneTo(k, "red", 0)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -92,13 +93,13 @@ func TestRefusesOnlyTheFlagNamingAnUnknownVariation(t *testing.T) {
 	// b's only weight now names a variation the flag does not have. The
 	// old compiler gave its whole share to the first variation.
 	corrupt(t, path, "b", `[{"key":"exp","type":"experiment","status":"running","traffic":10000,"trafficSalt":"t1","splitSalt":"s1","weights":[{"variation":"purple","weight":10000}]}]`)
-	if _, _, err := db.UpdateFlagSettings(ctx, everyoneTo("a", "blue", 1)); err != nil {
+	if _, _, err := storetest.OpsOn(db).UpdateFlagSettings(ctx, everyoneTo("a", "blue", 1)); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
-	p := c.Environment(store.DefaultEnvironment)
+	p := c.Environment(core.DefaultEnvironment)
 	if got := assigned(p, "a"); got["MATCH:blue"] != 200 {
 		t.Fatalf("the rest of the environment was not published: a assigns %v", got)
 	}
@@ -123,21 +124,21 @@ func TestRefusesOnlyTheFlagNamingAnUnknownVariation(t *testing.T) {
 	if err := fresh.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
-	fp := fresh.Environment(store.DefaultEnvironment)
+	fp := fresh.Environment(core.DefaultEnvironment)
 	if fp.Snapshot.Flag("b") != nil || fp.Snapshot.Flag("a") == nil || strings.Contains(string(fp.Body), `"b":`) {
 		t.Fatalf("fresh replica: b should be left out: %s", fp.Body)
 	}
 
 	// Fixing b clears the refusal.
-	s, err := db.FlagSettings(ctx, store.DefaultEnvironment, "b")
+	s, err := storetest.OpsOn(db).FlagSettings(ctx, core.DefaultEnvironment, "b")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := db.UpdateFlagSettings(ctx, everyoneTo("b", "control", s.Version)); err != nil {
+	if _, _, err := storetest.OpsOn(db).UpdateFlagSettings(ctx, everyoneTo("b", "control", s.Version)); err != nil {
 		t.Fatal(err)
 	}
-	c.Changed(store.DefaultEnvironment, []string{"b"})
-	if got := assigned(c.Environment(store.DefaultEnvironment), "b"); got["MATCH:control"] != 200 {
+	c.Changed(core.DefaultEnvironment, []string{"b"})
+	if got := assigned(c.Environment(core.DefaultEnvironment), "b"); got["MATCH:control"] != 200 {
 		t.Fatalf("fixed b assigns %v", got)
 	}
 	if probs := c.Problems(); len(probs) != 0 {
@@ -155,14 +156,14 @@ func TestNeverPublishesAnEmptyDocumentForAnEnvironmentWithFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	key, err := db.CreateSDKKey(ctx, store.DefaultEnvironment, "web")
+	key, err := storetest.OpsOn(db).CreateSDKKey(ctx, core.DefaultEnvironment, "web")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.CreateFlag(ctx, colorDef("only")); err != nil {
+	if _, err := storetest.OpsOn(db).CreateFlag(ctx, colorDef("only")); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := db.UpdateFlagSettings(ctx, everyoneTo("only", "red", 0)); err != nil {
+	if _, _, err := storetest.OpsOn(db).UpdateFlagSettings(ctx, everyoneTo("only", "red", 0)); err != nil {
 		t.Fatal(err)
 	}
 	bad := `[{"key":"exp","type":"experiment","status":"running","traffic":10000,"trafficSalt":"t1","splitSalt":"s1","weights":[{"variation":"purple","weight":10000}]}]`
@@ -185,7 +186,7 @@ func TestNeverPublishesAnEmptyDocumentForAnEnvironmentWithFlags(t *testing.T) {
 	fresh := publish.NewCache(db, nil)
 	fresh.Refresh(ctx)
 	fp := fresh.ForKey(key.Secret)
-	if fp == nil || fp.Body != nil || fp.Environment != store.DefaultEnvironment {
+	if fp == nil || fp.Body != nil || fp.Environment != core.DefaultEnvironment {
 		t.Fatalf("fresh replica published %+v", fp)
 	}
 	if probs := fresh.Problems(); len(probs) != 2 || !strings.Contains(strings.Join(probs, "\n"), "production: not published") {

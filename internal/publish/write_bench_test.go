@@ -11,8 +11,10 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/allot-dev/allot/internal/core"
 	"github.com/allot-dev/allot/internal/publish"
 	"github.com/allot-dev/allot/internal/store"
+	"github.com/allot-dev/allot/internal/store/storetest"
 	"github.com/allot-dev/allot/internal/ufc"
 )
 
@@ -26,26 +28,26 @@ var (
 
 // benchFlag is one of three shapes, in turn: a running experiment behind a
 // targeting rule, a rollout, a targeted allocation.
-func benchSettings(key string, i int, version int64) store.FlagSettings {
-	rule := []store.Rule{{Conditions: []store.Condition{
+func benchSettings(key string, i int, version int64) core.FlagSettings {
+	rule := []core.Rule{{Conditions: []core.Condition{
 		{Attribute: "country", Operator: "ONE_OF", Value: json.RawMessage(`["US","CA","FR"]`)},
 		{Attribute: "version", Operator: "GTE", Value: json.RawMessage(`"2.1.0"`)},
 	}}}
-	s := store.FlagSettings{Flag: key, Environment: store.DefaultEnvironment, Enabled: true, Version: version}
+	s := core.FlagSettings{Flag: key, Environment: core.DefaultEnvironment, Enabled: true, Version: version}
 	switch i % 3 {
 	case 0:
-		s.Allocations = []store.Allocation{{Key: "exp", Type: store.Experiment, Status: store.Running, Traffic: store.Percent(2000 + i%7),
-			Weights: []store.Weight{{Variation: "control", Weight: 5000}, {Variation: "red", Weight: 5000}}, Rules: rule}}
+		s.Allocations = []core.Allocation{{Key: "exp", Type: core.Experiment, Status: core.Running, Traffic: core.Percent(2000 + i%7),
+			Weights: []core.Weight{{Variation: "control", Weight: 5000}, {Variation: "red", Weight: 5000}}, Rules: rule}}
 	case 1:
-		s.Allocations = []store.Allocation{{Key: "ramp", Type: store.Rollout, Percent: store.Percent(2500 + i%7), Variation: "red"}}
+		s.Allocations = []core.Allocation{{Key: "ramp", Type: core.Rollout, Percent: core.Percent(2500 + i%7), Variation: "red"}}
 	default:
-		s.Allocations = []store.Allocation{{Key: "beta", Type: store.Targeted, Variation: "red", Rules: rule}}
+		s.Allocations = []core.Allocation{{Key: "beta", Type: core.Targeted, Variation: "red", Rules: rule}}
 	}
 	return s
 }
 
-func benchFlagDef(key string) store.Flag {
-	return store.Flag{Key: key, VariationType: ufc.TypeString, Variations: []store.Variation{
+func benchFlagDef(key string) core.Flag {
+	return core.Flag{Key: key, VariationType: ufc.TypeString, Variations: []core.Variation{
 		{Key: "control", Value: json.RawMessage(`"grey"`)},
 		{Key: "red", Value: json.RawMessage(`"red"`)},
 		{Key: "blue", Value: json.RawMessage(`"blue"`)},
@@ -88,14 +90,14 @@ func seededDB(b *testing.B, n int) *store.DB {
 		}
 		for i := range n {
 			k := benchKey(i)
-			if _, err := db.CreateFlag(ctx, benchFlagDef(k)); err != nil {
+			if _, err := storetest.OpsOn(db).CreateFlag(ctx, benchFlagDef(k)); err != nil {
 				b.Fatal(err)
 			}
-			if _, _, err := db.UpdateFlagSettings(ctx, benchSettings(k, i, 0)); err != nil {
+			if _, _, err := storetest.OpsOn(db).UpdateFlagSettings(ctx, benchSettings(k, i, 0)); err != nil {
 				b.Fatal(err)
 			}
 		}
-		if _, err := db.CreateSDKKey(ctx, store.DefaultEnvironment, "bench"); err != nil {
+		if _, err := storetest.OpsOn(db).CreateSDKKey(ctx, core.DefaultEnvironment, "bench"); err != nil {
 			b.Fatal(err)
 		}
 		db.Close()
@@ -149,15 +151,15 @@ func BenchmarkAdminWrite(b *testing.B) {
 					j := (i * 7919) % n // spread the writes over the flags
 					k := benchKey(j)
 					s := benchSettings(k, j+i, versions[j])
-					if _, _, err := db.UpdateFlagSettings(ctx, s); err != nil {
+					if _, _, err := storetest.OpsOn(db).UpdateFlagSettings(ctx, s); err != nil {
 						b.Fatal(err)
 					}
 					versions[j]++
-					how.republish(c, store.DefaultEnvironment, k)
+					how.republish(c, core.DefaultEnvironment, k)
 					i++
 				}
 				b.StopTimer()
-				if p := c.Environment(store.DefaultEnvironment); p == nil || p.Flags != n {
+				if p := c.Environment(core.DefaultEnvironment); p == nil || p.Flags != n {
 					b.Fatalf("published %v", p)
 				}
 			})

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/allot-dev/allot/internal/apiclient"
+	"github.com/allot-dev/allot/internal/core"
 	"github.com/allot-dev/allot/internal/ingest"
 	"github.com/allot-dev/allot/internal/server"
 	"github.com/allot-dev/allot/internal/store"
@@ -182,14 +183,14 @@ func TestSummaryAndSRM(t *testing.T) {
 	s := start(t, server.Config{DB: storetest.DSN(t, "sqlite"), AdminToken: adminToken})
 	ctx := context.Background()
 	c := apiclient.New(s.URL(), adminToken)
-	variations := []store.Variation{{Key: "control", Value: json.RawMessage(`"c"`)}, {Key: "treatment", Value: json.RawMessage(`"t"`)}}
+	variations := []core.Variation{{Key: "control", Value: json.RawMessage(`"c"`)}, {Key: "treatment", Value: json.RawMessage(`"t"`)}}
 	for _, flag := range []string{"fair", "skewed"} {
-		if _, err := c.CreateFlag(ctx, store.Flag{Key: flag, VariationType: "STRING", Variations: variations}); err != nil {
+		if _, err := c.CreateFlag(ctx, core.Flag{Key: flag, VariationType: "STRING", Variations: variations}); err != nil {
 			t.Fatal(err)
 		}
-		_, err := c.PutSettings(ctx, store.FlagSettings{Flag: flag, Environment: "production", Enabled: true, Allocations: []store.Allocation{{
-			Key: "exp", Type: store.Experiment, Status: store.Running, Traffic: store.Whole,
-			Weights: []store.Weight{{Variation: "control", Weight: 6000}, {Variation: "treatment", Weight: 4000}}}}})
+		_, err := c.PutSettings(ctx, core.FlagSettings{Flag: flag, Environment: "production", Enabled: true, Allocations: []core.Allocation{{
+			Key: "exp", Type: core.Experiment, Status: core.Running, Traffic: core.Whole,
+			Weights: []core.Weight{{Variation: "control", Weight: 6000}, {Variation: "treatment", Weight: 4000}}}}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/allot-dev/allot/internal/core"
 	"github.com/allot-dev/allot/internal/store"
+	"github.com/allot-dev/allot/internal/store/storetest"
 	"github.com/allot-dev/allot/internal/ufc"
 )
 
@@ -34,19 +36,19 @@ func BenchmarkMiddleware(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ctx := store.WithActor(context.Background(), "bench")
+	ctx := core.WithActor(context.Background(), "bench")
 	for i := range 1000 {
 		key := fmt.Sprintf("flag-%04d", i)
-		if _, err := db.CreateFlag(ctx, store.Flag{Key: key, VariationType: ufc.TypeString, Variations: []store.Variation{
+		if _, err := storetest.OpsOn(db).CreateFlag(ctx, core.Flag{Key: key, VariationType: ufc.TypeString, Variations: []core.Variation{
 			{Key: "control", Value: json.RawMessage(`"control"`)}, {Key: "treatment", Value: json.RawMessage(`"treatment"`)}}}); err != nil {
 			b.Fatal(err)
 		}
-		a := store.Allocation{Key: "ramp", Type: store.Rollout, Percent: 2500, Variation: "treatment"}
-		if _, _, err := db.UpdateFlagSettings(ctx, store.FlagSettings{Flag: key, Environment: "production", Enabled: true, Allocations: []store.Allocation{a}}); err != nil {
+		a := core.Allocation{Key: "ramp", Type: core.Rollout, Percent: 2500, Variation: "treatment"}
+		if _, _, err := storetest.OpsOn(db).UpdateFlagSettings(ctx, core.FlagSettings{Flag: key, Environment: "production", Enabled: true, Allocations: []core.Allocation{a}}); err != nil {
 			b.Fatal(err)
 		}
 	}
-	k, err := db.CreateSDKKey(ctx, "production", "bench")
+	k, err := storetest.OpsOn(db).CreateSDKKey(ctx, "production", "bench")
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -16,15 +16,15 @@ func TestRevokedAdminTokenIsExplained(t *testing.T) {
 	dsn := storetest.DSN(t, "sqlite")
 	s := start(t, server.Config{DB: dsn, AdminToken: adminToken})
 	ctx := context.Background()
-	tok, err := s.DB().AuthenticateAdmin(ctx, adminToken)
+	tok, err := s.Core().Authenticate(ctx, adminToken)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The last live token cannot be revoked: keep a second one.
-	if _, err := s.DB().CreateAdminToken(ctx, "spare"); err != nil {
+	if _, err := s.Core().CreateAdminToken(ctx, "spare"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.DB().RevokeAdminToken(ctx, tok.ID); err != nil {
+	if err := s.Core().RevokeAdminToken(ctx, tok.ID); err != nil {
 		t.Fatal(err)
 	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)

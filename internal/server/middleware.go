@@ -9,9 +9,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/allot-dev/allot/internal/core"
 	"github.com/allot-dev/allot/internal/httpx"
 	"github.com/allot-dev/allot/internal/ingest"
-	"github.com/allot-dev/allot/internal/store"
 )
 
 // MaxRequestBytes bounds every request body at the door; each endpoint has
@@ -45,7 +45,7 @@ func (s *Server) handler(mux *http.ServeMux) http.Handler {
 				}
 				s.cfg.Log.Error("panic serving a request", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 				if !rec.wrote {
-					err := store.Errorf(store.EINTERNAL, "internal error")
+					err := core.Errorf(core.EINTERNAL, "internal error")
 					if strings.HasPrefix(r.URL.Path, "/api/") {
 						httpx.WriteError(rec, r, err)
 					} else {
@@ -69,7 +69,7 @@ func (s *Server) observe(r *http.Request, rec *statusRecorder, info *httpx.Info,
 		route = "unmatched"
 	}
 	s.metrics.Observe(route, rec.status, took)
-	internal := info.Err != nil && httpx.Code(info.Err) == store.EINTERNAL
+	internal := info.Err != nil && httpx.Code(info.Err) == core.EINTERNAL
 	if !internal && !strings.HasPrefix(r.URL.Path, "/api/v1/") {
 		return
 	}

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/allot-dev/allot/internal/core"
 	"github.com/allot-dev/allot/internal/server"
-	"github.com/allot-dev/allot/internal/store"
 	"github.com/allot-dev/allot/internal/store/storetest"
 )
 
@@ -89,7 +89,7 @@ func TestDatabaseOutageIs503(t *testing.T) {
 		}
 	}()
 	ctx := context.Background()
-	tok, err := s.DB().AuthenticateAdmin(ctx, adminToken)
+	tok, err := s.Core().Authenticate(ctx, adminToken)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +125,7 @@ func TestDatabaseOutageIs503(t *testing.T) {
 			t.Errorf("%s %s during the outage: %d Retry-After %q %s", c.method, c.path, status, hdr.Get("Retry-After"), body)
 			continue
 		}
-		if e := jsonError(t, c.path, body); e.Code != store.EUNAVAILABLE {
+		if e := jsonError(t, c.path, body); e.Code != core.EUNAVAILABLE {
 			t.Errorf("%s %s: code %q", c.method, c.path, e.Code)
 		}
 	}

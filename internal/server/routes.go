@@ -6,10 +6,10 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/allot-dev/allot/internal/core"
 	"github.com/allot-dev/allot/internal/httpapi"
 	"github.com/allot-dev/allot/internal/httpx"
 	"github.com/allot-dev/allot/internal/ingest"
-	"github.com/allot-dev/allot/internal/store"
 )
 
 // Metrics access modes (--metrics).
@@ -38,7 +38,7 @@ func (s *Server) routes(api *httpapi.Server, ingestion http.Handler, ui http.Han
 	// Anything else under /api/ is an API client's mistake: a JSON 404, never
 	// the UI's sign-in page.
 	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
-		httpx.WriteError(w, r, store.Errorf(store.ENOTFOUND, "no such endpoint: %s %s", r.Method, r.URL.Path))
+		httpx.WriteError(w, r, core.Errorf(core.ENOTFOUND, "no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
 
 	// The web UI: everything else.
@@ -65,8 +65,8 @@ func (s *Server) metricsAccess(api *httpapi.Server, h http.Handler) http.Handler
 			}
 		}
 		if _, err := api.Admin(r); err != nil {
-			if store.ErrorCode(err) == store.EUNAUTHORIZED {
-				err = store.Errorf(store.EUNAUTHORIZED, "metrics need a metrics token (ALLOT_METRICS_TOKEN) or an admin token: Authorization: Bearer <token>")
+			if core.ErrorCode(err) == core.EUNAUTHORIZED {
+				err = core.Errorf(core.EUNAUTHORIZED, "metrics need a metrics token (ALLOT_METRICS_TOKEN) or an admin token: Authorization: Bearer <token>")
 			}
 			httpx.WriteError(w, r, err)
 			return

@@ -70,6 +70,7 @@ type Config struct {
 type Server struct {
 	cfg     Config
 	db      *store.DB
+	core    *core.Core
 	cache   *publish.Cache
 	metrics *httpapi.Metrics
 	ingest  *ingest.Writer
@@ -162,7 +163,16 @@ func start(ctx context.Context, cfg Config, ln net.Listener) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	token, err := db.Bootstrap(ctx, cfg.AdminToken)
+	metrics := httpapi.NewMetrics()
+	cache := publish.NewCache(db, log)
+	cache.OnBuild = metrics.ObserveBuild
+	cache.OnRefused = metrics.ObserveRefused
+	cache.MaxAge = cfg.StaleAfter
+	metrics.WatchConfigAge(cache.Age)
+	// One domain core for every front end of this process; it republishes
+	// through the cache after each commit.
+	dom := core.New(db, core.Options{Listener: cache, Log: log, NewSalt: cfg.NewSalt})
+	token, err := dom.Bootstrap(ctx, cfg.AdminToken)
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("bootstrap: %w", err)
@@ -171,22 +181,14 @@ func start(ctx context.Context, cfg Config, ln net.Listener) (*Server, error) {
 		fmt.Fprintf(cfg.Announce, "\nAdmin token (shown once; keep it safe, or set ALLOT_ADMIN_TOKEN next time):\n\n    %s\n\n", token)
 	}
 	if cfg.AdminToken != "" {
-		warnRevoked(ctx, db, cfg.AdminToken, log)
+		warnRevoked(ctx, dom, cfg.AdminToken, log)
 	}
-	metrics := httpapi.NewMetrics()
-	cache := publish.NewCache(db, log)
-	cache.OnBuild = metrics.ObserveBuild
-	cache.OnRefused = metrics.ObserveRefused
-	cache.MaxAge = cfg.StaleAfter
-	metrics.WatchConfigAge(cache.Age)
 	if err := cache.Refresh(ctx); err != nil {
 		// Serve what compiled; /readyz reports the rest.
 		log.Error("initial configuration build failed", "err", err)
 	}
-	// One domain core for every front end of this process.
-	dom := core.New(db, core.Options{Listener: cache, Log: log, NewSalt: cfg.NewSalt})
 	writer := ingest.NewWriter(db, ingest.Options{})
-	s := &Server{cfg: cfg, db: db, cache: cache, metrics: metrics, ingest: writer, ln: ln, errc: make(chan error, 1)}
+	s := &Server{cfg: cfg, db: db, core: dom, cache: cache, metrics: metrics, ingest: writer, ln: ln, errc: make(chan error, 1)}
 	mux := s.routes(httpapi.New(db, cache, log, httpapi.WithCore(dom)), s.ingestHandler(writer), web.New(db, cache, log, web.WithCore(dom)))
 	s.mux = mux
 	s.http = &http.Server{
@@ -219,14 +221,14 @@ func start(ctx context.Context, cfg Config, ln net.Listener) (*Server, error) {
 // warnRevoked logs why ALLOT_ADMIN_TOKEN does not work when it names a
 // revoked token: Bootstrap adds a token it does not know, but never brings
 // a revoked one back, and a silent 401 leaves an operator guessing.
-func warnRevoked(ctx context.Context, db *store.DB, token string, log *slog.Logger) {
+func warnRevoked(ctx context.Context, dom *core.Core, token string, log *slog.Logger) {
 	// Bootstrap has just made sure the database knows the token, so the
 	// only reason it fails to authenticate is that it was revoked.
-	_, err := db.AuthenticateAdmin(ctx, token)
+	_, err := dom.Authenticate(ctx, token)
 	switch {
-	case store.ErrorCode(err) == store.EUNAUTHORIZED:
+	case core.ErrorCode(err) == core.EUNAUTHORIZED:
 		log.Warn("ALLOT_ADMIN_TOKEN was revoked and is refused; a revoked token never comes back. "+
-			"Use another admin token, or mint one offline with: allot admin recover --db DATABASE", "prefix", store.HashSecretHex(token)[:8])
+			"Use another admin token, or mint one offline with: allot admin recover --db DATABASE", "prefix", core.HashSecretHex(token)[:8])
 	case err != nil:
 		log.Warn("could not check ALLOT_ADMIN_TOKEN", "err", err)
 	}
@@ -240,6 +242,9 @@ func (s *Server) URL() string {
 	_, port, _ := net.SplitHostPort(s.Addr())
 	return "http://127.0.0.1:" + port
 }
+
+// Core returns the server's domain core (tests and tools).
+func (s *Server) Core() *core.Core { return s.core }
 
 // DB returns the server's store (tests and tools).
 func (s *Server) DB() *store.DB { return s.db }

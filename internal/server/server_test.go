@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/allot-dev/allot/internal/apiclient"
+	"github.com/allot-dev/allot/internal/core"
 	"github.com/allot-dev/allot/internal/server"
-	"github.com/allot-dev/allot/internal/store"
 	"github.com/allot-dev/allot/internal/store/storetest"
 	"github.com/allot-dev/allot/internal/ufc"
 )
@@ -124,8 +124,8 @@ func TestReplicasShareChanges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = ca.CreateFlag(ctx, store.Flag{Key: "made-on-a", VariationType: ufc.TypeBoolean,
-		Variations: []store.Variation{{Key: "on", Value: json.RawMessage(`true`)}}})
+	_, err = ca.CreateFlag(ctx, core.Flag{Key: "made-on-a", VariationType: ufc.TypeBoolean,
+		Variations: []core.Variation{{Key: "on", Value: json.RawMessage(`true`)}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/allot-dev/allot/internal/core"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
 	_ "modernc.org/sqlite"             // registers "sqlite"
 )
@@ -172,7 +173,7 @@ func (d *DB) migrate(ctx context.Context) error {
 		}
 		// The production environment exists from the start.
 		now := d.now().UnixMicro()
-		_, err := tx.ExecContext(ctx, d.q(`INSERT INTO environments (name, revision, created_at, updated_at) VALUES (?, 1, ?, ?) ON CONFLICT (name) DO NOTHING`), DefaultEnvironment, now, now)
+		_, err := tx.ExecContext(ctx, d.q(`INSERT INTO environments (name, revision, created_at, updated_at) VALUES (?, 1, ?, ?) ON CONFLICT (name) DO NOTHING`), core.DefaultEnvironment, now, now)
 		return err
 	})
 }

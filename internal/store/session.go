@@ -7,14 +7,16 @@ import (
 	"encoding/hex"
 	"errors"
 	"time"
+
+	"github.com/allot-dev/allot/internal/core"
 )
 
 // Session is a browser signed in to the web UI with an admin token. It ends
 // when it expires, when it is deleted (sign out), or when its admin token is
 // revoked.
 type Session struct {
-	Token     AdminToken // the admin token that signed in (no secret)
-	CSRF      string     // the synchronizer token every form must carry
+	Token     core.AdminToken // the admin token that signed in (no secret)
+	CSRF      string          // the synchronizer token every form must carry
 	CreatedAt time.Time
 	ExpiresAt time.Time
 	// Secret is the cookie value; set only by CreateSession. The database
@@ -37,7 +39,7 @@ func (d *DB) CreateSession(ctx context.Context, tokenID int64, ttl time.Duration
 		err := tx.QueryRowContext(ctx, d.q(`SELECT id, name, prefix, created_at FROM admin_tokens WHERE id = ? AND revoked_at IS NULL`), tokenID).
 			Scan(&s.Token.ID, &s.Token.Name, &s.Token.Prefix, &created)
 		if errors.Is(err, sql.ErrNoRows) {
-			return Errorf(EUNAUTHORIZED, "invalid or revoked admin token")
+			return core.Errorf(core.EUNAUTHORIZED, "invalid or revoked admin token")
 		}
 		if err != nil {
 			return err
@@ -49,7 +51,7 @@ func (d *DB) CreateSession(ctx context.Context, tokenID int64, ttl time.Duration
 			return err
 		}
 		_, err = tx.ExecContext(ctx, d.q(`INSERT INTO sessions (id, token_id, csrf, created_at, expires_at) VALUES (?, ?, ?, ?, ?)`),
-			HashSecretHex(s.Secret), tokenID, s.CSRF, micros(s.CreatedAt), micros(s.ExpiresAt))
+			core.HashSecretHex(s.Secret), tokenID, s.CSRF, micros(s.CreatedAt), micros(s.ExpiresAt))
 		return err
 	})
 	if err != nil {
@@ -65,10 +67,10 @@ func (d *DB) Session(ctx context.Context, secret string) (Session, error) {
 	var tokCreated, created, expires int64
 	err := d.db.QueryRowContext(ctx, d.q(`SELECT t.id, t.name, t.prefix, t.created_at, s.csrf, s.created_at, s.expires_at
 		FROM sessions s JOIN admin_tokens t ON t.id = s.token_id
-		WHERE s.id = ? AND s.expires_at > ? AND t.revoked_at IS NULL`), HashSecretHex(secret), micros(d.now())).
+		WHERE s.id = ? AND s.expires_at > ? AND t.revoked_at IS NULL`), core.HashSecretHex(secret), micros(d.now())).
 		Scan(&s.Token.ID, &s.Token.Name, &s.Token.Prefix, &tokCreated, &s.CSRF, &created, &expires)
 	if errors.Is(err, sql.ErrNoRows) {
-		return Session{}, Errorf(EUNAUTHORIZED, "not signed in, or the session has ended")
+		return Session{}, core.Errorf(core.EUNAUTHORIZED, "not signed in, or the session has ended")
 	}
 	if err != nil {
 		return Session{}, err
@@ -80,6 +82,6 @@ func (d *DB) Session(ctx context.Context, secret string) (Session, error) {
 // DeleteSession ends a session (sign out). Ending an unknown session is not
 // an error.
 func (d *DB) DeleteSession(ctx context.Context, secret string) error {
-	_, err := d.db.ExecContext(ctx, d.q(`DELETE FROM sessions WHERE id = ?`), HashSecretHex(secret))
+	_, err := d.db.ExecContext(ctx, d.q(`DELETE FROM sessions WHERE id = ?`), core.HashSecretHex(secret))
 	return err
 }

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/allot-dev/allot/internal/core"
 	"github.com/allot-dev/allot/internal/store"
 )
 
@@ -25,12 +26,12 @@ func TestSessions(t *testing.T) {
 			t.Fatalf("lookup: %+v %v", got, err)
 		}
 		_, err = db.Session(ctx, s.Secret+"x")
-		wantCode(t, err, store.EUNAUTHORIZED)
+		wantCode(t, err, core.EUNAUTHORIZED)
 
 		// Expiry.
 		now = now.Add(time.Hour)
 		_, err = db.Session(ctx, s.Secret)
-		wantCode(t, err, store.EUNAUTHORIZED)
+		wantCode(t, err, core.EUNAUTHORIZED)
 
 		// Sign out.
 		s2, err := db.CreateSession(ctx, tok.ID, time.Hour)
@@ -41,7 +42,7 @@ func TestSessions(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err = db.Session(ctx, s2.Secret)
-		wantCode(t, err, store.EUNAUTHORIZED)
+		wantCode(t, err, core.EUNAUTHORIZED)
 
 		// Revoking the token ends its sessions and refuses new ones.
 		s3, _ := db.CreateSession(ctx, tok.ID, time.Hour)
@@ -52,9 +53,9 @@ func TestSessions(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err = db.Session(ctx, s3.Secret)
-		wantCode(t, err, store.EUNAUTHORIZED)
+		wantCode(t, err, core.EUNAUTHORIZED)
 		_, err = db.CreateSession(ctx, tok.ID, time.Hour)
-		wantCode(t, err, store.EUNAUTHORIZED)
+		wantCode(t, err, core.EUNAUTHORIZED)
 	})
 }
 
@@ -70,7 +71,7 @@ func TestSDKKeyLastUse(t *testing.T) {
 			t.Fatalf("new key used at %v", keys[0].LastUsedAt)
 		}
 		at := time.Date(2026, 1, 2, 3, 4, 0, 0, time.UTC)
-		h := store.HashSecret(k.Secret)
+		h := core.HashSecret(k.Secret)
 		if err := db.RecordSDKKeyUse(ctx, map[[32]byte]time.Time{h: at}); err != nil {
 			t.Fatal(err)
 		}

@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"time"
+
+	"github.com/allot-dev/allot/internal/core"
 )
 
 // FlagVersion is where one flag stands in one environment: enough for a
@@ -26,13 +28,13 @@ type FlagVersion struct {
 //
 // It uses only the connection pool and plain SQL, so that it stays put
 // while the rest of the store moves behind the domain core.
-func (d *DB) EnvironmentVersions(ctx context.Context, env string) (Environment, []FlagVersion, [][32]byte, error) {
-	var e Environment
+func (d *DB) EnvironmentVersions(ctx context.Context, env string) (core.Environment, []FlagVersion, [][32]byte, error) {
+	var e core.Environment
 	var envID, created, updated int64
 	err := d.db.QueryRowContext(ctx, d.q(`SELECT id, name, revision, created_at, updated_at FROM environments WHERE name = ?`), env).
 		Scan(&envID, &e.Name, &e.Revision, &created, &updated)
 	if errors.Is(err, sql.ErrNoRows) {
-		return e, nil, nil, Errorf(ENOTFOUND, "environment %q not found", env)
+		return e, nil, nil, core.Errorf(core.ENOTFOUND, "environment %q not found", env)
 	}
 	if err != nil {
 		return e, nil, nil, err

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"testing"
 
+	"github.com/allot-dev/allot/internal/core"
 	"github.com/allot-dev/allot/internal/store"
+	"github.com/allot-dev/allot/internal/store/storetest"
 	"github.com/allot-dev/allot/internal/ufc"
 )
 
@@ -13,26 +15,26 @@ func TestEnvironmentVersions(t *testing.T) {
 	forEachDB(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
 		for _, k := range []string{"b", "a"} {
-			if _, err := db.CreateFlag(ctx, store.Flag{Key: k, VariationType: ufc.TypeBoolean, Variations: []store.Variation{{Key: "on", Value: json.RawMessage(`true`)}}}); err != nil {
+			if _, err := storetest.OpsOn(db).CreateFlag(ctx, core.Flag{Key: k, VariationType: ufc.TypeBoolean, Variations: []core.Variation{{Key: "on", Value: json.RawMessage(`true`)}}}); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if _, _, err := db.UpdateFlagSettings(ctx, store.FlagSettings{Flag: "b", Environment: store.DefaultEnvironment, Enabled: true}); err != nil {
+		if _, _, err := storetest.OpsOn(db).UpdateFlagSettings(ctx, core.FlagSettings{Flag: "b", Environment: core.DefaultEnvironment, Enabled: true}); err != nil {
 			t.Fatal(err)
 		}
-		key, err := db.CreateSDKKey(ctx, store.DefaultEnvironment, "web")
+		key, err := storetest.OpsOn(db).CreateSDKKey(ctx, core.DefaultEnvironment, "web")
 		if err != nil {
 			t.Fatal(err)
 		}
-		e, versions, keys, err := db.EnvironmentVersions(ctx, store.DefaultEnvironment)
+		e, versions, keys, err := db.EnvironmentVersions(ctx, core.DefaultEnvironment)
 		if err != nil {
 			t.Fatal(err)
 		}
-		cfg, err := db.EnvironmentConfig(ctx, store.DefaultEnvironment)
+		cfg, err := storetest.OpsOn(db).EnvironmentConfig(ctx, core.DefaultEnvironment)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if e.Revision != cfg.Environment.Revision || len(versions) != 2 || len(keys) != 1 || keys[0] != store.HashSecret(key.Secret) {
+		if e.Revision != cfg.Environment.Revision || len(versions) != 2 || len(keys) != 1 || keys[0] != core.HashSecret(key.Secret) {
 			t.Fatalf("environment %+v, versions %+v, %d keys", e, versions, len(keys))
 		}
 		for i, v := range versions {
@@ -44,7 +46,7 @@ func TestEnvironmentVersions(t *testing.T) {
 		if versions[0].Key != "a" || versions[0].SettingsVersion != 0 || versions[1].SettingsVersion != 1 {
 			t.Fatalf("versions %+v", versions)
 		}
-		if _, _, _, err := db.EnvironmentVersions(ctx, "nope"); store.ErrorCode(err) != store.ENOTFOUND {
+		if _, _, _, err := db.EnvironmentVersions(ctx, "nope"); core.ErrorCode(err) != core.ENOTFOUND {
 			t.Fatalf("unknown environment: %v", err)
 		}
 	})

@@ -9,13 +9,13 @@ import (
 	"slices"
 	"strconv"
 
-	"github.com/allot-dev/allot/internal/store"
+	"github.com/allot-dev/allot/internal/core"
 )
 
 const auditPage = 50
 
 type auditRow struct {
-	store.AuditEntry
+	core.AuditEntry
 	BeforeJSON, AfterJSON string
 	Changes               []string
 }

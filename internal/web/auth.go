@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/allot-dev/allot/internal/core"
 	"github.com/allot-dev/allot/internal/httpx"
 	"github.com/allot-dev/allot/internal/store"
 )
@@ -53,7 +54,7 @@ func (u *UI) signin(w http.ResponseWriter, r *http.Request) {
 	}
 	secret := strings.TrimSpace(r.PostFormValue("token"))
 	if secret == "" {
-		p.status = statusOf(store.Invalid("token", "is required"))
+		p.status = statusOf(core.Invalid("token", "is required"))
 		p.Errors = map[string]string{"token": "Admin token: is required"}
 		p.Error = "Enter an admin token."
 		u.renderSignin(w, r, p, next)
@@ -72,7 +73,7 @@ func (u *UI) signin(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if store.ErrorCode(err) != store.EUNAUTHORIZED {
+	if core.ErrorCode(err) != core.EUNAUTHORIZED {
 		u.internal(w, r, err)
 		return
 	}

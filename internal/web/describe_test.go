@@ -6,31 +6,31 @@ import (
 	"testing"
 	"time"
 
-	"github.com/allot-dev/allot/internal/store"
+	"github.com/allot-dev/allot/internal/core"
 )
 
 func TestDescribeAllocation(t *testing.T) {
 	start := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
-	cond := func(attr, op, value string) store.Condition {
-		return store.Condition{Attribute: attr, Operator: op, Value: json.RawMessage(value)}
+	cond := func(attr, op, value string) core.Condition {
+		return core.Condition{Attribute: attr, Operator: op, Value: json.RawMessage(value)}
 	}
 	cases := []struct {
-		a    store.Allocation
+		a    core.Allocation
 		want string
 	}{
-		{store.Allocation{Type: store.Experiment, Status: store.Running, Traffic: 1250,
-			Weights: []store.Weight{{Variation: "a", Weight: 5000}, {Variation: "b", Weight: 5000}}},
+		{core.Allocation{Type: core.Experiment, Status: core.Running, Traffic: 1250,
+			Weights: []core.Weight{{Variation: "a", Weight: 5000}, {Variation: "b", Weight: 5000}}},
 			"Experiment (running): of all subjects, 12.5 % enter, split a 50 % / b 50 %."},
-		{store.Allocation{Type: store.Experiment, Status: store.Draft, Traffic: 10000,
-			Weights: []store.Weight{{Variation: "a", Weight: 10000}}, StartAt: &start},
+		{core.Allocation{Type: core.Experiment, Status: core.Draft, Traffic: 10000,
+			Weights: []core.Weight{{Variation: "a", Weight: 10000}}, StartAt: &start},
 			"Experiment (draft): of all subjects, 100 % enter, split a 100 %. While it is not running, no one is assigned. Starts 2026-03-01 09:00 UTC."},
-		{store.Allocation{Type: store.Rollout, Percent: 2500, Variation: "on",
-			Rules: []store.Rule{{Conditions: []store.Condition{cond("plan", "ONE_OF", `["pro","team"]`), cond("email", "MATCHES", `"@example\\.com$"`)}}}},
+		{core.Allocation{Type: core.Rollout, Percent: 2500, Variation: "on",
+			Rules: []core.Rule{{Conditions: []core.Condition{cond("plan", "ONE_OF", `["pro","team"]`), cond("email", "MATCHES", `"@example\\.com$"`)}}}},
 			`Rollout: 25 % of subjects whose plan is one of "pro", "team" and email matches /@example\.com$/ get on.`},
-		{store.Allocation{Type: store.Targeted, Variation: "beta", Rules: []store.Rule{
-			{Conditions: []store.Condition{cond("age", "GTE", `18`), cond("age", "LT", `65`)}},
-			{Conditions: []store.Condition{cond("version", "GT", `"1.2.3"`), cond("country", "NOT_ONE_OF", `["FR"]`)}},
-			{Conditions: []store.Condition{cond("id", "IS_NULL", `true`), cond("x", "IS_NULL", `false`), cond("y", "NOT_MATCHES", `"^a"`), cond("z", "LTE", `3`)}},
+		{core.Allocation{Type: core.Targeted, Variation: "beta", Rules: []core.Rule{
+			{Conditions: []core.Condition{cond("age", "GTE", `18`), cond("age", "LT", `65`)}},
+			{Conditions: []core.Condition{cond("version", "GT", `"1.2.3"`), cond("country", "NOT_ONE_OF", `["FR"]`)}},
+			{Conditions: []core.Condition{cond("id", "IS_NULL", `true`), cond("x", "IS_NULL", `false`), cond("y", "NOT_MATCHES", `"^a"`), cond("z", "LTE", `3`)}},
 		}},
 			`Targeted: subjects whose age is at least 18 and age is less than 65, or whose version is greater than 1.2.3 and country is none of "FR", or whose id is not set and x is set and y does not match /^a/ and z is at most 3 get beta.`},
 	}
@@ -43,7 +43,7 @@ func TestDescribeAllocation(t *testing.T) {
 
 func TestTrafficChange(t *testing.T) {
 	for _, c := range []struct {
-		from, to store.Percent
+		from, to core.Percent
 		want     string
 	}{
 		{1000, 5000, "Everyone assigned so far keeps their variation; about 40 % more subjects enter."},

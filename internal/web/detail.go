@@ -67,8 +67,8 @@ type preview struct {
 }
 
 type detailData struct {
-	Flag       store.Flag
-	Settings   store.FlagSettings
+	Flag       core.Flag
+	Settings   core.FlagSettings
 	Status     string
 	Allocs     []allocView
 	States     []envState
@@ -114,13 +114,13 @@ func (u *UI) loadDetail(r *http.Request, p *page, key string) (*detailData, erro
 	d.Status = flagStatus(d.Settings)
 	for _, a := range d.Settings.Allocations {
 		v := allocView{Key: a.Key, Type: a.Type, Status: strings.ToUpper(a.Status), Sentence: describeAllocation(&a),
-			Experiment: a.Type == store.Experiment, Traffic: pct(a.Traffic), TrafficNum: pctNumber(a.Traffic), TrafficBP: int(a.Traffic)}
+			Experiment: a.Type == core.Experiment, Traffic: pct(a.Traffic), TrafficNum: pctNumber(a.Traffic), TrafficBP: int(a.Traffic)}
 		for _, w := range a.Weights {
 			v.Weights = append(v.Weights, weightView{Variation: w.Variation, Weight: pctNumber(w.Weight)})
 		}
 		// Variations without a weight can be given one.
 		for _, fv := range f.Variations {
-			if v.Experiment && !slices.ContainsFunc(a.Weights, func(w store.Weight) bool { return w.Variation == fv.Key }) {
+			if v.Experiment && !slices.ContainsFunc(a.Weights, func(w core.Weight) bool { return w.Variation == fv.Key }) {
 				v.Weights = append(v.Weights, weightView{Variation: fv.Key, Weight: "0"})
 			}
 		}
@@ -149,7 +149,7 @@ func (u *UI) loadDetail(r *http.Request, p *page, key string) (*detailData, erro
 
 // summarize reads an experiment's assignment summary from the table and
 // runs the sample ratio mismatch check against its weights.
-func (u *UI) summarize(ctx context.Context, env, flag string, a *store.Allocation) (*assignmentSummary, error) {
+func (u *UI) summarize(ctx context.Context, env, flag string, a *core.Allocation) (*assignmentSummary, error) {
 	sum, err := u.db.SummarizeAssignments(ctx, store.AssignmentFilter{Environment: env, FeatureFlag: flag, Allocation: a.Key})
 	if err != nil {
 		return nil, err
@@ -180,7 +180,7 @@ func (u *UI) summarize(ctx context.Context, env, flag string, a *store.Allocatio
 		s.Rows = append(s.Rows, summaryRow{Variation: w.Variation, Subjects: n, Observed: share(n, single), Configured: pct(w.Weight)})
 	}
 	for v, n := range sum.Variations {
-		if !slices.ContainsFunc(a.Weights, func(w store.Weight) bool { return w.Variation == v }) {
+		if !slices.ContainsFunc(a.Weights, func(w core.Weight) bool { return w.Variation == v }) {
 			s.Rows = append(s.Rows, summaryRow{Variation: v, Subjects: n, Observed: share(n, single), Configured: "0 %"})
 		}
 	}
@@ -256,7 +256,7 @@ var allocationCodeText = map[string]string{
 
 // preview asks the engine, on the configuration this server publishes,
 // what a subject gets.
-func (u *UI) preview(env string, f store.Flag, subject, attrText string) preview {
+func (u *UI) preview(env string, f core.Flag, subject, attrText string) preview {
 	pv := preview{Subject: subject, Attrs: attrText}
 	if strings.TrimSpace(subject) == "" {
 		pv.Error = "Subject key: is required"
@@ -268,7 +268,7 @@ func (u *UI) preview(env string, f store.Flag, subject, attrText string) preview
 		return pv
 	}
 	if err := core.CheckPreview(subject, attrs); err != nil {
-		pv.Error = store.ErrorMessage(err)
+		pv.Error = core.ErrorMessage(err)
 		return pv
 	}
 	pub := u.cache.Environment(env)
@@ -304,17 +304,17 @@ func (u *UI) update(w http.ResponseWriter, r *http.Request, p *page, change func
 
 // updateFields is update with fields mapping the core's field names to the
 // page's controls.
-func (u *UI) updateFields(w http.ResponseWriter, r *http.Request, p *page, change func(ctx context.Context, env, flag string, version int64) (core.Change, error), msg func(core.Change) string, fields func(store.FlagSettings) func(string) (string, string)) error {
+func (u *UI) updateFields(w http.ResponseWriter, r *http.Request, p *page, change func(ctx context.Context, env, flag string, version int64) (core.Change, error), msg func(core.Change) string, fields func(core.FlagSettings) func(string) (string, string)) error {
 	key := r.PathValue("flag")
 	p.Path = "/flags/" + key
 	version, _ := strconv.ParseInt(r.PostFormValue("version"), 10, 64)
 	ch, err := change(r.Context(), p.Env, key, version)
 	if err != nil {
-		if statusOf(err) == http.StatusInternalServerError || store.ErrorCode(err) == store.ENOTFOUND {
+		if statusOf(err) == http.StatusInternalServerError || core.ErrorCode(err) == core.ENOTFOUND {
 			return err
 		}
-		if store.ErrorCode(err) == store.ECONFLICT {
-			err = store.Errorf(store.ECONFLICT, "someone changed this flag in %s since you opened the page; look at it again and redo your change", p.Env)
+		if core.ErrorCode(err) == core.ECONFLICT {
+			err = core.Errorf(core.ECONFLICT, "someone changed this flag in %s since you opened the page; look at it again and redo your change", p.Env)
 		}
 		if _, lerr := u.loadDetail(r, p, key); lerr != nil {
 			return lerr
@@ -333,7 +333,7 @@ func (u *UI) updateFields(w http.ResponseWriter, r *http.Request, p *page, chang
 
 var reAllocField = regexp.MustCompile(`^allocations\[(\d+)\]\.(traffic|weights|status)`)
 
-func settingsFields(s store.FlagSettings) func(string) (string, string) {
+func settingsFields(s core.FlagSettings) func(string) (string, string) {
 	return func(name string) (string, string) {
 		m := reAllocField.FindStringSubmatch(name)
 		if m == nil {
@@ -348,10 +348,10 @@ func settingsFields(s store.FlagSettings) func(string) (string, string) {
 	}
 }
 
-func findAllocation(s store.FlagSettings, key string) (store.Allocation, int) {
-	i := slices.IndexFunc(s.Allocations, func(a store.Allocation) bool { return a.Key == key })
+func findAllocation(s core.FlagSettings, key string) (core.Allocation, int) {
+	i := slices.IndexFunc(s.Allocations, func(a core.Allocation) bool { return a.Key == key })
 	if i < 0 {
-		return store.Allocation{}, -1
+		return core.Allocation{}, -1
 	}
 	return s.Allocations[i], i
 }
@@ -374,7 +374,7 @@ func (u *UI) setStatus(w http.ResponseWriter, r *http.Request, p *page) error {
 		return u.core.SetStatus(ctx, env, flag, alloc, version, status)
 	}, func(ch core.Change) string {
 		a, _ := findAllocation(ch.After, alloc)
-		if status == store.Running {
+		if status == core.Running {
 			return fmt.Sprintf("Started %s in %s: %s of subjects are assigned.", a.Key, ch.After.Environment, pct(a.Traffic))
 		}
 		return fmt.Sprintf("Stopped %s in %s: no one is assigned; starting it again restores the same assignments.", a.Key, ch.After.Environment)
@@ -382,7 +382,7 @@ func (u *UI) setStatus(w http.ResponseWriter, r *http.Request, p *page) error {
 }
 
 // trafficChange says what a traffic change does to subjects.
-func trafficChange(from, to store.Percent) string {
+func trafficChange(from, to core.Percent) string {
 	switch {
 	case to > from:
 		return fmt.Sprintf("Everyone assigned so far keeps their variation; about %s more subjects enter.", pct(to-from))
@@ -425,7 +425,7 @@ func (u *UI) setWeights(w http.ResponseWriter, r *http.Request, p *page) error {
 		if err != nil {
 			return core.Change{}, err
 		}
-		var ws []store.Weight
+		var ws []core.Weight
 		for _, v := range f.Variations {
 			raw := strings.TrimSpace(r.PostFormValue("weight_" + v.Key))
 			if raw == "" {
@@ -433,14 +433,14 @@ func (u *UI) setWeights(w http.ResponseWriter, r *http.Request, p *page) error {
 			}
 			wt, err := parsePercent(field, raw)
 			if err != nil {
-				return core.Change{}, store.Invalid(field, "of %s must be a percentage from 0 to 100", v.Key)
+				return core.Change{}, core.Invalid(field, "of %s must be a percentage from 0 to 100", v.Key)
 			}
-			ws = append(ws, store.Weight{Variation: v.Key, Weight: wt})
+			ws = append(ws, core.Weight{Variation: v.Key, Weight: wt})
 		}
 		// The form asks first, as the core warns after: the change
 		// re-randomizes the experiment.
 		if r.PostFormValue("confirm") != "yes" {
-			return core.Change{}, store.Invalid(field, "changing weights re-randomizes the experiment; tick the box to confirm")
+			return core.Change{}, core.Invalid(field, "changing weights re-randomizes the experiment; tick the box to confirm")
 		}
 		return u.core.PatchAllocation(ctx, env, flag, alloc, version, core.AllocationPatch{Weights: &ws})
 	}, func(ch core.Change) string {
@@ -466,7 +466,7 @@ func (u *UI) addRollout(w http.ResponseWriter, r *http.Request, p *page) error {
 	}, func(ch core.Change) string {
 		a, _ := findAllocation(ch.After, key)
 		return fmt.Sprintf("Added rollout %s in %s: %s of subjects get %s.", key, ch.After.Environment, pct(a.Percent), a.Variation)
-	}, func(s store.FlagSettings) func(string) (string, string) {
+	}, func(s core.FlagSettings) func(string) (string, string) {
 		prefix := fmt.Sprintf("allocations[%d].", len(s.Allocations))
 		return func(name string) (string, string) {
 			switch strings.TrimPrefix(name, prefix) {
@@ -503,7 +503,7 @@ func plain(v json.RawMessage) string {
 	return string(v)
 }
 
-func describeCondition(c store.Condition) string {
+func describeCondition(c core.Condition) string {
 	a := c.Attribute
 	switch c.Operator {
 	case ufc.OpOneOf:
@@ -531,7 +531,7 @@ func describeCondition(c store.Condition) string {
 	return a + " " + c.Operator + " " + string(c.Value)
 }
 
-func describeRules(rules []store.Rule) string {
+func describeRules(rules []core.Rule) string {
 	if len(rules) == 0 {
 		return "all subjects"
 	}
@@ -549,22 +549,22 @@ func describeRules(rules []store.Rule) string {
 	return "subjects whose " + strings.Join(parts, ", or whose ")
 }
 
-func describeAllocation(a *store.Allocation) string {
+func describeAllocation(a *core.Allocation) string {
 	var b strings.Builder
 	who := describeRules(a.Rules)
 	switch a.Type {
-	case store.Experiment:
+	case core.Experiment:
 		var split []string
 		for _, w := range a.Weights {
 			split = append(split, w.Variation+" "+pct(w.Weight))
 		}
 		fmt.Fprintf(&b, "Experiment (%s): of %s, %s enter, split %s.", a.Status, who, pct(a.Traffic), strings.Join(split, " / "))
-		if a.Status != store.Running {
+		if a.Status != core.Running {
 			b.WriteString(" While it is not running, no one is assigned.")
 		}
-	case store.Rollout:
+	case core.Rollout:
 		fmt.Fprintf(&b, "Rollout: %s of %s get %s.", pct(a.Percent), who, a.Variation)
-	case store.Targeted:
+	case core.Targeted:
 		fmt.Fprintf(&b, "Targeted: %s get %s.", who, a.Variation)
 	}
 	if a.StartAt != nil {

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/allot-dev/allot/internal/core"
-	"github.com/allot-dev/allot/internal/store"
 	"github.com/allot-dev/allot/internal/ufc"
 )
 
@@ -22,8 +21,8 @@ var statuses = []string{"RUNNING", "STOPPED", "DRAFT", "OFF"}
 // with a draft experiment first, OFF when it is off (or has nothing to
 // serve), else its first experiment's status; a flag with no experiment
 // that serves something is RUNNING.
-func flagStatus(s store.FlagSettings) string {
-	if !s.Enabled && len(s.Allocations) > 0 && s.Allocations[0].Type == store.Experiment && s.Allocations[0].Status == store.Draft {
+func flagStatus(s core.FlagSettings) string {
+	if !s.Enabled && len(s.Allocations) > 0 && s.Allocations[0].Type == core.Experiment && s.Allocations[0].Status == core.Draft {
 		// Created, never started: starting it turns the flag on.
 		return "DRAFT"
 	}
@@ -31,7 +30,7 @@ func flagStatus(s store.FlagSettings) string {
 		return "OFF"
 	}
 	for _, a := range s.Allocations {
-		if a.Type == store.Experiment {
+		if a.Type == core.Experiment {
 			return strings.ToUpper(a.Status)
 		}
 	}
@@ -40,12 +39,12 @@ func flagStatus(s store.FlagSettings) string {
 
 // trafficOf is the share of subjects a flag's first experiment (or first
 // rollout) admits.
-func trafficOf(s store.FlagSettings) string {
+func trafficOf(s core.FlagSettings) string {
 	for _, a := range s.Allocations {
 		switch a.Type {
-		case store.Experiment:
+		case core.Experiment:
 			return pct(a.Traffic)
-		case store.Rollout:
+		case core.Rollout:
 			return pct(a.Percent) + " (rollout)"
 		}
 	}
@@ -164,14 +163,14 @@ func readFlagForm(r *http.Request) *flagForm {
 }
 
 // parsePercent reads a percentage typed in a form.
-func parsePercent(field, s string) (store.Percent, error) {
+func parsePercent(field, s string) (core.Percent, error) {
 	s = strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(s), "%"))
-	var p store.Percent
+	var p core.Percent
 	if s == "" {
-		return 0, store.Invalid(field, "is required")
+		return 0, core.Invalid(field, "is required")
 	}
 	if err := p.UnmarshalJSON([]byte(s)); err != nil || p < 0 {
-		return 0, store.Invalid(field, "must be a percentage from 0 to 100 with at most two decimals")
+		return 0, core.Invalid(field, "must be a percentage from 0 to 100 with at most two decimals")
 	}
 	return p, nil
 }
@@ -186,7 +185,7 @@ func parseWhen(field, s string) (*time.Time, error) {
 			return &t, nil
 		}
 	}
-	return nil, store.Invalid(field, "must be a date and time such as 2026-03-01T09:00")
+	return nil, core.Invalid(field, "must be a date and time such as 2026-03-01T09:00")
 }
 
 // conditionValue turns what was typed for an operator into its JSON value.
@@ -214,9 +213,9 @@ func conditionValue(op, s string) json.RawMessage {
 }
 
 // build turns the form into a flag and its experiment allocation.
-func (f *flagForm) build() (store.Flag, store.Allocation, error) {
-	flag := store.Flag{Key: f.Key, Description: f.Description, VariationType: ufc.VariationType(f.Type)}
-	alloc := store.Allocation{Key: f.Key, Type: store.Experiment, Status: store.Draft}
+func (f *flagForm) build() (core.Flag, core.Allocation, error) {
+	flag := core.Flag{Key: f.Key, Description: f.Description, VariationType: ufc.VariationType(f.Type)}
+	alloc := core.Allocation{Key: f.Key, Type: core.Experiment, Status: core.Draft}
 	f.varRow, f.condRow = nil, nil
 	for i, row := range f.Vars {
 		if row.Key == "" && strings.TrimSpace(row.Value) == "" {
@@ -233,16 +232,16 @@ func (f *flagForm) build() (store.Flag, store.Allocation, error) {
 			raw = json.RawMessage(val)
 		}
 		n := len(flag.Variations)
-		flag.Variations = append(flag.Variations, store.Variation{Key: row.Key, Value: raw})
+		flag.Variations = append(flag.Variations, core.Variation{Key: row.Key, Value: raw})
 		f.varRow = append(f.varRow, i)
-		w := store.Percent(0)
+		w := core.Percent(0)
 		if row.Weight != "" {
 			var err error
 			if w, err = parsePercent(fmt.Sprintf("allocations[0].weights[%d].weight", n), row.Weight); err != nil {
 				return flag, alloc, err
 			}
 		}
-		alloc.Weights = append(alloc.Weights, store.Weight{Variation: row.Key, Weight: w})
+		alloc.Weights = append(alloc.Weights, core.Weight{Variation: row.Key, Weight: w})
 	}
 	var err error
 	if alloc.Traffic, err = parsePercent("allocations[0].traffic", f.Traffic); err != nil {
@@ -257,10 +256,10 @@ func (f *flagForm) build() (store.Flag, store.Allocation, error) {
 		if !ok {
 			g = len(alloc.Rules)
 			groups[c.Rule] = g
-			alloc.Rules = append(alloc.Rules, store.Rule{})
+			alloc.Rules = append(alloc.Rules, core.Rule{})
 			f.condRow = append(f.condRow, nil)
 		}
-		alloc.Rules[g].Conditions = append(alloc.Rules[g].Conditions, store.Condition{Attribute: c.Attr, Operator: c.Op, Value: conditionValue(c.Op, c.Value)})
+		alloc.Rules[g].Conditions = append(alloc.Rules[g].Conditions, core.Condition{Attribute: c.Attr, Operator: c.Op, Value: conditionValue(c.Op, c.Value)})
 		f.condRow[g] = append(f.condRow[g], i)
 	}
 	if alloc.StartAt, err = parseWhen("allocations[0].startAt", f.Start); err != nil {
@@ -343,8 +342,8 @@ func (u *UI) createFlag(w http.ResponseWriter, r *http.Request, p *page) error {
 			return err
 		}
 		p.fail(err, form.fields)
-		if store.ErrorCode(err) == store.ECONFLICT {
-			p.Errors = map[string]string{"key": "Key: " + store.ErrorMessage(err) + "; choose another key"}
+		if core.ErrorCode(err) == core.ECONFLICT {
+			p.Errors = map[string]string{"key": "Key: " + core.ErrorMessage(err) + "; choose another key"}
 		}
 		u.render(w, r, "new", p)
 		return nil

@@ -6,13 +6,13 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/allot-dev/allot/internal/core"
 	"github.com/allot-dev/allot/internal/httpx"
-	"github.com/allot-dev/allot/internal/store"
 )
 
 type keysData struct {
-	Keys    []store.SDKKey
-	Created *store.SDKKey // the key just created, with its secret
+	Keys    []core.SDKKey
+	Created *core.SDKKey // the key just created, with its secret
 	Name    string
 	BaseURL string
 }
@@ -67,7 +67,7 @@ func (u *UI) createKey(w http.ResponseWriter, r *http.Request, p *page) error {
 func (u *UI) revokeKey(w http.ResponseWriter, r *http.Request, p *page) error {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil {
-		return store.Errorf(store.ENOTFOUND, "no SDK key %q", r.PathValue("id"))
+		return core.Errorf(core.ENOTFOUND, "no SDK key %q", r.PathValue("id"))
 	}
 	if err := u.core.RevokeSDKKey(r.Context(), id); err != nil {
 		return err

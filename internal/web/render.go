@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/allot-dev/allot/internal/store"
+	"github.com/allot-dev/allot/internal/core"
 )
 
 var funcs = template.FuncMap{
@@ -33,10 +33,10 @@ var funcs = template.FuncMap{
 }
 
 // pct prints basis points as a percentage: 1250 is "12.5 %".
-func pct(p store.Percent) string { return pctNumber(p) + " %" }
+func pct(p core.Percent) string { return pctNumber(p) + " %" }
 
 // pctNumber prints basis points as a number of percent, for form inputs.
-func pctNumber(p store.Percent) string {
+func pctNumber(p core.Percent) string {
 	return strconv.FormatFloat(float64(p)/100, 'f', -1, 64)
 }
 

@@ -101,7 +101,7 @@ func New(db *store.DB, cache *publish.Cache, log *slog.Logger, opts ...Option) *
 	a("POST /keys/{id}/revoke", u.revokeKey)
 	a("GET /audit", u.auditLog)
 	a("/", func(w http.ResponseWriter, r *http.Request, p *page) error {
-		return store.Errorf(store.ENOTFOUND, "there is no page at %s", r.URL.Path)
+		return core.Errorf(core.ENOTFOUND, "there is no page at %s", r.URL.Path)
 	})
 	u.h = http.NewCrossOriginProtection().Handler(mux)
 	return u
@@ -136,7 +136,7 @@ type page struct {
 	Session *store.Session
 	CSRF    string
 	Env     string
-	Envs    []store.Environment
+	Envs    []core.Environment
 	Path    string // where the environment switcher leads
 	Flash   string
 	Error   string            // an error for the whole page
@@ -150,7 +150,7 @@ type page struct {
 // anything else to the top of the page.
 func (p *page) fail(err error, fields func(string) (id, label string)) {
 	p.status = statusOf(err)
-	var e *store.Error
+	var e *core.Error
 	if !errors.As(err, &e) {
 		p.Error = "Something went wrong on the server; the change was not saved."
 		if p.status == http.StatusServiceUnavailable {
@@ -186,10 +186,10 @@ func (u *UI) authed(h func(http.ResponseWriter, *http.Request, *page) error) htt
 		if err == nil && c.Value != "" {
 			sess, err = u.db.Session(r.Context(), c.Value)
 		} else {
-			err = store.Errorf(store.EUNAUTHORIZED, "not signed in")
+			err = core.Errorf(core.EUNAUTHORIZED, "not signed in")
 		}
 		if err != nil {
-			if store.ErrorCode(err) != store.EUNAUTHORIZED {
+			if core.ErrorCode(err) != core.EUNAUTHORIZED {
 				u.internal(w, r, err)
 				return
 			}
@@ -231,7 +231,7 @@ func (u *UI) authed(h func(http.ResponseWriter, *http.Request, *page) error) htt
 			if p.status != http.StatusNotFound {
 				p.Title = "Error"
 			}
-			p.Error = store.ErrorMessage(err)
+			p.Error = core.ErrorMessage(err)
 			u.render(w, r, "error", p)
 		}
 	})
@@ -252,14 +252,14 @@ func (u *UI) environments(r *http.Request, p *page) error {
 			return nil
 		}
 	}
-	p.Env = store.DefaultEnvironment
+	p.Env = core.DefaultEnvironment
 	if len(envs) > 0 && !hasEnv(envs, p.Env) {
 		p.Env = envs[0].Name
 	}
 	return nil
 }
 
-func hasEnv(envs []store.Environment, name string) bool {
+func hasEnv(envs []core.Environment, name string) bool {
 	for _, e := range envs {
 		if e.Name == name {
 			return true

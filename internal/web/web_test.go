@@ -30,7 +30,7 @@ type env struct {
 	cache *publish.Cache
 	srv   *httptest.Server
 	c     *http.Client
-	token store.AdminToken
+	token core.AdminToken
 	csrf  string
 }
 
@@ -468,7 +468,7 @@ func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 func TestAuditPages(t *testing.T) {
 	e := newEnv(t)
 	e.signIn()
-	ctx := store.WithActor(context.Background(), "seeder")
+	ctx := core.WithActor(context.Background(), "seeder")
 	for i := range 60 {
 		if _, err := e.core.CreateSDKKey(ctx, "production", "key-"+strconv.Itoa(i)); err != nil {
 			t.Fatal(err)

@@ -12,7 +12,7 @@ import (
 	"log"
 
 	"github.com/allot-dev/allot/internal/apiclient"
-	"github.com/allot-dev/allot/internal/store"
+	"github.com/allot-dev/allot/internal/core"
 	"github.com/allot-dev/allot/internal/ufc"
 )
 
@@ -24,30 +24,30 @@ func main() {
 	flag.Parse()
 	ctx := context.Background()
 	c := apiclient.New(*server, *token)
-	rule := []store.Rule{{Conditions: []store.Condition{
+	rule := []core.Rule{{Conditions: []core.Condition{
 		{Attribute: "country", Operator: "ONE_OF", Value: json.RawMessage(`["US","CA","FR"]`)},
 		{Attribute: "version", Operator: "GTE", Value: json.RawMessage(`"2.1.0"`)},
 	}}}
 	for i := range *n {
 		key := fmt.Sprintf("load-%04d", i)
-		_, err := c.CreateFlag(ctx, store.Flag{Key: key, VariationType: ufc.TypeString, Variations: []store.Variation{
+		_, err := c.CreateFlag(ctx, core.Flag{Key: key, VariationType: ufc.TypeString, Variations: []core.Variation{
 			{Key: "control", Value: json.RawMessage(`"control"`)},
 			{Key: "treatment", Value: json.RawMessage(`"treatment"`)},
 		}})
 		if err != nil {
 			log.Fatal(err)
 		}
-		var a store.Allocation
+		var a core.Allocation
 		switch i % 3 {
 		case 0:
-			a = store.Allocation{Key: "exp", Type: store.Experiment, Status: store.Running, Traffic: 2000, Rules: rule,
-				Weights: []store.Weight{{Variation: "control", Weight: 5000}, {Variation: "treatment", Weight: 5000}}}
+			a = core.Allocation{Key: "exp", Type: core.Experiment, Status: core.Running, Traffic: 2000, Rules: rule,
+				Weights: []core.Weight{{Variation: "control", Weight: 5000}, {Variation: "treatment", Weight: 5000}}}
 		case 1:
-			a = store.Allocation{Key: "ramp", Type: store.Rollout, Percent: 2500, Variation: "treatment"}
+			a = core.Allocation{Key: "ramp", Type: core.Rollout, Percent: 2500, Variation: "treatment"}
 		default:
-			a = store.Allocation{Key: "beta", Type: store.Targeted, Variation: "treatment", Rules: rule}
+			a = core.Allocation{Key: "beta", Type: core.Targeted, Variation: "treatment", Rules: rule}
 		}
-		if _, err := c.PutSettings(ctx, store.FlagSettings{Flag: key, Environment: *env, Enabled: true, Allocations: []store.Allocation{a}}); err != nil {
+		if _, err := c.PutSettings(ctx, core.FlagSettings{Flag: key, Environment: *env, Enabled: true, Allocations: []core.Allocation{a}}); err != nil {
 			log.Fatal(err)
 		}
 	}
