@@ -103,6 +103,8 @@ type Cache struct {
 
 	flushMu sync.Mutex
 	flushed map[[32]byte]int64 // the last use written, per key
+
+	subs hub // change subscribers (subscribe.go)
 }
 
 // NewCache returns an empty cache over db; call Refresh to fill it.
@@ -230,6 +232,7 @@ func (c *Cache) refresh(ctx context.Context) error {
 			}
 		}
 		c.cur.Store(next)
+		c.published(old, next)
 	}
 	return errors.Join(errs...)
 }
