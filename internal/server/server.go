@@ -180,7 +180,8 @@ func start(ctx context.Context, cfg Config, ln net.Listener) (*Server, error) {
 	dom := core.New(db, core.Options{Listener: cache, Log: log, NewSalt: cfg.NewSalt})
 	writer := ingest.NewWriter(db, ingest.Options{})
 	s := &Server{cfg: cfg, db: db, cache: cache, metrics: metrics, ingest: writer, ln: ln, errc: make(chan error, 1)}
-	mux := s.routes(httpapi.New(db, cache, log, httpapi.WithCore(dom)), s.ingestHandler(writer), web.New(db, cache, log, web.WithCore(dom)))
+	api := httpapi.New(db, cache, log, httpapi.WithCore(dom))
+	mux := s.routes(api, s.ingestHandler(writer), web.New(db, cache, log, web.WithCore(dom)))
 	s.mux = mux
 	s.http = &http.Server{
 		Handler:           s.handler(mux),
@@ -191,6 +192,8 @@ func start(ctx context.Context, cfg Config, ln net.Listener) (*Server, error) {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	// Configuration streams never go idle: Shutdown would wait for them.
+	s.http.RegisterOnShutdown(api.CloseStreams)
 	pollCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
 	s.wg.Add(1)
