@@ -201,6 +201,15 @@ func start(ctx context.Context, cfg Config, ln net.Listener) (*Server, error) {
 		defer s.wg.Done()
 		cache.Run(pollCtx, cfg.PollInterval)
 	}()
+	// On PostgreSQL, changes made through another replica arrive at once
+	// by LISTEN/NOTIFY; the poll above stays as the fallback.
+	s.wg.Go(func() {
+		db.Listen(pollCtx, func(string) {
+			if err := cache.Refresh(pollCtx); err != nil && pollCtx.Err() == nil {
+				log.Warn("configuration refresh after a change notification failed", "err", err)
+			}
+		})
+	})
 	if cfg.Retention > 0 {
 		s.wg.Add(1)
 		go func() {

@@ -369,3 +369,31 @@ func TestCloseEndsStreams(t *testing.T) {
 		t.Errorf("close took %v", d)
 	}
 }
+
+// TestStreamAcrossReplicas: two replicas on one PostgreSQL database, the
+// SDK streaming from b, changes made through a. Both poll the database
+// only every hour, so each change reaches b by LISTEN/NOTIFY or not at all.
+func TestStreamAcrossReplicas(t *testing.T) {
+	if !slices.Contains(storetest.Dialects(), "postgres") {
+		t.Skip("ALLOT_TEST_POSTGRES=off")
+	}
+	dsn := storetest.DSN(t, "postgres")
+	a := start(t, server.Config{DB: dsn, AdminToken: adminToken, PollInterval: time.Hour})
+	b := start(t, server.Config{DB: dsn, AdminToken: adminToken, PollInterval: time.Hour})
+	api := apiclient.New(a.URL(), adminToken)
+	f := newSwitchFlag(t, api, "kill-switch")
+	key, err := api.CreateSDKKey(context.Background(), "production", "svc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newStreamingClient(t, b.URL(), key.Secret, allot.Config{PollInterval: time.Hour, InitTimeout: 10 * time.Second})
+	if !waitFor(5*time.Second, func() bool { return c.Status().Mode == allot.ModeStreaming }) {
+		t.Fatalf("not streaming: %+v", c.Status())
+	}
+	n := 200
+	if testing.Short() {
+		n = 20
+	}
+	took := measurePropagation(t, f, c, n, time.Second)
+	t.Logf("postgres, change on a, SDK on b: %d changes, propagation p50 %v p99 %v max %v", n, quantile(took, 0.5), quantile(took, 0.99), took[len(took)-1])
+}
