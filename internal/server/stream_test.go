@@ -386,7 +386,18 @@ func TestStreamAcrossReplicas(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := newStreamingClient(t, b.URL(), key.Secret, allot.Config{PollInterval: time.Hour, InitTimeout: 10 * time.Second})
+	// The new key reaches b by notification too, a moment after a answered.
+	if !waitFor(5*time.Second, func() bool {
+		resp, err := http.Get(b.URL() + "/api/flag-config/v1/config?apiKey=" + key.Secret)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	}) {
+		t.Fatal("replica b never accepted the key made on a")
+	}
+	c := newStreamingClient(t, b.URL(), key.Secret, allot.Config{PollInterval: time.Hour})
 	if !waitFor(5*time.Second, func() bool { return c.Status().Mode == allot.ModeStreaming }) {
 		t.Fatalf("not streaming: %+v", c.Status())
 	}
