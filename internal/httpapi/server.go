@@ -24,6 +24,8 @@ type Server struct {
 	now     func() time.Time
 	exports chan struct{} // slots for concurrent assignment exports
 	streams streams       // configuration streams (stream.go)
+	// streamLimit bounds the open streams (0: StreamLimit).
+	streamLimit int
 }
 
 // maxExports is how many assignment exports may stream at once.

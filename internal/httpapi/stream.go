@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/allot-dev/allot/internal/httpx"
@@ -34,6 +35,11 @@ const (
 	// streamWriteTimeout bounds one write to a stream: a client that stops
 	// reading is dropped rather than holding its goroutine forever.
 	streamWriteTimeout = 10 * time.Second
+	// StreamLimit is how many streams a server holds open at once by default
+	// (WithStreamLimit); beyond it a stream request is answered 503 with
+	// Retry-After, and the client polls meanwhile. An idle stream costs
+	// about 27 KiB and two goroutines (BENCHMARKS.md).
+	StreamLimit = 20_000
 	// streamRetryMillis is the reconnection delay the stream suggests to
 	// EventSource clients.
 	streamRetryMillis = 2000
@@ -47,6 +53,7 @@ var hdrEventStream = []string{"text/event-stream; charset=utf-8"}
 type streams struct {
 	once sync.Once
 	done chan struct{}
+	open atomic.Int64 // streams being served
 
 	mu     sync.Mutex
 	events map[string]streamEvent // by environment
@@ -63,6 +70,10 @@ func (st *streams) init() {
 		st.events = map[string]streamEvent{}
 	})
 }
+
+// WithStreamLimit sets how many configuration streams may be open at once
+// (default StreamLimit).
+func WithStreamLimit(n int) Option { return func(s *Server) { s.streamLimit = n } }
 
 // CloseStreams ends every open configuration stream, now and from now on;
 // the server calls it when it shuts down (http.Server.RegisterOnShutdown),
@@ -143,6 +154,21 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.streams.init()
+	limit := s.streamLimit
+	if limit <= 0 {
+		limit = StreamLimit
+	}
+	if n := s.streams.open.Add(1); n > int64(limit) {
+		s.streams.open.Add(-1)
+		h := w.Header()
+		h["Content-Type"] = hdrText
+		h["Cache-Control"] = hdrNoStore
+		h["Retry-After"] = []string{"30"}
+		w.WriteHeader(http.StatusServiceUnavailable)
+		w.Write([]byte("too many configuration streams on this server; poll /api/flag-config/v1/config meanwhile\n"))
+		return
+	}
+	defer s.streams.open.Add(-1)
 	env := p.Environment
 	changes, unsubscribe := s.cache.Subscribe(env)
 	defer unsubscribe()
