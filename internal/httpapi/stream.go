@@ -173,10 +173,11 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	changes, unsubscribe := s.cache.Subscribe(env)
 	defer unsubscribe()
 
-	// The server's read and write timeouts are for ordinary requests: a
-	// stream lives as long as its client, and bounds each write instead.
+	// The server's write timeout is for ordinary responses: a stream lives
+	// as long as its client, and bounds each write instead. (Its read
+	// timeout does not apply: net/http clears the read deadline once the
+	// handler runs.)
 	rc := http.NewResponseController(w)
-	_ = rc.SetReadDeadline(time.Time{})
 	write := func(b []byte) bool {
 		_ = rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
 		if _, err := w.Write(b); err != nil {
