@@ -408,3 +408,24 @@ func TestStreamAcrossReplicas(t *testing.T) {
 	took := measurePropagation(t, f, c, n, time.Second)
 	t.Logf("postgres, change on a, SDK on b: %d changes, propagation p50 %v p99 %v max %v", n, quantile(took, 0.5), quantile(took, 0.99), took[len(took)-1])
 }
+
+// TestStreamEndsWhenTheKeyIsRevoked: a revoked key keeps no stream open;
+// here the revocation republishes, and the stream ends then.
+func TestStreamEndsWhenTheKeyIsRevoked(t *testing.T) {
+	s := start(t, server.Config{DB: storetest.DSN(t, "sqlite"), AdminToken: adminToken})
+	api := apiclient.New(s.URL(), adminToken)
+	key, err := api.CreateSDKKey(context.Background(), "production", "svc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, events := openStream(t, s.URL()+"/api/flag-config/v1/stream?apiKey="+key.Secret, nil)
+	if _, err := nextEvent(t, events, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := api.RevokeSDKKey(context.Background(), key.ID); err != nil {
+		t.Fatal(err)
+	}
+	if ev, err := nextEvent(t, events, 5*time.Second); err == nil || err.Error() != "stream ended" {
+		t.Fatalf("after revocation: %+v %v, want the stream to end", ev, err)
+	}
+}
