@@ -55,6 +55,9 @@ func (p *poller) installPushed(s sink) bool {
 	if !ok {
 		return true
 	}
+	if d.etag != "" && d.etag == s.etag() {
+		return true // served already (the stream's first event often repeats the first fetch)
+	}
 	if err := s.install(d.doc, origin{source: SourceServer, etag: d.etag, cache: true}); err != nil {
 		p.cfg.Logger.Warn("allot: the stream delivered an invalid configuration; fetching", "error", err)
 		return false

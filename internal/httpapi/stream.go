@@ -204,7 +204,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 		if cur == nil || cur.Environment != env {
 			return false
 		}
-		if cur.ETag == sent {
+		if sent == cur.ETag || sent == cur.GzipETag { // a client that polled with gzip has the latter
 			return true
 		}
 		sent = cur.ETag

@@ -330,13 +330,30 @@ func TestStreamEndpoint(t *testing.T) {
 	if ev, err := nextEvent(t, current, 300*time.Millisecond); err == nil {
 		t.Fatalf("up-to-date client got %+v", ev)
 	}
+	// The gzip representation's ETag (what a client that polled with gzip
+	// holds) names the same configuration.
+	req, _ = http.NewRequest("GET", s.URL()+"/api/flag-config/v1/config?apiKey="+key.Secret, nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+	gz, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gz.Body.Close()
+	gzTag := gz.Header.Get("ETag")
+	if gzTag == first.id || gzTag == "" {
+		t.Fatalf("gzip ETag %q", gzTag)
+	}
+	_, currentGz := openStream(t, streamURL+"?apiKey="+key.Secret, map[string]string{"Last-Event-ID": gzTag})
+	if ev, err := nextEvent(t, currentGz, 300*time.Millisecond); err == nil {
+		t.Fatalf("up-to-date client (gzip ETag) got %+v", ev)
+	}
 	_, stale := openStream(t, streamURL+"?apiKey="+key.Secret, map[string]string{"Last-Event-ID": `"old"`})
 	if ev, err := nextEvent(t, stale, 5*time.Second); err != nil || ev.id != first.id {
 		t.Fatalf("stale client: %+v %v", ev, err)
 	}
 
 	f.set(t, "b")
-	for name, rd := range map[string]<-chan sseEvent{"first": r, "current": current, "stale": stale} {
+	for name, rd := range map[string]<-chan sseEvent{"first": r, "current": current, "current (gzip)": currentGz, "stale": stale} {
 		ev, err := nextEvent(t, rd, 5*time.Second)
 		if err != nil || ev.id == first.id || !strings.Contains(ev.data, `"variationKey":"b"`) {
 			t.Errorf("%s stream after the change: %+v %v", name, ev, err)
