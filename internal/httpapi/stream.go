@@ -75,6 +75,9 @@ func (st *streams) init() {
 // (default StreamLimit).
 func WithStreamLimit(n int) Option { return func(s *Server) { s.streamLimit = n } }
 
+// OpenStreams returns the number of configuration streams being served.
+func (s *Server) OpenStreams() int { return int(s.streams.open.Load()) }
+
 // CloseStreams ends every open configuration stream, now and from now on;
 // the server calls it when it shuts down (http.Server.RegisterOnShutdown),
 // since Shutdown waits for streams, which never go idle on their own.

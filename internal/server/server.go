@@ -22,6 +22,7 @@ import (
 	"github.com/allot-dev/allot/internal/publish"
 	"github.com/allot-dev/allot/internal/store"
 	"github.com/allot-dev/allot/internal/web"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Config configures a server. The zero value of every field but DB has a
@@ -181,6 +182,9 @@ func start(ctx context.Context, cfg Config, ln net.Listener) (*Server, error) {
 	writer := ingest.NewWriter(db, ingest.Options{})
 	s := &Server{cfg: cfg, db: db, cache: cache, metrics: metrics, ingest: writer, ln: ln, errc: make(chan error, 1)}
 	api := httpapi.New(db, cache, log, httpapi.WithCore(dom))
+	metrics.Registry().MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "allot_config_streams", Help: "Configuration streams (server-sent events) open on this replica.",
+	}, func() float64 { return float64(api.OpenStreams()) }))
 	mux := s.routes(api, s.ingestHandler(writer), web.New(db, cache, log, web.WithCore(dom)))
 	s.mux = mux
 	s.http = &http.Server{

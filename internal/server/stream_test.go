@@ -439,10 +439,35 @@ func TestStreamEndsWhenTheKeyIsRevoked(t *testing.T) {
 	if _, err := nextEvent(t, events, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
+	if got := streamGauge(t, s); got != "1" {
+		t.Errorf("allot_config_streams %q with one stream open", got)
+	}
 	if err := api.RevokeSDKKey(context.Background(), key.ID); err != nil {
 		t.Fatal(err)
 	}
 	if ev, err := nextEvent(t, events, 5*time.Second); err == nil || err.Error() != "stream ended" {
 		t.Fatalf("after revocation: %+v %v, want the stream to end", ev, err)
 	}
+	if !waitFor(5*time.Second, func() bool { return streamGauge(t, s) == "0" }) {
+		t.Errorf("allot_config_streams %q after the stream ended", streamGauge(t, s))
+	}
+}
+
+// streamGauge reads allot_config_streams from /metrics.
+func streamGauge(t *testing.T, s *server.Server) string {
+	t.Helper()
+	req, _ := http.NewRequest("GET", s.URL()+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "allot_config_streams "); ok {
+			return v
+		}
+	}
+	return ""
 }
