@@ -98,6 +98,9 @@ type Config struct {
 
 	// now is the clock; tests pin it.
 	now func() time.Time
+	// streamIdle is how long a silent stream is kept (default
+	// streamIdleTimeout); tests shorten it.
+	streamIdle time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -133,6 +136,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.now == nil {
 		c.now = time.Now
+	}
+	if c.streamIdle <= 0 {
+		c.streamIdle = streamIdleTimeout
 	}
 	return c
 }

@@ -145,13 +145,13 @@ func (st *streamer) stream(ctx context.Context, s sink) (opened bool, err error)
 		return false, &streamRefused{reason: "the answer is " + resp.Header.Get("Content-Type") + ", not text/event-stream"}
 	}
 	s.mode(ModeStreaming)
-	idle.Reset(streamIdleTimeout)
+	idle.Reset(st.cfg.streamIdle)
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 0, 4<<10), maxStreamLine)
 	var id string
 	var data bytes.Buffer
 	for sc.Scan() {
-		idle.Reset(streamIdleTimeout)
+		idle.Reset(st.cfg.streamIdle)
 		line := sc.Bytes()
 		if len(line) == 0 { // the end of an event
 			if data.Len() > 0 {
@@ -178,7 +178,7 @@ func (st *streamer) stream(ctx context.Context, s sink) (opened bool, err error)
 	if err == nil {
 		err = errors.New("the server closed the stream")
 	} else if ctx.Err() != nil && err != nil {
-		err = fmt.Errorf("nothing received for %s: %w", streamIdleTimeout, redact(err))
+		err = fmt.Errorf("nothing received for %s: %w", st.cfg.streamIdle, redact(err))
 	}
 	return true, fmt.Errorf("GET %s: %w", endpoint, redact(err))
 }

@@ -219,3 +219,34 @@ func TestDisableStreaming(t *testing.T) {
 		t.Errorf("offline mode %q", m)
 	}
 }
+
+// TestStreamIdleTimeout: a stream on which nothing arrives, not even a
+// heartbeat, is taken for dead and reopened.
+func TestStreamIdleTimeout(t *testing.T) {
+	s := newSSEServer(t, constantDoc("f", "v1", fixedNow), `"v1"`)
+	c := newStreamClient(t, s, Config{MaxBackoff: time.Second, streamIdle: 200 * time.Millisecond})
+	eventually(t, "streaming", func() bool { return c.Status().Mode == ModeStreaming })
+	eventually(t, "a second stream", func() bool { return s.streams.Load() >= 2 })
+	// A heartbeat keeps it: with one every 50 ms, no third stream.
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+				select {
+				case s.events <- ":\n\n":
+				default:
+				}
+			}
+		}
+	}()
+	eventually(t, "streaming again", func() bool { return c.Status().Mode == ModeStreaming })
+	n := s.streams.Load()
+	time.Sleep(time.Second)
+	if got := s.streams.Load(); got != n {
+		t.Errorf("%d more streams with heartbeats flowing", got-n)
+	}
+}
