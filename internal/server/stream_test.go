@@ -138,17 +138,14 @@ type cutter struct {
 	proxy   *httputil.ReverseProxy
 }
 
-func newCutter(t *testing.T, target string) *httptest.Server {
+func newCutter(t *testing.T, target string) (*httptest.Server, *cutter) {
 	u, _ := url.Parse(target)
 	c := &cutter{cancels: map[*http.Request]context.CancelFunc{}, proxy: httputil.NewSingleHostReverseProxy(u)}
 	c.proxy.FlushInterval = -1
 	srv := httptest.NewServer(c)
 	t.Cleanup(srv.Close)
-	cutters[srv] = c
-	return srv
+	return srv, c
 }
-
-var cutters = map[*httptest.Server]*cutter{}
 
 func (c *cutter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !strings.HasSuffix(r.URL.Path, "/stream") {
@@ -202,8 +199,7 @@ func TestStreamCutFallsBackToPolling(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	front := newCutter(t, s.URL())
-	cut := cutters[front]
+	front, cut := newCutter(t, s.URL())
 	c := newStreamingClient(t, front.URL, key.Secret, allot.Config{PollInterval: 300 * time.Millisecond, MaxBackoff: time.Second})
 	if !waitFor(5*time.Second, func() bool { return c.Status().Mode == allot.ModeStreaming }) {
 		t.Fatalf("not streaming: %+v", c.Status())
