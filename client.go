@@ -82,6 +82,7 @@ type fetchStatus struct {
 	lastError   error
 	failures    int
 	etag        string
+	mode        string // Status.Mode
 }
 
 var (
@@ -146,9 +147,15 @@ func NewClient(ctx context.Context, cfg Config) (*Client, error) {
 		c.wg.Go(c.events.run)
 	}
 	if cfg.Offline {
+		c.fetch.mode = ModeOffline
 		return c, nil
 	}
-	_ = c.startSource(newPoller(cfg)) // cannot fail: nobody can have closed c yet
+	c.fetch.mode = ModePolling
+	p := newPoller(cfg)
+	_ = c.startSource(p) // cannot fail: nobody can have closed c yet
+	if !cfg.DisableStreaming {
+		_ = c.startSource(newStreamer(cfg, p))
+	}
 	return c, c.waitReady(ctx)
 }
 
@@ -307,6 +314,10 @@ type Status struct {
 	// Source says where the configuration came from: SourceServer,
 	// SourceCache, SourceInitial, SourceManual, or SourceNone.
 	Source string
+	// Mode says how configurations arrive: ModeStreaming (a stream is
+	// open), ModePolling (none is: streaming is off, refused by the server,
+	// or reconnecting) or ModeOffline.
+	Mode string
 	// Environment, CreatedAt and Flags describe the configuration; Age is
 	// the time since CreatedAt.
 	Environment string
@@ -358,6 +369,7 @@ func (c *Client) Status() Status {
 	st.LastAttempt = c.fetch.lastAttempt
 	st.LastError = c.fetch.lastError
 	st.ConsecutiveFailures = c.fetch.failures
+	st.Mode = c.fetch.mode
 	c.mu.Unlock()
 	if e := c.events; e != nil {
 		st.EventsLogged = e.logged.Load()

@@ -41,8 +41,8 @@ const (
 	Version = "0.1.0"
 )
 
-// Config configures a Client. The zero value is valid: it polls a local
-// server every 30 seconds, logs nothing, and serves defaults until a
+// Config configures a Client. The zero value is valid: it streams changes
+// from a local server, polls it every 30 seconds as the fallback, logs nothing, and serves defaults until a
 // configuration arrives.
 type Config struct {
 	// SDKKey selects the environment on the server. It is sent as the
@@ -64,6 +64,11 @@ type Config struct {
 	// configuration, in addition to the context (default DefaultInitTimeout).
 	// A negative value does not wait at all.
 	InitTimeout time.Duration
+	// DisableStreaming turns off the configuration stream: the client only
+	// polls. By default it also holds a stream open
+	// (/flag-config/v1/stream), through which a change arrives as soon as it
+	// is published, and keeps polling as the fallback.
+	DisableStreaming bool
 	// Offline disables the network: the client serves InitialConfiguration,
 	// the cache file, or defaults, and never polls.
 	Offline bool
@@ -105,6 +110,9 @@ type Config struct {
 
 	// now is the clock; tests pin it.
 	now func() time.Time
+	// streamIdle is how long a silent stream is kept (default
+	// streamIdleTimeout); tests shorten it.
+	streamIdle time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -140,6 +148,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.now == nil {
 		c.now = time.Now
+	}
+	if c.streamIdle <= 0 {
+		c.streamIdle = streamIdleTimeout
 	}
 	return c
 }

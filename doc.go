@@ -53,11 +53,15 @@
 // Config.PollInterval (30 s by default, with jitter), with If-None-Match,
 // and swaps a new configuration in atomically. Failures back off
 // exponentially (honouring Retry-After) and never replace the last good
-// configuration. Config.InitialConfiguration serves a configuration before
-// or without the network, and Config.CacheFile keeps the last good one on
-// disk so that a restart during a server outage still serves it.
-// Client.Status reports readiness, the configuration's age, fetch failures
-// and dropped events, for health checks.
+// configuration. A second goroutine holds a stream of server-sent events
+// open ({BaseURL}/flag-config/v1/stream) through which each change arrives
+// as soon as it is published; when the stream fails it is reopened with
+// backoff while polling carries on, and Config.DisableStreaming turns it
+// off. Config.InitialConfiguration serves a configuration before or without
+// the network, and Config.CacheFile keeps the last good one on disk so that
+// a restart during a server outage still serves it. Client.Status reports
+// readiness, the mode (streaming or polling), the configuration's age,
+// fetch failures and dropped events, for health checks.
 //
 // # Assignment logging
 //

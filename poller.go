@@ -31,14 +31,39 @@ const (
 // not stop updates for an hour. fetchNow cuts the current wait short (for a
 // stream that announces a new configuration).
 type poller struct {
-	cfg  Config
-	wake chan struct{}
+	cfg    Config
+	wake   chan struct{}
+	pushes *inbox // documents a stream delivered (stream.go)
 }
 
 var _ dataSource = (*poller)(nil)
 
 func newPoller(cfg Config) *poller {
-	return &poller{cfg: cfg, wake: make(chan struct{}, 1)}
+	return &poller{cfg: cfg, wake: make(chan struct{}, 1), pushes: newInbox()}
+}
+
+// offer hands the poller a document a stream delivered, to install on the
+// poller's goroutine, so that documents from the server are installed one
+// at a time in the order they were learned of. It never blocks; a document
+// not yet installed is replaced by a newer one.
+func (p *poller) offer(d pushed) { p.pushes.put(d) }
+
+// installPushed installs the pending pushed document, if any. It reports
+// false when the document was refused, so that the poller fetches instead.
+func (p *poller) installPushed(s sink) bool {
+	d, ok := p.pushes.take()
+	if !ok {
+		return true
+	}
+	if d.etag != "" && d.etag == s.etag() {
+		return true // served already (the stream's first event often repeats the first fetch)
+	}
+	if err := s.install(d.doc, origin{source: SourceServer, etag: d.etag, cache: true}); err != nil {
+		p.cfg.Logger.Warn("allot: the stream delivered an invalid configuration; fetching", "error", err)
+		return false
+	}
+	s.attempted(nil)
+	return true
 }
 
 // fetchNow asks for a fetch without waiting for the next poll. It never
@@ -78,11 +103,20 @@ func (p *poller) run(ctx context.Context, s sink) {
 		} else {
 			timer.Reset(wait)
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-timer.C:
-		case <-p.wake:
+	wait:
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-timer.C:
+				break wait
+			case <-p.wake:
+				break wait
+			case <-p.pushes.ready:
+				if !p.installPushed(s) {
+					break wait
+				}
+			}
 		}
 	}
 }

@@ -67,6 +67,7 @@ func status(code int, body string) func(http.ResponseWriter, *http.Request) {
 func newScripted(t *testing.T, s *script, cfg Config) (*Client, error) {
 	t.Helper()
 	cfg.HTTPClient = &http.Client{Transport: handlerTransport{s}, Timeout: 2 * time.Second}
+	cfg.DisableStreaming = true // these are the poller's tests; stream_test.go has the streamer's
 	if cfg.PollInterval == 0 {
 		cfg.PollInterval = 30 * time.Second
 	}
@@ -491,7 +492,7 @@ func TestSetConfigurationThenPoll(t *testing.T) {
 	}))
 	defer srv.Close()
 	ctx := context.Background()
-	c, err := NewClient(ctx, Config{SDKKey: "k", BaseURL: srv.URL + "/api", PollInterval: 20 * time.Millisecond})
+	c, err := NewClient(ctx, Config{SDKKey: "k", BaseURL: srv.URL + "/api", PollInterval: 20 * time.Millisecond, DisableStreaming: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -202,7 +202,8 @@ func (r *sinkRecorder) attempted(err error) {
 	r.mu.Unlock()
 }
 
-func (r *sinkRecorder) refused() {}
+func (r *sinkRecorder) refused()      {}
+func (r *sinkRecorder) mode(m string) {}
 
 func (r *sinkRecorder) count() (docs, attempts int) {
 	r.mu.Lock()

@@ -39,6 +39,8 @@ type sink interface {
 	attempted(err error)
 	// refused records that the server refused the SDK key.
 	refused()
+	// mode records how configurations arrive: ModeStreaming or ModePolling.
+	mode(m string)
 }
 
 // origin describes a document handed to install.
@@ -132,6 +134,12 @@ func (c *Client) attempted(err error) {
 	c.fetch.lastSuccess = c.fetch.lastAttempt
 	c.mu.Unlock()
 	c.fetchedOnce.Do(func() { close(c.fetched) })
+}
+
+func (c *Client) mode(m string) {
+	c.mu.Lock()
+	c.fetch.mode = m
+	c.mu.Unlock()
 }
 
 func (c *Client) refused() {

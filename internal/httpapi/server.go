@@ -23,6 +23,9 @@ type Server struct {
 	log     *slog.Logger
 	now     func() time.Time
 	exports chan struct{} // slots for concurrent assignment exports
+	streams streams       // configuration streams (stream.go)
+	// streamLimit bounds the open streams (0: StreamLimit).
+	streamLimit int
 }
 
 // maxExports is how many assignment exports may stream at once.
@@ -54,6 +57,7 @@ func New(db *store.DB, cache *publish.Cache, log *slog.Logger, opts ...Option) *
 func (s *Server) Register(m *http.ServeMux) {
 	m.HandleFunc("GET /api/flag-config/v1/config", s.config)
 	m.HandleFunc("GET /api/flag-config/v1/bandits", s.bandits)
+	m.HandleFunc("GET /api/flag-config/v1/stream", s.stream)
 
 	a := func(pattern string, h func(http.ResponseWriter, *http.Request) error) {
 		m.Handle(pattern, s.admin(h))

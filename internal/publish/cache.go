@@ -116,6 +116,8 @@ type Cache struct {
 
 	flushMu sync.Mutex
 	flushed map[[32]byte]int64 // the last use written, per key
+
+	subs hub // change subscribers (subscribe.go)
 }
 
 // NewCache returns an empty cache over db; call Refresh to fill it.
@@ -630,6 +632,7 @@ func (c *Cache) install(r *read, cands []candidate) (*Published, error) {
 		}
 	}
 	c.cur.Store(next)
+	c.published(st, next)
 	if c.OnRefused != nil {
 		c.OnRefused(env, len(refused), added)
 	}

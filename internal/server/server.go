@@ -22,6 +22,7 @@ import (
 	"github.com/allot-dev/allot/internal/publish"
 	"github.com/allot-dev/allot/internal/store"
 	"github.com/allot-dev/allot/internal/web"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Config configures a server. The zero value of every field but DB has a
@@ -189,7 +190,11 @@ func start(ctx context.Context, cfg Config, ln net.Listener) (*Server, error) {
 	}
 	writer := ingest.NewWriter(db, ingest.Options{})
 	s := &Server{cfg: cfg, db: db, core: dom, cache: cache, metrics: metrics, ingest: writer, ln: ln, errc: make(chan error, 1)}
-	mux := s.routes(httpapi.New(db, cache, log, httpapi.WithCore(dom)), s.ingestHandler(writer), web.New(db, cache, log, web.WithCore(dom)))
+	api := httpapi.New(db, cache, log, httpapi.WithCore(dom))
+	metrics.Registry().MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "allot_config_streams", Help: "Configuration streams (server-sent events) open on this replica.",
+	}, func() float64 { return float64(api.OpenStreams()) }))
+	mux := s.routes(api, s.ingestHandler(writer), web.New(db, cache, log, web.WithCore(dom)))
 	s.mux = mux
 	s.http = &http.Server{
 		Handler:           s.handler(mux),
@@ -201,6 +206,8 @@ func start(ctx context.Context, cfg Config, ln net.Listener) (*Server, error) {
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		ConnContext:       httpapi.ConnContext, // with httpapi.Listener: one write per config response
 	}
+	// Configuration streams never go idle: Shutdown would wait for them.
+	s.http.RegisterOnShutdown(api.CloseStreams)
 	pollCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
 	s.wg.Add(1)
@@ -208,6 +215,15 @@ func start(ctx context.Context, cfg Config, ln net.Listener) (*Server, error) {
 		defer s.wg.Done()
 		cache.Run(pollCtx, cfg.PollInterval)
 	}()
+	// On PostgreSQL, changes made through another replica arrive at once
+	// by LISTEN/NOTIFY; the poll above stays as the fallback.
+	s.wg.Go(func() {
+		db.Listen(pollCtx, func(string) {
+			if err := cache.Refresh(pollCtx); err != nil && pollCtx.Err() == nil {
+				log.Warn("configuration refresh after a change notification failed", "err", err)
+			}
+		})
+	})
 	if cfg.Retention > 0 {
 		s.wg.Add(1)
 		go func() {

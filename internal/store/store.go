@@ -72,14 +72,19 @@ func (t *tx) query(query string, args ...any) (*sql.Rows, error) {
 
 func (t *tx) now() int64 { return micros(t.d.now()) }
 
-// Bump moves the revision of env, or of every environment.
+// Bump moves the revision of env, or of every environment, and tells the
+// other replicas at commit (notify.go).
 func (t *tx) Bump(env string) error {
+	var err error
 	if env == "" {
-		_, err := t.exec(`UPDATE environments SET revision = revision + 1, updated_at = ?`, t.now())
+		_, err = t.exec(`UPDATE environments SET revision = revision + 1, updated_at = ?`, t.now())
+	} else {
+		_, err = t.exec(`UPDATE environments SET revision = revision + 1, updated_at = ? WHERE name = ?`, t.now(), env)
+	}
+	if err != nil {
 		return err
 	}
-	_, err := t.exec(`UPDATE environments SET revision = revision + 1, updated_at = ? WHERE name = ?`, t.now(), env)
-	return err
+	return t.notify(env)
 }
 
 // AppendAudit appends an audit entry, stamped with the store's clock.
