@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/allot-dev/allot/internal/core"
 	"github.com/allot-dev/allot/internal/eval"
 	"github.com/allot-dev/allot/internal/store"
 )
@@ -31,6 +32,10 @@ type Published struct {
 	GzipETag    string         // strong ETag of Gzip (quoted)
 	Flags       int
 	keyHashes   [][32]byte
+	// Client is the CLIENT (obfuscated) form, for client keys and Eppo's
+	// client SDKs (client.go).
+	Client     Representation
+	clientKeys []core.ClientKey
 }
 
 // Build compiles cfg, checks that the engine loads the result with no flag
@@ -65,9 +70,15 @@ func Build(cfg store.EnvironmentConfig) (*Published, error) {
 	if err := zw.Close(); err != nil {
 		return nil, err
 	}
+	client, err := buildClient(doc)
+	if err != nil {
+		return nil, err
+	}
 	sum := sha256.Sum256(body)
 	tag := hex.EncodeToString(sum[:12])
 	return &Published{
+		Client:      client,
+		clientKeys:  cfg.ClientKeys,
 		Environment: cfg.Environment.Name,
 		Revision:    cfg.Environment.Revision,
 		Snapshot:    snap,
@@ -86,6 +97,8 @@ type state struct {
 	// used holds, per live key, the minute (Unix seconds) it last fetched
 	// a configuration; FlushUse writes it to the database.
 	used map[[32]byte]*atomic.Int64
+	// clients are the live client keys (client.go).
+	clients map[[32]byte]*clientEntry
 }
 
 // Cache holds every environment's Published configuration and rebuilds one
@@ -229,6 +242,7 @@ func (c *Cache) refresh(ctx context.Context) error {
 				}
 			}
 		}
+		indexClientKeys(next, old)
 		c.cur.Store(next)
 	}
 	return errors.Join(errs...)

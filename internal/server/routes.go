@@ -82,6 +82,10 @@ func (s *Server) ingestHandler(w *ingest.Writer) http.Handler {
 			if p := s.cache.ForKey(key); p != nil {
 				return p.Environment, true
 			}
+			// Client keys post assignment events too (browser SDKs).
+			if p, _ := s.cache.ForClientKey(key); p != nil {
+				return p.Environment, true
+			}
 			return "", false
 		},
 		Writer: w,
