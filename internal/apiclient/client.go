@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/allot-dev/allot/internal/core"
 	"github.com/allot-dev/allot/internal/httpapi"
 	"github.com/allot-dev/allot/internal/store"
 )
@@ -255,6 +256,13 @@ func (c *Client) SDKKeys(ctx context.Context) ([]store.SDKKey, error) {
 func (c *Client) CreateSDKKey(ctx context.Context, env, name string) (store.SDKKey, error) {
 	var out store.SDKKey
 	return out, c.do(ctx, "POST", "/api/v1/sdk-keys", -1, httpapi.CreateKeyRequest{Name: name, Environment: env}, &out)
+}
+
+// CreateClientKey creates a client key, usable from the given web origins
+// (none: any); the answer holds its secret, once.
+func (c *Client) CreateClientKey(ctx context.Context, env, name string, origins []string) (store.SDKKey, error) {
+	var out store.SDKKey
+	return out, c.do(ctx, "POST", "/api/v1/sdk-keys", -1, httpapi.CreateKeyRequest{Name: name, Environment: env, Kind: core.KeyClient, Origins: origins}, &out)
 }
 
 // RevokeSDKKey revokes an SDK key.
