@@ -37,7 +37,17 @@ func (s *Server) config(w http.ResponseWriter, r *http.Request) {
 	}
 	rep := publish.Representation{Body: p.Body, Gzip: p.Gzip, ETag: p.ETag, GzipETag: p.GzipETag}
 	if client || ClientSDK(queryParam(r.URL.RawQuery, "sdkName")) {
-		rep = p.Client
+		var err error
+		if rep, err = p.Client(); err != nil {
+			// Cannot happen with a document that compiled; say so rather
+			// than serve SERVER to a client.
+			h := w.Header()
+			h["Content-Type"] = hdrText
+			h["Cache-Control"] = hdrNoStore
+			w.WriteHeader(http.StatusServiceUnavailable)
+			w.Write([]byte("the CLIENT configuration could not be built; see the server log\n"))
+			return
+		}
 	}
 	h := w.Header()
 	h["Cache-Control"] = hdrCacheControl
@@ -92,12 +102,8 @@ func ClientSDK(sdkName string) bool {
 // sdkAuth finds the configuration the request's apiKey reads, and whether
 // the key is a client key; with no live key it answers 401 and returns nil.
 func (s *Server) sdkAuth(w http.ResponseWriter, r *http.Request) (p *publish.Published, client bool) {
-	key := queryParam(r.URL.RawQuery, "apiKey")
-	if key != "" {
-		if p = s.cache.ForKey(key); p == nil {
-			p, _ = s.cache.ForClientKey(key)
-			client = p != nil
-		}
+	if key := queryParam(r.URL.RawQuery, "apiKey"); key != "" {
+		p, client, _ = s.cache.Lookup(key)
 	}
 	if p == nil {
 		h := w.Header()

@@ -32,9 +32,9 @@ type Published struct {
 	GzipETag    string         // strong ETag of Gzip (quoted)
 	Flags       int
 	keyHashes   [][32]byte
-	// Client is the CLIENT (obfuscated) form, for client keys and Eppo's
-	// client SDKs (client.go).
-	Client     Representation
+	// client builds the CLIENT (obfuscated) form once, on first use
+	// (client.go: Client).
+	client     func() (Representation, error)
 	clientKeys []core.ClientKey
 }
 
@@ -70,14 +70,10 @@ func Build(cfg store.EnvironmentConfig) (*Published, error) {
 	if err := zw.Close(); err != nil {
 		return nil, err
 	}
-	client, err := buildClient(doc)
-	if err != nil {
-		return nil, err
-	}
 	sum := sha256.Sum256(body)
 	tag := hex.EncodeToString(sum[:12])
 	return &Published{
-		Client:      client,
+		client:      lazyClient(doc),
 		clientKeys:  cfg.ClientKeys,
 		Environment: cfg.Environment.Name,
 		Revision:    cfg.Environment.Revision,

@@ -7,6 +7,8 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -37,16 +39,25 @@ func newRepresentation(body []byte, prefix string) (Representation, error) {
 	return Representation{Body: body, Gzip: zbuf.Bytes(), ETag: `"` + tag + `"`, GzipETag: `"` + tag + `-gz"`}, nil
 }
 
-// buildClient serializes the CLIENT (obfuscated) form of doc, built from
-// the same compiled document as the SERVER form, so both always describe
-// one revision.
-func buildClient(doc *ufc.Document) (Representation, error) {
-	body, err := json.Marshal(ufc.Obfuscate(doc))
-	if err != nil {
-		return Representation{}, err
-	}
-	return newRepresentation(body, "c-")
+// lazyClient returns a function that builds the CLIENT (obfuscated) form of
+// doc on its first call and returns the same result to every later one. It
+// is built from the same compiled document as the SERVER form, so both
+// describe one revision; it is built lazily because it costs as much as the
+// SERVER form again (marshalling and compressing), which an environment no
+// client SDK reads should not pay on every change.
+func lazyClient(doc *ufc.Document) func() (Representation, error) {
+	return sync.OnceValues(func() (Representation, error) {
+		body, err := json.Marshal(ufc.Obfuscate(doc))
+		if err != nil {
+			return Representation{}, fmt.Errorf("CLIENT form of %s: %w", doc.Environment.Name, err)
+		}
+		return newRepresentation(body, "c-")
+	})
 }
+
+// Client returns the CLIENT (obfuscated) form of p, for client keys and
+// Eppo's client SDKs, built on first use and then served from memory.
+func (p *Published) Client() (Representation, error) { return p.client() }
 
 // clientEntry is a live client key in the cache's lookup table.
 type clientEntry struct {
@@ -58,23 +69,49 @@ type clientEntry struct {
 // origins it may be used from (empty: any), or nil if the secret is not a
 // live client key. Server keys are not client keys: ForKey finds those.
 func (c *Cache) ForClientKey(secret string) (*Published, []string) {
+	p, client, origins := c.Lookup(secret)
+	if !client {
+		return nil, nil
+	}
+	return p, origins
+}
+
+// Lookup finds a live SDK key of either kind, hashing the secret once:
+// the configuration it reads (nil if none), whether it is a client key,
+// and a client key's allowed origins (empty: any). Hashes are looked up,
+// then compared in constant time.
+func (c *Cache) Lookup(secret string) (p *Published, client bool, origins []string) {
 	h := core.HashSecret(secret)
 	st := c.cur.Load()
+	if p := st.keys[h]; p != nil {
+		for i := range p.keyHashes {
+			if subtle.ConstantTimeCompare(p.keyHashes[i][:], h[:]) == 1 {
+				st.markUsed(h)
+				return p, false, nil
+			}
+		}
+		return nil, false, nil
+	}
 	e := st.clients[h]
 	if e == nil {
-		return nil, nil
+		return nil, false, nil
 	}
 	for i := range e.p.clientKeys {
 		if subtle.ConstantTimeCompare(e.p.clientKeys[i].Hash[:], h[:]) == 1 {
-			if u := st.used[h]; u != nil {
-				if m := time.Now().Unix() / 60 * 60; u.Load() != m {
-					u.Store(m)
-				}
-			}
-			return e.p, e.p.clientKeys[i].Origins
+			st.markUsed(h)
+			return e.p, true, e.p.clientKeys[i].Origins
 		}
 	}
-	return nil, nil
+	return nil, false, nil
+}
+
+// markUsed records, to the minute, that a key fetched a configuration.
+func (st *state) markUsed(h [32]byte) {
+	if u := st.used[h]; u != nil {
+		if m := time.Now().Unix() / 60 * 60; u.Load() != m {
+			u.Store(m)
+		}
+	}
 }
 
 // indexClientKeys adds the client keys of every environment in next to its
