@@ -465,8 +465,13 @@ func runExperiments(ctx context.Context, e *env, args []string) error {
 
 const keysUsage = `allot keys <command> [flags]
 
-  list                          list SDK keys
-  create NAME [--env production]  create an SDK key (its secret is shown once)
+  list                          list SDK keys (server and client)
+  create NAME [--env production]  create a server key (its secret is shown once)
+  create NAME --client [--origin URL ...]
+                                create a client key, for pages and apps: it
+                                reads only the obfuscated CLIENT document and
+                                posts assignment events, from the given web
+                                origins (default: any)
   revoke ID                     revoke an SDK key
   admin-list                    list admin tokens
   admin-create NAME             create an admin token (shown once)
@@ -474,6 +479,12 @@ const keysUsage = `allot keys <command> [flags]
 
 func runKeys(ctx context.Context, e *env, args []string) error {
 	a := newAdminFlags(e, "keys", keysUsage)
+	client := a.fs.Bool("client", false, "create: a client key (safe to embed in a page or app) rather than a server key")
+	var origins []string
+	a.fs.Func("origin", "create --client: a web origin the key may be used from, such as https://www.example.com (repeatable; default: any)", func(v string) error {
+		origins = append(origins, v)
+		return nil
+	})
 	pos, c, err := a.command(args)
 	if err != nil {
 		return err
@@ -501,9 +512,13 @@ func runKeys(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintln(tw, "ID\tNAME\tENVIRONMENT\tPREFIX\tSTATE")
+		fmt.Fprintln(tw, "ID\tNAME\tENVIRONMENT\tKIND\tPREFIX\tSTATE\tORIGINS")
 		for _, k := range keys {
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s…\t%s\n", k.ID, k.Name, k.Environment, k.Prefix, revoked(&k, nil))
+			o := strings.Join(k.Origins, ",")
+			if k.Kind == core.KeyClient && o == "" {
+				o = "any"
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s…\t%s\t%s\n", k.ID, k.Name, k.Environment, k.Kind, k.Prefix, revoked(&k, nil), o)
 		}
 		return tw.Flush()
 	case "admin-list":
@@ -520,11 +535,19 @@ func runKeys(ctx context.Context, e *env, args []string) error {
 		if len(pos) != 2 {
 			return usageErr(a)
 		}
-		k, err := c.CreateSDKKey(ctx, *a.env, pos[1])
+		if len(origins) > 0 && !*client {
+			return &exitError{code: 2, err: errors.New("--origin is for client keys: add --client (a server key must never be used from a browser)")}
+		}
+		var k core.SDKKey
+		if *client {
+			k, err = c.CreateClientKey(ctx, *a.env, pos[1], origins)
+		} else {
+			k, err = c.CreateSDKKey(ctx, *a.env, pos[1])
+		}
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(e.stderr, "SDK key %d for %s (shown once):\n", k.ID, k.Environment)
+		fmt.Fprintf(e.stderr, "%s key %d for %s (shown once):\n", k.Kind, k.ID, k.Environment)
 		fmt.Fprintln(e.stdout, k.Secret)
 		return nil
 	case "admin-create":

@@ -257,6 +257,13 @@ func (c *Client) CreateSDKKey(ctx context.Context, env, name string) (core.SDKKe
 	return out, c.do(ctx, "POST", "/api/v1/sdk-keys", -1, httpapi.CreateKeyRequest{Name: name, Environment: env}, &out)
 }
 
+// CreateClientKey creates a client key, usable from the given web origins
+// (none: any); the answer holds its secret, once.
+func (c *Client) CreateClientKey(ctx context.Context, env, name string, origins []string) (core.SDKKey, error) {
+	var out core.SDKKey
+	return out, c.do(ctx, "POST", "/api/v1/sdk-keys", -1, httpapi.CreateKeyRequest{Name: name, Environment: env, Kind: core.KeyClient, Origins: origins}, &out)
+}
+
 // RevokeSDKKey revokes an SDK key.
 func (c *Client) RevokeSDKKey(ctx context.Context, id int64) error {
 	return c.do(ctx, "DELETE", "/api/v1/sdk-keys/"+strconv.FormatInt(id, 10), -1, nil, nil)

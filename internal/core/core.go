@@ -52,7 +52,9 @@ type Tx interface {
 	Bump(env string) error
 
 	SDKKeys() ([]SDKKey, error)
-	InsertSDKKey(env, name, prefix, hash string) (SDKKey, error)
+	// InsertSDKKey stores k (Environment, Name, Prefix, Kind, Origins)
+	// under hash and returns it with its ID and creation time.
+	InsertSDKKey(k SDKKey, hash string) (SDKKey, error)
 	RevokeSDKKey(id int64) (SDKKey, error) // ENOTFOUND unless live
 
 	AdminTokens() ([]AdminToken, error)

@@ -17,31 +17,54 @@ func (c *Core) SDKKeys(ctx context.Context) ([]SDKKey, error) {
 	return out, err
 }
 
-// CreateSDKKey creates an SDK key for an environment. The returned key
+// CreateSDKKey creates a server key for an environment. The returned key
 // carries the secret, which is not stored and cannot be shown again.
 func (c *Core) CreateSDKKey(ctx context.Context, env, name string) (SDKKey, error) {
-	name = strings.TrimSpace(name)
-	if env == "" {
+	return c.createKey(ctx, SDKKey{Environment: env, Name: name, Kind: KeyServer})
+}
+
+// CreateClientKey creates a client key for an environment: it reads only
+// the CLIENT document and posts assignment events, from the given web
+// origins (none: any). The secret is returned once, as with server keys,
+// though a client key is public by design once it is in a page.
+func (c *Core) CreateClientKey(ctx context.Context, env, name string, origins []string) (SDKKey, error) {
+	return c.createKey(ctx, SDKKey{Environment: env, Name: name, Kind: KeyClient, Origins: origins})
+}
+
+func (c *Core) createKey(ctx context.Context, k SDKKey) (SDKKey, error) {
+	k.Name = strings.TrimSpace(k.Name)
+	if k.Environment == "" {
 		return SDKKey{}, Invalid("environment", "is required")
 	}
-	if err := checkText("name", name, MaxNameLength, true); err != nil {
+	if err := checkText("name", k.Name, MaxNameLength, true); err != nil {
 		return SDKKey{}, err
 	}
-	secret, prefix, hash := newSecret(SDKKeyPrefix)
-	var k SDKKey
+	prefix := SDKKeyPrefix
+	if k.Kind == KeyClient {
+		prefix = ClientKeyPrefix
+		origins, err := CheckOrigins(k.Origins)
+		if err != nil {
+			return SDKKey{}, err
+		}
+		k.Origins = origins
+	} else if len(k.Origins) > 0 {
+		return SDKKey{}, Invalid("origins", "only a client key has allowed origins: a server key must never be used from a browser")
+	}
+	secret, display, hash := newSecret(prefix)
+	k.Prefix = display
 	err := c.store.Write(ctx, func(tx Tx) (err error) {
-		if k, err = tx.InsertSDKKey(env, name, prefix, hash); err != nil {
+		if k, err = tx.InsertSDKKey(k, hash); err != nil {
 			return err
 		}
-		if err := tx.Bump(env); err != nil {
+		if err := tx.Bump(k.Environment); err != nil {
 			return err
 		}
-		return c.audit(ctx, tx, "create", "sdk_key", prefix, env, nil, k)
+		return c.audit(ctx, tx, "create", "sdk_key", k.Prefix, k.Environment, nil, k)
 	})
 	if err != nil {
 		return SDKKey{}, err
 	}
-	c.changed(env)
+	c.changed(k.Environment)
 	k.Secret = secret
 	return k, nil
 }

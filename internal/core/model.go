@@ -153,7 +153,10 @@ func (p *Percent) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// SDKKey lets an SDK read one environment's configuration.
+// SDKKey lets an SDK read one environment's configuration. A server key
+// reads the SERVER document; a client key (Kind KeyClient), meant to be
+// embedded in public pages and apps, reads only the obfuscated CLIENT
+// document and posts assignment events (docs/client-side.md).
 type SDKKey struct {
 	ID          int64      `json:"id"`
 	Name        string     `json:"name"`
@@ -167,6 +170,12 @@ type SDKKey struct {
 	// Secret is set only in the answer to its creation; it is stored as a
 	// SHA-256 hash.
 	Secret string `json:"secret,omitempty"`
+	// Kind is KeyServer or KeyClient.
+	Kind string `json:"kind"`
+	// Origins are the web origins a client key may be used from
+	// (scheme://host[:port]); empty means any. Browsers enforce them
+	// through CORS.
+	Origins []string `json:"origins,omitempty"`
 }
 
 // AdminToken authorizes the management API.
@@ -197,9 +206,24 @@ type AuditEntry struct {
 type EnvironmentConfig struct {
 	Environment Environment
 	Flags       []FlagConfig // sorted by flag key
-	// KeyHashes are the SHA-256 hashes of the environment's live SDK keys.
+	// KeyHashes are the SHA-256 hashes of the environment's live server
+	// keys.
 	KeyHashes [][32]byte
+	// ClientKeys are the environment's live client keys.
+	ClientKeys []ClientKey
 }
+
+// ClientKey is what serving needs of a live client key.
+type ClientKey struct {
+	Hash    [32]byte
+	Origins []string // empty: any origin
+}
+
+// Key kinds.
+const (
+	KeyServer = "server" // reads the SERVER document: for back ends only
+	KeyClient = "client" // reads the CLIENT document: safe to embed in a page
+)
 
 // FlagConfig is a flag with its settings in one environment.
 type FlagConfig struct {

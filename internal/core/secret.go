@@ -10,6 +10,7 @@ import (
 // scanners).
 const (
 	SDKKeyPrefix     = "allot_sdk_"
+	ClientKeyPrefix  = "allot_client_"
 	AdminTokenPrefix = "allot_admin_"
 )
 

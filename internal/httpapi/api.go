@@ -345,6 +345,10 @@ func (s *Server) environmentConfig(w http.ResponseWriter, r *http.Request) error
 type CreateKeyRequest struct {
 	Name        string `json:"name"`
 	Environment string `json:"environment,omitempty"`
+	// Kind is "server" (the default) or "client"; Origins, for a client
+	// key only, are the web origins it may be used from (none: any).
+	Kind    string   `json:"kind,omitempty"`
+	Origins []string `json:"origins,omitempty"`
 }
 
 func (s *Server) listSDKKeys(w http.ResponseWriter, r *http.Request) error {
@@ -361,7 +365,19 @@ func (s *Server) createSDKKey(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(r, &req); err != nil {
 		return err
 	}
-	k, err := s.core.CreateSDKKey(r.Context(), req.Environment, req.Name)
+	var k core.SDKKey
+	var err error
+	switch req.Kind {
+	case "", core.KeyServer:
+		if len(req.Origins) > 0 {
+			return core.Invalid("origins", "only a client key has allowed origins: a server key must never be used from a browser")
+		}
+		k, err = s.core.CreateSDKKey(r.Context(), req.Environment, req.Name)
+	case core.KeyClient:
+		k, err = s.core.CreateClientKey(r.Context(), req.Environment, req.Name, req.Origins)
+	default:
+		return core.Invalid("kind", "must be %q or %q", core.KeyServer, core.KeyClient)
+	}
 	if err != nil {
 		return err
 	}

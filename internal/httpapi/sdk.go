@@ -14,7 +14,7 @@ var (
 	hdrJSON         = []string{"application/json; charset=utf-8"}
 	hdrText         = []string{"text/plain; charset=utf-8"}
 	hdrGzip         = []string{"gzip"}
-	hdrVary         = []string{"Accept-Encoding"}
+	hdrVary         = []string{"Accept-Encoding, Origin"} // CORS answers depend on Origin
 	hdrNoStore      = []string{"no-store"}
 	hdrRetryAfter   = []string{"5"}
 	hdrCacheControl = []string{"public, max-age=" + strconv.Itoa(ConfigMaxAge) + ", stale-while-revalidate=60, stale-if-error=86400"}
@@ -28,10 +28,27 @@ const ConfigMaxAge = 5
 // config serves GET /api/flag-config/v1/config?apiKey=...: the compiled
 // document of the key's environment, from memory. Bad keys get a plain-text
 // 401, never a JSON object (spec 8.2).
+//
+// A client key, or an Eppo client SDK (sdkName, see ClientSDK), gets the
+// CLIENT (obfuscated) form of the same revision, with its own ETags.
 func (s *Server) config(w http.ResponseWriter, r *http.Request) {
-	p := s.sdkAuth(w, r)
+	p, client := s.sdkAuth(w, r)
 	if p == nil {
 		return
+	}
+	rep := publish.Representation{Body: p.Body, Gzip: p.Gzip, ETag: p.ETag, GzipETag: p.GzipETag}
+	if client || ClientSDK(queryParam(r.URL.RawQuery, "sdkName")) {
+		var err error
+		if rep, err = p.Client(); err != nil {
+			// Cannot happen with a document that compiled; say so rather
+			// than serve SERVER to a client.
+			h := w.Header()
+			h["Content-Type"] = hdrText
+			h["Cache-Control"] = hdrNoStore
+			w.WriteHeader(http.StatusServiceUnavailable)
+			w.Write([]byte("the CLIENT configuration could not be built; see the server log\n"))
+			return
+		}
 	}
 	h := w.Header()
 	if p.Body == nil {
@@ -47,18 +64,18 @@ func (s *Server) config(w http.ResponseWriter, r *http.Request) {
 	h["Cache-Control"] = hdrCacheControl
 	h["Vary"] = hdrVary
 	gz := acceptsGzip(r.Header["Accept-Encoding"])
-	etag := p.ETag
+	etag := rep.ETag
 	if gz {
-		etag = p.GzipETag
+		etag = rep.GzipETag
 	}
 	h["Etag"] = []string{etag}
-	if inm := r.Header["If-None-Match"]; len(inm) > 0 && etagMatches(inm, p) {
+	if inm := r.Header["If-None-Match"]; len(inm) > 0 && etagMatches(inm, &rep) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	body := p.Body
+	body := rep.Body
 	if gz {
-		body = p.Gzip
+		body = rep.Gzip
 		h["Content-Encoding"] = hdrGzip
 	}
 	h["Content-Type"] = hdrJSON
@@ -74,7 +91,7 @@ const emptyBandits = `{"bandits":{}}`
 
 // bandits serves GET /api/flag-config/v1/bandits: Allot has no bandits.
 func (s *Server) bandits(w http.ResponseWriter, r *http.Request) {
-	if s.sdkAuth(w, r) == nil {
+	if p, _ := s.sdkAuth(w, r); p == nil {
 		return
 	}
 	h := w.Header()
@@ -84,11 +101,21 @@ func (s *Server) bandits(w http.ResponseWriter, r *http.Request) {
 	w.Write([]byte(emptyBandits))
 }
 
-func (s *Server) sdkAuth(w http.ResponseWriter, r *http.Request) *publish.Published {
-	key := queryParam(r.URL.RawQuery, "apiKey")
-	var p *publish.Published
-	if key != "" {
-		p = s.cache.ForKey(key)
+// ClientSDK reports whether sdkName is one of Eppo's client (browser or
+// mobile) SDKs, which expect the CLIENT document whatever their key.
+func ClientSDK(sdkName string) bool {
+	switch sdkName {
+	case "js-client-sdk", "javascript", "react-native", "react-native-sdk", "ios", "android":
+		return true
+	}
+	return false
+}
+
+// sdkAuth finds the configuration the request's apiKey reads, and whether
+// the key is a client key; with no live key it answers 401 and returns nil.
+func (s *Server) sdkAuth(w http.ResponseWriter, r *http.Request) (p *publish.Published, client bool) {
+	if key := queryParam(r.URL.RawQuery, "apiKey"); key != "" {
+		p, client, _ = s.cache.Lookup(key)
 	}
 	if p == nil {
 		h := w.Header()
@@ -96,9 +123,9 @@ func (s *Server) sdkAuth(w http.ResponseWriter, r *http.Request) *publish.Publis
 		h["Cache-Control"] = hdrNoStore
 		w.WriteHeader(http.StatusUnauthorized)
 		w.Write([]byte("unauthorized: missing, invalid or revoked apiKey\n"))
-		return nil
+		return nil, false
 	}
-	return p
+	return p, client
 }
 
 // queryParam finds one query parameter without building a url.Values.
@@ -141,7 +168,7 @@ func acceptsGzip(values []string) bool {
 
 // etagMatches implements If-None-Match's weak comparison against either
 // representation's tag.
-func etagMatches(values []string, p *publish.Published) bool {
+func etagMatches(values []string, p *publish.Representation) bool {
 	for _, v := range values {
 		for tag := range strings.SplitSeq(v, ",") {
 			tag = strings.TrimPrefix(strings.TrimSpace(tag), "W/")

@@ -35,6 +35,10 @@ type Published struct {
 	frags     []*fragment // sorted by key
 	blocks    []*block
 	refused   map[string]*refusal
+	// client builds the CLIENT (obfuscated) form once, on first use
+	// (client.go: Client).
+	client     func() (Representation, error)
+	clientKeys []core.ClientKey
 }
 
 // Build compiles cfg, checks that the engine loads every flag of the result,
@@ -57,6 +61,8 @@ func Build(cfg core.EnvironmentConfig) (*Published, error) {
 	}
 	p.Revision = cfg.Environment.Revision
 	p.keyHashes = cfg.KeyHashes
+	p.clientKeys = cfg.ClientKeys
+	p.client = lazyClient(cfg.Environment.Name, p.Body)
 	return p, nil
 }
 
@@ -66,6 +72,8 @@ type state struct {
 	// used holds, per live key, the minute (Unix seconds) it last fetched
 	// a configuration; FlushUse writes it to the database.
 	used map[[32]byte]*atomic.Int64
+	// clients are the live client keys (client.go).
+	clients map[[32]byte]*clientEntry
 }
 
 // Defaults of the Cache's limits.
@@ -326,12 +334,14 @@ func (c *Cache) Changed(env string, flags []string) {
 
 // read is what one rebuild read from the database.
 type read struct {
-	env   core.Environment
-	full  bool // every flag of the environment was read
-	keys  [][32]byte
-	flags []core.FlagConfig
-	gone  []string // flags asked for that do not exist (partial reads)
-	seq   uint64   // the install sequence when the read began
+	env  core.Environment
+	full bool // every flag of the environment was read
+	keys [][32]byte
+	// clients are the environment's live client keys (full reads).
+	clients []core.ClientKey
+	flags   []core.FlagConfig
+	gone    []string // flags asked for that do not exist (partial reads)
+	seq     uint64   // the install sequence when the read began
 }
 
 // candidate is one flag as a rebuild compiled it: a fragment, or why not.
@@ -382,7 +392,7 @@ func (c *Cache) rebuildEnv(ctx context.Context, env string, flags []string) (*Pu
 	case prev != nil && prev.Body != nil:
 		// Versions first: only the flags whose versions moved are read
 		// and decoded, unless so many moved that one query is cheaper.
-		e, versions, keys, err := c.db.EnvironmentVersions(rctx, env)
+		e, versions, keys, clients, err := c.db.EnvironmentVersions(rctx, env)
 		if err != nil {
 			return nil, fmt.Errorf("publish: read environment %s: %w", env, err)
 		}
@@ -398,7 +408,7 @@ func (c *Cache) rebuildEnv(ctx context.Context, env string, flags []string) (*Pu
 			}
 		}
 		if len(stale) <= maxPatch {
-			r.env, r.full, r.keys = e, true, keys
+			r.env, r.full, r.keys, r.clients = e, true, keys, clients
 			// A flag deleted since the versions were read is left out of
 			// the candidates, so install removes it.
 			if r.flags, _, err = c.readFlags(rctx, env, stale); err != nil {
@@ -413,7 +423,7 @@ func (c *Cache) rebuildEnv(ctx context.Context, env string, flags []string) (*Pu
 		if err != nil {
 			return nil, fmt.Errorf("publish: read environment %s: %w", env, err)
 		}
-		r.env, r.full, r.keys, r.flags = cfg.Environment, true, cfg.KeyHashes, cfg.Flags
+		r.env, r.full, r.keys, r.clients, r.flags = cfg.Environment, true, cfg.KeyHashes, cfg.ClientKeys, cfg.Flags
 	}
 	cancel()
 
@@ -517,9 +527,10 @@ func (c *Cache) install(r *read, cands []candidate) (*Published, error) {
 	var prevFrags []*fragment
 	revision := int64(0)
 	var keys [][32]byte
+	var clients []core.ClientKey
 	createdAt := r.env.UpdatedAt
 	if prev != nil {
-		prevFrags, revision, keys = prev.frags, prev.Revision, prev.keyHashes
+		prevFrags, revision, keys, clients = prev.frags, prev.Revision, prev.keyHashes, prev.clientKeys
 		for k, v := range prev.refused {
 			refused[k] = v
 		}
@@ -539,7 +550,7 @@ func (c *Cache) install(r *read, cands []candidate) (*Published, error) {
 		delete(refused, key)
 	}
 	if r.full {
-		keys = r.keys
+		keys, clients = r.keys, r.clients
 		seen := make(map[string]bool, len(cands))
 		for _, cd := range cands {
 			seen[cd.key] = true
@@ -613,7 +624,10 @@ func (c *Cache) install(r *read, cands []candidate) (*Published, error) {
 			return nil, err
 		}
 	}
-	p.Revision, p.keyHashes, p.refused = revision, keys, refused
+	p.Revision, p.keyHashes, p.clientKeys, p.refused = revision, keys, clients, refused
+	if p.Body != nil {
+		p.client = lazyClient(env, p.Body)
+	}
 	if len(refused) == 0 {
 		p.refused = nil
 	}
@@ -631,6 +645,7 @@ func (c *Cache) install(r *read, cands []candidate) (*Published, error) {
 			}
 		}
 	}
+	indexClientKeys(next, st)
 	c.cur.Store(next)
 	c.published(st, next)
 	if c.OnRefused != nil {

@@ -21,7 +21,8 @@ const MaxRequestBytes = ingest.MaxBodyBytes + 1<<20
 
 // handler applies the middleware, once, around the root mux: recovery from
 // panics, the request facts (httpx.Info, including HTTPS behind a trusted
-// proxy), the body limit, metrics by route pattern, and the request log.
+// proxy), the body limit, CORS on the SDK endpoints, metrics by route
+// pattern, and the request log.
 func (s *Server) handler(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -56,6 +57,9 @@ func (s *Server) handler(mux *http.ServeMux) http.Handler {
 			}
 			s.observe(r, rec, info, time.Since(start))
 		}()
+		if s.cors(rec, r) {
+			return // a preflight, or an origin its client key refuses (cors.go)
+		}
 		mux.ServeHTTP(rec, r)
 	})
 }

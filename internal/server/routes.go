@@ -79,7 +79,8 @@ func (s *Server) metricsAccess(api *httpapi.Server, h http.Handler) http.Handler
 func (s *Server) ingestHandler(w *ingest.Writer) http.Handler {
 	return &ingest.Handler{
 		Environment: func(key string) (string, bool) {
-			if p := s.cache.ForKey(key); p != nil {
+			// Either kind: client keys post assignment events too.
+			if p, _, _ := s.cache.Lookup(key); p != nil {
 				return p.Environment, true
 			}
 			return "", false

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/allot-dev/allot/internal/core"
@@ -385,41 +386,63 @@ func (t *tx) EnvironmentConfig(env string) (core.EnvironmentConfig, error) {
 	if t.d.configHook != nil {
 		t.d.configHook()
 	}
-	krows, err := t.query(`SELECT hash FROM sdk_keys WHERE environment_id = ? AND revoked_at IS NULL`, envID)
+	krows, err := t.query(`SELECT hash, kind, origins FROM sdk_keys WHERE environment_id = ? AND revoked_at IS NULL`, envID)
 	if err != nil {
 		return cfg, err
 	}
 	defer krows.Close()
 	for krows.Next() {
-		var h string
-		if err := krows.Scan(&h); err != nil {
+		var h, kind, origins string
+		if err := krows.Scan(&h, &kind, &origins); err != nil {
 			return cfg, err
 		}
 		var sum [32]byte
 		if b, err := hex.DecodeString(h); err == nil && len(b) == 32 {
 			copy(sum[:], b)
-			cfg.KeyHashes = append(cfg.KeyHashes, sum)
+		} else {
+			continue
 		}
+		switch kind {
+		case core.KeyServer:
+			cfg.KeyHashes = append(cfg.KeyHashes, sum)
+		case core.KeyClient:
+			ck := core.ClientKey{Hash: sum}
+			if err := json.Unmarshal([]byte(origins), &ck.Origins); err != nil {
+				return cfg, fmt.Errorf("client key origins: %w", err)
+			}
+			cfg.ClientKeys = append(cfg.ClientKeys, ck)
+		}
+		// A kind this version does not know grants nothing.
 	}
 	return cfg, krows.Err()
 }
 
 // ---- SDK keys
 
-func (t *tx) InsertSDKKey(env, name, prefix, hash string) (core.SDKKey, error) {
-	envID, _, err := t.env(env)
+func (t *tx) InsertSDKKey(k core.SDKKey, hash string) (core.SDKKey, error) {
+	envID, _, err := t.env(k.Environment)
 	if err != nil {
 		return core.SDKKey{}, err
 	}
+	if k.Kind == "" {
+		k.Kind = core.KeyServer
+	}
+	origins, err := json.Marshal(k.Origins)
+	if err != nil {
+		return core.SDKKey{}, err
+	}
+	if k.Origins == nil {
+		origins = []byte("[]")
+	}
 	now := t.now()
-	k := core.SDKKey{Name: name, Environment: env, Prefix: prefix, CreatedAt: fromMicros(now)}
-	err = t.row(`INSERT INTO sdk_keys (environment_id, name, prefix, hash, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id`,
-		envID, name, prefix, hash, now).Scan(&k.ID)
+	k.CreatedAt = fromMicros(now)
+	err = t.row(`INSERT INTO sdk_keys (environment_id, name, prefix, hash, created_at, kind, origins) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		envID, k.Name, k.Prefix, hash, now, k.Kind, string(origins)).Scan(&k.ID)
 	return k, err
 }
 
 func (t *tx) SDKKeys() ([]core.SDKKey, error) {
-	rows, err := t.query(`SELECT k.id, k.name, e.name, k.prefix, k.created_at, k.revoked_at, k.last_used_at FROM sdk_keys k JOIN environments e ON e.id = k.environment_id ORDER BY k.id`)
+	rows, err := t.query(`SELECT k.id, k.name, e.name, k.prefix, k.created_at, k.revoked_at, k.last_used_at, k.kind, k.origins FROM sdk_keys k JOIN environments e ON e.id = k.environment_id ORDER BY k.id`)
 	if err != nil {
 		return nil, err
 	}
@@ -429,10 +452,14 @@ func (t *tx) SDKKeys() ([]core.SDKKey, error) {
 		var k core.SDKKey
 		var created int64
 		var revoked, used sql.NullInt64
-		if err := rows.Scan(&k.ID, &k.Name, &k.Environment, &k.Prefix, &created, &revoked, &used); err != nil {
+		var origins string
+		if err := rows.Scan(&k.ID, &k.Name, &k.Environment, &k.Prefix, &created, &revoked, &used, &k.Kind, &origins); err != nil {
 			return nil, err
 		}
 		k.CreatedAt, k.RevokedAt, k.LastUsedAt = fromMicros(created), fromNullMicros(revoked), fromNullMicros(used)
+		if err := json.Unmarshal([]byte(origins), &k.Origins); err != nil {
+			return nil, fmt.Errorf("sdk key %d: origins: %w", k.ID, err)
+		}
 		out = append(out, k)
 	}
 	return out, rows.Err()

@@ -26,13 +26,21 @@ func TestEnvironmentVersions(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		e, versions, keys, err := db.EnvironmentVersions(ctx, core.DefaultEnvironment)
+		// A client key is not a server key: EnvironmentVersions keeps them apart.
+		ck, err := storetest.OpsOn(db).CreateClientKey(ctx, core.DefaultEnvironment, "page", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, versions, keys, clients, err := db.EnvironmentVersions(ctx, core.DefaultEnvironment)
 		if err != nil {
 			t.Fatal(err)
 		}
 		cfg, err := storetest.OpsOn(db).EnvironmentConfig(ctx, core.DefaultEnvironment)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if len(clients) != 1 || clients[0].Hash != core.HashSecret(ck.Secret) {
+			t.Fatalf("client keys %+v", clients)
 		}
 		if e.Revision != cfg.Environment.Revision || len(versions) != 2 || len(keys) != 1 || keys[0] != core.HashSecret(key.Secret) {
 			t.Fatalf("environment %+v, versions %+v, %d keys", e, versions, len(keys))
@@ -46,7 +54,7 @@ func TestEnvironmentVersions(t *testing.T) {
 		if versions[0].Key != "a" || versions[0].SettingsVersion != 0 || versions[1].SettingsVersion != 1 {
 			t.Fatalf("versions %+v", versions)
 		}
-		if _, _, _, err := db.EnvironmentVersions(ctx, "nope"); core.ErrorCode(err) != core.ENOTFOUND {
+		if _, _, _, _, err := db.EnvironmentVersions(ctx, "nope"); core.ErrorCode(err) != core.ENOTFOUND {
 			t.Fatalf("unknown environment: %v", err)
 		}
 	})

@@ -14,6 +14,8 @@ type keysData struct {
 	Keys    []core.SDKKey
 	Created *core.SDKKey // the key just created, with its secret
 	Name    string
+	Kind    string // the form's kind, kept when it is shown again
+	Origins string // the form's origins, one per line
 	BaseURL string
 }
 
@@ -47,20 +49,30 @@ func (u *UI) listKeys(w http.ResponseWriter, r *http.Request, p *page) error {
 
 func (u *UI) createKey(w http.ResponseWriter, r *http.Request, p *page) error {
 	name := strings.TrimSpace(r.PostFormValue("name"))
-	k, err := u.core.CreateSDKKey(r.Context(), p.Env, name)
+	kind, origins := r.PostFormValue("kind"), r.PostFormValue("origins")
+	var k core.SDKKey
+	var err error
+	if kind == core.KeyClient {
+		k, err = u.core.CreateClientKey(r.Context(), p.Env, name, strings.Fields(origins))
+	} else {
+		k, err = u.core.CreateSDKKey(r.Context(), p.Env, name)
+	}
 	if err != nil {
 		if statusOf(err) == http.StatusInternalServerError {
 			return err
 		}
 		p.fail(err, func(f string) (string, string) {
-			if f == "name" {
+			switch f {
+			case "name":
 				return "name", "Name"
+			case "origins":
+				return "origins", "Allowed origins"
 			}
 			return "", ""
 		})
-		return u.renderKeys(w, r, p, &keysData{Name: name})
+		return u.renderKeys(w, r, p, &keysData{Name: name, Kind: kind, Origins: origins})
 	}
-	p.Flash = fmt.Sprintf("Created SDK key %s for %s. Copy the secret now: it is shown only once.", k.Name, k.Environment)
+	p.Flash = fmt.Sprintf("Created %s key %s for %s. Copy the secret now: it is shown only once.", k.Kind, k.Name, k.Environment)
 	return u.renderKeys(w, r, p, &keysData{Created: &k})
 }
 

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/allot-dev/allot/internal/server"
+)
+
+// TestKeysCreateClient: `allot keys create NAME --client --origin URL`
+// makes a client key that reads the CLIENT document; the list shows kinds
+// and origins; --origin without --client is a usage error.
+func TestKeysCreateClient(t *testing.T) {
+	const token = "allot_admin_cli-client-token-0123456789"
+	s, err := server.Start(context.Background(), server.Config{Addr: "127.0.0.1:0", DB: filepath.Join(t.TempDir(), "a.db"), AdminToken: token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		s.Close(ctx)
+	})
+	run := func(args ...string) (int, string, string) {
+		var out, errOut bytes.Buffer
+		e := &env{stdin: strings.NewReader(""), stdout: &out, stderr: &errOut, getenv: func(k string) string {
+			return map[string]string{"ALLOT_SERVER": s.URL(), "ALLOT_TOKEN": token}[k]
+		}}
+		code := Main(context.Background(), e, args)
+		return code, out.String(), errOut.String()
+	}
+	code, key, msg := run("keys", "create", "shop", "--client", "--origin", "https://shop.example.com", "--origin", "http://127.0.0.1:3000")
+	key = strings.TrimSpace(key)
+	if code != 0 || !strings.HasPrefix(key, "allot_client_") || !strings.Contains(msg, "client key") {
+		t.Fatalf("create --client: %d %q %q", code, key, msg)
+	}
+	resp, err := http.Get(s.URL() + "/api/flag-config/v1/config?apiKey=" + key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"format":"CLIENT"`) {
+		t.Fatalf("client key reads %d %.80s", resp.StatusCode, body)
+	}
+	if code, out, _ := run("keys", "create", "backend"); code != 0 || !strings.HasPrefix(out, "allot_sdk_") {
+		t.Fatalf("server key: %d %q", code, out)
+	}
+	if code, _, msg := run("keys", "create", "oops", "--origin", "https://a.example"); code != 2 || !strings.Contains(msg, "--client") {
+		t.Fatalf("--origin without --client: %d %q", code, msg)
+	}
+	if code, _, msg := run("keys", "create", "bad", "--client", "--origin", "https://a.example/page"); code == 0 || !strings.Contains(msg, "origin") {
+		t.Fatalf("bad origin: %d %q", code, msg)
+	}
+	_, out, _ := run("keys", "list")
+	lines := strings.Split(out, "\n")
+	if len(lines) < 3 || !strings.Contains(lines[0], "KIND") ||
+		!strings.Contains(lines[1], "client") || !strings.Contains(lines[1], "https://shop.example.com,http://127.0.0.1:3000") ||
+		!strings.Contains(lines[2], "server") || strings.Contains(out, key) {
+		t.Fatalf("list:\n%s", out)
+	}
+}
