@@ -19,6 +19,7 @@ import (
 	"github.com/allot-dev/allot/internal/core"
 	"github.com/allot-dev/allot/internal/httpapi"
 	"github.com/allot-dev/allot/internal/ingest"
+	"github.com/allot-dev/allot/internal/ofrep"
 	"github.com/allot-dev/allot/internal/publish"
 	"github.com/allot-dev/allot/internal/store"
 	"github.com/allot-dev/allot/internal/web"
@@ -69,6 +70,7 @@ type Server struct {
 	cache   *publish.Cache
 	metrics *httpapi.Metrics
 	ingest  *ingest.Writer
+	ofrep   *ofrep.Recorder // logs OFREP evaluations to the assignment table
 	mux     *http.ServeMux // the routes, without the middleware (benchmarks)
 	http    *http.Server
 	ln      net.Listener
@@ -179,7 +181,9 @@ func start(ctx context.Context, cfg Config, ln net.Listener) (*Server, error) {
 	// One domain core for every front end of this process.
 	dom := core.New(db, core.Options{Listener: cache, Log: log, NewSalt: cfg.NewSalt})
 	writer := ingest.NewWriter(db, ingest.Options{})
-	s := &Server{cfg: cfg, db: db, cache: cache, metrics: metrics, ingest: writer, ln: ln, errc: make(chan error, 1)}
+	recorder := ofrep.NewRecorder(writer, ofrep.RecorderOptions{Log: log})
+	registerOFREPMetrics(metrics, recorder)
+	s := &Server{cfg: cfg, db: db, cache: cache, metrics: metrics, ingest: writer, ofrep: recorder, ln: ln, errc: make(chan error, 1)}
 	mux := s.routes(httpapi.New(db, cache, log, httpapi.WithCore(dom)), s.ingestHandler(writer), web.New(db, cache, log, web.WithCore(dom)))
 	s.mux = mux
 	s.http = &http.Server{
@@ -247,7 +251,11 @@ func (s *Server) Close(ctx context.Context) error {
 		err = s.http.Shutdown(ctx)
 		s.cancel()
 		s.wg.Wait()
-		// Requests are done: write what they queued before the database goes.
+		// Requests are done: write what they queued before the database
+		// goes; OFREP's recorder writes through the ingest writer, so first.
+		if rerr := s.ofrep.Close(ctx); err == nil {
+			err = rerr
+		}
 		if ierr := s.ingest.Close(ctx); err == nil {
 			err = ierr
 		}
