@@ -256,7 +256,7 @@ func (h *Handler) evaluate(p *publish.Published, f *eval.Flag, ctx *evalContext)
 		switch {
 		case res.Rule != nil:
 			reason = ReasonTargetingMatch
-		case randomized(res.Split):
+		case res.Randomized():
 			reason = ReasonSplit
 		}
 		meta["allocation"] = res.AllocationKey()
@@ -279,20 +279,6 @@ func (h *Handler) evaluate(p *publish.Published, f *eval.Flag, ctx *evalContext)
 		return failure{Key: f.Key, ErrorCode: ErrGeneral, ErrorDetails: res.Description(f.Key)}
 	}
 	return failure{Key: f.Key, ErrorCode: ErrGeneral, ErrorDetails: res.Description(f.Key)}
-}
-
-// randomized reports whether the split assigned by hashing the subject
-// (an experiment or a partial rollout) rather than to everyone.
-func randomized(s *eval.Split) bool {
-	if s == nil {
-		return false
-	}
-	for i := range s.Shards {
-		if !s.Shards[i].All {
-			return true
-		}
-	}
-	return false
 }
 
 // value is a variation's value as OFREP carries it (JSON flags as the
