@@ -22,6 +22,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/allot-dev/allot/internal/eval"
 	"github.com/allot-dev/allot/internal/httpx"
@@ -327,6 +328,11 @@ func parseContext(body []byte) (*evalContext, *failure) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		ctx.canonical = []byte("{}")
 		return ctx, nil
+	}
+	// encoding/json would replace invalid bytes by U+FFFD, making two
+	// different subjects collide: refuse them (docs/limits.md).
+	if !utf8.Valid(body) {
+		return nil, &failure{ErrorCode: ErrParse, ErrorDetails: "request body is not valid UTF-8"}
 	}
 	var req struct {
 		Context json.RawMessage `json:"context"`

@@ -233,6 +233,7 @@ func TestErrors(t *testing.T) {
 	}{
 		{"unknown flag", "/ofrep/v1/evaluate/flags/nope", ctxBody("u", nil), nil, 404, "FLAG_NOT_FOUND"},
 		{"not JSON", "/ofrep/v1/evaluate/flags/checkout", `{"context":`, nil, 400, "PARSE_ERROR"},
+		{"invalid UTF-8", "/ofrep/v1/evaluate/flags/checkout", "{\"context\":{\"targetingKey\":\"u\xff\"}}", nil, 400, "PARSE_ERROR"},
 		{"trailing data", "/ofrep/v1/evaluate/flags/checkout", `{} {}`, nil, 400, "PARSE_ERROR"},
 		{"context not an object", "/ofrep/v1/evaluate/flags/checkout", `{"context":[1]}`, nil, 400, "INVALID_CONTEXT"},
 		{"targetingKey not a string", "/ofrep/v1/evaluate/flags/checkout", `{"context":{"targetingKey":7}}`, nil, 400, "INVALID_CONTEXT"},
@@ -308,7 +309,7 @@ func TestBulkETag(t *testing.T) {
 		t.Errorf("same context: %d, ETag %q (want 304, %q)", same.status, same.header.Get("ETag"), etag)
 	}
 	for _, body := range []string{
-		`{"context":{"targetingKey":"u2","plan":"pro","email":"a@b.c"}}`, // another subject
+		`{"context":{"targetingKey":"u2","plan":"pro","email":"a@b.c"}}`,  // another subject
 		`{"context":{"targetingKey":"u1","plan":"free","email":"a@b.c"}}`, // another attribute value
 		`{"context":{"targetingKey":"u1","plan":"pro"}}`,                  // one attribute less
 	} {
