@@ -33,10 +33,12 @@ type env struct {
 	key string
 }
 
-func startEnv(t *testing.T) *env {
+func startEnv(t *testing.T) *env { return startEnvAt(t, filepath.Join(t.TempDir(), "allot.db")) }
+
+func startEnvAt(t *testing.T, db string) *env {
 	t.Helper()
 	s, err := server.Start(context.Background(), server.Config{
-		Addr: "127.0.0.1:0", DB: filepath.Join(t.TempDir(), "allot.db"), AdminToken: adminToken, Metrics: server.MetricsPublic,
+		Addr: "127.0.0.1:0", DB: db, AdminToken: adminToken, Metrics: server.MetricsPublic,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -418,5 +420,35 @@ func TestAssignmentsAreLogged(t *testing.T) {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("metrics lack %q", want)
 		}
+	}
+}
+
+// TestShutdownKeepsAssignments: assignments handed out just before the
+// server closes are in the table afterwards (the recorder is drained before
+// the ingestion writer and the database close).
+func TestShutdownKeepsAssignments(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "allot.db")
+	e := startEnvAt(t, path)
+	const subjects = 200
+	for i := range subjects {
+		if r := e.post(t, "/ofrep/v1/evaluate/flags/checkout", ctxBody(fmt.Sprint("user-", i), nil)); r.status != 200 {
+			t.Fatalf("%d %s", r.status, r.text)
+		}
+	}
+	ctx := context.Background()
+	if err := e.s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	db, err := store.Open(ctx, path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	n := 0
+	if err := db.Assignments(ctx, store.AssignmentFilter{}, func(*store.Assignment) error { n++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if n != subjects {
+		t.Fatalf("%d assignments in the table after shutdown, want %d", n, subjects)
 	}
 }
