@@ -115,9 +115,18 @@ type bulk struct {
 type evalContext struct {
 	subject string
 	attrs   map[string]any // without targetingKey
-	// canonical is the context re-encoded with sorted keys: two requests
-	// with the same context have the same bytes, whatever their order.
-	canonical []byte
+	raw     map[string]any // the context as sent, targetingKey included
+}
+
+// canonical is the context re-encoded with sorted keys (encoding/json sorts
+// map keys): two requests with the same context have the same bytes,
+// whatever their order. Only the bulk ETag needs it.
+func (c *evalContext) canonical() []byte {
+	if len(c.raw) == 0 {
+		return []byte("{}")
+	}
+	b, _ := json.Marshal(c.raw)
+	return b
 }
 
 // apiKey returns the SDK key of r: Authorization: Bearer, or X-API-Key
@@ -191,7 +200,7 @@ func (h *Handler) evaluateFlags(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, f)
 		return
 	}
-	etag := bulkETag(p.ETag, ctx.canonical)
+	etag := bulkETag(p.ETag, ctx.canonical())
 	hdr := w.Header()
 	hdr.Set("ETag", etag)
 	hdr.Set("Cache-Control", "private, no-cache")
@@ -326,7 +335,6 @@ func readContext(w http.ResponseWriter, r *http.Request) (*evalContext, *failure
 func parseContext(body []byte) (*evalContext, *failure) {
 	ctx := &evalContext{attrs: map[string]any{}}
 	if len(bytes.TrimSpace(body)) == 0 {
-		ctx.canonical = []byte("{}")
 		return ctx, nil
 	}
 	// encoding/json would replace invalid bytes by U+FFFD, making two
@@ -346,7 +354,6 @@ func parseContext(body []byte) (*evalContext, *failure) {
 	}
 	raw := bytes.TrimSpace(req.Context)
 	if len(raw) == 0 || string(raw) == "null" {
-		ctx.canonical = []byte("{}")
 		return ctx, nil
 	}
 	if raw[0] != '{' {
@@ -388,8 +395,7 @@ func parseContext(body []byte) (*evalContext, *failure) {
 		}
 		ctx.attrs[k] = v
 	}
-	// encoding/json writes map keys sorted: a canonical form.
-	ctx.canonical, _ = json.Marshal(m)
+	ctx.raw = m
 	return ctx, nil
 }
 
