@@ -70,7 +70,6 @@ type Server struct {
 	cache   *publish.Cache
 	metrics *httpapi.Metrics
 	ingest  *ingest.Writer
-	ofrep   *ofrep.Recorder // logs OFREP evaluations to the assignment table
 	mux     *http.ServeMux // the routes, without the middleware (benchmarks)
 	http    *http.Server
 	ln      net.Listener
@@ -78,6 +77,9 @@ type Server struct {
 	wg      sync.WaitGroup
 	errc    chan error
 	once    sync.Once
+	// ofrep logs OFREP evaluations to the assignment table; Close drains
+	// it before the ingest writer.
+	ofrep *ofrep.Recorder
 }
 
 // Start listens first (so a busy port fails before anything is created or
@@ -181,9 +183,9 @@ func start(ctx context.Context, cfg Config, ln net.Listener) (*Server, error) {
 	// One domain core for every front end of this process.
 	dom := core.New(db, core.Options{Listener: cache, Log: log, NewSalt: cfg.NewSalt})
 	writer := ingest.NewWriter(db, ingest.Options{})
-	recorder := ofrep.NewRecorder(writer, ofrep.RecorderOptions{Log: log})
-	registerOFREPMetrics(metrics, recorder)
-	s := &Server{cfg: cfg, db: db, cache: cache, metrics: metrics, ingest: writer, ofrep: recorder, ln: ln, errc: make(chan error, 1)}
+	s := &Server{cfg: cfg, db: db, cache: cache, metrics: metrics, ingest: writer, ln: ln, errc: make(chan error, 1)}
+	s.ofrep = ofrep.NewRecorder(writer, ofrep.RecorderOptions{Log: log})
+	registerOFREPMetrics(metrics, s.ofrep)
 	mux := s.routes(httpapi.New(db, cache, log, httpapi.WithCore(dom)), s.ingestHandler(writer), web.New(db, cache, log, web.WithCore(dom)))
 	s.mux = mux
 	s.http = &http.Server{
