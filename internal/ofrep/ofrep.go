@@ -75,6 +75,7 @@ type Handler struct {
 func (h *Handler) Register(m *http.ServeMux) {
 	m.HandleFunc("POST /ofrep/v1/evaluate/flags/{key}", h.evaluateFlag)
 	m.HandleFunc("POST /ofrep/v1/evaluate/flags", h.evaluateFlags)
+	m.HandleFunc("GET /ofrep/v1/configuration", h.configuration)
 	// Any other method or path under /ofrep/ is a client's mistake: a JSON
 	// 404 (or 405 from the mux), never the UI's sign-in page.
 	m.HandleFunc("/ofrep/", func(w http.ResponseWriter, r *http.Request) {
@@ -221,6 +222,35 @@ func (h *Handler) evaluateFlags(w http.ResponseWriter, r *http.Request) {
 	}
 	out.EventStreams = []eventStream{{Type: "sse", URL: streamURL(r)}}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// configurationBody is the answer of GET /ofrep/v1/configuration (an OFREP
+// extension providers may read): polling works (the bulk ETag makes it
+// cheap), every OpenFeature type is served. It never changes.
+var configurationBody = []byte(`{"name":"Allot","capabilities":{` +
+	`"cacheInvalidation":{"polling":{"enabled":true,"minPollingIntervalMs":1000}},` +
+	`"flagEvaluation":{"supportedTypes":["int","float","string","boolean","object"]}}}` + "\n")
+
+var configurationETag = func() string {
+	sum := sha256.Sum256(configurationBody)
+	return `"` + hex.EncodeToString(sum[:12]) + `"`
+}()
+
+// configuration serves GET /ofrep/v1/configuration.
+func (h *Handler) configuration(w http.ResponseWriter, r *http.Request) {
+	if h.auth(w, r) == nil {
+		return
+	}
+	hdr := w.Header()
+	hdr.Set("ETag", configurationETag)
+	hdr.Set("Cache-Control", "private, no-cache")
+	if matches(r.Header.Get("If-None-Match"), configurationETag) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	hdr.Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	w.Write(configurationBody)
 }
 
 // streamURL is the absolute URL of the configuration stream for the key

@@ -452,3 +452,40 @@ func TestShutdownKeepsAssignments(t *testing.T) {
 		t.Fatalf("%d assignments in the table after shutdown, want %d", n, subjects)
 	}
 }
+
+// TestConfiguration: the OFREP configuration extension answers with the
+// capabilities, an ETag and 304 on a match, and only to a valid key.
+func TestConfiguration(t *testing.T) {
+	e := startEnv(t)
+	get := func(hdr ...string) (*http.Response, []byte) {
+		req, _ := http.NewRequest("GET", e.s.URL()+"/ofrep/v1/configuration", nil)
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, b
+	}
+	resp, body := get("X-API-Key", e.key)
+	var cfg struct {
+		Name         string `json:"name"`
+		Capabilities struct {
+			FlagEvaluation struct {
+				SupportedTypes []string `json:"supportedTypes"`
+			} `json:"flagEvaluation"`
+		} `json:"capabilities"`
+	}
+	if resp.StatusCode != 200 || json.Unmarshal(body, &cfg) != nil || cfg.Name != "Allot" || len(cfg.Capabilities.FlagEvaluation.SupportedTypes) != 5 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	if resp, _ := get("X-API-Key", e.key, "If-None-Match", resp.Header.Get("ETag")); resp.StatusCode != 304 {
+		t.Errorf("If-None-Match: %d", resp.StatusCode)
+	}
+	if resp, _ := get(); resp.StatusCode != 401 {
+		t.Errorf("no key: %d", resp.StatusCode)
+	}
+}
