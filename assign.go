@@ -56,6 +56,12 @@ type Details struct {
 	// Environment and ConfigCreatedAt identify the configuration used.
 	Environment     string
 	ConfigCreatedAt time.Time
+	// Targeted and Randomized say what decided a match: a targeting rule
+	// passed, and the subject's hash picked the variation (an experiment or
+	// a partial rollout); neither is a value for everyone. FlagFound tells
+	// a disabled flag from an unknown one. OpenFeature's reasons
+	// (TARGETING_MATCH, SPLIT, STATIC, DISABLED) come from these.
+	Targeted, Randomized, FlagFound bool
 }
 
 // evaluate is the one path from a getter to the engine: load the current
@@ -101,7 +107,10 @@ func details(r *eval.Result, s *snapshot, flagKey string) Details {
 	if d.Code == CodeMatch || d.Code == CodeAssignmentError {
 		d.Variation = r.VariationKey()
 		d.Allocation = r.AllocationKey()
+		d.Targeted = r.Rule != nil
+		d.Randomized = r.Randomized()
 	}
+	d.FlagFound = r.Flag != nil
 	if s == nil {
 		d.Reason = "No configuration yet; serving the default."
 		return d

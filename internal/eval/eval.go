@@ -113,6 +113,21 @@ func (r *Result) DoLog() bool {
 	return r.Code == Match && r.Allocation != nil && r.Allocation.DoLog
 }
 
+// Randomized reports whether the matched split was picked by hashing the
+// subject (an experiment, a partial rollout) rather than covering everyone
+// the allocation reaches. OpenFeature calls the first reason SPLIT.
+func (r *Result) Randomized() bool {
+	if r.Split == nil {
+		return false
+	}
+	for i := range r.Split.Shards {
+		if !r.Split.Shards[i].All {
+			return true
+		}
+	}
+	return false
+}
+
 // ExtraLogging returns the matched split's extra logging fields, or nil.
 func (r *Result) ExtraLogging() map[string]string {
 	if r.Code != Match || r.Split == nil {

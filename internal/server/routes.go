@@ -6,10 +6,13 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/allot-dev/allot/internal/core"
 	"github.com/allot-dev/allot/internal/httpapi"
 	"github.com/allot-dev/allot/internal/httpx"
 	"github.com/allot-dev/allot/internal/ingest"
+	"github.com/allot-dev/allot/internal/ofrep"
 )
 
 // Metrics access modes (--metrics).
@@ -35,6 +38,8 @@ func (s *Server) routes(api *httpapi.Server, ingestion http.Handler, ui http.Han
 	// The SDK endpoints and the management API.
 	api.Register(m)
 	m.Handle("POST /api/v1/assignments", ingestion)
+	// OpenFeature remote evaluation, on the published snapshots.
+	(&ofrep.Handler{ForKey: s.cache.ForKey, Recorder: s.ofrep}).Register(m)
 	// Anything else under /api/ is an API client's mistake: a JSON 404, never
 	// the UI's sign-in page.
 	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
@@ -88,5 +93,21 @@ func (s *Server) ingestHandler(w *ingest.Writer) http.Handler {
 		Writer: w,
 		Log:    s.cfg.Log,
 		Now:    time.Now,
+	}
+}
+
+// registerOFREPMetrics exposes what happened to the assignments OFREP
+// evaluations logged, so that a loss is visible, never silent.
+func registerOFREPMetrics(m *httpapi.Metrics, r *ofrep.Recorder) {
+	for _, c := range []struct {
+		name, help string
+		get        func(ofrep.RecorderStats) uint64
+	}{
+		{"allot_ofrep_assignments_written_total", "Assignments from OFREP evaluations written to the assignment table.", func(s ofrep.RecorderStats) uint64 { return s.Written }},
+		{"allot_ofrep_assignments_deduped_total", "OFREP assignments not logged again because unchanged for the subject.", func(s ofrep.RecorderStats) uint64 { return s.Deduped }},
+		{"allot_ofrep_assignments_dropped_total", "OFREP assignments dropped because the queue was full.", func(s ofrep.RecorderStats) uint64 { return s.Dropped }},
+		{"allot_ofrep_assignments_failed_total", "OFREP assignments lost because the write failed.", func(s ofrep.RecorderStats) uint64 { return s.Failed }},
+	} {
+		m.Registry().MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: c.name, Help: c.help}, func() float64 { return float64(c.get(r.Stats())) }))
 	}
 }

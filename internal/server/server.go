@@ -19,6 +19,7 @@ import (
 	"github.com/allot-dev/allot/internal/core"
 	"github.com/allot-dev/allot/internal/httpapi"
 	"github.com/allot-dev/allot/internal/ingest"
+	"github.com/allot-dev/allot/internal/ofrep"
 	"github.com/allot-dev/allot/internal/publish"
 	"github.com/allot-dev/allot/internal/store"
 	"github.com/allot-dev/allot/internal/web"
@@ -82,6 +83,9 @@ type Server struct {
 	wg      sync.WaitGroup
 	errc    chan error
 	once    sync.Once
+	// ofrep logs OFREP evaluations to the assignment table; Close drains
+	// it before the ingest writer.
+	ofrep *ofrep.Recorder
 }
 
 // Start listens first (so a busy port fails before anything is created or
@@ -190,6 +194,8 @@ func start(ctx context.Context, cfg Config, ln net.Listener) (*Server, error) {
 	}
 	writer := ingest.NewWriter(db, ingest.Options{})
 	s := &Server{cfg: cfg, db: db, core: dom, cache: cache, metrics: metrics, ingest: writer, ln: ln, errc: make(chan error, 1)}
+	s.ofrep = ofrep.NewRecorder(writer, ofrep.RecorderOptions{Log: log})
+	registerOFREPMetrics(metrics, s.ofrep)
 	api := httpapi.New(db, cache, log, httpapi.WithCore(dom))
 	metrics.Registry().MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "allot_config_streams", Help: "Configuration streams (server-sent events) open on this replica.",
@@ -276,7 +282,11 @@ func (s *Server) Close(ctx context.Context) error {
 		err = s.http.Shutdown(ctx)
 		s.cancel()
 		s.wg.Wait()
-		// Requests are done: write what they queued before the database goes.
+		// Requests are done: write what they queued before the database
+		// goes; OFREP's recorder writes through the ingest writer, so first.
+		if rerr := s.ofrep.Close(ctx); err == nil {
+			err = rerr
+		}
 		if ierr := s.ingest.Close(ctx); err == nil {
 			err = ierr
 		}
