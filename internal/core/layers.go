@@ -66,6 +66,12 @@ const (
 	MaxLayerRanges  = 50
 )
 
+// pct formats basis points as a percentage.
+func pct(bp int) string {
+	b, _ := Percent(bp).MarshalJSON()
+	return string(b) + " %"
+}
+
 func (l *Layer) member(flag, alloc string) int {
 	return slices.IndexFunc(l.Members, func(m LayerMember) bool { return m.Flag == flag && m.Allocation == alloc })
 }
@@ -101,8 +107,8 @@ func (l *Layer) grow(i, need int) error {
 	m := &l.Members[i]
 	free := rangeSet{{0, Whole}}.minus(l.owned())
 	if free.total() < need {
-		return Errorf(ECONFLICT, "layer %s has %v free; experiment %s of flag %s needs %v more",
-			l.Name, Percent(free.total()), m.Allocation, m.Flag, Percent(need))
+		return Errorf(ECONFLICT, "layer %s has %s free; experiment %s of flag %s needs %s more",
+			l.Name, pct(free.total()), m.Allocation, m.Flag, pct(need))
 	}
 	var taken []Range
 	add := func(rs []Range) {
