@@ -30,7 +30,7 @@ func TestLayersAndHoldouts(t *testing.T) {
 	}
 	_, err := c.CreateLayer(ctx, env, "checkout")
 	must(err)
-	_, err = c.CreateHoldout(ctx, env, "q3", 1000)
+	_, err = c.CreateHoldout(ctx, env, "q3", 1000, false)
 	must(err)
 	exp := func(layer string, share core.Percent) core.Allocation {
 		a := core.Allocation{Key: "exp", Type: core.Experiment, Status: core.Running, Traffic: 9000,

@@ -123,7 +123,8 @@ func pctText(bp int) string {
 const holdoutsUsage = `allot holdouts <command> [flags]
 
   list                               list the holdouts of --env and their experiments
-  create KEY --percent 10            create a holdout of 10 % of subjects
+  create KEY --percent 10 [--global] create a holdout of 10 % of subjects; --global: it covers every
+                                     experiment created in --env from now on
   add-flag KEY FLAG [EXP] [--status-quo VARIATION]
                                      put a flag's experiment (not yet running) in the holdout;
                                      the status quo defaults to its first weighted variation
@@ -135,6 +136,7 @@ func runHoldouts(ctx context.Context, e *env, args []string) error {
 	percent := a.fs.Float64("percent", 0, "percentage of subjects held out")
 	statusQuo := a.fs.String("status-quo", "", "variation the holdout keeps")
 	winner := a.fs.String("winner", "", "variation shipped")
+	global := a.fs.Bool("global", false, "cover every experiment created in --env from now on")
 	pos, c, err := a.command(args)
 	if err != nil {
 		return err
@@ -157,7 +159,7 @@ func runHoldouts(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return err
 		}
-		h, err := c.CreateHoldout(ctx, *a.env, pos[1], p)
+		h, err := c.CreateHoldout(ctx, *a.env, pos[1], p, *global)
 		if err != nil {
 			return err
 		}

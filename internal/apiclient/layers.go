@@ -38,10 +38,11 @@ func (c *Client) Holdouts(ctx context.Context, env string) ([]core.Holdout, erro
 	return out, c.do(ctx, "GET", envPath(env)+"/holdouts", -1, nil, &out)
 }
 
-// CreateHoldout creates a holdout of percent.
-func (c *Client) CreateHoldout(ctx context.Context, env, key string, percent core.Percent) (core.Holdout, error) {
+// CreateHoldout creates a holdout of percent; a global one covers every
+// experiment created in env from now on.
+func (c *Client) CreateHoldout(ctx context.Context, env, key string, percent core.Percent, global bool) (core.Holdout, error) {
 	var out core.Holdout
-	return out, c.do(ctx, "POST", envPath(env)+"/holdouts", -1, httpapi.CreateHoldoutRequest{Key: key, Percent: percent}, &out)
+	return out, c.do(ctx, "POST", envPath(env)+"/holdouts", -1, httpapi.CreateHoldoutRequest{Key: key, Percent: percent, Global: global}, &out)
 }
 
 // AddHoldoutFlag puts an experiment in a holdout (req.Flag, req.Allocation,

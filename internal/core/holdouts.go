@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"time"
 )
@@ -16,13 +17,17 @@ import (
 
 // Holdout is a holdout and the experiments it covers.
 type Holdout struct {
-	Environment string        `json:"environment"`
-	Key         string        `json:"key"`
-	Percent     Percent       `json:"percent"`
-	Flags       []HoldoutFlag `json:"flags"`
-	Version     int64         `json:"version"`
-	CreatedAt   time.Time     `json:"createdAt"`
-	UpdatedAt   time.Time     `json:"updatedAt"`
+	Environment string  `json:"environment"`
+	Key         string  `json:"key"`
+	Percent     Percent `json:"percent"`
+	// Global holdouts cover every experiment created in the environment
+	// after them (one per environment); others cover the experiments
+	// added to them.
+	Global    bool          `json:"global,omitempty"`
+	Flags     []HoldoutFlag `json:"flags"`
+	Version   int64         `json:"version"`
+	CreatedAt time.Time     `json:"createdAt"`
+	UpdatedAt time.Time     `json:"updatedAt"`
 }
 
 // HoldoutFlag is one experiment a holdout covers.
@@ -90,8 +95,10 @@ func (c *Core) Holdout(ctx context.Context, env, key string) (Holdout, error) {
 
 // CreateHoldout creates a holdout of percent (at most 50 %) covering no
 // experiment yet. Its percentage never changes: that would move subjects
-// in or out of it.
-func (c *Core) CreateHoldout(ctx context.Context, env, key string, percent Percent) (Holdout, error) {
+// in or out of it. A global holdout then covers every experiment created
+// in env (never one already there: covering a running experiment would
+// move its subjects); there is at most one per environment.
+func (c *Core) CreateHoldout(ctx context.Context, env, key string, percent Percent, global bool) (Holdout, error) {
 	if err := checkKey("key", key); err != nil {
 		return Holdout{}, err
 	}
@@ -110,7 +117,12 @@ func (c *Core) CreateHoldout(ctx context.Context, env, key string, percent Perce
 		if len(all) >= MaxHoldouts {
 			return Invalid("key", "environment %s has %d holdouts; the limit is %d", env, len(all), MaxHoldouts)
 		}
-		h := Holdout{Environment: env, Key: key, Percent: percent, Flags: []HoldoutFlag{}}
+		for _, o := range all {
+			if global && o.Global {
+				return Errorf(ECONFLICT, "environment %s already has a global holdout, %s", env, o.Key)
+			}
+		}
+		h := Holdout{Environment: env, Key: key, Percent: percent, Global: global, Flags: []HoldoutFlag{}}
 		if out, err = tx.InsertHoldout(h); err != nil {
 			return err
 		}
@@ -253,4 +265,48 @@ func checkHoldoutRemoval(before, next *FlagSettings) error {
 		}
 	}
 	return nil
+}
+
+// coverNew puts every experiment of next that is new (no allocation of the
+// same key was an experiment before) into the environment's global
+// holdout, if it has one, inside writeSettings' transaction.
+func (c *Core) coverNew(ctx context.Context, tx Tx, def *Flag, before, next *FlagSettings) error {
+	old := make(map[string]bool, len(before.Allocations))
+	for _, a := range before.Allocations {
+		old[a.Key] = a.Type == Experiment
+	}
+	var fresh []int
+	for i, a := range next.Allocations {
+		if a.Type == Experiment && a.Holdout == nil && !old[a.Key] {
+			fresh = append(fresh, i)
+		}
+	}
+	if len(fresh) == 0 {
+		return nil
+	}
+	all, err := tx.Holdouts(next.Environment)
+	if err != nil {
+		return err
+	}
+	i := slices.IndexFunc(all, func(h Holdout) bool { return h.Global })
+	if i < 0 {
+		return nil
+	}
+	h := all[i]
+	prev := h
+	prev.Flags = slices.Clone(h.Flags)
+	for _, j := range fresh {
+		a := &next.Allocations[j]
+		if len(h.Flags) >= MaxHoldoutFlags {
+			return Invalid(fmt.Sprintf("allocations[%d]", j), "global holdout %s covers %d experiments; the limit is %d", h.Key, len(h.Flags), MaxHoldoutFlags)
+		}
+		sq := firstWeighted(def, a)
+		h.Flags = append(h.Flags, HoldoutFlag{Flag: next.Flag, Allocation: a.Key, StatusQuo: sq})
+		a.Holdout = &HoldoutPart{Key: h.Key, Percent: h.Percent, StatusQuo: sq}
+	}
+	after, err := tx.UpdateHoldout(h)
+	if err != nil {
+		return err
+	}
+	return c.audit(ctx, tx, "update", "holdout", h.Key, next.Environment, prev, after)
 }

@@ -279,7 +279,7 @@ func TestHoldoutProperties(t *testing.T) {
 	}
 	ctx := ctxAs("tester")
 	c := core.New(storetest.Open(t, "sqlite"), core.Options{})
-	if _, err := c.CreateHoldout(ctx, "production", "q3", 1000); err != nil {
+	if _, err := c.CreateHoldout(ctx, "production", "q3", 1000, false); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.CreateFlag(ctx, abFlag("f")); err != nil {
@@ -382,12 +382,12 @@ func TestHoldoutRefusals(t *testing.T) {
 	forEachOps(t, func(t *testing.T, db *ops) {
 		ctx := ctxAs("tester")
 		c := db.Core
-		_, err := c.CreateHoldout(ctx, "production", "q3", 6000)
+		_, err := c.CreateHoldout(ctx, "production", "q3", 6000, false)
 		wantCode(t, err, core.EINVALID)
-		if _, err := c.CreateHoldout(ctx, "production", "q3", 1000); err != nil {
+		if _, err := c.CreateHoldout(ctx, "production", "q3", 1000, false); err != nil {
 			t.Fatal(err)
 		}
-		_, err = c.CreateHoldout(ctx, "production", "q3", 1000)
+		_, err = c.CreateHoldout(ctx, "production", "q3", 1000, false)
 		wantCode(t, err, core.ECONFLICT)
 		if _, err := c.CreateFlag(ctx, abFlag("f")); err != nil {
 			t.Fatal(err)
@@ -426,6 +426,47 @@ func TestHoldoutRefusals(t *testing.T) {
 		hs, err := c.Holdouts(ctx, "production")
 		if err != nil || len(hs) != 1 || len(hs[0].Flags) != 1 {
 			t.Fatalf("list: %+v %v", hs, err)
+		}
+	})
+}
+
+func TestGlobalHoldout(t *testing.T) {
+	forEachOps(t, func(t *testing.T, db *ops) {
+		ctx := ctxAs("tester")
+		c := db.Core
+		if _, err := c.CreateFlag(ctx, abFlag("f")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.AddAllocation(ctx, "production", "f", 0, abExperiment("before", "", 0), -1); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.CreateHoldout(ctx, "production", "g", 500, true); err != nil {
+			t.Fatal(err)
+		}
+		_, err := c.CreateHoldout(ctx, "production", "g2", 500, true)
+		wantCode(t, err, core.ECONFLICT)
+		s, _ := c.FlagSettings(ctx, "production", "f")
+		ch, err := c.AddAllocation(ctx, "production", "f", s.Version, abExperiment("after", "", 0), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a := ch.After.Allocations; a[0].Holdout == nil || a[0].Holdout.Key != "g" || a[0].Holdout.StatusQuo != "control" || a[1].Holdout != nil {
+			t.Fatalf("new experiment covered, old one not: %+v / %+v", a[0].Holdout, a[1].Holdout)
+		}
+		// Later edits keep it.
+		traffic := core.Percent(5000)
+		ch, err = c.PatchAllocation(ctx, "production", "f", "after", ch.After.Version, core.AllocationPatch{Traffic: &traffic})
+		if err != nil || ch.After.Allocations[0].Holdout == nil {
+			t.Fatalf("after an edit: %+v %v", ch.After.Allocations[0], err)
+		}
+		h, err := c.Holdout(ctx, "production", "g")
+		if err != nil || !h.Global || len(h.Flags) != 1 || h.Flags[0].Allocation != "after" {
+			t.Fatalf("holdout %+v %v", h, err)
+		}
+		fl, _ := c.Flag(ctx, "f")
+		w, err := core.UFCFlag(&fl, &ch.After)
+		if err != nil || len(w.Allocations) != 3 || w.Allocations[0].Key != "after-g" || w.Allocations[1].Key != "after" {
+			t.Fatalf("published: %+v %v", w, err)
 		}
 	})
 }

@@ -113,6 +113,11 @@ func (c *Core) writeSettingsWith(ctx context.Context, tx Tx, next FlagSettings, 
 	if err := checkHoldoutRemoval(&before, &next); err != nil {
 		return ch, err
 	}
+	if !holdouts {
+		if err := c.coverNew(ctx, tx, &f, &before, &next); err != nil {
+			return ch, err
+		}
+	}
 	if err := c.syncLayers(ctx, tx, &before, &next); err != nil {
 		return ch, err
 	}

@@ -30,6 +30,9 @@ type CreateLayerRequest struct {
 type CreateHoldoutRequest struct {
 	Key     string       `json:"key"`
 	Percent core.Percent `json:"percent"`
+	// Global: cover every experiment created in the environment from now
+	// on.
+	Global bool `json:"global,omitempty"`
 }
 
 // HoldoutFlagRequest is the body of POST .../holdouts/{holdout}/flags
@@ -108,7 +111,7 @@ func (s *Server) createHoldout(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(r, &req); err != nil {
 		return err
 	}
-	h, err := s.core.CreateHoldout(r.Context(), r.PathValue("env"), req.Key, req.Percent)
+	h, err := s.core.CreateHoldout(r.Context(), r.PathValue("env"), req.Key, req.Percent, req.Global)
 	if err != nil {
 		return err
 	}

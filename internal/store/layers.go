@@ -172,6 +172,7 @@ func (t *tx) DeleteLayer(env, name string, version int64) error {
 
 type holdoutBody struct {
 	Percent core.Percent       `json:"percent"`
+	Global  bool               `json:"global,omitempty"`
 	Flags   []core.HoldoutFlag `json:"flags"`
 }
 
@@ -183,7 +184,7 @@ func toHoldout(env string, n named) (core.Holdout, error) {
 	if b.Flags == nil {
 		b.Flags = []core.HoldoutFlag{}
 	}
-	return core.Holdout{Environment: env, Key: n.name, Percent: b.Percent, Flags: b.Flags, Version: n.version,
+	return core.Holdout{Environment: env, Key: n.name, Percent: b.Percent, Global: b.Global, Flags: b.Flags, Version: n.version,
 		CreatedAt: fromMicros(n.created), UpdatedAt: fromMicros(n.updated)}, nil
 }
 
@@ -212,14 +213,14 @@ func (t *tx) Holdout(env, key string) (core.Holdout, error) {
 }
 
 func (t *tx) InsertHoldout(h core.Holdout) (core.Holdout, error) {
-	if err := t.namedInsert("holdouts", "holdout", h.Environment, h.Key, holdoutBody{h.Percent, h.Flags}); err != nil {
+	if err := t.namedInsert("holdouts", "holdout", h.Environment, h.Key, holdoutBody{h.Percent, h.Global, h.Flags}); err != nil {
 		return core.Holdout{}, err
 	}
 	return t.Holdout(h.Environment, h.Key)
 }
 
 func (t *tx) UpdateHoldout(h core.Holdout) (core.Holdout, error) {
-	if err := t.namedUpdate("holdouts", "holdout", h.Environment, h.Key, h.Version, holdoutBody{h.Percent, h.Flags}); err != nil {
+	if err := t.namedUpdate("holdouts", "holdout", h.Environment, h.Key, h.Version, holdoutBody{h.Percent, h.Global, h.Flags}); err != nil {
 		return core.Holdout{}, err
 	}
 	return t.Holdout(h.Environment, h.Key)
