@@ -365,7 +365,9 @@ const experimentsUsage = `allot experiments <command> FLAG EXPERIMENT [flags]
 
   create FLAG EXP --traffic 10 --weight control=50 --weight treatment=50 [--rules JSON] [--start]
          [--layer NAME --layer-share 25]   in a layer, taking 25 % of it (no subject shared with its other experiments)
-  layer FLAG EXP --layer NAME --layer-share N   join a layer (not while running) or grow/shrink the part of it
+  layer FLAG EXP --layer NAME --layer-share N [--rerandomize]
+                                  join a layer or grow/shrink the part of it; a running experiment joins
+                                  only with --rerandomize (its subjects outside its part leave it)
   leave-layer FLAG EXP            take the experiment out of its layer
   start FLAG EXP                  set status running (it starts assigning)
   stop FLAG EXP                   set status stopped (it assigns no one)
@@ -381,6 +383,7 @@ func runExperiments(ctx context.Context, e *env, args []string) error {
 	startNow := a.fs.Bool("start", false, "create it running rather than draft")
 	layer := a.fs.String("layer", "", "layer the experiment is in")
 	layerShare := a.fs.Float64("layer-share", 0, "percentage of the layer the experiment takes")
+	rerandomize := a.fs.Bool("rerandomize", false, "let a running experiment join a layer: its subjects outside its part leave it")
 	pos, err := a.parse(args)
 	if err != nil {
 		return err
@@ -443,6 +446,7 @@ func runExperiments(ctx context.Context, e *env, args []string) error {
 		if lp == nil {
 			return usageErr(a)
 		}
+		lp.Rerandomize = *rerandomize
 		out, err = c.PatchAllocation(ctx, *a.env, flagKey, exp, s.Version, httpapi.AllocationPatch{Layer: lp})
 	case "leave-layer":
 		out, err = c.PatchAllocation(ctx, *a.env, flagKey, exp, s.Version, httpapi.AllocationPatch{LeaveLayer: true})

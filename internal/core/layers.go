@@ -55,6 +55,10 @@ type LayerPart struct {
 	Share  Percent `json:"share"`
 	Salt   string  `json:"salt,omitempty"`
 	Ranges []Range `json:"ranges,omitempty"`
+	// Rerandomize confirms that a running experiment joins the layer
+	// although its subjects outside its part leave it (as confirming a
+	// weight change does). It is consumed by the change, never stored.
+	Rerandomize bool `json:"rerandomize,omitempty"`
 }
 
 // MaxLayers is the number of layers per environment, MaxLayerMembers the
@@ -261,8 +265,15 @@ func (c *Core) DeleteLayer(ctx context.Context, env, name string) error {
 // change (inside writeSettings' transaction) and fills each member
 // allocation's salt and ranges from them. It refuses a running experiment
 // joining or switching layers: that would unassign the subjects outside its
-// part.
-func (c *Core) syncLayers(ctx context.Context, tx Tx, before, next *FlagSettings) error {
+// part, unless the change confirms it (LayerPart.Rerandomize); then it says
+// so in the warnings it returns.
+func (c *Core) syncLayers(ctx context.Context, tx Tx, before, next *FlagSettings) ([]string, error) {
+	var warnings []string
+	err := c.syncLayersInto(ctx, tx, before, next, &warnings)
+	return warnings, err
+}
+
+func (c *Core) syncLayersInto(ctx context.Context, tx Tx, before, next *FlagSettings, warnings *[]string) error {
 	old := make(map[string]*Allocation, len(before.Allocations))
 	for i := range before.Allocations {
 		old[before.Allocations[i].Key] = &before.Allocations[i]
@@ -331,7 +342,10 @@ func (c *Core) syncLayers(ctx context.Context, tx Tx, before, next *FlagSettings
 		k := l.member(next.Flag, a.Key)
 		if k < 0 {
 			if p := old[a.Key]; p != nil && p.Type == Experiment && p.Status == Running {
-				return Errorf(ECONFLICT, "experiment %s is running: joining layer %s would unassign its subjects outside its part of the layer; stop it first (or create a new experiment in the layer)", a.Key, l.Name)
+				if !a.Layer.Rerandomize {
+					return Errorf(ECONFLICT, "experiment %s is running: joining layer %s would unassign its subjects outside its part of the layer; confirm the re-randomization (rerandomize), stop it first, or create a new experiment in the layer", a.Key, l.Name)
+				}
+				*warnings = append(*warnings, fmt.Sprintf("experiment %s joined layer %s while running: its subjects outside its part of the layer are no longer assigned", a.Key, l.Name))
 			}
 			if len(l.Members) >= MaxLayerMembers {
 				return Invalid(field, "layer %s has %d experiments; the limit is %d", l.Name, len(l.Members), MaxLayerMembers)
@@ -347,6 +361,7 @@ func (c *Core) syncLayers(ctx context.Context, tx Tx, before, next *FlagSettings
 			}
 		}
 		m := l.Members[k]
+		a.Layer.Rerandomize = false
 		a.Layer.Salt = l.Salt
 		a.Layer.Ranges = normalize(m.Ranges)
 	}

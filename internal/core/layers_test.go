@@ -470,3 +470,32 @@ func TestGlobalHoldout(t *testing.T) {
 		}
 	})
 }
+
+func TestLayerJoinRerandomize(t *testing.T) {
+	forEachOps(t, func(t *testing.T, db *ops) {
+		ctx := ctxAs("tester")
+		c := db.Core
+		if _, err := c.CreateLayer(ctx, "production", "checkout"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.CreateFlag(ctx, abFlag("f")); err != nil {
+			t.Fatal(err)
+		}
+		ch, err := c.AddAllocation(ctx, "production", "f", 0, abExperiment("exp", "", 0), -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		join := &core.LayerPart{Name: "checkout", Share: 2000}
+		_, err = c.PatchAllocation(ctx, "production", "f", "exp", ch.After.Version, core.AllocationPatch{Layer: join})
+		wantCode(t, err, core.ECONFLICT)
+		join.Rerandomize = true
+		ch, err = c.PatchAllocation(ctx, "production", "f", "exp", ch.After.Version, core.AllocationPatch{Layer: join})
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := ch.After.Allocations[0].Layer
+		if l == nil || l.Rerandomize || len(l.Ranges) != 1 || !strings.Contains(strings.Join(ch.Warnings, " "), "no longer assigned") {
+			t.Fatalf("confirmed join: %+v, warnings %q", l, ch.Warnings)
+		}
+	})
+}

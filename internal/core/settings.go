@@ -118,10 +118,11 @@ func (c *Core) writeSettingsWith(ctx context.Context, tx Tx, next FlagSettings, 
 			return ch, err
 		}
 	}
-	if err := c.syncLayers(ctx, tx, &before, &next); err != nil {
+	joined, err := c.syncLayers(ctx, tx, &before, &next)
+	if err != nil {
 		return ch, err
 	}
-	ch.Warnings = append(applyRules(&before, &next), layerWarnings(&before, &next)...)
+	ch.Warnings = append(append(applyRules(&before, &next), layerWarnings(&before, &next)...), joined...)
 	if err := check(&f, &next); err != nil {
 		return ch, err
 	}
