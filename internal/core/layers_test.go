@@ -499,3 +499,63 @@ func TestLayerJoinRerandomize(t *testing.T) {
 		}
 	})
 }
+
+// Concurrent joins of one layer never overlap: a join that raced another is
+// refused as a conflict (retry), never written over it.
+func TestLayerConcurrentJoins(t *testing.T) {
+	forEachOps(t, func(t *testing.T, db *ops) {
+		ctx := ctxAs("tester")
+		c := db.Core
+		if _, err := c.CreateLayer(ctx, "production", "checkout"); err != nil {
+			t.Fatal(err)
+		}
+		const n = 8
+		for i := range n {
+			if _, err := c.CreateFlag(ctx, abFlag(fmt.Sprintf("f%d", i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		errs := make(chan error, n)
+		for i := range n {
+			go func() {
+				_, err := c.AddAllocation(ctx, "production", fmt.Sprintf("f%d", i), 0, abExperiment("exp", "checkout", 1000), -1)
+				errs <- err
+			}()
+		}
+		joined := 0
+		for range n {
+			switch err := <-errs; core.ErrorCode(err) {
+			case "":
+				joined++
+			case core.ECONFLICT, core.EUNAVAILABLE:
+			default:
+				t.Errorf("join: %v", err)
+			}
+		}
+		l, err := c.Layer(ctx, "production", "checkout")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(l.Members) != joined || joined == 0 {
+			t.Fatalf("%d joined, layer has %d members", joined, len(l.Members))
+		}
+		seen := make([]bool, core.Whole)
+		for _, m := range l.Members {
+			for _, r := range m.Ranges {
+				for s := r.Start; s < r.End; s++ {
+					if seen[s] {
+						t.Fatalf("shard %d is in two members: %+v", s, l.Members)
+					}
+					seen[s] = true
+				}
+			}
+		}
+		// Every member's settings carry exactly its stored ranges.
+		for _, m := range l.Members {
+			s, _ := c.FlagSettings(ctx, "production", m.Flag)
+			if got := s.Allocations[0].Layer.Ranges; fmt.Sprint(got) != fmt.Sprint(m.Ranges) {
+				t.Fatalf("%s: settings %v, layer %v", m.Flag, got, m.Ranges)
+			}
+		}
+	})
+}
