@@ -47,6 +47,9 @@ type event struct {
 	Experiment  string `json:"experiment"`
 	Variation   string `json:"variation"`
 	Subject     string `json:"subject"`
+	// ExtraLogging is the split's extraLogging (a holdout's key and half),
+	// nested in the event by both SDKs.
+	ExtraLogging map[string]string `json:"extraLogging"`
 }
 
 // randomSubjects draws n subjects with attributes that exercise the rules of
@@ -155,7 +158,7 @@ func runGo(t *testing.T, baseURL, apiKey string, flags []flagSpec, subjects []su
 	var events []event
 	logger := allot.AssignmentLoggerFunc(func(e allot.AssignmentEvent) {
 		mu.Lock()
-		events = append(events, event{e.FeatureFlag, e.Allocation, e.Experiment, e.Variation, e.Subject})
+		events = append(events, event{e.FeatureFlag, e.Allocation, e.Experiment, e.Variation, e.Subject, e.ExtraLogging})
 		mu.Unlock()
 	})
 	ctx := context.Background()
@@ -237,7 +240,11 @@ func compare(t *testing.T, flags []flagSpec, subjects []subject, baseURL, apiKey
 		}
 	}
 	key := func(e event) string {
-		return strings.Join([]string{e.FeatureFlag, e.Subject, e.Allocation, e.Experiment, e.Variation}, "\x00")
+		extra := "{}"
+		if len(e.ExtraLogging) > 0 {
+			extra = canonical(t, e.ExtraLogging)
+		}
+		return strings.Join([]string{e.FeatureFlag, e.Subject, e.Allocation, e.Experiment, e.Variation, extra}, "\x00")
 	}
 	set := func(es []event) []string {
 		out := make([]string, len(es))

@@ -363,6 +363,11 @@ func readJSONFile(e *env, path string, v any) error {
 const experimentsUsage = `allot experiments <command> FLAG EXPERIMENT [flags]
 
   create FLAG EXP --traffic 10 --weight control=50 --weight treatment=50 [--rules JSON] [--start]
+         [--layer NAME --layer-share 25]   in a layer, taking 25 % of it (no subject shared with its other experiments)
+  layer FLAG EXP --layer NAME --layer-share N [--rerandomize]
+                                  join a layer or grow/shrink the part of it; a running experiment joins
+                                  only with --rerandomize (its subjects outside its part leave it)
+  leave-layer FLAG EXP            take the experiment out of its layer
   start FLAG EXP                  set status running (it starts assigning)
   stop FLAG EXP                   set status stopped (it assigns no one)
   traffic FLAG EXP PERCENT        change the traffic; raising it never moves anyone
@@ -375,6 +380,9 @@ func runExperiments(ctx context.Context, e *env, args []string) error {
 	a.fs.Var(&weights, "weight", "variation=percent (repeatable; must sum to 100)")
 	rules := a.fs.String("rules", "", "targeting rules as JSON")
 	startNow := a.fs.Bool("start", false, "create it running rather than draft")
+	layer := a.fs.String("layer", "", "layer the experiment is in")
+	layerShare := a.fs.Float64("layer-share", 0, "percentage of the layer the experiment takes")
+	rerandomize := a.fs.Bool("rerandomize", false, "let a running experiment join a layer: its subjects outside its part leave it")
 	pos, err := a.parse(args)
 	if err != nil {
 		return err
@@ -425,7 +433,22 @@ func runExperiments(ctx context.Context, e *env, args []string) error {
 				return &exitError{code: 2, err: fmt.Errorf("--rules: %v", err)}
 			}
 		}
+		if al.Layer, err = layerPart(*layer, *layerShare); err != nil {
+			return err
+		}
 		out, err = c.AddAllocation(ctx, *a.env, flagKey, s.Version, al)
+	case "layer":
+		lp, lerr := layerPart(*layer, *layerShare)
+		if lerr != nil {
+			return lerr
+		}
+		if lp == nil {
+			return usageErr(a)
+		}
+		lp.Rerandomize = *rerandomize
+		out, err = c.PatchAllocation(ctx, *a.env, flagKey, exp, s.Version, httpapi.AllocationPatch{Layer: lp})
+	case "leave-layer":
+		out, err = c.PatchAllocation(ctx, *a.env, flagKey, exp, s.Version, httpapi.AllocationPatch{LeaveLayer: true})
 	case "start", "stop":
 		status := core.Running
 		if sub == "stop" {
@@ -459,6 +482,22 @@ func runExperiments(ctx context.Context, e *env, args []string) error {
 	}
 	printWarnings(e, out)
 	return printJSON(e.stdout, out.FlagSettings)
+}
+
+// layerPart is the --layer and --layer-share of an experiment (nil
+// without --layer).
+func layerPart(name string, share float64) (*core.LayerPart, error) {
+	if name == "" {
+		if share != 0 {
+			return nil, &exitError{code: 2, err: errors.New("--layer-share needs --layer")}
+		}
+		return nil, nil
+	}
+	p, err := percentOf("--layer-share", share)
+	if err != nil {
+		return nil, err
+	}
+	return &core.LayerPart{Name: name, Share: p}, nil
 }
 
 // ---- keys

@@ -12,6 +12,19 @@
 const fs = require('fs');
 const { init } = require('@eppo/node-server-sdk');
 
+// Eppo's Node SDK (through js-client-sdk-common 4.x) spreads a split's
+// extraLogging into the top level of the event rather than nesting it, so
+// every key that is not one of the event's own is gathered back here.
+const eventKeys = new Set(['allocation', 'experiment', 'featureFlag', 'format', 'variation', 'subject',
+  'timestamp', 'subjectAttributes', 'metaData', 'evaluationDetails', 'entityId', 'extraLogging']);
+function extraLogging(e) {
+  const out = Object.assign({}, e.extraLogging || {});
+  for (const [k, v] of Object.entries(e)) {
+    if (!eventKeys.has(k)) out[k] = v;
+  }
+  return out;
+}
+
 async function main() {
   const req = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
   const events = [];
@@ -39,7 +52,7 @@ async function main() {
   for (const e of events) {
     out.push(JSON.stringify({ event: {
       featureFlag: e.featureFlag, allocation: e.allocation, experiment: e.experiment,
-      variation: e.variation, subject: e.subject,
+      variation: e.variation, subject: e.subject, extraLogging: extraLogging(e),
     } }));
   }
   fs.writeFileSync(process.argv[3], out.join('\n') + '\n');

@@ -72,6 +72,19 @@ type Tx interface {
 	// the newest), newest first, stopping once maxBytes of before/after
 	// have been read (at least one entry).
 	Audit(limit int, before int64, maxBytes int) ([]AuditEntry, error)
+
+	// Layers and holdouts of an environment (issue 15). Update and Delete
+	// take the version read (in the value passed) and fail with ECONFLICT
+	// if it moved.
+	Layers(env string) ([]Layer, error)
+	Layer(env, name string) (Layer, error)
+	InsertLayer(l Layer) (Layer, error) // ECONFLICT if it exists
+	UpdateLayer(l Layer) (Layer, error)
+	DeleteLayer(env, name string, version int64) error
+	Holdouts(env string) ([]Holdout, error)
+	Holdout(env, key string) (Holdout, error)
+	InsertHoldout(h Holdout) (Holdout, error) // ECONFLICT if it exists
+	UpdateHoldout(h Holdout) (Holdout, error)
 }
 
 // Listener hears about committed changes: the flags that changed in env,

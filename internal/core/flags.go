@@ -197,6 +197,21 @@ func (c *Core) DeleteFlag(ctx context.Context, key string, version int64) error 
 		if before.Version != version {
 			return Errorf(ECONFLICT, "flag %q is at version %d, not %d: reload and retry", key, before.Version, version)
 		}
+		// A layer or holdout would keep a member that no longer exists.
+		all, err := tx.AllSettings(key)
+		if err != nil {
+			return err
+		}
+		for _, s := range all {
+			for _, a := range s.Allocations {
+				if a.Layer != nil {
+					return Errorf(ECONFLICT, "experiment %s of flag %s is in layer %s in %s: take it out of the layer first", a.Key, key, a.Layer.Name, s.Environment)
+				}
+				if a.Holdout != nil {
+					return Errorf(ECONFLICT, "experiment %s of flag %s is in holdout %s in %s: a holdout's experiments cannot be deleted", a.Key, key, a.Holdout.Key, s.Environment)
+				}
+			}
+		}
 		if err := tx.DeleteFlag(key, version); err != nil {
 			return err
 		}

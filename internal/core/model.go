@@ -94,6 +94,12 @@ type Allocation struct {
 	// and never change; anything a client sends here is ignored.
 	TrafficSalt string `json:"trafficSalt,omitempty"`
 	SplitSalt   string `json:"splitSalt,omitempty"`
+	// Layer is an experiment's part of a layer: a client names the layer
+	// and the share; the core fills the salt and ranges (layers.go).
+	Layer *LayerPart `json:"layer,omitempty"`
+	// Holdout is the holdout covering an experiment, set by the core only
+	// (holdouts.go).
+	Holdout *HoldoutPart `json:"holdout,omitempty"`
 }
 
 // Logs reports whether assignments through a are logged.

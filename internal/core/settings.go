@@ -72,6 +72,12 @@ func (c *Core) Edit(ctx context.Context, env, flag string, version int64, fn fun
 // whole), applies the product's rules, validates the result through the
 // engine, writes it, and appends the audit entry.
 func (c *Core) writeSettings(ctx context.Context, tx Tx, next FlagSettings, edit func(*FlagSettings) error) (Change, error) {
+	return c.writeSettingsWith(ctx, tx, next, edit, false)
+}
+
+// writeSettingsWith is writeSettings; holdouts lets edit change the
+// holdout an allocation carries (only the holdout operations may).
+func (c *Core) writeSettingsWith(ctx context.Context, tx Tx, next FlagSettings, edit func(*FlagSettings) error, holdouts bool) (Change, error) {
 	var ch Change
 	if _, err := tx.Environment(next.Environment); err != nil {
 		return ch, err
@@ -101,7 +107,22 @@ func (c *Core) writeSettings(ctx context.Context, tx Tx, next FlagSettings, edit
 		return ch, err
 	}
 	c.keepSalts(next.Allocations, before.Allocations)
-	ch.Warnings = applyRules(&before, &next)
+	if !holdouts {
+		keepHoldouts(next.Allocations, before.Allocations)
+	}
+	if err := checkHoldoutRemoval(&before, &next); err != nil {
+		return ch, err
+	}
+	if !holdouts {
+		if err := c.coverNew(ctx, tx, &f, &before, &next); err != nil {
+			return ch, err
+		}
+	}
+	joined, err := c.syncLayers(ctx, tx, &before, &next)
+	if err != nil {
+		return ch, err
+	}
+	ch.Warnings = append(append(applyRules(&before, &next), layerWarnings(&before, &next)...), joined...)
 	if err := check(&f, &next); err != nil {
 		return ch, err
 	}
@@ -195,6 +216,22 @@ func (c *Core) keepSalts(next, prev []Allocation) {
 	}
 }
 
+// keepHoldouts gives each experiment the holdout of the previous
+// allocation with the same key: a client cannot set or drop it.
+func keepHoldouts(next, prev []Allocation) {
+	old := make(map[string]*HoldoutPart, len(prev))
+	for i := range prev {
+		old[prev[i].Key] = prev[i].Holdout
+	}
+	for i := range next {
+		next[i].Holdout = nil
+		if h := old[next[i].Key]; h != nil && next[i].Type == Experiment {
+			c := *h
+			next[i].Holdout = &c
+		}
+	}
+}
+
 func findAllocation(s *FlagSettings, key string) (int, error) {
 	i := slices.IndexFunc(s.Allocations, func(a Allocation) bool { return a.Key == key })
 	if i < 0 {
@@ -229,6 +266,10 @@ type AllocationPatch struct {
 	StartAt   *time.Time `json:"startAt,omitempty"`
 	EndAt     *time.Time `json:"endAt,omitempty"`
 	DoLog     *bool      `json:"doLog,omitempty"`
+	// Layer joins a layer or changes the experiment's share of it;
+	// LeaveLayer takes it out of its layer.
+	Layer      *LayerPart `json:"layer,omitempty"`
+	LeaveLayer bool       `json:"leaveLayer,omitempty"`
 }
 
 // PatchAllocation changes the fields p sets of allocation alloc. Setting
@@ -266,6 +307,13 @@ func (c *Core) PatchAllocation(ctx context.Context, env, flag, alloc string, ver
 		}
 		if p.DoLog != nil {
 			a.DoLog = p.DoLog
+		}
+		if p.Layer != nil {
+			l := *p.Layer
+			a.Layer = &l
+		}
+		if p.LeaveLayer {
+			a.Layer = nil
 		}
 		s.Allocations[i] = a
 		return nil

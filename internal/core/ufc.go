@@ -3,6 +3,7 @@ package core
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/allot-dev/allot/internal/ufc"
@@ -20,6 +21,16 @@ import (
 //     experiment is left out, so it assigns no one.
 //   - a rollout: one split to its variation with one shard [0, percent).
 //   - a targeted allocation: one split to its variation with no shards.
+//   - an experiment in a layer: each split starts with one more shard, on
+//     the layer's salt with the experiment's ranges of the layer, so that
+//     experiments of one layer never share a subject.
+//   - an experiment in a holdout, when it runs or has shipped: first an
+//     allocation <experiment>-<holdout> with the experiment's rules and two
+//     splits, compiled as Eppo's servers do: the split salt over [0, 10000),
+//     <holdout>-holdout-traffic over [0, percent) and
+//     <holdout>-holdout-split over one half; the status_quo half gets the
+//     status quo, the all_shipped half the shipped winner (the status quo
+//     until then), with extraLogging {holdoutKey, holdoutVariation}.
 //
 // Publishing (internal/publish) and the core's validation (check) both call
 // it, so what is checked is exactly what is published.
@@ -64,11 +75,17 @@ func UFCFlag(def *Flag, set *FlagSettings) (*ufc.Flag, error) {
 		}
 		switch a.Type {
 		case Experiment:
+			if a.TrafficSalt == "" || a.SplitSalt == "" {
+				return nil, fmt.Errorf("allocation %s has no salts", a.Key)
+			}
+			if h := a.Holdout; h != nil && (a.Status == Running || h.Shipped != "") {
+				f.Allocations = append(f.Allocations, holdoutAllocation(a, w.Rules))
+			}
 			if a.Status != Running {
 				continue
 			}
-			if a.TrafficSalt == "" || a.SplitSalt == "" {
-				return nil, fmt.Errorf("allocation %s has no salts", a.Key)
+			if a.Layer != nil && (a.Layer.Salt == "" || len(a.Layer.Ranges) == 0) {
+				return nil, fmt.Errorf("allocation %s has no part of layer %s", a.Key, a.Layer.Name)
 			}
 			w.Splits = experimentSplits(a, order)
 		case Rollout:
@@ -100,7 +117,44 @@ func knownVariations(a *Allocation, order map[string]int) error {
 			return fmt.Errorf("allocation %s weighs variation %q, which the flag does not have", a.Key, wt.Variation)
 		}
 	}
+	if h := a.Holdout; h != nil {
+		for _, v := range []string{h.StatusQuo, h.Shipped} {
+			if _, ok := order[v]; v != "" && !ok {
+				return fmt.Errorf("allocation %s: holdout %s names variation %q, which the flag does not have", a.Key, h.Key, v)
+			}
+		}
+	}
 	return nil
+}
+
+// holdoutAllocation is the allocation placed before experiment a for the
+// subjects of its holdout.
+func holdoutAllocation(a *Allocation, rules []ufc.Rule) ufc.Allocation {
+	h := a.Holdout
+	shipped := h.Shipped
+	if shipped == "" {
+		shipped = h.StatusQuo
+	}
+	half := func(variation, name string, from, to int) ufc.Split {
+		return ufc.Split{
+			VariationKey: variation,
+			Shards: []ufc.Shard{
+				{Salt: a.SplitSalt, Ranges: []ufc.Range{{Start: 0, End: Whole}}},
+				{Salt: HoldoutTrafficSalt(h.Key), Ranges: []ufc.Range{{Start: 0, End: int(h.Percent)}}},
+				{Salt: HoldoutSplitSalt(h.Key), Ranges: []ufc.Range{{Start: from, End: to}}},
+			},
+			ExtraLogging: map[string]string{"holdoutKey": h.Key, "holdoutVariation": name},
+		}
+	}
+	return ufc.Allocation{
+		Key:   a.Key + "-" + h.Key,
+		Rules: rules,
+		DoLog: true,
+		Splits: []ufc.Split{
+			half(h.StatusQuo, HoldoutStatusQuo, 0, Whole/2),
+			half(shipped, HoldoutAllShipped, Whole/2, Whole),
+		},
+	}
 }
 
 func experimentSplits(a *Allocation, order map[string]int) []ufc.Split {
@@ -113,6 +167,16 @@ func experimentSplits(a *Allocation, order map[string]int) []ufc.Split {
 		keys[i] = k
 	}
 	traffic := ufc.Shard{Salt: a.TrafficSalt, Ranges: []ufc.Range{{Start: 0, End: int(a.Traffic)}}}
+	var layer []ufc.Shard
+	if a.Layer != nil {
+		// First, so that a subject outside the experiment's part of the
+		// layer costs one hash.
+		rs := make([]ufc.Range, len(a.Layer.Ranges))
+		for i, r := range a.Layer.Ranges {
+			rs[i] = ufc.Range{Start: r.Start, End: r.End}
+		}
+		layer = []ufc.Shard{{Salt: a.Layer.Salt, Ranges: rs}}
+	}
 	splits := []ufc.Split{}
 	start := 0
 	for i, wt := range weights {
@@ -121,10 +185,10 @@ func experimentSplits(a *Allocation, order map[string]int) []ufc.Split {
 		}
 		splits = append(splits, ufc.Split{
 			VariationKey: keys[i],
-			Shards: []ufc.Shard{
+			Shards: append(slices.Clone(layer),
 				traffic,
-				{Salt: a.SplitSalt, Ranges: []ufc.Range{{Start: start, End: start + wt}}},
-			},
+				ufc.Shard{Salt: a.SplitSalt, Ranges: []ufc.Range{{Start: start, End: start + wt}}},
+			),
 		})
 		start += wt
 	}

@@ -291,8 +291,11 @@ func (f *Flag) evaluate(subject string, attrs map[string]any, want ufc.Variation
 }
 
 // memoSlots is how many distinct salts per flag an evaluation remembers; an
-// experiment uses two (traffic and split), shared by all of its splits.
-const memoSlots = 4
+// experiment uses two (traffic and split), shared by all of its splits. An
+// experiment in a layer with a holdout allocation before it uses five (the
+// split salt, the holdout's two, the layer's, the traffic's): with four, the
+// fifth was hashed again for every split (issue 15). known has 8 bits.
+const memoSlots = 8
 
 type evaluation struct {
 	flag    *Flag
@@ -357,6 +360,7 @@ func ShardOf(prefix, subject string, total uint32) uint32 {
 
 // hashOf returns the first four bytes of MD5(prefix + subject), big-endian.
 func hashOf(prefix, subject string) uint32 {
+	countHash()
 	n := len(prefix) + len(subject)
 	if n > 64 {
 		return hashOfLong(prefix, subject)

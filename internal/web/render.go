@@ -21,6 +21,7 @@ var funcs = template.FuncMap{
 	},
 	"lower": strings.ToLower,
 	"add":   func(a, b int) int { return a + b },
+	"sub":   func(a, b int) int { return a - b },
 	"seq": func(n int) []int {
 		out := make([]int, n)
 		for i := range out {

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/allot-dev/allot/internal/server"
+	"github.com/allot-dev/allot/internal/ufc"
+)
+
+// The layer and holdout commands against a real server, down to the
+// configuration the SDK endpoint serves.
+func TestLayerAndHoldoutCommands(t *testing.T) {
+	const token = "allot_admin_cli-test-token-0123456789"
+	s, err := server.Start(context.Background(), server.Config{Addr: "127.0.0.1:0", DB: filepath.Join(t.TempDir(), "a.db"), AdminToken: token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		s.Close(ctx)
+	})
+	try := func(args ...string) (int, string, string) {
+		var out, errOut bytes.Buffer
+		e := &env{stdin: strings.NewReader(""), stdout: &out, stderr: &errOut, getenv: func(k string) string {
+			return map[string]string{"ALLOT_SERVER": s.URL(), "ALLOT_TOKEN": token}[k]
+		}}
+		code := Main(context.Background(), e, args)
+		return code, out.String(), errOut.String()
+	}
+	run := func(args ...string) string {
+		t.Helper()
+		code, out, errOut := try(args...)
+		if code != 0 {
+			t.Fatalf("allot %s: exit %d\n%s%s", strings.Join(args, " "), code, out, errOut)
+		}
+		return out
+	}
+	fail := func(want string, args ...string) {
+		t.Helper()
+		code, out, errOut := try(args...)
+		if code == 0 || !strings.Contains(errOut, want) {
+			t.Fatalf("allot %s: exit %d, want a failure saying %q\n%s%s", strings.Join(args, " "), code, want, out, errOut)
+		}
+	}
+	run("layers", "create", "checkout")
+	for _, f := range []string{"a", "b", "c"} {
+		run("flags", "create", f, "--variation", "control=old", "--variation", "treatment=new")
+	}
+	run("experiments", "create", "a", "exp", "--weight", "control=50", "--weight", "treatment=50", "--layer", "checkout", "--layer-share", "30", "--start")
+	run("experiments", "create", "b", "exp", "--weight", "control=50", "--weight", "treatment=50", "--layer", "checkout", "--layer-share", "50", "--start")
+	fail("layer checkout has 20 % free", "experiments", "create", "c", "exp", "--weight", "control=50", "--weight", "treatment=50", "--layer", "checkout", "--layer-share", "30")
+	fail("has 2 experiments", "layers", "delete", "checkout")
+	run("experiments", "layer", "a", "exp", "--layer", "checkout", "--layer-share", "40")
+	show := run("layers", "show", "checkout")
+	for _, want := range []string{"[AAAAAAAAAAAAAAABBBBBBBBBBBBBBBBBBBBBBBBBAAAAA.....]", "a/exp", "40 %", "[0, 3000) [8000, 9000)", "free", "10 %"} {
+		if !strings.Contains(show, want) {
+			t.Fatalf("layers show lacks %q:\n%s", want, show)
+		}
+	}
+	if out := run("layers", "list"); !strings.Contains(out, "a/exp 40 %, b/exp 50 %") {
+		t.Fatalf("layers list:\n%s", out)
+	}
+
+	run("holdouts", "create", "q3", "--percent", "10")
+	run("experiments", "create", "c", "exp", "--weight", "control=50", "--weight", "treatment=50")
+	run("holdouts", "add-flag", "q3", "c")
+	run("experiments", "start", "c", "exp")
+	fail("running", "holdouts", "add-flag", "q3", "a", "exp")
+	if out := run("holdouts", "ship", "q3", "c", "--winner", "treatment"); !strings.Contains(out, `"shipped": "treatment"`) {
+		t.Fatalf("ship: %s", out)
+	}
+	run("flags", "enable", "c")
+	key := strings.TrimSpace(run("keys", "create", "web"))
+	snap, err := fetchConfigForTest(s.URL(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	inA, inB, held := 0, 0, 0
+	for i := range 20000 {
+		subj := fmt.Sprintf("s%d", i)
+		a := snap.Evaluate("a", subj, nil, ufc.TypeString, now)
+		b := snap.Evaluate("b", subj, nil, ufc.TypeString, now)
+		if a.AllocationKey() == "exp" {
+			inA++
+		}
+		if b.AllocationKey() == "exp" {
+			inB++
+			if a.AllocationKey() == "exp" {
+				t.Fatalf("%s is in the experiments of a and b", subj)
+			}
+		}
+		c := snap.Evaluate("c", subj, nil, ufc.TypeString, now)
+		if c.AllocationKey() == "exp-q3" {
+			held++
+			if h := c.Split.ExtraLogging["holdoutVariation"]; (h == "all_shipped") != (c.VariationKey() == "treatment") {
+				t.Fatalf("%s: holdout half %s sees %s", subj, h, c.VariationKey())
+			}
+		}
+	}
+	if inA < 7600 || inA > 8400 || inB < 9600 || inB > 10400 || held < 1700 || held > 2300 {
+		t.Fatalf("a %d, b %d, held %d of 20000", inA, inB, held)
+	}
+	run("experiments", "leave-layer", "a", "exp")
+	if out := run("layers", "show", "checkout"); strings.Contains(out, "a/exp") {
+		t.Fatalf("a still in the layer:\n%s", out)
+	}
+}
