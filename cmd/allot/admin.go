@@ -12,9 +12,9 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/allot-dev/allot/internal/apiclient"
-	"github.com/allot-dev/allot/internal/core"
-	"github.com/allot-dev/allot/internal/httpapi"
+	"github.com/allot-dev/allot/cmd/allot/internal/apiclient"
+	"github.com/allot-dev/allot/cmd/allot/internal/core"
+	"github.com/allot-dev/allot/cmd/allot/internal/httpapi"
 	"github.com/allot-dev/allot/internal/ufc"
 )
 

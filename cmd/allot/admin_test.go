@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/allot-dev/allot/cmd/allot/internal/server"
 	"github.com/allot-dev/allot/internal/eval"
-	"github.com/allot-dev/allot/internal/server"
 	"github.com/allot-dev/allot/internal/ufc"
 )
 

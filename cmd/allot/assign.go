@@ -21,9 +21,9 @@ import (
 	"unicode/utf8"
 	"unsafe"
 
+	"github.com/allot-dev/allot/cmd/allot/internal/lines"
+	"github.com/allot-dev/allot/cmd/allot/internal/table"
 	"github.com/allot-dev/allot/internal/eval"
-	"github.com/allot-dev/allot/internal/lines"
-	"github.com/allot-dev/allot/internal/table"
 	"github.com/allot-dev/allot/internal/ufc"
 )
 

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/allot-dev/allot/cmd/allot/internal/table"
 	"github.com/allot-dev/allot/internal/eval"
-	"github.com/allot-dev/allot/internal/table"
 )
 
 func readTable(t *testing.T, data string) [][]string {

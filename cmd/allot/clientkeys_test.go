@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/allot-dev/allot/internal/server"
+	"github.com/allot-dev/allot/cmd/allot/internal/server"
 )
 
 // TestKeysCreateClient: `allot keys create NAME --client --origin URL`

@@ -13,8 +13,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/allot-dev/allot/cmd/allot/internal/lines"
 	"github.com/allot-dev/allot/internal/eval"
-	"github.com/allot-dev/allot/internal/lines"
 	"github.com/allot-dev/allot/internal/ufc"
 )
 

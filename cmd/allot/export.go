@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/allot-dev/allot/internal/apiclient"
-	"github.com/allot-dev/allot/internal/table"
+	"github.com/allot-dev/allot/cmd/allot/internal/apiclient"
+	"github.com/allot-dev/allot/cmd/allot/internal/table"
 )
 
 func init() {

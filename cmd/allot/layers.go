@@ -7,8 +7,8 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/allot-dev/allot/internal/core"
-	"github.com/allot-dev/allot/internal/httpapi"
+	"github.com/allot-dev/allot/cmd/allot/internal/core"
+	"github.com/allot-dev/allot/cmd/allot/internal/httpapi"
 )
 
 // allot layers and allot holdouts (issue 15): thin calls of the API; the

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/allot-dev/allot/internal/server"
+	"github.com/allot-dev/allot/cmd/allot/internal/server"
 	"github.com/allot-dev/allot/internal/ufc"
 )
 

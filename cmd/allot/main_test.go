@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/allot-dev/allot/internal/apiclient"
-	"github.com/allot-dev/allot/internal/server"
+	"github.com/allot-dev/allot/cmd/allot/internal/apiclient"
+	"github.com/allot-dev/allot/cmd/allot/internal/server"
 )
 
 // run runs allot in-process with the given environment and returns the

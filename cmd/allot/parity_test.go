@@ -17,10 +17,10 @@ import (
 	"time"
 
 	"github.com/allot-dev/allot"
-	"github.com/allot-dev/allot/internal/apiclient"
-	"github.com/allot-dev/allot/internal/core"
-	"github.com/allot-dev/allot/internal/httpapi"
-	"github.com/allot-dev/allot/internal/server"
+	"github.com/allot-dev/allot/cmd/allot/internal/apiclient"
+	"github.com/allot-dev/allot/cmd/allot/internal/core"
+	"github.com/allot-dev/allot/cmd/allot/internal/httpapi"
+	"github.com/allot-dev/allot/cmd/allot/internal/server"
 )
 
 // The parity test (issue 9 item 3) drives the same scenario through the

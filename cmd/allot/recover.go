@@ -8,8 +8,8 @@ import (
 	"io/fs"
 	"os"
 
-	"github.com/allot-dev/allot/internal/core"
-	"github.com/allot-dev/allot/internal/store"
+	"github.com/allot-dev/allot/cmd/allot/internal/core"
+	"github.com/allot-dev/allot/cmd/allot/internal/store"
 )
 
 func init() {

@@ -11,8 +11,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/allot-dev/allot/internal/publish"
-	"github.com/allot-dev/allot/internal/server"
+	"github.com/allot-dev/allot/cmd/allot/internal/publish"
+	"github.com/allot-dev/allot/cmd/allot/internal/server"
 )
 
 func init() {

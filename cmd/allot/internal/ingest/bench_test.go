@@ -1,0 +1,164 @@
+package ingest_test
+
+import (
+	"bytes"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/allot-dev/allot/cmd/allot/internal/ingest"
+	"github.com/allot-dev/allot/cmd/allot/internal/store"
+	"github.com/allot-dev/allot/cmd/allot/internal/store/storetest"
+)
+
+// BenchmarkIngest posts batches of 1,000 events (JSON lines, as the Go SDK
+// sends them) through the handler into a real database, concurrently from
+// 8 clients per core, and reports events stored per second. Issue target:
+// at least 50,000 events/s into SQLite and into PostgreSQL.
+func BenchmarkIngest(b *testing.B) {
+	for _, dialect := range storetest.Dialects() {
+		b.Run(dialect, func(b *testing.B) {
+			db := storetest.Open(b, dialect)
+			w := ingest.NewWriter(db, ingest.Options{})
+			defer w.Close(b.Context())
+			h := &ingest.Handler{
+				Environment: func(string) (string, bool) { return "production", true },
+				Writer:      w, Log: slog.New(slog.DiscardHandler), Now: time.Now,
+			}
+			const batch = 1000
+			var seq atomic.Int64
+			b.SetParallelism(8)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				var body bytes.Buffer
+				for pb.Next() {
+					body.Reset()
+					n := seq.Add(1)
+					for i := range batch {
+						fmt.Fprintf(&body, `{"eventId":"%d-%d","featureFlag":"checkout","allocation":"exp","variation":"treatment","subject":"user-%d-%d","subjectAttributes":{"country":"US"},"timestamp":"2026-05-01T12:00:00Z","metaData":{"sdkName":"go-allot","sdkVersion":"0.1.0"}}`+"\n", n, i, n, i)
+					}
+					req := httptest.NewRequest("POST", "/api/v1/assignments", &body)
+					rec := httptest.NewRecorder()
+					h.ServeHTTP(rec, req)
+					if rec.Code != http.StatusOK {
+						b.Errorf("status %d: %s", rec.Code, rec.Body.String())
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
+
+// BenchmarkIngestVsCopy compares, on PostgreSQL, events stored per second
+// through the handler (JSON lines, validation, the writer's batching, COPY)
+// with a floor: the same rows sent by pgx's CopyFrom straight into the
+// table over one connection (as the handler's single writer uses one),
+// 10,000 per COPY (the writer's largest transaction), no parsing, no
+// duplicate handling. Request bodies and floor rows are built from
+// templates, so that the clients' own work stays small. Besides events/s,
+// each reports the Go process's CPU per event (cpu-ns/event): on a shared
+// machine that is steadier than throughput. Run both in one process,
+// interleaved (a shell loop over -count 1), and report handler / floor.
+// Issue 11.5: at least 0.8.
+func BenchmarkIngestVsCopy(b *testing.B) {
+	if slices.Index(storetest.Dialects(), "postgres") < 0 {
+		b.Skip("PostgreSQL is off")
+	}
+	const batch = 1000
+	// A request body with an 8-digit placeholder in each event's id and
+	// subject, filled per request.
+	var tmpl bytes.Buffer
+	var holes []int
+	for i := range batch {
+		fmt.Fprintf(&tmpl, `{"eventId":"`)
+		holes = append(holes, tmpl.Len())
+		fmt.Fprintf(&tmpl, `00000000-%04d","featureFlag":"checkout","allocation":"exp","variation":"treatment","subject":"user-`, i)
+		holes = append(holes, tmpl.Len())
+		fmt.Fprintf(&tmpl, `00000000-%04d","subjectAttributes":{"country":"US"},"timestamp":"2026-05-01T12:00:00Z","metaData":{"sdkName":"go-allot","sdkVersion":"0.1.0"}}`+"\n", i)
+	}
+	fill := func(dst []byte, n int64) {
+		var digits [8]byte
+		for k := 7; k >= 0; k-- {
+			digits[k] = byte('0' + n%10)
+			n /= 10
+		}
+		for _, h := range holes {
+			copy(dst[h:], digits[:])
+		}
+	}
+	b.Run("copy-floor", func(b *testing.B) {
+		dsn := storetest.DSN(b, "postgres")
+		db, err := store.Open(b.Context(), dsn, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer db.Close()
+		conn, err := pgx.Connect(b.Context(), dsn)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer conn.Close(b.Context())
+		cols := []string{"event_id", "environment", "experiment", "feature_flag", "allocation", "variation", "subject",
+			"subject_attributes", "timestamp", "sdk_name", "sdk_version", "received_at"}
+		const copyBatch = 10 * batch
+		ts := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC).UnixMicro()
+		rows := make([][]any, copyBatch)
+		for i := range rows {
+			rows[i] = []any{"", "production", "checkout-exp", "checkout", "exp", "treatment", "", `{"country":"US"}`, ts, "go-allot", "0.1.0", int64(0)}
+		}
+		cpu := processCPU()
+		b.ResetTimer()
+		for n := 0; b.Loop(); n++ {
+			prefix := strconv.Itoa(n) + "-"
+			now := time.Now().UnixMicro()
+			_, err := conn.CopyFrom(b.Context(), pgx.Identifier{"assignments"}, cols, pgx.CopyFromSlice(copyBatch, func(i int) ([]any, error) {
+				r := rows[i]
+				id := prefix + strconv.Itoa(i)
+				r[0], r[6], r[11] = id, id, now
+				return r, nil
+			}))
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.N*copyBatch)/b.Elapsed().Seconds(), "events/s")
+		b.ReportMetric(float64(processCPU()-cpu)/float64(b.N*copyBatch), "cpu-ns/event")
+	})
+	b.Run("handler", func(b *testing.B) {
+		db := storetest.Open(b, "postgres")
+		w := ingest.NewWriter(db, ingest.Options{})
+		defer w.Close(b.Context())
+		h := &ingest.Handler{
+			Environment: func(string) (string, bool) { return "production", true },
+			Writer:      w, Log: slog.New(slog.DiscardHandler), Now: time.Now,
+		}
+		var seq atomic.Int64
+		b.SetParallelism(8)
+		cpu := processCPU()
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			body := bytes.Clone(tmpl.Bytes())
+			for pb.Next() {
+				fill(body, seq.Add(1))
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, httptest.NewRequest("POST", "/api/v1/assignments", bytes.NewReader(body)))
+				if rec.Code != http.StatusOK {
+					b.Errorf("status %d: %s", rec.Code, rec.Body.String())
+					return
+				}
+			}
+		})
+		b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "events/s")
+		b.ReportMetric(float64(processCPU()-cpu)/float64(b.N*batch), "cpu-ns/event")
+	})
+}

@@ -1,0 +1,114 @@
+package server
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/allot-dev/allot/cmd/allot/internal/core"
+	"github.com/allot-dev/allot/cmd/allot/internal/httpx"
+)
+
+// CORSMaxAge is how long, in seconds, a browser may reuse a preflight
+// answer (Chromium caps it at 7200).
+const CORSMaxAge = 600
+
+// corsRoute is what a browser may do cross-origin on one path.
+type corsRoute struct {
+	methods string // Access-Control-Allow-Methods
+	allow   func(method string) bool
+}
+
+var (
+	corsRead  = &corsRoute{methods: "GET, HEAD", allow: func(m string) bool { return m == http.MethodGet || m == http.MethodHead }}
+	corsWrite = &corsRoute{methods: "POST", allow: func(m string) bool { return m == http.MethodPost }}
+)
+
+// corsFor returns the cross-origin rules of a path, or nil: CORS is only
+// for what a page's SDK calls (the configuration, event ingestion, the
+// precomputed assignments), never the management API or the UI. The export
+// shares ingestion's path but not its method, and stays same-origin.
+func corsFor(path string) *corsRoute {
+	switch {
+	case strings.HasPrefix(path, "/api/flag-config/"):
+		return corsRead
+	case path == "/api/v1/assignments", path == "/assignments", path == "/api/assignments":
+		return corsWrite
+	}
+	return nil
+}
+
+var (
+	hdrVaryOrigin   = []string{"Origin"}
+	hdrAllowHeaders = []string{"Authorization, Content-Type, Content-Encoding, If-None-Match"}
+	hdrMaxAge       = []string{strconv.Itoa(CORSMaxAge)}
+)
+
+// cors applies the cross-origin rules of the SDK endpoints, once, for the
+// whole mux. It reports whether it answered the request itself: a preflight,
+// or a request refused because its client key does not allow its origin.
+//
+// Only client keys are for browsers: the request's origin is echoed (never
+// "*", never with credentials) when its client key allows that origin. A
+// server key gets no CORS headers, so a page that embeds one cannot read
+// the answer. A preflight whose URL names no key (ingestion sends the key
+// in Authorization, which a preflight does not carry) is allowed: the
+// request that follows is checked, and refused before it is processed, so
+// an origin a key does not allow never posts through it.
+func (s *Server) cors(w http.ResponseWriter, r *http.Request) bool {
+	route := corsFor(r.URL.Path)
+	if route == nil {
+		return false
+	}
+	h := w.Header()
+	h["Vary"] = hdrVaryOrigin
+	origin := r.Header["Origin"]
+	if len(origin) == 0 {
+		return false // not a cross-origin browser request
+	}
+	preflight := r.Method == http.MethodOptions && len(r.Header["Access-Control-Request-Method"]) > 0
+	key := r.URL.Query().Get("apiKey")
+	if key == "" && !preflight {
+		key, _ = httpx.BearerToken(r)
+	}
+	allowed, client := s.originAllowed(key, origin[0])
+	if client && !allowed {
+		h["Content-Type"] = []string{"text/plain; charset=utf-8"}
+		h["Cache-Control"] = []string{"no-store"}
+		w.WriteHeader(http.StatusForbidden)
+		w.Write([]byte("forbidden: this client key does not allow origin " + strconv.Quote(origin[0]) + "\n"))
+		return true
+	}
+	if key == "" && preflight {
+		allowed = true // checked on the request itself (see above)
+	}
+	if preflight {
+		if !allowed || !route.allow(r.Header.Get("Access-Control-Request-Method")) {
+			w.WriteHeader(http.StatusForbidden)
+			return true
+		}
+		h["Access-Control-Allow-Origin"] = origin[:1:1]
+		h["Access-Control-Allow-Methods"] = []string{route.methods}
+		h["Access-Control-Allow-Headers"] = hdrAllowHeaders
+		h["Access-Control-Max-Age"] = hdrMaxAge
+		w.WriteHeader(http.StatusNoContent)
+		return true
+	}
+	if allowed && route.allow(r.Method) {
+		h["Access-Control-Allow-Origin"] = origin[:1:1]
+	}
+	return false
+}
+
+// originAllowed reports whether key is a live client key (client) and, if
+// so, whether it allows origin.
+func (s *Server) originAllowed(key, origin string) (allowed, client bool) {
+	if key == "" {
+		return false, false
+	}
+	p, origins := s.cache.ForClientKey(key)
+	if p == nil {
+		return false, false
+	}
+	return core.OriginAllowed(origins, origin), true
+}
