@@ -229,13 +229,20 @@ func TestWriterBusy(t *testing.T) {
 	if err := tx.Rollback(); err != nil {
 		t.Fatal(err)
 	}
+	// A write counted as queued because it had not answered within 50 ms
+	// may still have been refused with ErrBusy (a slow, loaded machine):
+	// that is a refusal, not a queued write, and it stores nothing.
+	stored := 1 + queued
 	for range 1 + queued {
-		if err := <-results; err != nil {
+		switch err := <-results; {
+		case err == ingest.ErrBusy:
+			stored--
+		case err != nil:
 			t.Fatalf("a queued write failed after the lock went: %v", err)
 		}
 	}
-	if n, _ := db.CountAssignments(context.Background(), store.AssignmentFilter{}); n != int64(1+queued) {
-		t.Fatalf("%d rows, want %d", n, 1+queued)
+	if n, _ := db.CountAssignments(context.Background(), store.AssignmentFilter{}); n != int64(stored) {
+		t.Fatalf("%d rows, want %d", n, stored)
 	}
 }
 
