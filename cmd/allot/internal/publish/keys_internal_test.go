@@ -75,3 +75,55 @@ func TestStaleFullReadDoesNotReviveRevokedKeys(t *testing.T) {
 		t.Errorf("the revision went back from %d to %d", after.Revision, got)
 	}
 }
+
+// Keys created and revoked through another replica reach this one by a
+// poll (Refresh's incremental path, EnvironmentVersions) as what they
+// are: a client key is never a server key, and a revoked key of either
+// kind stops working while the other keeps working.
+func TestRevokedKeysGoneAfterRefresh(t *testing.T) {
+	ctx := context.Background()
+	db := storetest.Open(t, "sqlite")
+	here := NewCache(db, nil)
+	dom := core.New(db, core.Options{Listener: NewCache(db, nil)}) // the other replica
+	if err := here.Refresh(ctx); err != nil { // a document, so that the next polls patch it
+		t.Fatal(err)
+	}
+	server, err := dom.CreateSDKKey(ctx, core.DefaultEnvironment, "backend")
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := dom.CreateClientKey(ctx, core.DefaultEnvironment, "page", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := here.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if p, isClient, _ := here.Lookup(client.Secret); p == nil || !isClient || here.ForKey(client.Secret) != nil {
+		t.Fatal("the client key is not (only) a client key")
+	}
+	if p, isClient, _ := here.Lookup(server.Secret); p == nil || isClient {
+		t.Fatal("the server key is not a server key")
+	}
+	if err := dom.RevokeSDKKey(ctx, client.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := here.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if p, _, _ := here.Lookup(client.Secret); p != nil {
+		t.Fatal("a client key revoked elsewhere still reads after a poll")
+	}
+	if here.ForKey(server.Secret) == nil {
+		t.Fatal("revoking the client key took the server key too")
+	}
+	if err := dom.RevokeSDKKey(ctx, server.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := here.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if p, _, _ := here.Lookup(server.Secret); p != nil {
+		t.Fatal("a server key revoked elsewhere still reads after a poll")
+	}
+}
