@@ -26,7 +26,24 @@ import (
 const (
 	maxServerBatch = 10_000
 	maxBatchBytes  = 8 << 20
+	// maxEventBytes bounds one encoded event. The server refuses any event
+	// near it (subjectAttributes alone is bounded at 64 KiB), and a batch
+	// holding a larger one could pass the server's 16 MiB, which refuses
+	// the whole batch: its valid events would be dropped with it. A batch
+	// is at most maxBatchBytes + maxEventBytes.
+	maxEventBytes = 1 << 20
 )
+
+var errEventTooLarge = errors.New("the event is larger than the server takes (1 MiB encoded)")
+
+// sized returns err, or errEventTooLarge if the event encoded from
+// buf[n:] is larger than maxEventBytes.
+func sized(buf []byte, n int, err error) error {
+	if err == nil && len(buf)-n > maxEventBytes {
+		return errEventTooLarge
+	}
+	return err
+}
 
 // Defaults of HTTPLoggerConfig.
 const (
@@ -376,7 +393,7 @@ func (l *HTTPLogger) encodeJobs(z *compressor, enc *eventEncoder, jobs []recordJ
 		for i := range j.b.recs {
 			n := len(cur.buf)
 			buf, err := enc.appendRecord(cur.buf, j.b, &j.b.recs[i])
-			if err != nil {
+			if err = sized(buf, n, err); err != nil {
 				cur.buf = buf[:n]
 				l.queued.Add(-1)
 				l.drop(1, "an event could not be encoded")
@@ -418,7 +435,7 @@ func (l *HTTPLogger) add(bounded bool, encode func([]byte) ([]byte, error)) *raw
 	}
 	n := len(l.cur.buf)
 	buf, err := encode(l.cur.buf)
-	if err != nil {
+	if err = sized(buf, n, err); err != nil {
 		l.cur.buf = buf[:n]
 		l.drop(1, "an event could not be encoded")
 		l.cfg.Logger.Error("allot: encoding an assignment event", "err", err)
@@ -646,7 +663,7 @@ func (l *HTTPLogger) send() {
 					// Encoded here, sent by nobody: pending, or spooled.
 					cur := &rawBatch{}
 					for i := range j.b.recs {
-						if buf, err := enc.appendRecord(cur.buf, j.b, &j.b.recs[i]); err == nil {
+						if buf, err := enc.appendRecord(cur.buf, j.b, &j.b.recs[i]); sized(buf, len(cur.buf), err) == nil {
 							cur.buf, cur.events = buf, cur.events+1
 						}
 					}

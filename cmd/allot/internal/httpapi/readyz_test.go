@@ -33,6 +33,10 @@ func TestReadyzReportsRefusedFlagsAndStaleConfiguration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	client, err := core.New(db, core.Options{}).CreateClientKey(ctx, core.DefaultEnvironment, "page", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	admin, err := storetest.OpsOn(db).Bootstrap(ctx, "")
 	if err != nil {
 		t.Fatal(err)
@@ -70,6 +74,15 @@ func TestReadyzReportsRefusedFlagsAndStaleConfiguration(t *testing.T) {
 	code, text := body("/api/flag-config/v1/config?apiKey="+key.Secret, nil)
 	if code != 503 || strings.Contains(text, "flags") {
 		t.Fatalf("config of an environment whose every flag is refused: %d %q", code, text)
+	}
+	// The CLIENT form has nothing to be built from either: a client key,
+	// or an Eppo client SDK, gets the same retryable answer, not an error.
+	for _, q := range []string{"apiKey=" + client.Secret, "apiKey=" + key.Secret + "&sdkName=js-client-sdk"} {
+		resp := get(t, srv.URL+"/api/flag-config/v1/config?"+q, nil)
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || !strings.HasPrefix(string(b), "unavailable:") {
+			t.Fatalf("CLIENT config of an environment whose every flag is refused: %d Retry-After %q %q", resp.StatusCode, resp.Header.Get("Retry-After"), b)
+		}
 	}
 	code, text = body("/api/v1/environments/production/config", map[string]string{"Authorization": "Bearer " + admin})
 	if code != 503 || strings.Contains(text, `"flags"`) {

@@ -36,6 +36,19 @@ func (s *Server) config(w http.ResponseWriter, r *http.Request) {
 	if p == nil {
 		return
 	}
+	if p.Body == nil {
+		// The environment has flags but publishing refused every one, and
+		// this replica has no earlier document: never an empty one. Checked
+		// before the CLIENT form, which has nothing to be built from either,
+		// so that client keys get the same retryable answer.
+		h := w.Header()
+		h["Content-Type"] = hdrText
+		h["Cache-Control"] = hdrNoStore
+		h["Retry-After"] = hdrRetryAfter
+		w.WriteHeader(http.StatusServiceUnavailable)
+		w.Write([]byte("unavailable: no configuration can be published for this environment yet\n"))
+		return
+	}
 	rep := publish.Representation{Body: p.Body, Gzip: p.Gzip, ETag: p.ETag, GzipETag: p.GzipETag}
 	if client || ClientSDK(queryParam(r.URL.RawQuery, "sdkName")) {
 		var err error
@@ -51,16 +64,6 @@ func (s *Server) config(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	h := w.Header()
-	if p.Body == nil {
-		// The environment has flags but publishing refused every one, and
-		// this replica has no earlier document: never an empty one.
-		h["Content-Type"] = hdrText
-		h["Cache-Control"] = hdrNoStore
-		h["Retry-After"] = hdrRetryAfter
-		w.WriteHeader(http.StatusServiceUnavailable)
-		w.Write([]byte("unavailable: no configuration can be published for this environment yet\n"))
-		return
-	}
 	h["Cache-Control"] = hdrCacheControl
 	h["Vary"] = hdrVary
 	gz := acceptsGzip(r.Header["Accept-Encoding"])

@@ -23,11 +23,18 @@ import (
 
 // Limits of one request, and of all of them: at most MaxInFlight requests
 // are read and held at once (each up to table.MaxRequestBytes), so that a
-// burst of large requests cannot exhaust the server's memory; beyond that
-// the handler answers 503 with Retry-After. The limits of an event are
+// burst of large requests cannot exhaust the server's memory; a request
+// beyond that waits up to SlotWait for a slot (unread, so it holds no body
+// in memory), then gets 503 with Retry-After. The limits of an event are
 // table's.
 const (
 	MaxInFlight = 32
+	// SlotWait is how long a request waits for one of the MaxInFlight
+	// slots. The Go SDK sends up to 16 requests at once, so two busy SDK
+	// processes fill every slot; a 503 makes an SDK hold back all its
+	// batches for a backoff, so a slot freed within a moment is worth
+	// waiting for.
+	SlotWait = time.Second
 	// MaxCompressionRatio bounds how much a gzip body may inflate (beyond
 	// its first MiB): event batches compress 5 to 20 times; a body made to
 	// inflate a thousand times (16 KB of gzip into 16 MiB of whitespace) is
@@ -116,14 +123,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.once.Do(func() { h.inFlight = make(chan struct{}, MaxInFlight) })
-	select {
-	case h.inFlight <- struct{}{}:
-		defer func() { <-h.inFlight }()
-	default:
+	if !h.acquire(r.Context()) {
 		w.Header().Set("Retry-After", "1")
 		httpx.WriteError(w, r, core.Errorf(core.EUNAVAILABLE, "busy: retry later"))
 		return
 	}
+	defer func() { <-h.inFlight }()
 	body, err := readBody(w, r)
 	var raws [][]byte
 	lines := false
@@ -190,6 +195,26 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	json.NewEncoder(w).Encode(resp)
+}
+
+// acquire takes one of the MaxInFlight slots, waiting up to SlotWait (or
+// until the client goes), and reports whether it got one.
+func (h *Handler) acquire(ctx context.Context) bool {
+	select {
+	case h.inFlight <- struct{}{}:
+		return true
+	default:
+	}
+	t := time.NewTimer(SlotWait)
+	defer t.Stop()
+	select {
+	case h.inFlight <- struct{}{}:
+		return true
+	case <-t.C:
+		return false
+	case <-ctx.Done():
+		return false
+	}
 }
 
 var (

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -84,5 +85,39 @@ func TestSDKLoggerIntoTable(t *testing.T) {
 		SDKName: "go", SDKVersion: "1.2.3", ReceivedAt: row.ReceivedAt}
 	if count != n || fmt.Sprintf("%+v", row) != fmt.Sprintf("%+v", want) || string(row.SubjectAttributes) != string(want.SubjectAttributes) || row.ReceivedAt.IsZero() {
 		t.Fatalf("%d rows; e-7 is\n%+v %s\nwant\n%+v %s", count, row, row.SubjectAttributes, want, want.SubjectAttributes)
+	}
+}
+
+// TestSDKLoggerOversizedEvent: one event larger than the server takes
+// (subject attributes of 17 MiB) is dropped by the SDK and counted; the
+// valid events batched with it still arrive. Before, the batch passed the
+// server's 16 MiB limit and all of it was refused (413) and dropped.
+func TestSDKLoggerOversizedEvent(t *testing.T) {
+	db := storetest.Open(t, "sqlite")
+	w := ingest.NewWriter(db, ingest.Options{})
+	defer w.Close(context.Background())
+	srv := httptest.NewServer(&ingest.Handler{Environment: func(string) (string, bool) { return "production", true }, Writer: w,
+		Log: slog.New(slog.DiscardHandler), Now: time.Now})
+	defer srv.Close()
+	logger, err := allot.NewHTTPLogger(allot.HTTPLoggerConfig{SDKKey: "k", BaseURL: srv.URL + "/api", FlushInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	huge := strings.Repeat("x", table.MaxRequestBytes+1<<20)
+	for i, attr := range []string{"a", "b", huge, "c"} {
+		logger.LogAssignment(allot.AssignmentEvent{EventID: fmt.Sprint("o-", i), FeatureFlag: "f", Allocation: "a", Experiment: "f-a",
+			Variation: "v", Subject: fmt.Sprint("user-", i), SubjectAttributes: allot.Attributes{"blob": attr}, Timestamp: at})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := logger.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := logger.Stats(); st.Sent != 3 || st.Dropped != 1 {
+		t.Errorf("logger stats %+v, want 3 sent and 1 dropped", st)
+	}
+	if n, err := db.CountAssignments(ctx, store.AssignmentFilter{}); err != nil || n != 3 {
+		t.Fatalf("%d events stored (%v), want the 3 valid ones", n, err)
 	}
 }

@@ -39,6 +39,10 @@ type Published struct {
 	// (client.go: Client).
 	client     func() (Representation, error)
 	clientKeys []core.ClientKey
+	// keysRev is the environment revision of the read whose keys
+	// (keyHashes, clientKeys) are installed: a full read older than it
+	// must not bring back a key revoked since.
+	keysRev int64
 }
 
 // Build compiles cfg, checks that the engine loads every flag of the result,
@@ -62,6 +66,7 @@ func Build(cfg core.EnvironmentConfig) (*Published, error) {
 	p.Revision = cfg.Environment.Revision
 	p.keyHashes = cfg.KeyHashes
 	p.clientKeys = cfg.ClientKeys
+	p.keysRev = cfg.Environment.Revision
 	p.client = lazyClient(cfg.Environment.Name, p.Body)
 	return p, nil
 }
@@ -528,9 +533,10 @@ func (c *Cache) install(r *read, cands []candidate) (*Published, error) {
 	revision := int64(0)
 	var keys [][32]byte
 	var clients []core.ClientKey
+	var keysRev int64
 	createdAt := r.env.UpdatedAt
 	if prev != nil {
-		prevFrags, revision, keys, clients = prev.frags, prev.Revision, prev.keyHashes, prev.clientKeys
+		prevFrags, revision, keys, clients, keysRev = prev.frags, prev.Revision, prev.keyHashes, prev.clientKeys, prev.keysRev
 		for k, v := range prev.refused {
 			refused[k] = v
 		}
@@ -550,7 +556,14 @@ func (c *Cache) install(r *read, cands []candidate) (*Published, error) {
 		delete(refused, key)
 	}
 	if r.full {
-		keys, clients = r.keys, r.clients
+		if prev == nil || r.env.Revision >= keysRev {
+			keys, clients, keysRev = r.keys, r.clients, r.env.Revision
+		} else {
+			// A read that began before the one whose keys are installed
+			// (a poll racing Changed): its keys may include one revoked
+			// since. Keep the newer keys, and the revision, for a poll.
+			trusted = false
+		}
 		seen := make(map[string]bool, len(cands))
 		for _, cd := range cands {
 			seen[cd.key] = true
@@ -624,7 +637,7 @@ func (c *Cache) install(r *read, cands []candidate) (*Published, error) {
 			return nil, err
 		}
 	}
-	p.Revision, p.keyHashes, p.clientKeys, p.refused = revision, keys, clients, refused
+	p.Revision, p.keyHashes, p.clientKeys, p.keysRev, p.refused = revision, keys, clients, keysRev, refused
 	if p.Body != nil {
 		p.client = lazyClient(env, p.Body)
 	}

@@ -291,6 +291,25 @@ func TestCORS(t *testing.T) {
 	if code != 200 || !strings.Contains(body, `"accepted":1`) || h.Get("Access-Control-Allow-Origin") != pageOrigin {
 		t.Fatalf("POST from the page: %d %s %v", code, body, h)
 	}
+	// A key for any origin in the URL does not carry, from another origin,
+	// the limited key that ingestion reads from Authorization: preflight
+	// and request name the any-origin key, the request the limited one.
+	code, _ = preflight(ingestURL+"?apiKey="+anyKey.Secret, otherOrigin, "POST")
+	if code != 204 {
+		t.Fatalf("ingest preflight naming the any-origin key: %d", code)
+	}
+	b, _ := json.Marshal([]map[string]any{{"eventId": "smuggled-1", "featureFlag": "checkout-button", "allocation": "exp", "variation": "control",
+		"subject": "user-2", "timestamp": "2026-05-01T10:00:00Z"}})
+	code, h, body = do(t, nil, "POST", ingestURL+"?apiKey="+anyKey.Secret, "Bearer "+clientKey.Secret, bytes.NewReader(b),
+		"Origin", otherOrigin, "Content-Type", "application/json")
+	noCORS("limited key behind an any-origin key", h)
+	if code != 403 {
+		t.Fatalf("a limited key carried from a disallowed origin by an any-origin key in the URL: %d %s", code, body)
+	}
+	// A server key behind a client key gets no CORS headers either.
+	code, h, body = do(t, nil, "POST", ingestURL+"?apiKey="+anyKey.Secret, "Bearer "+serverKey.Secret, bytes.NewReader(b),
+		"Origin", pageOrigin, "Content-Type", "application/json")
+	noCORS("server key behind a client key", h)
 
 	// Never on the export, the management API or the UI.
 	code, h = preflight(ingestURL+"?environment=production", pageOrigin, "GET")

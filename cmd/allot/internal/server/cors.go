@@ -67,21 +67,35 @@ func (s *Server) cors(w http.ResponseWriter, r *http.Request) bool {
 		return false // not a cross-origin browser request
 	}
 	preflight := r.Method == http.MethodOptions && len(r.Header["Access-Control-Request-Method"]) > 0
-	key := r.URL.Query().Get("apiKey")
-	if key == "" && !preflight {
-		key, _ = httpx.BearerToken(r)
+	// Every key the request presents is checked, in the URL and in
+	// Authorization alike: endpoints differ in which one they read
+	// (ingestion prefers Authorization, the configuration the URL), so a
+	// check of one only would let a key that allows the origin carry
+	// another that does not. Each must be a client key allowing it.
+	var keys [2]string
+	keys[0] = r.URL.Query().Get("apiKey")
+	if !preflight {
+		keys[1], _ = httpx.BearerToken(r)
 	}
-	allowed, client := s.originAllowed(key, origin[0])
-	if client && !allowed {
-		h["Content-Type"] = []string{"text/plain; charset=utf-8"}
-		h["Cache-Control"] = []string{"no-store"}
-		w.WriteHeader(http.StatusForbidden)
-		w.Write([]byte("forbidden: this client key does not allow origin " + strconv.Quote(origin[0]) + "\n"))
-		return true
+	allowed, named := true, false
+	for _, key := range keys {
+		if key == "" {
+			continue
+		}
+		named = true
+		ok, client := s.originAllowed(key, origin[0])
+		if client && !ok {
+			h["Content-Type"] = []string{"text/plain; charset=utf-8"}
+			h["Cache-Control"] = []string{"no-store"}
+			w.WriteHeader(http.StatusForbidden)
+			w.Write([]byte("forbidden: this client key does not allow origin " + strconv.Quote(origin[0]) + "\n"))
+			return true
+		}
+		allowed = allowed && ok
 	}
-	if key == "" && preflight {
-		allowed = true // checked on the request itself (see above)
-	}
+	// With no key, a preflight is allowed: the request itself is checked
+	// (see above). A request with no key gets no CORS headers.
+	allowed = allowed && (named || preflight)
 	if preflight {
 		if !allowed || !route.allow(r.Header.Get("Access-Control-Request-Method")) {
 			w.WriteHeader(http.StatusForbidden)
