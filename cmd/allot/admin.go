@@ -371,7 +371,9 @@ const experimentsUsage = `allot experiments <command> FLAG EXPERIMENT [flags]
   start FLAG EXP                  set status running (it starts assigning)
   stop FLAG EXP                   set status stopped (it assigns no one)
   traffic FLAG EXP PERCENT        change the traffic; raising it never moves anyone
-  weights FLAG EXP k=w ...        change the weights: this RE-RANDOMIZES the experiment`
+  weights FLAG EXP k=w ...        change the weights: this RE-RANDOMIZES the experiment
+  list [FLAG] [--json]            the experiments of the environment (of one flag)
+  summary FLAG EXP [--json]       assignments per variation and the sample ratio mismatch verdict`
 
 func runExperiments(ctx context.Context, e *env, args []string) error {
 	a := newAdminFlags(e, "experiments", experimentsUsage)
@@ -383,9 +385,24 @@ func runExperiments(ctx context.Context, e *env, args []string) error {
 	layer := a.fs.String("layer", "", "layer the experiment is in")
 	layerShare := a.fs.Float64("layer-share", 0, "percentage of the layer the experiment takes")
 	rerandomize := a.fs.Bool("rerandomize", false, "let a running experiment join a layer: its subjects outside its part leave it")
+	asJSON := a.fs.Bool("json", false, "list, summary: print JSON for scripts")
 	pos, err := a.parse(args)
 	if err != nil {
 		return err
+	}
+	if len(pos) > 0 && (pos[0] == "list" && len(pos) <= 2 || pos[0] == "summary" && len(pos) == 3) {
+		c, err := a.client()
+		if err != nil {
+			return err
+		}
+		if pos[0] == "summary" {
+			return summarizeExperiment(ctx, e, c, *a.env, pos[1], pos[2], *asJSON)
+		}
+		flagKey := ""
+		if len(pos) == 2 {
+			flagKey = pos[1]
+		}
+		return listExperiments(ctx, e, c, *a.env, flagKey, *asJSON)
 	}
 	if len(pos) < 3 {
 		return usageErr(a)
