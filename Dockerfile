@@ -21,14 +21,17 @@ WORKDIR /src
 ENV GOWORK=off CGO_ENABLED=0 GOFLAGS=-trimpath
 COPY go.mod ./
 COPY cmd/allot/go.mod cmd/allot/go.sum cmd/allot/
-RUN cd cmd/allot && go mod download
+WORKDIR /src/cmd/allot
+RUN go mod download
+WORKDIR /src
 COPY . .
+WORKDIR /src/cmd/allot
 ARG VERSION=""
 ARG COMMIT=""
 ARG DATE=""
 # The build has no .git (see .dockerignore), so the version comes from the
 # build arguments; allot version says "(devel)" and "unknown" without them.
-RUN cd cmd/allot && go build -buildvcs=false \
+RUN go build -buildvcs=false \
       -ldflags "-s -w -X main.version=${VERSION} -X main.commit=${COMMIT} -X main.date=${DATE}" \
       -o /out/allot . \
  && mkdir -p /out/data
