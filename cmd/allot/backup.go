@@ -119,10 +119,20 @@ func backupSQLite(ctx context.Context, src, dst string) (int64, error) {
 	}
 	// Link rather than rename: it fails if dst appeared meanwhile, where a
 	// rename would silently replace it.
-	if err := os.Link(tmpName, dst); err != nil {
-		return 0, err
+	if err := os.Link(tmpName, dst); err == nil {
+		os.Remove(tmpName)
+	} else if errors.Is(err, fs.ErrExist) {
+		return 0, fmt.Errorf("%s appeared during the backup: %w", dst, err)
+	} else {
+		// A file system without hard links (some network and FUSE
+		// mounts): check again, then rename.
+		if _, serr := os.Lstat(dst); !errors.Is(serr, fs.ErrNotExist) {
+			return 0, fmt.Errorf("%s appeared during the backup", dst)
+		}
+		if err := os.Rename(tmpName, dst); err != nil {
+			return 0, err
+		}
 	}
-	os.Remove(tmpName)
 	done = true
 	if dh, err := os.Open(dir); err == nil {
 		dh.Sync()
