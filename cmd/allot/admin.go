@@ -117,7 +117,8 @@ func printWarnings(e *env, s httpapi.SettingsResponse) {
 // ---- environments
 
 func runEnvironments(ctx context.Context, e *env, args []string) error {
-	a := newAdminFlags(e, "environments", "allot environments [list | create NAME]")
+	a := newAdminFlags(e, "environments", "allot environments [list [--json] | create NAME]")
+	asJSON := a.fs.Bool("json", false, "list: print JSON for scripts")
 	pos, err := a.parse(args)
 	if err != nil {
 		return err
@@ -131,6 +132,9 @@ func runEnvironments(ctx context.Context, e *env, args []string) error {
 		envs, err := c.Environments(ctx)
 		if err != nil {
 			return err
+		}
+		if *asJSON {
+			return printJSON(e.stdout, envs)
 		}
 		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "NAME\tREVISION\tUPDATED")
@@ -152,7 +156,7 @@ func runEnvironments(ctx context.Context, e *env, args []string) error {
 
 const flagsUsage = `allot flags <command> [flags]
 
-  list                                      list flags
+  list [--json]                             list flags
   get KEY                                   show a flag and its settings in --env
   create KEY --type STRING --variation k=v ...   create a flag (off everywhere)
   create --file flag.json                   create a flag from its JSON
@@ -180,6 +184,7 @@ func runFlags(ctx context.Context, e *env, args []string) error {
 	var vars, attrs multi
 	a.fs.Var(&vars, "variation", "create: a variation key=value (repeatable); rollout, target: the variation key")
 	a.fs.Var(&attrs, "attr", "subject attribute k=v for preview (repeatable)")
+	asJSON := a.fs.Bool("json", false, "list: print JSON for scripts (get always prints JSON)")
 	// --variation is a key for rollout/target, k=v pairs for create.
 	pos, c, err := a.command(args)
 	if err != nil {
@@ -195,6 +200,9 @@ func runFlags(ctx context.Context, e *env, args []string) error {
 		flags, err := c.Flags(ctx)
 		if err != nil {
 			return err
+		}
+		if *asJSON {
+			return printJSON(e.stdout, flags)
 		}
 		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "KEY\tTYPE\tVARIATIONS\tVERSION\tDESCRIPTION")
@@ -371,7 +379,9 @@ const experimentsUsage = `allot experiments <command> FLAG EXPERIMENT [flags]
   start FLAG EXP                  set status running (it starts assigning)
   stop FLAG EXP                   set status stopped (it assigns no one)
   traffic FLAG EXP PERCENT        change the traffic; raising it never moves anyone
-  weights FLAG EXP k=w ...        change the weights: this RE-RANDOMIZES the experiment`
+  weights FLAG EXP k=w ...        change the weights: this RE-RANDOMIZES the experiment
+  list [FLAG] [--json]            the experiments of the environment (of one flag)
+  summary FLAG EXP [--json]       assignments per variation and the sample ratio mismatch verdict`
 
 func runExperiments(ctx context.Context, e *env, args []string) error {
 	a := newAdminFlags(e, "experiments", experimentsUsage)
@@ -383,9 +393,24 @@ func runExperiments(ctx context.Context, e *env, args []string) error {
 	layer := a.fs.String("layer", "", "layer the experiment is in")
 	layerShare := a.fs.Float64("layer-share", 0, "percentage of the layer the experiment takes")
 	rerandomize := a.fs.Bool("rerandomize", false, "let a running experiment join a layer: its subjects outside its part leave it")
+	asJSON := a.fs.Bool("json", false, "list, summary: print JSON for scripts")
 	pos, err := a.parse(args)
 	if err != nil {
 		return err
+	}
+	if len(pos) > 0 && (pos[0] == "list" && len(pos) <= 2 || pos[0] == "summary" && len(pos) == 3) {
+		c, err := a.client()
+		if err != nil {
+			return err
+		}
+		if pos[0] == "summary" {
+			return summarizeExperiment(ctx, e, c, *a.env, pos[1], pos[2], *asJSON)
+		}
+		flagKey := ""
+		if len(pos) == 2 {
+			flagKey = pos[1]
+		}
+		return listExperiments(ctx, e, c, *a.env, flagKey, *asJSON)
 	}
 	if len(pos) < 3 {
 		return usageErr(a)
@@ -504,7 +529,7 @@ func layerPart(name string, share float64) (*core.LayerPart, error) {
 
 const keysUsage = `allot keys <command> [flags]
 
-  list                          list SDK keys (server and client)
+  list [--json]                 list SDK keys (server and client)
   create NAME [--env production]  create a server key (its secret is shown once)
   create NAME --client [--origin URL ...]
                                 create a client key, for pages and apps: it
@@ -512,13 +537,14 @@ const keysUsage = `allot keys <command> [flags]
                                 posts assignment events, from the given web
                                 origins (default: any)
   revoke ID                     revoke an SDK key
-  admin-list                    list admin tokens
+  admin-list [--json]           list admin tokens
   admin-create NAME             create an admin token (shown once)
   admin-revoke ID               revoke an admin token`
 
 func runKeys(ctx context.Context, e *env, args []string) error {
 	a := newAdminFlags(e, "keys", keysUsage)
 	client := a.fs.Bool("client", false, "create: a client key (safe to embed in a page or app) rather than a server key")
+	asJSON := a.fs.Bool("json", false, "list, admin-list: print JSON for scripts")
 	var origins []string
 	a.fs.Func("origin", "create --client: a web origin the key may be used from, such as https://www.example.com (repeatable; default: any)", func(v string) error {
 		origins = append(origins, v)
@@ -551,6 +577,9 @@ func runKeys(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return err
 		}
+		if *asJSON {
+			return printJSON(e.stdout, keys)
+		}
 		fmt.Fprintln(tw, "ID\tNAME\tENVIRONMENT\tKIND\tPREFIX\tSTATE\tORIGINS")
 		for _, k := range keys {
 			o := strings.Join(k.Origins, ",")
@@ -564,6 +593,9 @@ func runKeys(ctx context.Context, e *env, args []string) error {
 		toks, err := c.AdminTokens(ctx)
 		if err != nil {
 			return err
+		}
+		if *asJSON {
+			return printJSON(e.stdout, toks)
 		}
 		fmt.Fprintln(tw, "ID\tNAME\tPREFIX\tSTATE")
 		for _, t := range toks {
@@ -619,9 +651,10 @@ func runKeys(ctx context.Context, e *env, args []string) error {
 // ---- audit
 
 func runAudit(ctx context.Context, e *env, args []string) error {
-	a := newAdminFlags(e, "audit", "allot audit [--limit 20] [--before ID]")
+	a := newAdminFlags(e, "audit", "allot audit [--limit 20] [--before ID] [--json]")
 	limit := a.fs.Int("limit", 20, "entries to show")
 	before := a.fs.Int64("before", 0, "show entries older than this id")
+	asJSON := a.fs.Bool("json", false, "print JSON for scripts")
 	if _, err := a.parse(args); err != nil {
 		return err
 	}
@@ -632,6 +665,9 @@ func runAudit(ctx context.Context, e *env, args []string) error {
 	entries, err := c.Audit(ctx, *limit, *before)
 	if err != nil {
 		return err
+	}
+	if *asJSON {
+		return printJSON(e.stdout, entries)
 	}
 	for _, en := range entries {
 		where := ""

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/netip"
 	"strconv"
@@ -30,21 +31,25 @@ several replicas share one database. The first start creates an admin token
 and prints it once, unless ALLOT_ADMIN_TOKEN provides one. SDKs use the base
 URL http://HOST:PORT/api. A lost admin token: allot admin recover --db ...
 
-Environment: ALLOT_ADMIN_TOKEN, ALLOT_DB, ALLOT_ADDR, ALLOT_RETENTION,
-ALLOT_METRICS_TOKEN (a bearer token that may read /metrics).
+Every flag may be set by the environment variable named after it (a flag
+given on the command line wins); ALLOT_TRUSTED_PROXY takes a comma-separated
+list. Secrets are read from the environment only, and never printed:
+  ALLOT_ADMIN_TOKEN     the first admin token, instead of a generated one
+  ALLOT_METRICS_TOKEN   a bearer token that may read /metrics
 
 flags:`)
-		fs.PrintDefaults()
+		printFlagsWithEnv(e.stderr, fs)
 	}
-	addr := fs.String("addr", envOr(e, "ALLOT_ADDR", ":8080"), "listen address")
-	// A postgres:// URL may hold a password: its default is read after
-	// parsing, so that -h never prints it.
-	db := fs.String("db", "", "SQLite file, or a postgres:// URL (default: from ALLOT_DB, else allot.db)")
+	// No default below comes from the environment: -h prints defaults, and
+	// ALLOT_DB may be a postgres:// URL with a password. applyEnv reads the
+	// environment after parsing.
+	addr := fs.String("addr", ":8080", "listen address")
+	db := fs.String("db", "allot.db", "SQLite file, or a postgres:// URL")
 	poll := fs.Duration("poll", time.Second, "how often to look for changes made by other replicas")
 	staleAfter := fs.Duration("stale-after", publish.DefaultMaxAge, "report not ready (/readyz) when the configuration was last confirmed against the database longer ago than this")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	format := fs.String("log-format", "text", "log format: text or json")
-	retention := fs.String("retention", envOr(e, "ALLOT_RETENTION", "0"), "maximum age of stored assignment events, e.g. 90d or 2160h (0 keeps them all)")
+	retention := fs.String("retention", "0", "maximum age of stored assignment events, e.g. 90d or 2160h (0 keeps them all)")
 	tlsCert := fs.String("tls-cert", "", "PEM certificate file: serve HTTPS (with --tls-key)")
 	tlsKey := fs.String("tls-key", "", "PEM private key file of --tls-cert")
 	var proxies []netip.Prefix
@@ -63,8 +68,8 @@ flags:`)
 		fs.Usage()
 		return &exitError{code: 2}
 	}
-	if *db == "" {
-		*db = envOr(e, "ALLOT_DB", "allot.db")
+	if err := applyEnv(e, fs, map[string]bool{"trusted-proxy": true}); err != nil {
+		return err
 	}
 	maxAge, err := parseAge(*retention)
 	if err != nil {
@@ -114,6 +119,61 @@ func parsePrefix(v string) (netip.Prefix, error) {
 		return netip.Prefix{}, fmt.Errorf("%q is neither a CIDR nor an IP address", v)
 	}
 	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
+}
+
+// envName is the environment variable of a flag: --log-level is
+// ALLOT_LOG_LEVEL.
+func envName(flagName string) string {
+	return "ALLOT_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// applyEnv sets each flag that the command line did not set from its
+// environment variable, if that is set. The flags named in lists take a
+// comma-separated list (each item set in turn, as a repeated flag).
+func applyEnv(e *env, fs *flag.FlagSet, lists map[string]bool) error {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if err != nil || given[f.Name] {
+			return
+		}
+		name := envName(f.Name)
+		v := envOr(e, name, "")
+		if v == "" {
+			return
+		}
+		vals := []string{v}
+		if lists[f.Name] {
+			vals = strings.Split(v, ",")
+		}
+		for _, item := range vals {
+			if serr := fs.Set(f.Name, strings.TrimSpace(item)); serr != nil {
+				// Not the value itself: no string flag can fail to parse, so
+				// a URL with a password never reaches this message.
+				err = &exitError{code: 2, err: fmt.Errorf("%s (for --%s): %v", name, f.Name, serr)}
+				return
+			}
+		}
+	})
+	return err
+}
+
+// printFlagsWithEnv prints a flag set's flags as PrintDefaults does, each
+// with the environment variable that may set it.
+func printFlagsWithEnv(w io.Writer, fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		arg, usage := flag.UnquoteUsage(f)
+		head := "  --" + f.Name
+		if arg != "" {
+			head += " " + arg
+		}
+		fmt.Fprintf(w, "%s\n    \t%s\n    \tenv %s", head, usage, envName(f.Name))
+		if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "[]" {
+			fmt.Fprintf(w, ", default %s", f.DefValue)
+		}
+		fmt.Fprintln(w)
+	})
 }
 
 func envOr(e *env, name, def string) string {
