@@ -63,7 +63,7 @@ const (
 // Handler serves the OFREP endpoints. Register adds them to a mux.
 type Handler struct {
 	// ForKey returns the published configuration an SDK key reads, or nil
-	// (publish.Cache.ForKey).
+	// (publish.Cache.Lookup: server and client keys alike).
 	ForKey func(key string) *publish.Published
 	// Recorder, if set, logs the assignments handed out.
 	Recorder *Recorder
