@@ -313,11 +313,12 @@ func (a *assigner) line(dst, row []byte) []byte {
 	if r.Code == eval.Match {
 		pos, variation = int(r.Position), r.VariationKey()
 	}
+	holdout, holdoutVariation := holdoutOf(&r)
 	if a.parquet {
-		return appendRecord(dst, pos, variation, subject, sc.json)
+		return appendRecord(dst, pos, variation, subject, sc.json, holdout, holdoutVariation)
 	}
 	out := table.Row{FeatureFlag: a.flag, Variation: variation, Subject: subject, SubjectAttributes: sc.json,
-		Timestamp: a.now, SDKName: assignSDKName, ReceivedAt: a.now}
+		Timestamp: a.now, SDKName: assignSDKName, ReceivedAt: a.now, Holdout: holdout, HoldoutVariation: holdoutVariation}
 	if pos > 0 {
 		out.Experiment, out.Allocation = a.experiments[pos-1], a.allocations[pos-1]
 	}
@@ -454,14 +455,29 @@ func splitCSV(fields [][]byte, rec []byte, scratch *[]byte) ([][]byte, error) {
 // allocation's position, 0 for none, the variation, the subject and the
 // attributes) for parquetRows: length-prefixed, so that nothing is quoted
 // or parsed on the way.
-func appendRecord(dst []byte, pos int, variation, subject string, attrs []byte) []byte {
+func appendRecord(dst []byte, pos int, variation, subject string, attrs []byte, holdout, holdoutVariation string) []byte {
 	dst = binary.AppendUvarint(dst, uint64(pos))
 	dst = binary.AppendUvarint(dst, uint64(len(variation)))
 	dst = append(dst, variation...)
 	dst = binary.AppendUvarint(dst, uint64(len(subject)))
 	dst = append(dst, subject...)
 	dst = binary.AppendUvarint(dst, uint64(len(attrs)))
-	return append(dst, attrs...)
+	dst = append(dst, attrs...)
+	dst = binary.AppendUvarint(dst, uint64(len(holdout)))
+	dst = append(dst, holdout...)
+	dst = binary.AppendUvarint(dst, uint64(len(holdoutVariation)))
+	return append(dst, holdoutVariation...)
+}
+
+// holdoutOf returns the holdout that assigned r and its half, from the
+// matched split's extraLogging, as ingestion reads them from an SDK's event
+// (so `allot assign` and the stored table agree), or "" outside holdouts.
+func holdoutOf(r *eval.Result) (holdout, variation string) {
+	extra := r.ExtraLogging()
+	if len(extra) == 0 {
+		return "", ""
+	}
+	return extra["holdoutKey"], table.HoldoutVariation(extra["holdoutVariation"])
 }
 
 // parquetRows receives the records lines.Map produces, whole batches at a
@@ -496,11 +512,13 @@ func (p *parquetRows) Write(b []byte) (int, error) {
 		variation, ok1 := next()
 		subject, ok2 := next()
 		attrs, ok3 := next()
-		if !ok1 || !ok2 || !ok3 {
+		holdout, ok4 := next()
+		holdoutVariation, ok5 := next()
+		if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 {
 			return 0, errors.New("allot assign: corrupt row record")
 		}
 		row := table.Row{FeatureFlag: p.flag, Variation: variation, Subject: subject, SubjectAttributes: []byte(attrs),
-			Timestamp: p.now, SDKName: assignSDKName, ReceivedAt: p.now}
+			Timestamp: p.now, SDKName: assignSDKName, ReceivedAt: p.now, Holdout: holdout, HoldoutVariation: holdoutVariation}
 		if pos > 0 {
 			row.Experiment, row.Allocation = p.experiments[pos-1], p.allocations[pos-1]
 		}

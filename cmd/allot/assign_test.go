@@ -79,7 +79,7 @@ func TestAssignMatchesEngine(t *testing.T) {
 		// The export's columns, with its microsecond times; no event id or
 		// environment (no SDK sent these), every cell in the attributes.
 		want := []string{"", "", "new-user-onboarding-" + r.AllocationKey(), "new-user-onboarding", r.AllocationKey(), r.VariationKey(), s.key,
-			rows[i][7], "2026-06-01T00:00:00Z", "allot assign", "", "2026-06-01T00:00:00Z"}
+			rows[i][7], "2026-06-01T00:00:00Z", "allot assign", "", "2026-06-01T00:00:00Z", "", ""}
 		if strings.Join(rows[i], "|") != strings.Join(want, "|") {
 			t.Fatalf("row %d: %v, want %v", i, rows[i], want)
 		}
@@ -230,5 +230,80 @@ func TestAssignStrayQuote(t *testing.T) {
 	}
 	if !strings.Contains(stderr, "skipped 1 malformed rows") || !strings.Contains(stderr, "quote inside an unquoted field") {
 		t.Fatalf("stderr %q should report the one bad row", stderr)
+	}
+}
+
+// holdoutConfig is a flag whose first allocation is a 20 % holdout compiled
+// as Eppo's servers do (traffic and half shards, extraLogging), one half
+// logged with the synonym all_shipped_variants, before an experiment.
+const holdoutConfig = `{"format":"SERVER","createdAt":"2026-05-01T00:00:00Z","environment":{"name":"production"},"flags":{
+ "checkout":{"key":"checkout","enabled":true,"variationType":"STRING","totalShards":10000,
+  "variations":{"control":{"key":"control","value":"blue"},"treatment":{"key":"treatment","value":"green"}},
+  "allocations":[
+   {"key":"exp-q3","doLog":true,"splits":[
+    {"variationKey":"control","shards":[{"salt":"q3-holdout-traffic","ranges":[{"start":0,"end":2000}]},{"salt":"q3-holdout-split","ranges":[{"start":0,"end":5000}]}],
+     "extraLogging":{"holdoutKey":"q3","holdoutVariation":"status_quo"}},
+    {"variationKey":"treatment","shards":[{"salt":"q3-holdout-traffic","ranges":[{"start":0,"end":2000}]},{"salt":"q3-holdout-split","ranges":[{"start":5000,"end":10000}]}],
+     "extraLogging":{"holdoutKey":"q3","holdoutVariation":"all_shipped_variants"}}]},
+   {"key":"exp","doLog":true,"splits":[
+    {"variationKey":"control","shards":[{"salt":"checkout-exp","ranges":[{"start":0,"end":5000}]}]},
+    {"variationKey":"treatment","shards":[{"salt":"checkout-exp","ranges":[{"start":5000,"end":10000}]}]}]}]}}}`
+
+// TestAssignHoldout: allot assign fills holdout and holdout_variation from
+// the matched split's extraLogging (all_shipped_variants as all_shipped),
+// in CSV and Parquet alike, and leaves them empty outside the holdout.
+func TestAssignHoldout(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "config.json")
+	if err := os.WriteFile(cfg, []byte(holdoutConfig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var in strings.Builder
+	in.WriteString("subject\n")
+	const n = 2000
+	for i := range n {
+		fmt.Fprintf(&in, "user-%d\n", i)
+	}
+	code, out, stderr := runCmd(t, in.String(), "assign", "--flag", "checkout", "--subjects", "-", "--config", cfg, "--now", "2026-06-01T00:00:00Z")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	rows := readTable(t, out)
+	if len(rows) != n {
+		t.Fatalf("%d rows", len(rows))
+	}
+	count := map[string]int{}
+	for _, r := range rows {
+		alloc, variation, holdout, half := r[4], r[5], r[12], r[13]
+		switch {
+		case alloc == "exp-q3" && holdout == "q3" && half == "status_quo" && variation == "control",
+			alloc == "exp-q3" && holdout == "q3" && half == "all_shipped" && variation == "treatment",
+			alloc == "exp" && holdout == "" && half == "":
+			count[alloc+"/"+half]++
+		default:
+			t.Fatalf("row %v", r)
+		}
+	}
+	// 20 % held out, split in halves; loose bounds for 2,000 subjects.
+	if h := count["exp-q3/status_quo"] + count["exp-q3/all_shipped"]; h < 300 || h > 500 || count["exp-q3/status_quo"] < 100 || count["exp-q3/all_shipped"] < 100 {
+		t.Fatalf("holdout counts %v", count)
+	}
+
+	pq := filepath.Join(t.TempDir(), "table.parquet")
+	if code, _, stderr := runCmd(t, in.String(), "assign", "--flag", "checkout", "--subjects", "-", "--config", cfg, "--out", pq,
+		"--now", "2026-06-01T00:00:00Z"); code != 0 {
+		t.Fatalf("parquet: exit %d: %s", code, stderr)
+	}
+	data, err := os.ReadFile(pq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prows, err := table.ReadParquet(bytes.NewReader(data), int64(len(data)))
+	if err != nil || len(prows) != n {
+		t.Fatalf("parquet: %d rows, %v", len(prows), err)
+	}
+	for i, r := range prows {
+		if r.Subject != rows[i][6] || r.Holdout != rows[i][12] || r.HoldoutVariation != rows[i][13] {
+			t.Fatalf("parquet row %d %+v, CSV %v", i, r, rows[i])
+		}
 	}
 }

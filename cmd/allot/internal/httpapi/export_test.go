@@ -147,27 +147,31 @@ func TestSummaryUnknownAllocation(t *testing.T) {
 	}
 }
 
-// TestExportFormats: every format carries the table's columns.
+// TestExportFormats: every format carries the table's columns, the
+// holdout columns included.
 func TestExportFormats(t *testing.T) {
 	db, srv, tok := exportServer(t)
 	ts := time.Date(2026, 5, 1, 12, 0, 0, 123456000, time.UTC)
 	row := table.Row{EventID: "e1", Environment: "production", Experiment: "f-a", FeatureFlag: "f", Allocation: "a", Variation: "v",
-		Subject: "s, t", SubjectAttributes: []byte(`{"k":1}`), Timestamp: ts, SDKName: "go", SDKVersion: "1", ReceivedAt: ts}
+		Subject: "s, t", SubjectAttributes: []byte(`{"k":1}`), Timestamp: ts, SDKName: "go", SDKVersion: "1", ReceivedAt: ts,
+		Holdout: "q3", HoldoutVariation: table.HoldoutStatusQuo}
 	if _, err := db.InsertAssignments(context.Background(), []table.Row{row}); err != nil {
 		t.Fatal(err)
 	}
 	resp, body := getWith(t, srv.URL+"/api/v1/assignments?format=csv", tok)
-	want := strings.Join(table.Columns, ",") + "\n" + `e1,production,f-a,f,a,v,"s, t","{""k"":1}",2026-05-01T12:00:00.123456Z,go,1,2026-05-01T12:00:00.123456Z` + "\n"
+	want := strings.Join(table.Columns, ",") + "\n" + `e1,production,f-a,f,a,v,"s, t","{""k"":1}",2026-05-01T12:00:00.123456Z,go,1,2026-05-01T12:00:00.123456Z,q3,status_quo` + "\n"
 	if resp.StatusCode != 200 || body != want || resp.Header.Get("Content-Type") != "text/csv; charset=utf-8" {
 		t.Fatalf("csv %d %q", resp.StatusCode, body)
 	}
 	resp, body = getWith(t, srv.URL+"/api/v1/assignments?format=jsonl", tok)
-	if resp.StatusCode != 200 || !strings.Contains(body, `"subject":"s, t","subject_attributes":{"k":1},"timestamp":"2026-05-01T12:00:00.123456Z"`) {
+	if resp.StatusCode != 200 || !strings.Contains(body, `"subject":"s, t","subject_attributes":{"k":1},"timestamp":"2026-05-01T12:00:00.123456Z"`) ||
+		!strings.Contains(body, `"holdout":"q3","holdout_variation":"status_quo"`) {
 		t.Fatalf("jsonl %d %q", resp.StatusCode, body)
 	}
 	resp, body = getWith(t, srv.URL+"/api/v1/assignments?format=parquet", tok)
 	rows, err := table.ReadParquet(strings.NewReader(body), int64(len(body)))
-	if resp.StatusCode != 200 || err != nil || len(rows) != 1 || rows[0].Subject != "s, t" || !rows[0].Timestamp.Equal(ts) {
+	if resp.StatusCode != 200 || err != nil || len(rows) != 1 || rows[0].Subject != "s, t" || !rows[0].Timestamp.Equal(ts) ||
+		rows[0].Holdout != "q3" || rows[0].HoldoutVariation != table.HoldoutStatusQuo {
 		t.Fatalf("parquet %d %v %+v", resp.StatusCode, err, rows)
 	}
 	if resp, _ := getWith(t, srv.URL+"/api/v1/assignments?format=xlsx", tok); resp.StatusCode != 400 {

@@ -92,11 +92,17 @@ func (s *Server) CloseStreams() {
 	}
 }
 
-// event returns the encoded event announcing p.
-func (st *streams) event(p *publish.Published) []byte {
+// event returns the encoded event announcing rep, a form of p's document;
+// client says which form, since the SERVER and CLIENT events of one
+// environment are cached apart.
+func (st *streams) event(p *publish.Published, rep publish.Representation, client bool) []byte {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if e, ok := st.events[p.Environment]; ok && e.etag == p.ETag {
+	slot := p.Environment
+	if client {
+		slot = "client\x00" + slot // environment names never hold a NUL
+	}
+	if e, ok := st.events[slot]; ok && e.etag == rep.ETag {
 		return e.data
 	}
 	type message struct {
@@ -104,22 +110,22 @@ func (st *streams) event(p *publish.Published) []byte {
 		ETag   string          `json:"etag"`
 		Config json.RawMessage `json:"config,omitempty"`
 	}
-	m := message{Type: "refetchEvaluation", ETag: p.ETag}
-	if len(p.Body) <= StreamInlineMax {
-		m.Config = p.Body
+	m := message{Type: "refetchEvaluation", ETag: rep.ETag}
+	if len(rep.Body) <= StreamInlineMax {
+		m.Config = rep.Body
 	}
 	data, err := json.Marshal(m)
 	if err != nil { // cannot happen: Body is the JSON the cache built
 		data, _ = json.Marshal(message{Type: m.Type, ETag: m.ETag})
 	}
 	var b bytes.Buffer
-	b.Grow(len(data) + len(p.ETag) + 16)
+	b.Grow(len(data) + len(rep.ETag) + 16)
 	b.WriteString("id: ")
-	b.WriteString(p.ETag)
+	b.WriteString(rep.ETag)
 	b.WriteString("\ndata: ")
 	b.Write(data) // json.Marshal escapes newlines: one line
 	b.WriteString("\n\n")
-	st.events[p.Environment] = streamEvent{etag: p.ETag, data: b.Bytes()}
+	st.events[slot] = streamEvent{etag: rep.ETag, data: b.Bytes()}
 	return b.Bytes()
 }
 
@@ -135,19 +141,33 @@ func sdkKey(r *http.Request) string {
 }
 
 // streamKey resolves the key of a stream request to the configuration it
-// reads, or nil. It is the one place that decides who may open a stream
-// and keep it open: client keys plug in here.
-func (s *Server) streamKey(key string) *publish.Published {
+// reads and the form of it the key gets, or nil. It is the one place that
+// decides who may open a stream and keep it open. A client key gets the
+// CLIENT (obfuscated) form, as from /flag-config/v1/config, never the
+// SERVER one: its ETags and its inline documents are the CLIENT form's. A
+// CLIENT form that cannot be built refuses the key (nil) rather than fall
+// back to SERVER.
+func (s *Server) streamKey(key string) (p *publish.Published, rep publish.Representation, client bool) {
 	if key == "" {
-		return nil
+		return nil, rep, false
 	}
-	return s.cache.ForKey(key)
+	if p, client, _ = s.cache.Lookup(key); p == nil {
+		return nil, rep, false
+	}
+	if !client {
+		return p, publish.Representation{Body: p.Body, Gzip: p.Gzip, ETag: p.ETag, GzipETag: p.GzipETag}, false
+	}
+	rep, err := p.Client()
+	if err != nil {
+		return nil, rep, true
+	}
+	return p, rep, true
 }
 
 // stream serves GET /api/flag-config/v1/stream.
 func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	key := sdkKey(r)
-	p := s.streamKey(key)
+	p, _, _ := s.streamKey(key)
 	if p == nil {
 		h := w.Header()
 		h["Content-Type"] = hdrText
@@ -203,15 +223,15 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	// announce sends the current configuration unless the client has it.
 	// It ends the stream (false) when the key no longer reads env.
 	announce := func() bool {
-		cur := s.streamKey(key)
+		cur, rep, client := s.streamKey(key)
 		if cur == nil || cur.Environment != env {
 			return false
 		}
-		if sent == cur.ETag || sent == cur.GzipETag { // a client that polled with gzip has the latter
+		if sent == rep.ETag || sent == rep.GzipETag { // a client that polled with gzip has the latter
 			return true
 		}
-		sent = cur.ETag
-		return write(s.streams.event(cur))
+		sent = rep.ETag
+		return write(s.streams.event(cur, rep, client))
 	}
 	if !announce() {
 		return
@@ -230,7 +250,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 			}
 		case <-heartbeat.C:
 			// A revoked key loses its stream within a heartbeat.
-			if s.streamKey(key) == nil || !write([]byte(":\n\n")) {
+			if p, _, _ := s.streamKey(key); p == nil || !write([]byte(":\n\n")) {
 				return
 			}
 		}

@@ -25,7 +25,8 @@ func TestStreamEventInlineThreshold(t *testing.T) {
 		inline bool
 	}{{1 << 10, true}, {StreamInlineMax, true}, {StreamInlineMax + 1, false}} {
 		p := &publish.Published{Environment: "e", ETag: `"t` + strconv.Itoa(tc.size) + `"`, Body: doc(tc.size)}
-		ev := st.event(p)
+		rep := publish.Representation{Body: p.Body, ETag: p.ETag}
+		ev := st.event(p, rep, false)
 		lines := bytes.Split(bytes.TrimSuffix(ev, []byte("\n\n")), []byte("\n"))
 		if len(lines) != 2 || string(lines[0]) != "id: "+p.ETag || !bytes.HasPrefix(lines[1], []byte("data: ")) {
 			t.Fatalf("size %d: event %.200q", tc.size, ev)
@@ -40,7 +41,7 @@ func TestStreamEventInlineThreshold(t *testing.T) {
 		if got := len(m.Config) > 0; got != tc.inline || got && !bytes.Equal(m.Config, p.Body) {
 			t.Errorf("size %d: inline %v, want %v (%d vs %d bytes)", tc.size, got, tc.inline, len(m.Config), len(p.Body))
 		}
-		if again := st.event(p); &again[0] != &ev[0] {
+		if again := st.event(p, rep, false); &again[0] != &ev[0] {
 			t.Errorf("size %d: encoded again for the same configuration", tc.size)
 		}
 	}

@@ -88,6 +88,23 @@ func fastDecode(b []byte, e *wireEvent) bool {
 				return false
 			}
 			bit, i = 1<<8, j
+		case "holdoutKey", "holdoutVariation": // extraLogging spread (Eppo's JavaScript SDKs)
+			v, j, ok := plainString(b, i)
+			if !ok {
+				return false
+			}
+			if key == "holdoutKey" {
+				e.HoldoutKey, bit = looseString(v), 1<<9
+			} else {
+				e.HoldoutVariation, bit = looseString(v), 1<<10
+			}
+			i = j
+		case "extraLogging":
+			j, ok := fastExtraLogging(b, i, e)
+			if !ok {
+				return false
+			}
+			bit, i = 1<<11, j
 		default:
 			// json matches keys case-insensitively: leave such keys to it.
 			for _, k := range knownKeys {
@@ -120,7 +137,67 @@ func fastDecode(b []byte, e *wireEvent) bool {
 }
 
 var knownKeys = []string{"eventId", "featureFlag", "allocation", "experiment", "variation", "subject",
-	"timestamp", "subjectAttributes", "metaData", "extraLogging"}
+	"timestamp", "subjectAttributes", "metaData", "extraLogging", "holdoutKey", "holdoutVariation"}
+
+// fastExtraLogging reads an extraLogging object at b[i] whose keys are
+// plain strings, keeping the holdout's keys (plain strings too) and
+// skipping any other value, as holdoutFields.UnmarshalJSON does.
+func fastExtraLogging(b []byte, i int, e *wireEvent) (int, bool) {
+	if i >= len(b) || b[i] != '{' {
+		return 0, false
+	}
+	e.ExtraLogging = holdoutFields{}
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return i + 1, true
+	}
+	var seen uint8
+	for {
+		key, j, ok := plainString(b, i)
+		if !ok {
+			return 0, false
+		}
+		if i = skipSpace(b, j); i >= len(b) || b[i] != ':' {
+			return 0, false
+		}
+		i = skipSpace(b, i+1)
+		var bit uint8
+		switch key {
+		case "holdoutKey", "holdoutVariation":
+			v, j, ok := plainString(b, i)
+			if !ok {
+				return 0, false
+			}
+			if key == "holdoutKey" {
+				e.ExtraLogging.Key, bit = v, 1
+			} else {
+				e.ExtraLogging.Variation, bit = v, 2
+			}
+			i = j
+		default:
+			j, err := valueEnd(b, i)
+			if err != nil || !json.Valid(b[i:j]) {
+				return 0, false
+			}
+			i = j
+		}
+		if seen&bit != 0 {
+			return 0, false
+		}
+		seen |= bit
+		if i = skipSpace(b, i); i >= len(b) {
+			return 0, false
+		}
+		switch b[i] {
+		case ',':
+			i = skipSpace(b, i+1)
+		case '}':
+			return i + 1, true
+		default:
+			return 0, false
+		}
+	}
+}
 
 // fastMetaData reads a metaData object of plain strings at b[i].
 func fastMetaData(b []byte, i int, e *wireEvent) (int, bool) {

@@ -28,6 +28,15 @@ var decodeSeeds = []string{
 	`{"subject":"s"} x`,
 	`{}`,
 	`[]`,
+	`{"subject":"s","extraLogging":{"holdoutKey":"h","holdoutVariation":"status_quo","x":[1,{"y":null}]}}`,
+	`{"subject":"s","holdoutKey":"h","holdoutVariation":"all_shipped_variants"}`,
+	`{"subject":"s","extraLogging":{"holdoutKey":"h","holdoutKey":"i"}}`,
+	`{"subject":"s","extraLogging":{"holdoutKey":1,"holdoutVariation":null}}`,
+	`{"subject":"s","extraLogging":"not an object"}`,
+	`{"subject":"s","extraLogging":null}`,
+	`{"subject":"s","extraLogging":{"a":1},"extraLogging":{"holdoutKey":"h"}}`,
+	`{"subject":"s","holdoutKey":5,"HoldoutVariation":"x"}`,
+	`{"subject":"s","holdoutkey":"h","holdoutKey":"i"}`,
 	`{"subject":"\xff"}`,
 	`{"subject":"a` + "\t" + `b"}`,
 }
@@ -88,5 +97,22 @@ func TestSDKEventDecodes(t *testing.T) {
 		e.Variation != ev.Variation || e.Subject != ev.Subject || !e.Timestamp.Equal(ev.Timestamp) ||
 		string(e.SubjectAttributes) != `{"age":30,"country":"US"}` || e.MetaData.SDKLanguage != "go" || e.MetaData.SDKVersion != "0.1.0" {
 		t.Fatalf("decoded %+v from %s", e, raw)
+	}
+}
+
+// TestHoldoutEventsDecodeFast: events with a holdout, nested or spread,
+// stay on the fast path (they are a holdout's share of all traffic).
+func TestHoldoutEventsDecodeFast(t *testing.T) {
+	for _, raw := range []string{
+		`{"subject":"s","extraLogging":{"holdoutKey":"h","holdoutVariation":"status_quo","x":[1]}}`,
+		`{"subject":"s","holdoutKey":"h","holdoutVariation":"all_shipped_variants"}`,
+	} {
+		var e wireEvent
+		if !fastDecode([]byte(raw), &e) {
+			t.Fatalf("not on the fast path: %s", raw)
+		}
+		if k := e.ExtraLogging.Key + string(e.HoldoutKey); k != "h" {
+			t.Fatalf("%s: holdout %q", raw, k)
+		}
 	}
 }

@@ -60,8 +60,10 @@ const (
 // stay JSON text (the table stores them as text, and decoding them into
 // values only to encode them again would cost most of the handler's time);
 // metaData is read by its documented keys whatever Go type the SDK gives
-// it; extraLogging, which the table does not keep, is skipped whatever it
-// holds. Other fields (evaluationDetails...) are accepted and ignored.
+// it; of extraLogging only the holdout's two keys are kept, whatever else
+// it holds. Eppo's JavaScript SDKs spread extraLogging into the event
+// itself, so the holdout's keys are read at the top level too. Other fields
+// (evaluationDetails...) are accepted and ignored.
 type wireEvent struct {
 	allot.AssignmentEvent
 	SubjectAttributes json.RawMessage `json:"subjectAttributes"`
@@ -70,13 +72,44 @@ type wireEvent struct {
 		SDKLanguage string `json:"sdkLanguage"`
 		SDKVersion  string `json:"sdkVersion"`
 	} `json:"metaData"`
-	ExtraLogging skipped `json:"extraLogging"`
+	ExtraLogging     holdoutFields `json:"extraLogging"`
+	HoldoutKey       looseString   `json:"holdoutKey"`
+	HoldoutVariation looseString   `json:"holdoutVariation"`
 }
 
-// skipped decodes any JSON value into nothing.
-type skipped struct{}
+// holdoutFields are the holdout's keys of an extraLogging object. Anything
+// else in it, or an extraLogging that is not an object, or a key whose
+// value is not a string, is ignored: extraLogging is free-form, and an
+// event is never refused for it.
+type holdoutFields struct {
+	Key       string
+	Variation string
+}
 
-func (*skipped) UnmarshalJSON([]byte) error { return nil }
+func (h *holdoutFields) UnmarshalJSON(b []byte) error {
+	*h = holdoutFields{}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(b, &m) != nil {
+		return nil
+	}
+	var k, v looseString
+	k.UnmarshalJSON(m["holdoutKey"])
+	v.UnmarshalJSON(m["holdoutVariation"])
+	h.Key, h.Variation = string(k), string(v)
+	return nil
+}
+
+// looseString decodes a JSON string and ignores any other value (leaving
+// what it held), for fields an event may carry but need not.
+type looseString string
+
+func (s *looseString) UnmarshalJSON(b []byte) error {
+	var v string
+	if len(b) > 0 && b[0] == '"' && json.Unmarshal(b, &v) == nil {
+		*s = looseString(v)
+	}
+	return nil
+}
 
 // Rejected is an event that was not stored, and why.
 type Rejected struct {
@@ -463,15 +496,27 @@ func toRow(raw []byte, env string, now time.Time) (table.Row, error) {
 	// Without escapes the decoded strings are the raw bytes: a U+FFFD in
 	// them was sent as such, and no NUL can hide in them.
 	escaped := !validText || bytes.IndexByte(raw, '\\') >= 0
+	// The holdout, nested in extraLogging (Go, Node) or spread at the top
+	// level (Eppo's JavaScript SDKs); nested wins if both are sent.
+	holdout, holdoutVariation := e.ExtraLogging.Key, e.ExtraLogging.Variation
+	if holdout == "" {
+		holdout = string(e.HoldoutKey)
+	}
+	if holdoutVariation == "" {
+		holdoutVariation = string(e.HoldoutVariation)
+	}
 	for _, c := range []struct {
-		name, v string
-		max     int
+		name, v  string
+		max      int
+		optional bool
 	}{
-		{"eventId", e.EventID, table.MaxEventIDBytes}, {"featureFlag", e.FeatureFlag, table.MaxKeyBytes},
-		{"allocation", e.Allocation, table.MaxKeyBytes}, {"variation", e.Variation, table.MaxKeyBytes},
-		{"subject", e.Subject, table.MaxKeyBytes},
+		{"eventId", e.EventID, table.MaxEventIDBytes, false}, {"featureFlag", e.FeatureFlag, table.MaxKeyBytes, false},
+		{"allocation", e.Allocation, table.MaxKeyBytes, false}, {"variation", e.Variation, table.MaxKeyBytes, false},
+		{"subject", e.Subject, table.MaxKeyBytes, false},
+		{"holdoutKey", holdout, table.MaxKeyBytes, true}, {"holdoutVariation", holdoutVariation, table.MaxKeyBytes, true},
 	} {
 		switch {
+		case c.v == "" && c.optional:
 		case c.v == "":
 			return row, fmt.Errorf("%s is required", c.name)
 		case len(c.v) > c.max:
@@ -528,6 +573,8 @@ func toRow(raw []byte, env string, now time.Time) (table.Row, error) {
 	row.SDKName = truncate(sdk, table.MaxSDKBytes)
 	row.SDKVersion = truncate(e.MetaData.SDKVersion, table.MaxSDKBytes)
 	row.ReceivedAt = table.Micro(now)
+	row.Holdout = holdout
+	row.HoldoutVariation = table.HoldoutVariation(holdoutVariation)
 	return row, nil
 }
 

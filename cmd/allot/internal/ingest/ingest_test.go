@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"runtime"
 	"strings"
 	"testing"
@@ -122,6 +123,49 @@ func TestIngest(t *testing.T) {
 			if row.Environment != "production" || row.Experiment != "checkout-exp" || row.Subject != "alice" || !row.Timestamp.Equal(want) ||
 				string(row.SubjectAttributes) != `{"country":"US"}` || row.SDKName != "go-allot" || row.ReceivedAt.IsZero() {
 				t.Fatalf("stored row %+v", row)
+			}
+		})
+	}
+}
+
+// TestIngestHoldout: the holdout columns are filled from extraLogging
+// nested (Go, Node) or spread at the top level (Eppo's JavaScript SDKs),
+// with all_shipped_variants stored as all_shipped; an event outside a
+// holdout, or whose extraLogging is not an object, stores empty columns
+// and is not refused; an oversized holdout key is refused.
+func TestIngestHoldout(t *testing.T) {
+	for _, dialect := range storetest.Dialects() {
+		t.Run(dialect, func(t *testing.T) {
+			db := storetest.Open(t, dialect)
+			srv, _ := newServer(t, db, ingest.Options{})
+			ctx := context.Background()
+			nested := event("nested", "alice")
+			nested["extraLogging"] = map[string]any{"holdoutKey": "q3", "holdoutVariation": "status_quo", "owner": "x"}
+			spread := event("spread", "bob")
+			delete(spread, "extraLogging")
+			spread["holdoutKey"], spread["holdoutVariation"] = "q3", "all_shipped_variants"
+			synonym := event("synonym", "carol")
+			synonym["extraLogging"] = map[string]any{"holdoutKey": "q3", "holdoutVariation": "all_shipped_variants"}
+			plain := event("plain", "dave")
+			odd := event("odd", "erin")
+			odd["extraLogging"] = "free-form"
+			long := event("long", "frank")
+			long["holdoutKey"] = strings.Repeat("h", table.MaxKeyBytes+1)
+			batch, _ := json.Marshal([]any{nested, spread, synonym, plain, odd, long})
+			code, resp, body := post(t, srv.URL, batch, bearer())
+			if code != 200 || resp.Accepted != 5 || len(resp.Rejected) != 1 || resp.Rejected[0].EventID != "long" ||
+				!strings.Contains(resp.Rejected[0].Error, "holdoutKey is longer") {
+				t.Fatalf("batch: %d %s", code, body)
+			}
+			got := map[string][2]string{}
+			db.Assignments(ctx, store.AssignmentFilter{}, func(a *table.Row) error {
+				got[a.EventID] = [2]string{a.Holdout, a.HoldoutVariation}
+				return nil
+			})
+			want := map[string][2]string{"nested": {"q3", "status_quo"}, "spread": {"q3", "all_shipped"},
+				"synonym": {"q3", "all_shipped"}, "plain": {}, "odd": {}}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("stored holdouts %v, want %v", got, want)
 			}
 		})
 	}

@@ -63,7 +63,7 @@ const (
 // Handler serves the OFREP endpoints. Register adds them to a mux.
 type Handler struct {
 	// ForKey returns the published configuration an SDK key reads, or nil
-	// (publish.Cache.ForKey).
+	// (publish.Cache.Lookup: server and client keys alike).
 	ForKey func(key string) *publish.Published
 	// Recorder, if set, logs the assignments handed out.
 	Recorder *Recorder
@@ -302,9 +302,11 @@ func (h *Handler) evaluate(p *publish.Published, f *eval.Flag, ctx *evalContext)
 		meta["allocation"] = res.AllocationKey()
 		meta["doLog"] = res.DoLog()
 		if h.Recorder != nil && res.DoLog() {
+			extra := res.ExtraLogging()
 			h.Recorder.Record(Exposure{
 				Environment: p.Environment, Flag: f.Key, Allocation: res.AllocationKey(),
-				Variation: res.VariationKey(), Subject: ctx.subject, Attributes: ctx.attrs, At: h.now(),
+				Variation: res.VariationKey(), Holdout: extra["holdoutKey"], HoldoutVariation: extra["holdoutVariation"],
+				Subject: ctx.subject, Attributes: ctx.attrs, At: h.now(),
 			})
 		}
 		return success{Key: f.Key, Value: value(res.Variation, f.Type), Reason: reason, Variant: res.VariationKey(), Metadata: meta}

@@ -23,9 +23,13 @@ type Exposure struct {
 	Flag        string
 	Allocation  string
 	Variation   string
-	Subject     string
-	Attributes  map[string]any // the context without targetingKey
-	At          time.Time
+	// Holdout and HoldoutVariation are the matched split's extraLogging
+	// holdoutKey and holdoutVariation ("" outside holdouts).
+	Holdout          string
+	HoldoutVariation string
+	Subject          string
+	Attributes       map[string]any // the context without targetingKey
+	At               time.Time
 }
 
 // toRow is the one place an Exposure becomes an assignment-table row. The
@@ -49,6 +53,8 @@ func toRow(e Exposure) table.Row {
 		SDKName:           SDKName,
 		SDKVersion:        SDKVersion,
 		ReceivedAt:        e.At.UTC(),
+		Holdout:           e.Holdout,
+		HoldoutVariation:  table.HoldoutVariation(e.HoldoutVariation),
 	}
 }
 

@@ -102,3 +102,16 @@ func TestLRUEvicts(t *testing.T) {
 		t.Fatalf("lru: a=%q b=%q c=%q n=%d", l.get("a"), l.get("b"), l.get("c"), len(l.items))
 	}
 }
+
+// TestToRowHoldout: an OFREP exposure in a holdout keeps its holdout and
+// half in the table, the synonym all_shipped_variants as all_shipped.
+func TestToRowHoldout(t *testing.T) {
+	r := toRow(Exposure{Environment: "production", Flag: "f", Allocation: "a-q3", Variation: "v", Subject: "s",
+		Holdout: "q3", HoldoutVariation: "all_shipped_variants", At: time.Now()})
+	if r.Holdout != "q3" || r.HoldoutVariation != table.HoldoutAllShipped {
+		t.Fatalf("row %+v", r)
+	}
+	if r := toRow(Exposure{Flag: "f", Allocation: "a", Subject: "s", At: time.Now()}); r.Holdout != "" || r.HoldoutVariation != "" {
+		t.Fatalf("row outside a holdout %+v", r)
+	}
+}

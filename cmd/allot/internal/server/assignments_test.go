@@ -98,7 +98,7 @@ func TestAssignmentTable(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(rows) != 11 || strings.Join(rows[0], ",") != "event_id,environment,experiment,feature_flag,allocation,variation,subject,subject_attributes,timestamp,sdk_name,sdk_version,received_at" {
+			if len(rows) != 11 || strings.Join(rows[0], ",") != "event_id,environment,experiment,feature_flag,allocation,variation,subject,subject_attributes,timestamp,sdk_name,sdk_version,received_at,holdout,holdout_variation" {
 				t.Fatalf("csv: %d rows, header %v", len(rows), rows[0])
 			}
 			if r := rows[1]; r[0] != "ev-10" || r[1] != "production" || r[2] != "checkout-exp" || r[5] != "control" || r[6] != "user-10" || r[7] != `{"country":"US","n":10}` || r[8] != "2026-05-01T00:10:00Z" {

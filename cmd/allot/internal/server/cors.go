@@ -25,14 +25,17 @@ var (
 )
 
 // corsFor returns the cross-origin rules of a path, or nil: CORS is only
-// for what a page's SDK calls (the configuration, event ingestion, the
-// precomputed assignments), never the management API or the UI. The export
-// shares ingestion's path but not its method, and stays same-origin.
+// for what a page's SDK calls (the configuration and its stream, event
+// ingestion, the precomputed assignments, OFREP evaluations), never the
+// management API or the UI. The export shares ingestion's path but not its
+// method, and stays same-origin.
 func corsFor(path string) *corsRoute {
 	switch {
 	case strings.HasPrefix(path, "/api/flag-config/"):
 		return corsRead
 	case path == "/api/v1/assignments", path == "/assignments", path == "/api/assignments":
+		return corsWrite
+	case strings.HasPrefix(path, "/ofrep/"): // OpenFeature's web provider
 		return corsWrite
 	}
 	return nil
@@ -40,8 +43,11 @@ func corsFor(path string) *corsRoute {
 
 var (
 	hdrVaryOrigin   = []string{"Origin"}
-	hdrAllowHeaders = []string{"Authorization, Content-Type, Content-Encoding, If-None-Match"}
-	hdrMaxAge       = []string{strconv.Itoa(CORSMaxAge)}
+	hdrAllowHeaders = []string{"Authorization, Content-Type, Content-Encoding, If-None-Match, X-API-Key"}
+	// The page's code must read the ETag to send it back as If-None-Match
+	// (OFREP's bulk evaluation); fetch hides it cross-origin unless exposed.
+	hdrExposeHeaders = []string{"ETag"}
+	hdrMaxAge        = []string{strconv.Itoa(CORSMaxAge)}
 )
 
 // cors applies the cross-origin rules of the SDK endpoints, once, for the
@@ -72,10 +78,11 @@ func (s *Server) cors(w http.ResponseWriter, r *http.Request) bool {
 	// (ingestion prefers Authorization, the configuration the URL), so a
 	// check of one only would let a key that allows the origin carry
 	// another that does not. Each must be a client key allowing it.
-	var keys [2]string
+	var keys [3]string
 	keys[0] = r.URL.Query().Get("apiKey")
 	if !preflight {
 		keys[1], _ = httpx.BearerToken(r)
+		keys[2] = strings.TrimSpace(r.Header.Get("X-API-Key")) // OFREP's other scheme
 	}
 	allowed, named := true, false
 	for _, key := range keys {
@@ -110,6 +117,7 @@ func (s *Server) cors(w http.ResponseWriter, r *http.Request) bool {
 	}
 	if allowed && route.allow(r.Method) {
 		h["Access-Control-Allow-Origin"] = origin[:1:1]
+		h["Access-Control-Expose-Headers"] = hdrExposeHeaders
 	}
 	return false
 }

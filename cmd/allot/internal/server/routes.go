@@ -13,6 +13,7 @@ import (
 	"github.com/allot-dev/allot/cmd/allot/internal/httpx"
 	"github.com/allot-dev/allot/cmd/allot/internal/ingest"
 	"github.com/allot-dev/allot/cmd/allot/internal/ofrep"
+	"github.com/allot-dev/allot/cmd/allot/internal/publish"
 )
 
 // Metrics access modes (--metrics).
@@ -39,7 +40,10 @@ func (s *Server) routes(api *httpapi.Server, ingestion http.Handler, ui http.Han
 	api.Register(m)
 	m.Handle("POST /api/v1/assignments", ingestion)
 	// OpenFeature remote evaluation, on the published snapshots.
-	(&ofrep.Handler{ForKey: s.cache.ForKey, Recorder: s.ofrep}).Register(m)
+	// Server and client keys both evaluate (a browser's OFREP provider holds
+	// a client key; cors checks its origins before the handler runs).
+	sdkKey := func(k string) *publish.Published { p, _, _ := s.cache.Lookup(k); return p }
+	(&ofrep.Handler{ForKey: sdkKey, Recorder: s.ofrep}).Register(m)
 	// Anything else under /api/ is an API client's mistake: a JSON 404, never
 	// the UI's sign-in page.
 	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {

@@ -20,11 +20,11 @@ import (
 
 // assignmentColumns is the column list of the assignments table, in the
 // order inserts bind and Assignments scans.
-const assignmentColumns = "event_id, environment, experiment, feature_flag, allocation, variation, subject, subject_attributes, timestamp, sdk_name, sdk_version, received_at"
+const assignmentColumns = "event_id, environment, experiment, feature_flag, allocation, variation, subject, subject_attributes, timestamp, sdk_name, sdk_version, received_at, holdout, holdout_variation"
 
-const assignmentColumnCount = 12
+const assignmentColumnCount = 14
 
-// insertChunk is how many rows go into one INSERT statement: 500 rows of 12
+// insertChunk is how many rows go into one INSERT statement: 500 rows of 14
 // columns stay well below SQLite's limit on bound parameters.
 const insertChunk = 500
 
@@ -115,7 +115,8 @@ func (d *DB) insertAssignments(ctx context.Context, tx *sql.Tx, groups [][]table
 			for i := range chunk {
 				r := &chunk[i]
 				args = append(args, r.EventID, r.Environment, r.Experiment, r.FeatureFlag, r.Allocation, r.Variation,
-					r.Subject, attributesText(r), r.Timestamp.UnixMicro(), r.SDKName, r.SDKVersion, r.ReceivedAt.UnixMicro())
+					r.Subject, attributesText(r), r.Timestamp.UnixMicro(), r.SDKName, r.SDKVersion, r.ReceivedAt.UnixMicro(),
+					r.Holdout, r.HoldoutVariation)
 			}
 			res, err := tx.ExecContext(ctx, d.insertAssignmentsQuery(len(chunk)), args...)
 			if err != nil {
@@ -260,7 +261,11 @@ func appendCopyRow(dst []byte, r *table.Row) []byte {
 	dst = appendCopyField(dst, r.SDKName)
 	dst = appendCopyField(dst, r.SDKVersion)
 	dst = strconv.AppendInt(dst, r.ReceivedAt.UnixMicro(), 10)
-	return append(dst, '\n')
+	dst = append(dst, '\t')
+	dst = appendCopyField(dst, r.Holdout)
+	dst = appendCopyField(dst, r.HoldoutVariation)
+	dst[len(dst)-1] = '\n' // the last field ends the line, not a tab
+	return dst
 }
 
 // appendCopyField appends s and a tab, escaped for COPY's text format.
@@ -434,7 +439,7 @@ func (d *DB) readPage(ctx context.Context, query string, args []any, page *[]tab
 	for rows.Next() {
 		var a table.Row
 		if err := rows.Scan(&a.EventID, &a.Environment, &a.Experiment, &a.FeatureFlag, &a.Allocation, &a.Variation,
-			&a.Subject, &attrs, &ts, &a.SDKName, &a.SDKVersion, &received); err != nil {
+			&a.Subject, &attrs, &ts, &a.SDKName, &a.SDKVersion, &received, &a.Holdout, &a.HoldoutVariation); err != nil {
 			return false, err
 		}
 		a.SubjectAttributes = json.RawMessage(attrs)

@@ -15,7 +15,8 @@ import (
 // Columns are the columns of the assignment table, in order: the CSV
 // header, the JSON lines keys and the Parquet column names.
 var Columns = []string{"event_id", "environment", "experiment", "feature_flag", "allocation", "variation",
-	"subject", "subject_attributes", "timestamp", "sdk_name", "sdk_version", "received_at"}
+	"subject", "subject_attributes", "timestamp", "sdk_name", "sdk_version", "received_at",
+	"holdout", "holdout_variation"}
 
 // Limits of what goes into the table. Ingestion enforces them; the SDK's
 // HTTP logger sends batches of at most MaxEventsPerRequest events.
@@ -27,7 +28,8 @@ const (
 	MaxRequestBytes = 16 << 20
 	// MaxEventIDBytes bounds event_id.
 	MaxEventIDBytes = 128
-	// MaxKeyBytes bounds feature_flag, allocation, variation and subject.
+	// MaxKeyBytes bounds feature_flag, allocation, variation, subject,
+	// holdout and holdout_variation.
 	MaxKeyBytes = 1024
 	// MaxAttributesBytes bounds subject_attributes (JSON text).
 	MaxAttributesBytes = 64 << 10
@@ -53,6 +55,29 @@ type Row struct {
 	SDKName           string
 	SDKVersion        string
 	ReceivedAt        time.Time
+	// Holdout is the key of the holdout whose allocation assigned the
+	// subject (the split's extraLogging holdoutKey), "" outside holdouts;
+	// HoldoutVariation is its half: HoldoutStatusQuo or HoldoutAllShipped.
+	// They come last so that tables written before them keep their column
+	// positions.
+	Holdout          string
+	HoldoutVariation string
+}
+
+// The halves of a holdout, as holdout_variation holds them.
+const (
+	HoldoutStatusQuo  = "status_quo"
+	HoldoutAllShipped = "all_shipped"
+)
+
+// HoldoutVariation returns the table's form of an SDK's holdoutVariation:
+// "all_shipped_variants", which some of Eppo's configurations use, is
+// HoldoutAllShipped; anything else is kept as sent.
+func HoldoutVariation(v string) string {
+	if v == "all_shipped_variants" {
+		return HoldoutAllShipped
+	}
+	return v
 }
 
 // Micro truncates t to the table's precision, in UTC.

@@ -18,7 +18,8 @@ func sampleRows() []table.Row {
 	return []table.Row{
 		{EventID: "e1", Environment: "production", Experiment: "f-a", FeatureFlag: "f", Allocation: "a", Variation: "v",
 			Subject: "alice", SubjectAttributes: json.RawMessage(`{"country":"US","n":1.5}`), Timestamp: ts,
-			SDKName: "go-allot", SDKVersion: "0.1.0", ReceivedAt: ts.Add(time.Second)},
+			SDKName: "go-allot", SDKVersion: "0.1.0", ReceivedAt: ts.Add(time.Second),
+			Holdout: "q3-holdout", HoldoutVariation: table.HoldoutAllShipped},
 		{EventID: "e2", Environment: "production", Experiment: "f-a", FeatureFlag: "f", Allocation: "a", Variation: "w",
 			Subject: "bob, \"the second\"\nline", SubjectAttributes: nil, Timestamp: ts.Add(time.Minute),
 			SDKName: " leading space", ReceivedAt: ts.Add(time.Hour)},
@@ -59,7 +60,8 @@ func TestCSVIsWhatEncodingCSVWrites(t *testing.T) {
 			attrs = "{}"
 		}
 		cw.Write([]string{r.EventID, r.Environment, r.Experiment, r.FeatureFlag, r.Allocation, r.Variation, r.Subject, attrs,
-			r.Timestamp.Format(time.RFC3339Nano), r.SDKName, r.SDKVersion, r.ReceivedAt.Format(time.RFC3339Nano)})
+			r.Timestamp.Format(time.RFC3339Nano), r.SDKName, r.SDKVersion, r.ReceivedAt.Format(time.RFC3339Nano),
+			r.Holdout, r.HoldoutVariation})
 	}
 	cw.Flush()
 	if string(got) != want.String() {
@@ -100,7 +102,8 @@ func TestJSONLines(t *testing.T) {
 				t.Fatalf("line %d lacks %s", i, c)
 			}
 		}
-		if m["subject"] != rows[i].Subject || m["timestamp"] != rows[i].Timestamp.Format(time.RFC3339Nano) {
+		if m["subject"] != rows[i].Subject || m["timestamp"] != rows[i].Timestamp.Format(time.RFC3339Nano) ||
+			m["holdout"] != rows[i].Holdout || m["holdout_variation"] != rows[i].HoldoutVariation {
 			t.Fatalf("line %d: %v", i, m)
 		}
 	}
@@ -144,5 +147,16 @@ func TestParseFormat(t *testing.T) {
 	}
 	if _, err := table.ParseFormat("xlsx"); err == nil {
 		t.Error("xlsx accepted")
+	}
+}
+
+// TestHoldoutVariation: the synonym some configurations use is stored in
+// the table's one form; other values are kept.
+func TestHoldoutVariation(t *testing.T) {
+	for in, want := range map[string]string{"all_shipped_variants": "all_shipped", "all_shipped": "all_shipped",
+		"status_quo": "status_quo", "": "", "other": "other"} {
+		if got := table.HoldoutVariation(in); got != want {
+			t.Errorf("HoldoutVariation(%q) = %q, want %q", in, got, want)
+		}
 	}
 }

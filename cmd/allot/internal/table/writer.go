@@ -162,6 +162,10 @@ func (e *CSVEncoder) Append(dst []byte, r *Row) []byte {
 		e.recv, e.recvText = r.ReceivedAt, r.ReceivedAt.UTC().AppendFormat(e.recvText[:0], time.RFC3339Nano)
 	}
 	dst = append(dst, e.recvText...)
+	dst = append(dst, ',')
+	dst = appendCSVField(dst, r.Holdout)
+	dst = append(dst, ',')
+	dst = appendCSVField(dst, r.HoldoutVariation)
 	return append(dst, '\n')
 }
 
@@ -204,6 +208,8 @@ type jsonRow struct {
 	SDKName           string          `json:"sdk_name"`
 	SDKVersion        string          `json:"sdk_version"`
 	ReceivedAt        time.Time       `json:"received_at"`
+	Holdout           string          `json:"holdout"`
+	HoldoutVariation  string          `json:"holdout_variation"`
 }
 
 // AppendJSON appends r as one JSON line.
@@ -213,12 +219,13 @@ func AppendJSON(dst []byte, r *Row) []byte {
 		attrs = json.RawMessage("{}")
 	}
 	b, err := json.Marshal(jsonRow{r.EventID, r.Environment, r.Experiment, r.FeatureFlag, r.Allocation, r.Variation,
-		r.Subject, attrs, r.Timestamp.UTC(), r.SDKName, r.SDKVersion, r.ReceivedAt.UTC()})
+		r.Subject, attrs, r.Timestamp.UTC(), r.SDKName, r.SDKVersion, r.ReceivedAt.UTC(), r.Holdout, r.HoldoutVariation})
 	if err != nil {
 		// Only a time outside years 0-9999 fails, and the store never
 		// holds one; write the row without its times rather than lose it.
 		b, _ = json.Marshal(jsonRow{EventID: r.EventID, Environment: r.Environment, Experiment: r.Experiment,
-			FeatureFlag: r.FeatureFlag, Allocation: r.Allocation, Variation: r.Variation, Subject: r.Subject, SubjectAttributes: attrs})
+			FeatureFlag: r.FeatureFlag, Allocation: r.Allocation, Variation: r.Variation, Subject: r.Subject, SubjectAttributes: attrs,
+			Holdout: r.Holdout, HoldoutVariation: r.HoldoutVariation})
 	}
 	dst = append(dst, b...)
 	return append(dst, '\n')
@@ -239,6 +246,8 @@ type parquetRow struct {
 	SDKName           string    `parquet:"sdk_name,dict"`
 	SDKVersion        string    `parquet:"sdk_version,dict"`
 	ReceivedAt        time.Time `parquet:"received_at,timestamp(microsecond)"`
+	Holdout           string    `parquet:"holdout,dict"`
+	HoldoutVariation  string    `parquet:"holdout_variation,dict"`
 }
 
 func (w *Writer) writeParquet(rows []Row) error {
@@ -252,7 +261,7 @@ func (w *Writer) writeParquet(rows []Row) error {
 				attrs = "{}"
 			}
 			w.pqRows = append(w.pqRows, parquetRow{r.EventID, r.Environment, r.Experiment, r.FeatureFlag, r.Allocation, r.Variation,
-				r.Subject, attrs, r.Timestamp, r.SDKName, r.SDKVersion, r.ReceivedAt})
+				r.Subject, attrs, r.Timestamp, r.SDKName, r.SDKVersion, r.ReceivedAt, r.Holdout, r.HoldoutVariation})
 		}
 		if _, err := w.pq.Write(w.pqRows); err != nil {
 			return err
@@ -278,7 +287,8 @@ func ReadParquet(r io.ReaderAt, size int64) ([]Row, error) {
 	rows := make([]Row, len(prows))
 	for i, p := range prows {
 		rows[i] = Row{p.EventID, p.Environment, p.Experiment, p.FeatureFlag, p.Allocation, p.Variation,
-			p.Subject, json.RawMessage(p.SubjectAttributes), p.Timestamp.UTC(), p.SDKName, p.SDKVersion, p.ReceivedAt.UTC()}
+			p.Subject, json.RawMessage(p.SubjectAttributes), p.Timestamp.UTC(), p.SDKName, p.SDKVersion, p.ReceivedAt.UTC(),
+			p.Holdout, p.HoldoutVariation}
 	}
 	return rows, nil
 }
