@@ -17,6 +17,7 @@ import (
 
 	"github.com/allot-dev/allot/cmd/allot/internal/core"
 	"github.com/allot-dev/allot/cmd/allot/internal/httpx"
+	"github.com/allot-dev/allot/internal/eval"
 	"github.com/allot-dev/allot/internal/ufc"
 )
 
@@ -133,6 +134,14 @@ func NewSalt() string {
 	return base64.StdEncoding.EncodeToString(b[:])
 }
 
+// PrecomputedDocument is the PRECOMPUTED document of subject on snap, with
+// a fresh salt: what POST /assignments answers and `allot bootstrap
+// --subject` writes.
+func PrecomputedDocument(snap *eval.Snapshot, environment, subject string, attrs map[string]any, now time.Time) *ufc.Precomputed {
+	return ufc.ObfuscatePrecomputed(now.UTC().Format("2006-01-02T15:04:05.000Z"), environment, NewSalt(),
+		snap.Precompute(subject, attrs, now))
+}
+
 // precomputed serves POST /assignments and POST /api/assignments
 // (?apiKey=...&sdkName=...&sdkVersion=...): the PRECOMPUTED document of
 // the subject in the body, computed by the engine on the key's published
@@ -176,10 +185,7 @@ func (s *Server) precomputed(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, r, core.Errorf(core.EUNAVAILABLE, "no configuration can be published for this environment yet"))
 		return
 	}
-	now := s.now()
-	doc := ufc.ObfuscatePrecomputed(now.UTC().Format("2006-01-02T15:04:05.000Z"), p.Environment, NewSalt(),
-		p.Snapshot.Precompute(subject, attrs, now))
-	out, err := json.Marshal(doc)
+	out, err := json.Marshal(PrecomputedDocument(p.Snapshot, p.Environment, subject, attrs, s.now()))
 	if err != nil {
 		httpx.WriteError(w, r, fmt.Errorf("encoding precomputed assignments: %w", err))
 		return
