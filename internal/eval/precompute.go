@@ -16,10 +16,10 @@ import (
 // An obfuscated (CLIENT) snapshot knows only hashes of its flag keys, so it
 // cannot be precomputed: the result is empty.
 func (s *Snapshot) Precompute(subject string, attrs map[string]any, now time.Time) map[string]ufc.PrecomputedFlag {
-	out := map[string]ufc.PrecomputedFlag{}
 	if s == nil || s.obfuscated {
-		return out
+		return map[string]ufc.PrecomputedFlag{}
 	}
+	out := make(map[string]ufc.PrecomputedFlag, len(s.flags))
 	for key, f := range s.flags {
 		res := f.Evaluate(subject, attrs, "", now)
 		if res.Code != Match {

@@ -2,8 +2,11 @@ package ufc
 
 import (
 	"crypto/md5"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"slices"
+	"strconv"
 )
 
 // FormatPrecomputed is the format of a subject's precomputed assignments
@@ -75,4 +78,68 @@ func ObfuscatePrecomputed(createdAt, environment, salt string, flags map[string]
 func SaltedFlagKey(salt, flagKey string) string {
 	sum := md5.Sum([]byte(salt + flagKey))
 	return hex.EncodeToString(sum[:])
+}
+
+// AppendPrecomputed appends to dst the JSON of
+// ObfuscatePrecomputed(createdAt, environment, salt, flags), written
+// directly rather than through maps and reflection: the precomputed
+// endpoint builds one per request. Flags come in map order.
+func AppendPrecomputed(dst []byte, createdAt, environment, salt string, flags map[string]PrecomputedFlag) []byte {
+	dst = slices.Grow(dst, 128+len(environment)+len(flags)*256)
+	dst = append(dst, `{"createdAt":`...)
+	dst = appendJSONString(dst, createdAt)
+	dst = append(dst, `,"format":"PRECOMPUTED","salt":`...)
+	dst = appendJSONString(dst, salt)
+	dst = append(dst, `,"obfuscated":true,"environment":{"name":`...)
+	dst = appendJSONString(dst, environment)
+	dst = append(dst, `},"flags":{`...)
+	first := true
+	var sum [md5.Size]byte
+	var buf []byte
+	for key, f := range flags {
+		if !first {
+			dst = append(dst, ',')
+		}
+		first = false
+		buf = append(append(buf[:0], salt...), key...)
+		sum = md5.Sum(buf)
+		dst = append(dst, '"')
+		dst = hex.AppendEncode(dst, sum[:])
+		dst = append(dst, `":{"allocationKey":"`...)
+		dst = base64.StdEncoding.AppendEncode(dst, []byte(f.AllocationKey))
+		dst = append(dst, `","variationKey":"`...)
+		dst = base64.StdEncoding.AppendEncode(dst, []byte(f.VariationKey))
+		dst = append(dst, `","variationType":`...)
+		switch f.VariationType {
+		case TypeString, TypeInteger, TypeNumeric, TypeBoolean, TypeJSON:
+			dst = append(append(append(dst, '"'), f.VariationType...), '"') // plain ASCII
+		default:
+			dst = appendJSONString(dst, string(f.VariationType))
+		}
+		dst = append(dst, `,"variationValue":"`...)
+		dst = base64.StdEncoding.AppendEncode(dst, []byte(f.VariationValue))
+		dst = append(dst, `","extraLogging":{`...)
+		firstExtra := true
+		for k, v := range f.ExtraLogging {
+			if !firstExtra {
+				dst = append(dst, ',')
+			}
+			firstExtra = false
+			dst = append(dst, '"')
+			dst = base64.StdEncoding.AppendEncode(dst, []byte(k))
+			dst = append(dst, `":"`...)
+			dst = base64.StdEncoding.AppendEncode(dst, []byte(v))
+			dst = append(dst, '"')
+		}
+		dst = append(dst, `},"doLog":`...)
+		dst = strconv.AppendBool(dst, f.DoLog)
+		dst = append(dst, '}')
+	}
+	return append(dst, `},"bandits":{}}`...)
+}
+
+// appendJSONString appends s as a JSON string.
+func appendJSONString(dst []byte, s string) []byte {
+	b, _ := json.Marshal(s) // a string always marshals
+	return append(dst, b...)
 }

@@ -124,3 +124,32 @@ func contains(s, sub string) bool {
 	}
 	return false
 }
+
+// TestAppendPrecomputedIsObfuscatePrecomputed: the fast writer produces the
+// same document as the structured encoder, escaping included.
+func TestAppendPrecomputedIsObfuscatePrecomputed(t *testing.T) {
+	flags := map[string]ufc.PrecomputedFlag{
+		"a": {AllocationKey: "exp", VariationKey: "on", VariationType: ufc.TypeBoolean, VariationValue: "true", DoLog: true},
+		"b": {AllocationKey: "r", VariationKey: "v", VariationType: ufc.TypeJSON, VariationValue: `{"k":"é\"<"}`,
+			ExtraLogging: map[string]string{"holdoutKey": "h", "holdoutVariation": "status_quo"}},
+		"c-ü": {AllocationKey: "", VariationKey: "x", VariationType: ufc.TypeString, VariationValue: ""},
+	}
+	for _, n := range []int{0, 1, 3} {
+		in := map[string]ufc.PrecomputedFlag{}
+		for k, v := range flags {
+			if len(in) < n {
+				in[k] = v
+			}
+		}
+		want, _ := json.Marshal(ufc.ObfuscatePrecomputed("2026-01-02T03:04:05.000Z", `prod "eu"<>`, "c2FsdA==", in))
+		got := ufc.AppendPrecomputed(nil, "2026-01-02T03:04:05.000Z", `prod "eu"<>`, "c2FsdA==", in)
+		var a, b any
+		if err := json.Unmarshal(got, &a); err != nil {
+			t.Fatalf("not JSON: %v: %s", err, got)
+		}
+		json.Unmarshal(want, &b)
+		if !reflect.DeepEqual(a, b) {
+			t.Fatalf("%d flags:\n got  %s\n want %s", n, got, want)
+		}
+	}
+}

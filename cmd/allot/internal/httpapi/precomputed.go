@@ -134,11 +134,14 @@ func NewSalt() string {
 	return base64.StdEncoding.EncodeToString(b[:])
 }
 
+// createdAtLayout is the createdAt of a PRECOMPUTED document (UTC, ms).
+const createdAtLayout = "2006-01-02T15:04:05.000Z"
+
 // PrecomputedDocument is the PRECOMPUTED document of subject on snap, with
 // a fresh salt: what POST /assignments answers and `allot bootstrap
 // --subject` writes.
 func PrecomputedDocument(snap *eval.Snapshot, environment, subject string, attrs map[string]any, now time.Time) *ufc.Precomputed {
-	return ufc.ObfuscatePrecomputed(now.UTC().Format("2006-01-02T15:04:05.000Z"), environment, NewSalt(),
+	return ufc.ObfuscatePrecomputed(now.UTC().Format(createdAtLayout), environment, NewSalt(),
 		snap.Precompute(subject, attrs, now))
 }
 
@@ -185,11 +188,11 @@ func (s *Server) precomputed(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, r, core.Errorf(core.EUNAVAILABLE, "no configuration can be published for this environment yet"))
 		return
 	}
-	out, err := json.Marshal(PrecomputedDocument(p.Snapshot, p.Environment, subject, attrs, s.now()))
-	if err != nil {
-		httpx.WriteError(w, r, fmt.Errorf("encoding precomputed assignments: %w", err))
-		return
-	}
+	// Written directly (ufc.AppendPrecomputed), not through
+	// PrecomputedDocument and encoding/json: a third of the cost.
+	now := s.now()
+	out := ufc.AppendPrecomputed(nil, now.UTC().Format(createdAtLayout), p.Environment, NewSalt(),
+		p.Snapshot.Precompute(subject, attrs, now))
 	h := w.Header()
 	h["Content-Type"] = hdrJSON
 	h["Cache-Control"] = hdrNoStore
