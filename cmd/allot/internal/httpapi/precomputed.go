@@ -72,6 +72,18 @@ func ParsePrecomputedRequest(body []byte) (subject string, attrs map[string]any,
 	if dec.More() {
 		return "", nil, core.Errorf(core.EINVALID, "request body has data after its JSON object")
 	}
+	// Attributes anywhere else than the two maps would be ignored, and
+	// every rule on them would silently fail: refuse them.
+	var shape struct {
+		SubjectAttributes map[string]json.RawMessage `json:"subject_attributes"`
+	}
+	if err := json.Unmarshal(body, &shape); err == nil {
+		for k := range shape.SubjectAttributes {
+			if k != "numericAttributes" && k != "categoricalAttributes" {
+				return "", nil, invalidField("subject_attributes", fmt.Sprintf("unknown key %q: attributes go in numericAttributes or categoricalAttributes", k))
+			}
+		}
+	}
 	switch {
 	case req.SubjectKey == "":
 		return "", nil, invalidField("subject_key", "subject_key is required")

@@ -148,6 +148,7 @@ func TestPrecomputedRefusesBadRequests(t *testing.T) {
 		{"long value", key, `{"subject_key":"a","subject_attributes":{"categoricalAttributes":{"c":"` + long + `"}}}`, 400, "invalid", "subject_attributes.categoricalAttributes"},
 		{"list value", key, `{"subject_key":"a","subject_attributes":{"categoricalAttributes":{"c":[1]}}}`, 400, "invalid", "subject_attributes.categoricalAttributes"},
 		{"text as number", key, `{"subject_key":"a","subject_attributes":{"numericAttributes":{"n":"7"}}}`, 400, "invalid", "subject_attributes.numericAttributes"},
+		{"flat attributes", key, `{"subject_key":"a","subject_attributes":{"country":"NL"}}`, 400, "invalid", "subject_attributes"},
 		{"both kinds", key, `{"subject_key":"a","subject_attributes":{"numericAttributes":{"n":7},"categoricalAttributes":{"n":"7"}}}`, 400, "invalid", "subject_attributes.categoricalAttributes"},
 		{"too large", key, `{"subject_key":"a","pad":"` + strings.Repeat("p", httpapi.PrecomputedMaxBody) + `"}`, 413, httpx.CodeTooLarge, ""},
 	} {
