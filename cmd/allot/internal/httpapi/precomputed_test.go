@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -197,5 +198,34 @@ func TestPrecomputedRateLimit(t *testing.T) {
 	// An unknown key is refused as such, not rate-limited.
 	if code, _, _ := postPrecomputed(t, url+"/assignments?apiKey=other", body); code != 401 {
 		t.Fatalf("unknown key: %d", code)
+	}
+}
+
+// TestPrecomputedRateLimitConcurrent: under concurrent requests the bucket
+// lets through exactly its burst (run with -race).
+func TestPrecomputedRateLimitConcurrent(t *testing.T) {
+	url, key := precomputedServer(t, 1, httpapi.WithPrecomputedRate(0.001, 20))
+	var wg sync.WaitGroup
+	codes := make(chan int, 40)
+	for range 40 {
+		wg.Go(func() {
+			resp, err := http.Post(url+"/assignments?apiKey="+key, "application/json", strings.NewReader(`{"subject_key":"a"}`))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			codes <- resp.StatusCode
+		})
+	}
+	wg.Wait()
+	close(codes)
+	n := map[int]int{}
+	for c := range codes {
+		n[c]++
+	}
+	if n[200] != 20 || n[429] != 20 {
+		t.Fatalf("statuses %v, want 20 × 200 and 20 × 429", n)
 	}
 }
