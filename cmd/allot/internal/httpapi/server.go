@@ -26,6 +26,8 @@ type Server struct {
 	streams streams       // configuration streams (stream.go)
 	// streamLimit bounds the open streams (0: StreamLimit).
 	streamLimit int
+	// precomputedLimit rate-limits POST /assignments per key (nil: off).
+	precomputedLimit *keyLimiter
 }
 
 // maxExports is how many assignment exports may stream at once.
@@ -43,7 +45,8 @@ func New(db *store.DB, cache *publish.Cache, log *slog.Logger, opts ...Option) *
 	if log == nil {
 		log = discardLogger()
 	}
-	s := &Server{db: db, cache: cache, log: log, now: time.Now, exports: make(chan struct{}, maxExports)}
+	s := &Server{db: db, cache: cache, log: log, now: time.Now, exports: make(chan struct{}, maxExports),
+		precomputedLimit: newKeyLimiter(PrecomputedRate, PrecomputedBurst)}
 	// Every management operation goes through the domain core, which
 	// republishes through the cache after each commit.
 	s.core = core.New(db, core.Options{Listener: cache, Log: log})
@@ -58,6 +61,9 @@ func (s *Server) Register(m *http.ServeMux) {
 	m.HandleFunc("GET /api/flag-config/v1/config", s.config)
 	m.HandleFunc("GET /api/flag-config/v1/bandits", s.bandits)
 	m.HandleFunc("GET /api/flag-config/v1/stream", s.stream)
+	// Precomputed assignments: Eppo's SDKs use both paths.
+	m.HandleFunc("POST /assignments", s.precomputed)
+	m.HandleFunc("POST /api/assignments", s.precomputed)
 
 	a := func(pattern string, h func(http.ResponseWriter, *http.Request) error) {
 		m.Handle(pattern, s.admin(h))
