@@ -11,5 +11,9 @@ CREATE TABLE sinks (
 -- (in no particular order, once); new rows take the next value on insert.
 -- Inserts commit out of sequence order across transactions, so a sink
 -- takes its upper bound under a SHARE lock (see store.AssignmentHorizon).
+-- Not NOT NULL: ingestion's staging table is CREATE TEMP TABLE ... (LIKE
+-- assignments), which copies NOT NULL but not the default; every insert
+-- into assignments names its columns, so seq always takes the default.
 ALTER TABLE assignments ADD COLUMN seq BIGSERIAL;
+ALTER TABLE assignments ALTER COLUMN seq DROP NOT NULL;
 CREATE INDEX assignments_by_seq ON assignments (seq);
