@@ -90,9 +90,9 @@ func TestSinkSurvivesKill(t *testing.T) {
 					}
 				})
 				time.Sleep(time.Duration(700+round*300) * time.Millisecond)
-				// Hold the sinks table so that the next seal writes its
-				// files and then waits to record them: the kill lands in
-				// the window between the two, every time.
+				// Stop the sink from recording so that its seals write
+				// files and cannot record them: the kill lands in the
+				// window between the two, every time.
 				release := lockSinks(t, dialect, dsn)
 				time.Sleep(400 * time.Millisecond)
 				if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
@@ -149,13 +149,19 @@ func TestSinkSurvivesKill(t *testing.T) {
 	}
 }
 
-// lockSinks blocks writes to the sinks table (reads go on) until release.
+// lockSinks stops the sink from recording what it seals until release:
+// on PostgreSQL a lock holds its write (reads go on, and so does
+// ingestion); on SQLite, where a lock would stop ingestion too, a trigger
+// makes the write fail, which leaves the files unrecorded just the same.
 func lockSinks(t *testing.T, dialect, dsn string) (release func()) {
 	t.Helper()
 	ctx := context.Background()
 	driver, lock := "pgx", []string{"BEGIN", "LOCK TABLE sinks IN EXCLUSIVE MODE"}
 	if dialect == "sqlite" {
-		driver, dsn, lock = "sqlite", store.SQLiteDSN(dsn), []string{"BEGIN IMMEDIATE"}
+		driver, dsn, lock = "sqlite", store.SQLiteDSN(dsn), []string{
+			`CREATE TRIGGER sinks_fail_update BEFORE UPDATE ON sinks BEGIN SELECT RAISE(ABORT, 'test: no record'); END`,
+			`CREATE TRIGGER sinks_fail_insert BEFORE INSERT ON sinks BEGIN SELECT RAISE(ABORT, 'test: no record'); END`,
+		}
 	}
 	db, err := sql.Open(driver, dsn)
 	if err != nil {
@@ -171,15 +177,21 @@ func lockSinks(t *testing.T, dialect, dsn string) (release func()) {
 		}
 	}
 	return func() {
-		if dialect != "sqlite" {
+		if dialect == "sqlite" {
+			for _, q := range []string{`DROP TRIGGER sinks_fail_update`, `DROP TRIGGER sinks_fail_insert`} {
+				if _, err := conn.ExecContext(ctx, q); err != nil {
+					t.Error(err)
+				}
+			}
+		} else {
 			// PostgreSQL finishes a statement whose client died once the
 			// lock is free: end the killed server's backends waiting on
 			// this lock (and only those) as the kill would have.
 			if _, err := conn.ExecContext(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))`); err != nil {
 				t.Error(err)
 			}
+			conn.ExecContext(ctx, "ROLLBACK")
 		}
-		conn.ExecContext(ctx, "ROLLBACK")
 		conn.Close()
 		db.Close()
 	}
@@ -292,6 +304,9 @@ func readSealed(t *testing.T, dir string) []table.Row {
 			return nil // a temporary file of the killed seal (never read)
 		}
 		data, err := os.ReadFile(path)
+		if os.IsNotExist(err) {
+			return nil // removed by a recovery while waitSealed looks
+		}
 		if err != nil {
 			return err
 		}

@@ -132,6 +132,10 @@ func (d *Dir) Run(ctx context.Context) {
 				if ctx.Err() == nil {
 					d.cfg.Log.Error("sink: seal failed; retrying", "dir", d.cfg.Dir, "err", err)
 				}
+				// The files may be written and the record not: recover
+				// (rewrite that range) before sealing anything else, or
+				// the next seal would write the rows again beside them.
+				recovered = false
 				break
 			}
 			if n < d.cfg.Rows {

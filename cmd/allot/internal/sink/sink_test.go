@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -276,5 +278,59 @@ func TestRun(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return after its context ended")
 	}
+	sameRows(t, readDir(t, dir), tableRows(t, db))
+}
+
+// failRecord fails its first records, as a database that goes away between
+// a seal's files and its record.
+type failRecord struct {
+	*store.DB
+	mu    sync.Mutex
+	fails int
+}
+
+func (f *failRecord) SetSinkSealed(ctx context.Context, name string, seq int64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fails > 0 {
+		f.fails--
+		return errors.New("test: database unavailable")
+	}
+	return f.DB.SetSinkSealed(ctx, name, seq)
+}
+
+// A seal whose record fails is recovered before the next one: rows that
+// arrived meanwhile are not sealed beside the unrecorded files.
+func TestRunRecoversAfterFailedRecord(t *testing.T) {
+	db := storetest.Open(t, "sqlite")
+	st := &failRecord{DB: db, fails: 3}
+	dir := t.TempDir()
+	s, err := sink.New(st, sink.Config{Dir: dir, Interval: 10 * time.Millisecond, Rows: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); s.Run(ctx) }()
+	for i := range 10 {
+		insert(t, db, rows(i*10, 10))
+		time.Sleep(15 * time.Millisecond)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		sealed, err := db.SinkSealed(context.Background(), s.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		top, _ := db.AssignmentHorizon(context.Background(), true)
+		if sealed == top {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sealed %d of %d after 10 s", sealed, top)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
 	sameRows(t, readDir(t, dir), tableRows(t, db))
 }
