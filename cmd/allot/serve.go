@@ -14,6 +14,7 @@ import (
 
 	"github.com/allot-dev/allot/cmd/allot/internal/publish"
 	"github.com/allot-dev/allot/cmd/allot/internal/server"
+	"github.com/allot-dev/allot/cmd/allot/internal/sink"
 )
 
 func init() {
@@ -50,6 +51,9 @@ flags:`)
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	format := fs.String("log-format", "text", "log format: text or json")
 	retention := fs.String("retention", "0", "maximum age of stored assignment events, e.g. 90d or 2160h (0 keeps them all)")
+	sinkDir := fs.String("sink", "", "directory to seal the assignment table into, as Parquet files partitioned by environment and day (docs/warehouse.md)")
+	sinkInterval := fs.Duration("sink-interval", sink.DefaultInterval, "how often --sink seals the rows waiting")
+	sinkRows := fs.Int("sink-rows", sink.DefaultRows, fmt.Sprintf("--sink seals as soon as this many rows wait; the most rows one seal writes (at most %d)", sink.MaxRows))
 	tlsCert := fs.String("tls-cert", "", "PEM certificate file: serve HTTPS (with --tls-key)")
 	tlsKey := fs.String("tls-key", "", "PEM private key file of --tls-cert")
 	var proxies []netip.Prefix
@@ -75,6 +79,9 @@ flags:`)
 	if err != nil {
 		return &exitError{code: 2, err: fmt.Errorf("--retention: %v", err)}
 	}
+	if *sinkInterval <= 0 || *sinkRows <= 0 || *sinkRows > sink.MaxRows {
+		return &exitError{code: 2, err: fmt.Errorf("--sink-interval must be positive and --sink-rows between 1 and %d", sink.MaxRows)}
+	}
 	if (*tlsCert == "") != (*tlsKey == "") {
 		return &exitError{code: 2, err: errors.New("--tls-cert and --tls-key go together")}
 	}
@@ -99,6 +106,9 @@ flags:`)
 		PollInterval:   *poll,
 		StaleAfter:     *staleAfter,
 		Retention:      maxAge,
+		Sink:           *sinkDir,
+		SinkInterval:   *sinkInterval,
+		SinkRows:       *sinkRows,
 		TLSCert:        *tlsCert,
 		TLSKey:         *tlsKey,
 		TrustedProxies: proxies,

@@ -21,6 +21,7 @@ import (
 	"github.com/allot-dev/allot/cmd/allot/internal/ingest"
 	"github.com/allot-dev/allot/cmd/allot/internal/ofrep"
 	"github.com/allot-dev/allot/cmd/allot/internal/publish"
+	"github.com/allot-dev/allot/cmd/allot/internal/sink"
 	"github.com/allot-dev/allot/cmd/allot/internal/store"
 	"github.com/allot-dev/allot/cmd/allot/internal/web"
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,6 +44,12 @@ type Config struct {
 	// Retention is the maximum age of stored assignment events; older ones
 	// are deleted in small batches every few minutes. Zero keeps them all.
 	Retention time.Duration
+	// Sink, if set, is a directory the assignment table is sealed into as
+	// Parquet files (see package sink), every SinkInterval or as soon as
+	// SinkRows rows wait; zero values take the sink's defaults.
+	Sink         string
+	SinkInterval time.Duration
+	SinkRows     int
 	// ShutdownTimeout bounds the graceful shutdown; default 10s.
 	ShutdownTimeout time.Duration
 	// TLSCert and TLSKey, both or neither, are PEM files: with them the
@@ -168,6 +175,14 @@ func start(ctx context.Context, cfg Config, ln net.Listener) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The sink's directory is made (or refused) before anything starts.
+	var sk *sink.Dir
+	if cfg.Sink != "" {
+		if sk, err = sink.New(db, sink.Config{Dir: cfg.Sink, Interval: cfg.SinkInterval, Rows: cfg.SinkRows, Log: log}); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
 	metrics := httpapi.NewMetrics()
 	cache := publish.NewCache(db, log)
 	cache.OnBuild = metrics.ObserveBuild
@@ -230,6 +245,9 @@ func start(ctx context.Context, cfg Config, ln net.Listener) (*Server, error) {
 			}
 		})
 	})
+	if sk != nil {
+		s.wg.Go(func() { sk.Run(pollCtx) })
+	}
 	if cfg.Retention > 0 {
 		s.wg.Add(1)
 		go func() {

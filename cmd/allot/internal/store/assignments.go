@@ -471,7 +471,15 @@ func (d *DB) CountAssignments(ctx context.Context, f AssignmentFilter) (int64, e
 // before t and returns how many it deleted. Retention calls it in small
 // batches so that ingestion never waits long behind it.
 func (d *DB) DeleteAssignmentsBefore(ctx context.Context, t time.Time, limit int) (int, error) {
-	q := d.q(`DELETE FROM assignments WHERE event_id IN (SELECT event_id FROM assignments WHERE timestamp < ? LIMIT ?)`)
+	keep := ""
+	if !d.postgres {
+		// With a sink, keep the last row inserted: SQLite numbers a new row
+		// MAX(rowid)+1, and sinks read by rowid, so deleting it would hand
+		// out again numbers a sink has sealed past (and the new rows would
+		// never be sealed). One row outlives the retention, no more.
+		keep = " AND (rowid < (SELECT MAX(rowid) FROM assignments) OR NOT EXISTS (SELECT 1 FROM sinks))"
+	}
+	q := d.q(`DELETE FROM assignments WHERE event_id IN (SELECT event_id FROM assignments WHERE timestamp < ?` + keep + ` LIMIT ?)`)
 	res, err := d.db.ExecContext(ctx, q, t.UnixMicro(), limit)
 	if err != nil {
 		return 0, fmt.Errorf("store: delete old assignments: %w", err)
