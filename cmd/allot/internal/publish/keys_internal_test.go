@@ -85,7 +85,7 @@ func TestRevokedKeysGoneAfterRefresh(t *testing.T) {
 	db := storetest.Open(t, "sqlite")
 	here := NewCache(db, nil)
 	dom := core.New(db, core.Options{Listener: NewCache(db, nil)}) // the other replica
-	if err := here.Refresh(ctx); err != nil { // a document, so that the next polls patch it
+	if err := here.Refresh(ctx); err != nil {                      // a document, so that the next polls patch it
 		t.Fatal(err)
 	}
 	server, err := dom.CreateSDKKey(ctx, core.DefaultEnvironment, "backend")
