@@ -59,7 +59,10 @@ func TestSDKLoggerIntoTable(t *testing.T) {
 			Variation: "v", Subject: fmt.Sprint("user-", i), SubjectAttributes: allot.Attributes{"n": i, "c": "US"}, Timestamp: at,
 			ExtraLogging: map[string]string{"x": "y"}, MetaData: map[string]string{"sdkLanguage": "go", "sdkVersion": "1.2.3"}})
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// 20,500 events through the real handler into SQLite: about 20 s under
+	// the race detector on an idle 2-core machine. The bound is for a hang,
+	// not for speed.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	if err := logger.Close(ctx); err != nil {
 		t.Fatal(err)
