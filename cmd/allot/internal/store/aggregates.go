@@ -53,6 +53,15 @@ func (d *DB) RebuildAggregates(ctx context.Context) error {
 	return nil
 }
 
+// CountAggregates returns how many rows each aggregate table has.
+func (d *DB) CountAggregates(ctx context.Context) (firstExposures, days int64, err error) {
+	err = d.db.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM first_exposures), (SELECT COUNT(*) FROM assignment_daily)`).Scan(&firstExposures, &days)
+	if err != nil {
+		return 0, 0, fmt.Errorf("store: count aggregates: %w", err)
+	}
+	return firstExposures, days, nil
+}
+
 // FirstExposure is one row of the first-exposure table: a subject's first
 // exposure to an allocation, and what followed.
 type FirstExposure struct {
