@@ -49,8 +49,8 @@ func TestTablesRebuild(t *testing.T) {
 	raw.Close()
 	if d, err := store.Open(ctx, path, nil); err != nil {
 		t.Fatal(err)
-	} else if n, _, err := d.CountAggregates(ctx); err != nil || n != 15 {
-		t.Fatalf("after the damage: %d first exposures, %v; want 15", n, err)
+	} else if n, _, err := d.CountAggregates(ctx); err != nil || n != 5 {
+		t.Fatalf("after the damage: %d first exposures, %v; want 5", n, err)
 	} else {
 		d.Close()
 	}
