@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"fmt"
 	"time"
+
+	"github.com/allot-dev/allot/cmd/allot/internal/table"
 )
 
 // The aggregates of the assignment table (migration 0006): first_exposures,
@@ -62,21 +64,6 @@ func (d *DB) CountAggregates(ctx context.Context) (firstExposures, days int64, e
 	return firstExposures, days, nil
 }
 
-// FirstExposure is one row of the first-exposure table: a subject's first
-// exposure to an allocation, and what followed.
-type FirstExposure struct {
-	Environment        string    `json:"environment"`
-	FeatureFlag        string    `json:"featureFlag"`
-	Allocation         string    `json:"allocation"`
-	Subject            string    `json:"subject"`
-	FirstVariation     string    `json:"firstVariation"`
-	FirstEventID       string    `json:"firstEventId"`
-	FirstSeen          time.Time `json:"firstSeen"`
-	LastSeen           time.Time `json:"lastSeen"`
-	Exposures          int64     `json:"exposures"`
-	MultipleVariations bool      `json:"multipleVariations"`
-}
-
 // AggregateDay is one row of assignment_daily.
 type AggregateDay struct {
 	Environment, FeatureFlag, Allocation, Variation string
@@ -86,9 +73,9 @@ type AggregateDay struct {
 
 // Aggregates returns both aggregate tables whole, in key order; tests and
 // the rebuild check compare them.
-func (d *DB) Aggregates(ctx context.Context) ([]FirstExposure, []AggregateDay, error) {
-	var fes []FirstExposure
-	err := d.FirstExposures(ctx, AssignmentFilter{}, func(f *FirstExposure) error { fes = append(fes, *f); return nil })
+func (d *DB) Aggregates(ctx context.Context) ([]table.FirstExposure, []AggregateDay, error) {
+	var fes []table.FirstExposure
+	err := d.FirstExposurePages(ctx, AssignmentFilter{}, func(page []table.FirstExposure) error { fes = append(fes, page...); return nil })
 	if err != nil {
 		return nil, nil, err
 	}
@@ -116,11 +103,12 @@ func (d *DB) Aggregates(ctx context.Context) ([]FirstExposure, []AggregateDay, e
 
 func dayString(day int64) string { return time.UnixMicro(day * microsPerDay).UTC().Format("2006-01-02") }
 
-// FirstExposures streams the first-exposure rows of the allocations f
-// selects (Environment, FeatureFlag, Allocation; the time range and
-// Experiment are not used) to fn, in key order, a page at a time like
-// AssignmentPages, so a slow reader holds no snapshot.
-func (d *DB) FirstExposures(ctx context.Context, f AssignmentFilter, fn func(*FirstExposure) error) error {
+// FirstExposurePages calls fn with the first-exposure rows of the
+// allocations f selects (Environment, FeatureFlag, Allocation; the time
+// range and Experiment are not used), in key order, a page at a time like
+// AssignmentPages: each page is its own statement, done before fn runs, so
+// a slow reader holds no snapshot. fn must not keep the page.
+func (d *DB) FirstExposurePages(ctx context.Context, f AssignmentFilter, fn func([]table.FirstExposure) error) error {
 	var conds []string
 	var args []any
 	for _, c := range []struct{ col, v string }{{"environment", f.Environment}, {"feature_flag", f.FeatureFlag}, {"allocation", f.Allocation}} {
@@ -130,8 +118,8 @@ func (d *DB) FirstExposures(ctx context.Context, f AssignmentFilter, fn func(*Fi
 		}
 	}
 	n := len(args)
-	var last *FirstExposure
-	page := make([]FirstExposure, 0, pageRows)
+	var last *table.FirstExposure
+	page := make([]table.FirstExposure, 0, pageRows)
 	for {
 		cs, qargs := conds, args[:n]
 		if last != nil {
@@ -152,10 +140,11 @@ func (d *DB) FirstExposures(ctx context.Context, f AssignmentFilter, fn func(*Fi
 			` ORDER BY environment, feature_flag, allocation, subject LIMIT ?`, qargs, &page); err != nil {
 			return fmt.Errorf("store: first exposures: %w", err)
 		}
-		for i := range page {
-			if err := fn(&page[i]); err != nil {
-				return err
-			}
+		if len(page) == 0 {
+			return nil
+		}
+		if err := fn(page); err != nil {
+			return err
 		}
 		if len(page) < pageRows {
 			return nil
@@ -165,7 +154,7 @@ func (d *DB) FirstExposures(ctx context.Context, f AssignmentFilter, fn func(*Fi
 	}
 }
 
-func (d *DB) readFirstExposures(ctx context.Context, query string, args []any, page *[]FirstExposure) error {
+func (d *DB) readFirstExposures(ctx context.Context, query string, args []any, page *[]table.FirstExposure) error {
 	*page = (*page)[:0]
 	rows, err := d.db.QueryContext(ctx, d.q(query), args...)
 	if err != nil {
@@ -173,7 +162,7 @@ func (d *DB) readFirstExposures(ctx context.Context, query string, args []any, p
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var f FirstExposure
+		var f table.FirstExposure
 		var first, last int64
 		var multiple int
 		if err := rows.Scan(&f.Environment, &f.FeatureFlag, &f.Allocation, &f.Subject, &f.FirstVariation, &f.FirstEventID,
