@@ -4,36 +4,37 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"io/fs"
+	"strings"
 	"time"
 
 	"github.com/allot-dev/allot/cmd/allot/internal/table"
 )
 
 // The aggregates of the assignment table (migration 0006): first_exposures,
-// one row per subject and allocation, and assignment_daily, per allocation,
-// variation and UTC day. A trigger keeps them as rows are inserted, in the
-// inserting transaction; the statements below rebuild them from the raw
-// table in one pass each (the migration runs the same ones on what was
-// stored before it).
-var rebuildStatements = []string{
-	`DELETE FROM first_exposures`,
-	`DELETE FROM assignment_daily`,
-	`INSERT INTO first_exposures (environment, feature_flag, allocation, subject, first_variation, first_event_id, first_seen, last_seen, exposures, multiple_variations)
-SELECT r.environment, r.feature_flag, r.allocation, r.subject, r.variation, r.event_id, r.timestamp, p.last_seen, p.exposures, p.multiple
-FROM (SELECT environment, feature_flag, allocation, subject, variation, event_id, timestamp,
-		ROW_NUMBER() OVER (PARTITION BY environment, feature_flag, allocation, subject ORDER BY timestamp, event_id) AS rn
-	FROM assignments) r
-JOIN (SELECT environment, feature_flag, allocation, subject, MAX(timestamp) AS last_seen, COUNT(*) AS exposures,
-		CASE WHEN COUNT(DISTINCT variation) > 1 THEN 1 ELSE 0 END AS multiple
-	FROM assignments GROUP BY environment, feature_flag, allocation, subject) p
-  ON p.environment = r.environment AND p.feature_flag = r.feature_flag AND p.allocation = r.allocation AND p.subject = r.subject
-WHERE r.rn = 1`,
-	`INSERT INTO assignment_daily (environment, feature_flag, allocation, variation, day, assignments, first_exposures)
-SELECT environment, feature_flag, allocation, variation, day, SUM(a), SUM(f) FROM (
-	SELECT environment, feature_flag, allocation, variation, timestamp / 86400000000 AS day, 1 AS a, 0 AS f FROM assignments
-	UNION ALL
-	SELECT environment, feature_flag, allocation, first_variation, first_seen / 86400000000, 0, 1 FROM first_exposures
-) u GROUP BY environment, feature_flag, allocation, variation, day`,
+// one row per subject and allocation; assignment_daily, per allocation,
+// variation and UTC day; assignment_multiple, per allocation and first
+// variation, the subjects seen in more than one variation. A trigger keeps
+// them as rows are inserted, in the inserting transaction. Rebuilding runs
+// the statements that end migration 0006 (after its "What is already
+// stored" line), so the migration and the rebuild cannot drift apart.
+func (d *DB) rebuildStatements() ([]string, error) {
+	body, err := fs.ReadFile(migrations, "migrations/"+d.Dialect()+"/0006_aggregates.sql")
+	if err != nil {
+		return nil, err
+	}
+	text := string(body)
+	i := strings.Index(text, "-- What is already stored")
+	if i < 0 {
+		return nil, fmt.Errorf("0006_aggregates.sql: no backfill section")
+	}
+	stmts := []string{`DELETE FROM first_exposures`, `DELETE FROM assignment_daily`, `DELETE FROM assignment_multiple`}
+	for _, s := range strings.Split(text[i:], ";") {
+		if strings.Contains(s, "INSERT") {
+			stmts = append(stmts, s)
+		}
+	}
+	return stmts, nil
 }
 
 // RebuildAggregates recomputes the aggregates from the raw assignment table
@@ -41,8 +42,12 @@ SELECT environment, feature_flag, allocation, variation, day, SUM(a), SUM(f) FRO
 // the write lock while it runs, so ingestion waits: run it offline or at a
 // quiet time.
 func (d *DB) RebuildAggregates(ctx context.Context) error {
-	err := d.tx(ctx, func(tx *sql.Tx) error {
-		for _, s := range rebuildStatements {
+	stmts, err := d.rebuildStatements()
+	if err != nil {
+		return fmt.Errorf("store: rebuild aggregates: %w", err)
+	}
+	err = d.tx(ctx, func(tx *sql.Tx) error {
+		for _, s := range stmts {
 			if _, err := tx.ExecContext(ctx, s); err != nil {
 				return err
 			}
@@ -64,6 +69,16 @@ func (d *DB) CountAggregates(ctx context.Context) (firstExposures, days int64, e
 	return firstExposures, days, nil
 }
 
+// AggregateTables holds the aggregate tables whole (tests and checks
+// compare them).
+type AggregateTables struct {
+	FirstExposures []table.FirstExposure
+	Days           []AggregateDay
+	// Multiple is assignment_multiple: environment/flag/allocation/first
+	// variation to subjects.
+	Multiple map[string]int64
+}
+
 // AggregateDay is one row of assignment_daily.
 type AggregateDay struct {
 	Environment, FeatureFlag, Allocation, Variation string
@@ -71,34 +86,55 @@ type AggregateDay struct {
 	Assignments, FirstExposures                     int64
 }
 
-// Aggregates returns both aggregate tables whole, in key order; tests and
-// the rebuild check compare them.
-func (d *DB) Aggregates(ctx context.Context) ([]table.FirstExposure, []AggregateDay, error) {
-	var fes []table.FirstExposure
-	err := d.FirstExposurePages(ctx, AssignmentFilter{}, func(page []table.FirstExposure) error { fes = append(fes, page...); return nil })
+// Aggregates returns the aggregate tables whole, in key order (zero
+// counts left out: they are what decrements leave behind).
+func (d *DB) Aggregates(ctx context.Context) (AggregateTables, error) {
+	var a AggregateTables
+	wrap := func(err error) (AggregateTables, error) { return AggregateTables{}, fmt.Errorf("store: aggregates: %w", err) }
+	err := d.FirstExposurePages(ctx, AssignmentFilter{}, func(page []table.FirstExposure) error {
+		a.FirstExposures = append(a.FirstExposures, page...)
+		return nil
+	})
 	if err != nil {
-		return nil, nil, err
+		return AggregateTables{}, err
 	}
 	rows, err := d.db.QueryContext(ctx, `SELECT environment, feature_flag, allocation, variation, day, assignments, first_exposures
-		FROM assignment_daily ORDER BY environment, feature_flag, allocation, day, variation`)
+		FROM assignment_daily WHERE assignments <> 0 OR first_exposures <> 0 ORDER BY environment, feature_flag, allocation, day, variation`)
 	if err != nil {
-		return nil, nil, fmt.Errorf("store: aggregates: %w", err)
+		return wrap(err)
 	}
 	defer rows.Close()
-	var days []AggregateDay
 	for rows.Next() {
-		var a AggregateDay
+		var r AggregateDay
 		var day int64
-		if err := rows.Scan(&a.Environment, &a.FeatureFlag, &a.Allocation, &a.Variation, &day, &a.Assignments, &a.FirstExposures); err != nil {
-			return nil, nil, fmt.Errorf("store: aggregates: %w", err)
+		if err := rows.Scan(&r.Environment, &r.FeatureFlag, &r.Allocation, &r.Variation, &day, &r.Assignments, &r.FirstExposures); err != nil {
+			return wrap(err)
 		}
-		a.Day = dayString(day)
-		days = append(days, a)
+		r.Day = dayString(day)
+		a.Days = append(a.Days, r)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, nil, fmt.Errorf("store: aggregates: %w", err)
+		return wrap(err)
 	}
-	return fes, days, nil
+	rows.Close()
+	rows, err = d.db.QueryContext(ctx, `SELECT environment, feature_flag, allocation, first_variation, subjects FROM assignment_multiple WHERE subjects <> 0`)
+	if err != nil {
+		return wrap(err)
+	}
+	defer rows.Close()
+	a.Multiple = map[string]int64{}
+	for rows.Next() {
+		var e, f, al, v string
+		var n int64
+		if err := rows.Scan(&e, &f, &al, &v, &n); err != nil {
+			return wrap(err)
+		}
+		a.Multiple[e+"/"+f+"/"+al+"/"+v] = n
+	}
+	if err := rows.Err(); err != nil {
+		return wrap(err)
+	}
+	return a, nil
 }
 
 func dayString(day int64) string { return time.UnixMicro(day * microsPerDay).UTC().Format("2006-01-02") }
@@ -179,46 +215,23 @@ func (d *DB) readFirstExposures(ctx context.Context, query string, args []any, p
 	return rows.Close()
 }
 
-// summarizeAggregates answers SummarizeAssignments from the aggregates: a
-// few index range reads of one allocation, however many rows it has.
+// summarizeAggregates answers SummarizeAssignments from assignment_daily
+// and assignment_multiple: two index range reads of one allocation, whose
+// size grows with its days and variations, never with its rows or subjects.
 func (d *DB) summarizeAggregates(ctx context.Context, f AssignmentFilter) (AssignmentSummary, error) {
 	sum := AssignmentSummary{Variations: map[string]int64{}, Daily: []DailyCount{}}
 	wrap := func(err error) error { return fmt.Errorf("store: summarize assignments: %w", err) }
 	key := []any{f.Environment, f.FeatureFlag, f.Allocation}
-	rows, err := d.db.QueryContext(ctx, d.q(`SELECT first_variation, multiple_variations, COUNT(*) FROM first_exposures
-		WHERE environment = ? AND feature_flag = ? AND allocation = ? GROUP BY first_variation, multiple_variations`), key...)
-	if err != nil {
-		return sum, wrap(err)
-	}
-	for rows.Next() {
-		var v string
-		var multiple int
-		var n int64
-		if err := rows.Scan(&v, &multiple, &n); err != nil {
-			rows.Close()
-			return sum, wrap(err)
-		}
-		sum.Subjects += n
-		if multiple != 0 {
-			sum.MultipleVariations += n
-		} else {
-			sum.Variations[v] += n
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return sum, wrap(err)
-	}
-	rows, err = d.db.QueryContext(ctx, d.q(`SELECT day, variation, assignments, first_exposures FROM assignment_daily
+	rows, err := d.db.QueryContext(ctx, d.q(`SELECT day, variation, assignments, first_exposures FROM assignment_daily
 		WHERE environment = ? AND feature_flag = ? AND allocation = ? ORDER BY day, variation`), key...)
 	if err != nil {
 		return sum, wrap(err)
 	}
-	defer rows.Close()
 	for rows.Next() {
 		var day int64
 		var c DailyCount
 		if err := rows.Scan(&day, &c.Variation, &c.Assignments, &c.Subjects); err != nil {
+			rows.Close()
 			return sum, wrap(err)
 		}
 		if c.Assignments == 0 && c.Subjects == 0 {
@@ -226,32 +239,71 @@ func (d *DB) summarizeAggregates(ctx context.Context, f AssignmentFilter) (Assig
 		}
 		c.Day = dayString(day)
 		sum.Assignments += c.Assignments
+		sum.Subjects += c.Subjects
+		sum.Variations[c.Variation] += c.Subjects
 		sum.Daily = append(sum.Daily, c)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return sum, wrap(err)
+	}
+	rows, err = d.db.QueryContext(ctx, d.q(`SELECT first_variation, subjects FROM assignment_multiple
+		WHERE environment = ? AND feature_flag = ? AND allocation = ?`), key...)
+	if err != nil {
+		return sum, wrap(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var v string
+		var n int64
+		if err := rows.Scan(&v, &n); err != nil {
+			return sum, wrap(err)
+		}
+		sum.MultipleVariations += n
+		sum.Variations[v] -= n
 	}
 	if err := rows.Err(); err != nil {
 		return sum, wrap(err)
 	}
+	for v, n := range sum.Variations {
+		if n == 0 {
+			delete(sum.Variations, v)
+		}
+	}
 	return sum, nil
 }
 
-// deleteAggregatesBefore keeps the aggregates consistent with retention:
-// the days wholly before cutoff go, and so do the subjects last seen before
-// it (none of their events remain). Subjects with events on both sides keep
-// their first exposure and counts: the summary of a running experiment does
-// not change because its oldest raw rows were deleted.
+// DeleteAggregatesBefore keeps the aggregates consistent with retention, by
+// whole UTC days: it deletes the days before the one holding cutoff, and the
+// subjects whose first exposure fell on them (a subject seen again later
+// counts from then on as new, its first exposure being gone), then
+// recomputes assignment_multiple from what remains. The day holding the
+// cutoff keeps its counts until a later run's cutoff passes it.
 //
-// Retention calls it once per run, after the raw rows: the statement on
-// first_exposures reads the whole table (an index on last_seen would cost
-// every insert more than this costs a run). The day holding the cutoff
-// keeps its counts until the day is wholly before a later cutoff.
+// Retention calls it once per run, after the raw rows: it reads the whole
+// first_exposures table (an index on first_seen would cost every insert
+// more than this costs a run).
 func (d *DB) DeleteAggregatesBefore(ctx context.Context, cutoff time.Time) error {
 	c := cutoff.UnixMicro()
 	err := d.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, d.q(`DELETE FROM assignment_daily WHERE day < ?`), c/microsPerDay); err != nil {
-			return err
+		day := c / microsPerDay
+		steps := []struct {
+			query string
+			args  []any
+		}{
+			{`DELETE FROM assignment_daily WHERE day < ?`, []any{day}},
+			{`DELETE FROM first_exposures WHERE first_seen < ?`, []any{day * microsPerDay}},
+			{`DELETE FROM assignment_multiple`, nil},
+			{`INSERT INTO assignment_multiple (environment, feature_flag, allocation, first_variation, subjects)
+			SELECT environment, feature_flag, allocation, first_variation, COUNT(*) FROM first_exposures
+			WHERE multiple_variations = 1 GROUP BY environment, feature_flag, allocation, first_variation`, nil},
 		}
-		_, err := tx.ExecContext(ctx, d.q(`DELETE FROM first_exposures WHERE last_seen < ?`), c)
-		return err
+		for _, st := range steps {
+			if _, err := tx.ExecContext(ctx, d.q(st.query), st.args...); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("store: delete old aggregates: %w", err)

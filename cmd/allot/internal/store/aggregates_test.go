@@ -65,12 +65,13 @@ func TestAggregatesRebuildEqualsIncremental(t *testing.T) {
 		if inserted != len(events) {
 			t.Fatalf("inserted %d, want %d", inserted, len(events))
 		}
-		fe1, days1, err := db.Aggregates(ctx)
+		agg1, err := db.Aggregates(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(fe1) == 0 || len(days1) == 0 {
-			t.Fatalf("no aggregates: %d subjects, %d days", len(fe1), len(days1))
+		fe1, days1 := agg1.FirstExposures, agg1.Days
+		if len(fe1) == 0 || len(days1) == 0 || len(agg1.Multiple) == 0 {
+			t.Fatalf("no aggregates: %d subjects, %d days, %d multiple", len(fe1), len(days1), len(agg1.Multiple))
 		}
 		for _, alloc := range []string{"exp", "other"} {
 			f := store.AssignmentFilter{Environment: "production", FeatureFlag: "checkout", Allocation: alloc}
@@ -84,7 +85,7 @@ func TestAggregatesRebuildEqualsIncremental(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if fromAgg.Assignments != raw.Assignments || fromAgg.Subjects != raw.Subjects ||
+			if fromAgg.Assignments != raw.Assignments || fromAgg.Subjects != raw.Subjects || fromAgg.MultipleVariations == 0 ||
 				fromAgg.MultipleVariations != raw.MultipleVariations || !reflect.DeepEqual(fromAgg.Variations, raw.Variations) {
 				t.Fatalf("%s: from aggregates %+v, from raw rows %+v", alloc, fromAgg, raw)
 			}
@@ -92,9 +93,13 @@ func TestAggregatesRebuildEqualsIncremental(t *testing.T) {
 		if err := db.RebuildAggregates(ctx); err != nil {
 			t.Fatal(err)
 		}
-		fe2, days2, err := db.Aggregates(ctx)
+		agg2, err := db.Aggregates(ctx)
 		if err != nil {
 			t.Fatal(err)
+		}
+		fe2, days2 := agg2.FirstExposures, agg2.Days
+		if !reflect.DeepEqual(agg1.Multiple, agg2.Multiple) {
+			t.Fatalf("assignment_multiple: incremental %v, rebuilt %v", agg1.Multiple, agg2.Multiple)
 		}
 		if !reflect.DeepEqual(fe1, fe2) {
 			for i := range min(len(fe1), len(fe2)) {
@@ -110,34 +115,47 @@ func TestAggregatesRebuildEqualsIncremental(t *testing.T) {
 	})
 }
 
-// TestAggregatesRetention: retention deletes the days wholly before the
-// cutoff and the subjects last seen before it; the others keep their counts.
+// TestAggregatesRetention: retention deletes, by whole UTC days, the days
+// before the cutoff's and the subjects first exposed on them; the day of the
+// cutoff keeps its counts.
 func TestAggregatesRetention(t *testing.T) {
 	forEachDB(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
 		day1 := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 		rows := assignmentRows(4, "production", day1)
+		rows[3].Timestamp = day1.Add(26 * time.Hour) // May 2, 14:00: the cutoff's day
 		again := rows[0]
-		again.EventID, again.Timestamp = "again", day1.Add(48*time.Hour)
+		again.EventID, again.Variation, again.Timestamp = "again", "treatment", day1.Add(48*time.Hour)
 		if _, err := db.InsertAssignments(ctx, append(rows, again)); err != nil {
 			t.Fatal(err)
 		}
-		cutoff := day1.Add(36 * time.Hour)
+		if a, _ := db.Aggregates(ctx); len(a.Multiple) != 1 {
+			t.Fatalf("before retention: multiple %v", a.Multiple)
+		}
+		cutoff := day1.Add(30 * time.Hour) // May 2, 18:00
 		if _, err := db.DeleteAssignmentsBefore(ctx, cutoff, 100); err != nil {
 			t.Fatal(err)
 		}
 		if err := db.DeleteAggregatesBefore(ctx, cutoff); err != nil {
 			t.Fatal(err)
 		}
-		fes, days, err := db.Aggregates(ctx)
+		a, err := db.Aggregates(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(fes) != 1 || fes[0].Subject != rows[0].Subject || fes[0].Exposures != 2 || !fes[0].FirstSeen.Equal(day1) {
-			t.Fatalf("first exposures after retention: %+v", fes)
+		if len(a.FirstExposures) != 1 || a.FirstExposures[0].Subject != rows[3].Subject || len(a.Multiple) != 0 {
+			t.Fatalf("after retention: first exposures %+v, multiple %v", a.FirstExposures, a.Multiple)
 		}
-		if len(days) != 1 || days[0].Day != "2026-05-03" || days[0].Assignments != 1 {
-			t.Fatalf("days after retention: %+v", days)
+		want := []store.AggregateDay{
+			{Environment: "production", FeatureFlag: "checkout", Allocation: "exp", Variation: "treatment", Day: "2026-05-02", Assignments: 1, FirstExposures: 1},
+			{Environment: "production", FeatureFlag: "checkout", Allocation: "exp", Variation: "treatment", Day: "2026-05-03", Assignments: 1},
+		}
+		if !reflect.DeepEqual(a.Days, want) {
+			t.Fatalf("days after retention: %+v", a.Days)
+		}
+		s, err := db.SummarizeAssignments(ctx, store.AssignmentFilter{Environment: "production", FeatureFlag: "checkout", Allocation: "exp"})
+		if err != nil || s.Subjects != 1 || s.Assignments != 2 || s.MultipleVariations != 0 || s.Variations["treatment"] != 1 {
+			t.Fatalf("summary after retention %+v, %v", s, err)
 		}
 	})
 }

@@ -35,6 +35,19 @@ CREATE TABLE assignment_daily (
 	PRIMARY KEY (environment, feature_flag, allocation, day, variation)
 );
 
+-- Per allocation and first variation: the subjects seen in more than one
+-- variation. With assignment_daily it answers the summary without reading
+-- first_exposures (whose size grows with the subjects): the subjects of a
+-- variation are its first exposures summed over days, minus these.
+CREATE TABLE assignment_multiple (
+	environment     TEXT NOT NULL,
+	feature_flag    TEXT NOT NULL,
+	allocation      TEXT NOT NULL,
+	first_variation TEXT NOT NULL,
+	subjects        BIGINT NOT NULL,
+	PRIMARY KEY (environment, feature_flag, allocation, first_variation)
+);
+
 -- One statement-level trigger per INSERT or COPY: it sees the rows actually
 -- inserted (ON CONFLICT DO NOTHING leaves retried ones out) as a transition
 -- table and folds them in set-wise, a handful of statements per batch.
@@ -66,6 +79,17 @@ BEGIN
 	WHERE d.environment = m.environment AND d.feature_flag = m.feature_flag AND d.allocation = m.allocation
 	  AND d.variation = m.first_variation AND d.day = m.day;
 
+	-- Subjects already in more than one variation leave their bucket; they
+	-- come back below, under their (maybe earlier) first variation.
+	UPDATE assignment_multiple m SET subjects = m.subjects - x.n
+	FROM (SELECT f.environment, f.feature_flag, f.allocation, f.first_variation, COUNT(*) AS n
+		FROM first_exposures f JOIN aggregate_batch b
+		  ON b.environment = f.environment AND b.feature_flag = f.feature_flag AND b.allocation = f.allocation AND b.subject = f.subject
+		WHERE f.multiple_variations = 1
+		GROUP BY 1, 2, 3, 4) x
+	WHERE m.environment = x.environment AND m.feature_flag = x.feature_flag AND m.allocation = x.allocation
+	  AND m.first_variation = x.first_variation;
+
 	INSERT INTO first_exposures AS f (environment, feature_flag, allocation, subject, first_variation, first_event_id, first_seen, last_seen, exposures, multiple_variations)
 	SELECT environment, feature_flag, allocation, subject, first_variation, first_event_id, first_seen, last_seen, exposures,
 		CASE WHEN variations > 1 THEN 1 ELSE 0 END
@@ -92,6 +116,14 @@ BEGIN
 	ON CONFLICT (environment, feature_flag, allocation, day, variation) DO UPDATE SET
 		assignments = d.assignments + excluded.assignments,
 		first_exposures = d.first_exposures + excluded.first_exposures;
+
+	INSERT INTO assignment_multiple AS m (environment, feature_flag, allocation, first_variation, subjects)
+	SELECT f.environment, f.feature_flag, f.allocation, f.first_variation, COUNT(*)
+	FROM first_exposures f JOIN aggregate_batch b
+	  ON b.environment = f.environment AND b.feature_flag = f.feature_flag AND b.allocation = f.allocation AND b.subject = f.subject
+	WHERE f.multiple_variations = 1
+	GROUP BY 1, 2, 3, 4
+	ON CONFLICT (environment, feature_flag, allocation, first_variation) DO UPDATE SET subjects = m.subjects + excluded.subjects;
 	TRUNCATE aggregate_batch;
 	RETURN NULL;
 END
@@ -118,3 +150,6 @@ SELECT environment, feature_flag, allocation, variation, day, SUM(a), SUM(f) FRO
 	UNION ALL
 	SELECT environment, feature_flag, allocation, first_variation, first_seen / 86400000000, 0, 1 FROM first_exposures
 ) u GROUP BY environment, feature_flag, allocation, variation, day;
+INSERT INTO assignment_multiple (environment, feature_flag, allocation, first_variation, subjects)
+SELECT environment, feature_flag, allocation, first_variation, COUNT(*) FROM first_exposures
+WHERE multiple_variations = 1 GROUP BY environment, feature_flag, allocation, first_variation;

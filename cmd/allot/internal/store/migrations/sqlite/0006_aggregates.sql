@@ -35,6 +35,19 @@ CREATE TABLE assignment_daily (
 	PRIMARY KEY (environment, feature_flag, allocation, day, variation)
 );
 
+-- Per allocation and first variation: the subjects seen in more than one
+-- variation. With assignment_daily it answers the summary without reading
+-- first_exposures (whose size grows with the subjects): the subjects of a
+-- variation are its first exposures summed over days, minus these.
+CREATE TABLE assignment_multiple (
+	environment     TEXT NOT NULL,
+	feature_flag    TEXT NOT NULL,
+	allocation      TEXT NOT NULL,
+	first_variation TEXT NOT NULL,
+	subjects        BIGINT NOT NULL,
+	PRIMARY KEY (environment, feature_flag, allocation, first_variation)
+);
+
 CREATE TRIGGER assignments_aggregate AFTER INSERT ON assignments BEGIN
 	-- An event earlier than the subject's known first exposure moves it:
 	-- take the old one out of its day first.
@@ -43,6 +56,13 @@ CREATE TRIGGER assignments_aggregate AFTER INSERT ON assignments BEGIN
 		SELECT environment, feature_flag, allocation, first_variation, first_seen / 86400000000 FROM first_exposures
 		WHERE environment = NEW.environment AND feature_flag = NEW.feature_flag AND allocation = NEW.allocation AND subject = NEW.subject
 		  AND (NEW.timestamp < first_seen OR (NEW.timestamp = first_seen AND NEW.event_id < first_event_id)));
+	-- A subject already in more than one variation leaves its bucket; it
+	-- comes back below, under its (maybe earlier) first variation.
+	UPDATE assignment_multiple SET subjects = subjects - 1
+	WHERE (environment, feature_flag, allocation, first_variation) IN (
+		SELECT environment, feature_flag, allocation, first_variation FROM first_exposures
+		WHERE environment = NEW.environment AND feature_flag = NEW.feature_flag AND allocation = NEW.allocation AND subject = NEW.subject
+		  AND multiple_variations = 1);
 	INSERT INTO first_exposures (environment, feature_flag, allocation, subject, first_variation, first_event_id, first_seen, last_seen, exposures, multiple_variations)
 	VALUES (NEW.environment, NEW.feature_flag, NEW.allocation, NEW.subject, NEW.variation, NEW.event_id, NEW.timestamp, NEW.timestamp, 1, 0)
 	ON CONFLICT (environment, feature_flag, allocation, subject) DO UPDATE SET
@@ -59,6 +79,11 @@ CREATE TRIGGER assignments_aggregate AFTER INSERT ON assignments BEGIN
 	ON CONFLICT (environment, feature_flag, allocation, day, variation) DO UPDATE SET
 		assignments = assignments + 1,
 		first_exposures = first_exposures + excluded.first_exposures;
+	INSERT INTO assignment_multiple (environment, feature_flag, allocation, first_variation, subjects)
+	SELECT environment, feature_flag, allocation, first_variation, 1 FROM first_exposures
+	WHERE environment = NEW.environment AND feature_flag = NEW.feature_flag AND allocation = NEW.allocation AND subject = NEW.subject
+	  AND multiple_variations = 1
+	ON CONFLICT (environment, feature_flag, allocation, first_variation) DO UPDATE SET subjects = subjects + 1;
 END;
 
 -- What is already stored counts too (the same statements as
@@ -79,3 +104,6 @@ SELECT environment, feature_flag, allocation, variation, day, SUM(a), SUM(f) FRO
 	UNION ALL
 	SELECT environment, feature_flag, allocation, first_variation, first_seen / 86400000000, 0, 1 FROM first_exposures
 ) u GROUP BY environment, feature_flag, allocation, variation, day;
+INSERT INTO assignment_multiple (environment, feature_flag, allocation, first_variation, subjects)
+SELECT environment, feature_flag, allocation, first_variation, COUNT(*) FROM first_exposures
+WHERE multiple_variations = 1 GROUP BY environment, feature_flag, allocation, first_variation;
