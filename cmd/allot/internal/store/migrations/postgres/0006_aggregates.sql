@@ -57,7 +57,9 @@ BEGIN
 		environment TEXT, feature_flag TEXT, allocation TEXT, subject TEXT,
 		first_variation TEXT, first_event_id TEXT, first_seen BIGINT, last_seen BIGINT,
 		exposures BIGINT, variations BIGINT) ON COMMIT DELETE ROWS;
-	TRUNCATE aggregate_batch;
+	-- DELETE, not TRUNCATE: on a table this small it is far cheaper (no
+	-- new file), and a second statement in one transaction starts empty.
+	DELETE FROM aggregate_batch;
 	INSERT INTO aggregate_batch
 	SELECT r.environment, r.feature_flag, r.allocation, r.subject, r.variation, r.event_id, r.timestamp, p.last_seen, p.exposures, p.variations
 	FROM (SELECT environment, feature_flag, allocation, subject, variation, event_id, timestamp,
@@ -124,7 +126,6 @@ BEGIN
 	WHERE f.multiple_variations = 1
 	GROUP BY 1, 2, 3, 4
 	ON CONFLICT (environment, feature_flag, allocation, first_variation) DO UPDATE SET subjects = m.subjects + excluded.subjects;
-	TRUNCATE aggregate_batch;
 	RETURN NULL;
 END
 $$;
