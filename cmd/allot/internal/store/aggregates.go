@@ -90,7 +90,9 @@ type AggregateDay struct {
 // counts left out: they are what decrements leave behind).
 func (d *DB) Aggregates(ctx context.Context) (AggregateTables, error) {
 	var a AggregateTables
-	wrap := func(err error) (AggregateTables, error) { return AggregateTables{}, fmt.Errorf("store: aggregates: %w", err) }
+	wrap := func(err error) (AggregateTables, error) {
+		return AggregateTables{}, fmt.Errorf("store: aggregates: %w", err)
+	}
 	err := d.FirstExposurePages(ctx, AssignmentFilter{}, func(page []table.FirstExposure) error {
 		a.FirstExposures = append(a.FirstExposures, page...)
 		return nil
@@ -137,7 +139,9 @@ func (d *DB) Aggregates(ctx context.Context) (AggregateTables, error) {
 	return a, nil
 }
 
-func dayString(day int64) string { return time.UnixMicro(day * microsPerDay).UTC().Format("2006-01-02") }
+func dayString(day int64) string {
+	return time.UnixMicro(day * microsPerDay).UTC().Format("2006-01-02")
+}
 
 // FirstExposurePages calls fn with the first-exposure rows of the
 // allocations f selects (Environment, FeatureFlag, Allocation; the time
