@@ -110,18 +110,22 @@ func errorFrom(status int, body []byte) *Error {
 func esc(s string) string { return url.PathEscape(s) }
 
 // ExportQuery selects the rows of an assignment table export. Zero fields
-// do not filter; Format is csv (default) or jsonl.
+// do not filter; Format is csv (default), jsonl or parquet. Table is
+// assignments (default) or first-exposures (then Allocation may filter, and
+// Experiment, From and To must be zero).
 type ExportQuery struct {
 	Environment, Flag, Experiment string
 	From, To                      time.Time
 	Format                        string
+	Table, Allocation             string
 }
 
 // ExportAssignments streams the assignment table to w. Unlike the other
 // calls it has no overall timeout (a table can be large): ctx bounds it.
 func (c *Client) ExportAssignments(ctx context.Context, q ExportQuery, w io.Writer) error {
 	v := url.Values{}
-	for k, val := range map[string]string{"environment": q.Environment, "flag": q.Flag, "experiment": q.Experiment, "format": q.Format} {
+	for k, val := range map[string]string{"environment": q.Environment, "flag": q.Flag, "experiment": q.Experiment, "format": q.Format,
+		"table": q.Table, "allocation": q.Allocation} {
 		if val != "" {
 			v.Set(k, val)
 		}

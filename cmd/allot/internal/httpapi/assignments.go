@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -49,12 +50,32 @@ const exportStall = time.Minute
 
 // exportAssignments streams the assignment table as CSV, JSON lines or
 // Parquet: GET /api/v1/assignments?environment=&flag=&experiment=&from=&to=&format=csv|jsonl|parquet
+// or, with table=first-exposures, the first-exposure table (one row per
+// subject and allocation; filtered by environment, flag and allocation).
 // It reads the store a page at a time (no read snapshot is held while the
 // client reads) and writes each page through the table's writers.
 func (s *Server) exportAssignments(w http.ResponseWriter, r *http.Request) error {
 	f, err := exportFilter(r)
 	if err != nil {
 		return err
+	}
+	q := r.URL.Query()
+	firstExposures := false
+	switch t := q.Get("table"); t {
+	case "", "assignments":
+		if q.Has("allocation") {
+			return core.Invalid("allocation", "filters the first-exposure table only (table=first-exposures); use experiment")
+		}
+	case "first-exposures":
+		firstExposures = true
+		for _, p := range []string{"experiment", "from", "to"} {
+			if q.Has(p) {
+				return core.Invalid(p, "does not filter the first-exposure table (use environment, flag and allocation)")
+			}
+		}
+		f.Allocation = q.Get("allocation")
+	default:
+		return core.Invalid("table", "%q is not assignments or first-exposures", t)
 	}
 	name := r.URL.Query().Get("format")
 	if name == "" {
@@ -65,6 +86,9 @@ func (s *Server) exportAssignments(w http.ResponseWriter, r *http.Request) error
 		return core.Invalid("format", "%s", err)
 	}
 	filename := "assignments"
+	if firstExposures {
+		filename = "first-exposures"
+	}
 	if f.FeatureFlag != "" {
 		filename += "-" + f.FeatureFlag
 	}
@@ -84,15 +108,26 @@ func (s *Server) exportAssignments(w http.ResponseWriter, r *http.Request) error
 
 	ew := &exportWriter{w: w, rc: http.NewResponseController(w)}
 	bw := bufio.NewWriterSize(ew, 64<<10)
-	sink := table.NewWriter(bw, format)
 	ctx := r.Context()
-	err = s.db.AssignmentPages(ctx, f, func(page []table.Row) error {
-		ew.rc.SetWriteDeadline(time.Now().Add(exportStall))
-		return sink.Write(ctx, page)
-	})
+	var closeSink func(context.Context) error
+	if firstExposures {
+		sink := table.NewFirstExposureWriter(bw, format)
+		closeSink = sink.Close
+		err = s.db.FirstExposurePages(ctx, f, func(page []table.FirstExposure) error {
+			ew.rc.SetWriteDeadline(time.Now().Add(exportStall))
+			return sink.Write(ctx, page)
+		})
+	} else {
+		sink := table.NewWriter(bw, format)
+		closeSink = sink.Close
+		err = s.db.AssignmentPages(ctx, f, func(page []table.Row) error {
+			ew.rc.SetWriteDeadline(time.Now().Add(exportStall))
+			return sink.Write(ctx, page)
+		})
+	}
 	if err == nil {
 		ew.rc.SetWriteDeadline(time.Now().Add(exportStall))
-		if err = sink.Close(ctx); err == nil {
+		if err = closeSink(ctx); err == nil {
 			err = bw.Flush()
 		}
 	}

@@ -34,15 +34,19 @@ func Retain(ctx context.Context, db *store.DB, maxAge, interval time.Duration, l
 	}
 }
 
-// RetainOnce deletes every event older than cutoff, batch by batch, and
-// returns how many it deleted.
+// RetainOnce deletes every event older than cutoff, batch by batch, then
+// the aggregates of what it deleted (store.DeleteAggregatesBefore), and
+// returns how many events it deleted.
 func RetainOnce(ctx context.Context, db *store.DB, cutoff time.Time) (int, error) {
 	total := 0
 	for {
 		n, err := db.DeleteAssignmentsBefore(ctx, cutoff, retainBatch)
 		total += n
-		if err != nil || n < retainBatch {
+		if err != nil {
 			return total, err
+		}
+		if n < retainBatch {
+			return total, db.DeleteAggregatesBefore(ctx, cutoff)
 		}
 		select {
 		case <-ctx.Done():

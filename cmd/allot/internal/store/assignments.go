@@ -506,14 +506,28 @@ type DailyCount struct {
 	Day         string `json:"day"` // YYYY-MM-DD
 	Variation   string `json:"variation"`
 	Assignments int64  `json:"assignments"`
-	Subjects    int64  `json:"subjects"`
+	// Subjects counts the subjects whose first exposure to the allocation
+	// was that day, in that variation (with a time range: the distinct
+	// subjects seen that day).
+	Subjects int64 `json:"subjects"`
 }
 
 const microsPerDay = 86_400_000_000
 
-// SummarizeAssignments computes the summary of the rows f selects in the
-// database, without reading the rows out.
+// SummarizeAssignments computes the summary of the rows f selects. The
+// summary of a whole allocation (Environment, FeatureFlag and Allocation set,
+// no time range: what the API, the web UI and the SRM check ask) reads only
+// the aggregates, in time independent of the number of rows; any other
+// filter is computed from the raw table, in the database.
 func (d *DB) SummarizeAssignments(ctx context.Context, f AssignmentFilter) (AssignmentSummary, error) {
+	if f.Environment != "" && f.FeatureFlag != "" && f.Allocation != "" && f.Experiment == "" && f.From.IsZero() && f.To.IsZero() {
+		return d.summarizeAggregates(ctx, f)
+	}
+	return d.summarizeRaw(ctx, f)
+}
+
+// summarizeRaw computes the summary from the raw rows f selects.
+func (d *DB) summarizeRaw(ctx context.Context, f AssignmentFilter) (AssignmentSummary, error) {
 	sum := AssignmentSummary{Variations: map[string]int64{}, Daily: []DailyCount{}}
 	where, args := f.where()
 	wrap := func(err error) error { return fmt.Errorf("store: summarize assignments: %w", err) }

@@ -145,7 +145,7 @@ func TestSummarizeAssignments(t *testing.T) {
 		want := []store.DailyCount{
 			{Day: "2026-05-01", Variation: "control", Assignments: 50, Subjects: 50},
 			{Day: "2026-05-01", Variation: "treatment", Assignments: 50, Subjects: 50},
-			{Day: "2026-05-02", Variation: "treatment", Assignments: 2, Subjects: 2},
+			{Day: "2026-05-02", Variation: "treatment", Assignments: 2, Subjects: 0}, // no first exposure that day
 		}
 		if fmt.Sprint(s.Daily) != fmt.Sprint(want) {
 			t.Fatalf("daily %+v, want %+v", s.Daily, want)
