@@ -14,8 +14,9 @@ import (
 // The aggregates of the assignment table (migration 0006): first_exposures,
 // one row per subject and allocation; assignment_daily, per allocation,
 // variation and UTC day; assignment_multiple, per allocation and first
-// variation, the subjects seen in more than one variation. A trigger keeps
-// them as rows are inserted, in the inserting transaction. Rebuilding runs
+// variation, the subjects seen in more than one variation. The insert path
+// keeps them, in the inserting transaction (updateAggregates, which took
+// over from 0006's trigger in migration 0009). Rebuilding runs
 // the statements that end migration 0006 (after its "What is already
 // stored" line), so the migration and the rebuild cannot drift apart.
 func (d *DB) rebuildStatements() ([]string, error) {

@@ -14,7 +14,7 @@ import (
 
 // TestAggregatesRebuildEqualsIncremental is the fault run: events arrive in
 // shuffled batches, out of time order, with retried batches and duplicate
-// event ids (within a batch and across batches); the aggregates the trigger
+// event ids (within a batch and across batches); the aggregates the insert path
 // kept must equal those rebuilt from the raw table, and the summary from
 // them must equal the one computed from the raw rows.
 func TestAggregatesRebuildEqualsIncremental(t *testing.T) {

@@ -46,7 +46,8 @@ func (d *DB) InsertAssignments(ctx context.Context, rows []table.Row) (int, erro
 // SQLite the commit runs with synchronous=FULL (NORMAL, the connection's
 // default, does not fsync the WAL at each commit, so a power loss could lose
 // events the server acknowledged); on PostgreSQL it is one COPY into a
-// temporary table and one INSERT ... SELECT.
+// temporary table and one INSERT ... SELECT. Either way the aggregates are
+// updated in the same transaction (updateAggregates).
 func (d *DB) InsertAssignmentGroups(ctx context.Context, groups [][]table.Row) ([]int, error) {
 	var counts []int
 	var err error
@@ -104,10 +105,17 @@ func (d *DB) durableTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	return tx.Commit()
 }
 
-// insertAssignments inserts groups with multi-row INSERTs.
+// insertAssignments inserts groups with multi-row INSERTs, then folds the
+// rows actually inserted (RETURNING leaves out the event ids already
+// stored) into the aggregates, in the same transaction.
 func (d *DB) insertAssignments(ctx context.Context, tx *sql.Tx, groups [][]table.Row) ([]int, error) {
 	counts := make([]int, len(groups))
 	args := make([]any, 0, insertChunk*assignmentColumnCount)
+	total := 0
+	for _, rows := range groups {
+		total += len(rows)
+	}
+	inserted := make([]insertedRow, 0, total)
 	for g, rows := range groups {
 		for start := 0; start < len(rows); start += insertChunk {
 			chunk := rows[start:min(start+insertChunk, len(rows))]
@@ -118,19 +126,34 @@ func (d *DB) insertAssignments(ctx context.Context, tx *sql.Tx, groups [][]table
 					r.Subject, attributesText(r), r.Timestamp.UnixMicro(), r.SDKName, r.SDKVersion, r.ReceivedAt.UnixMicro(),
 					r.Holdout, r.HoldoutVariation)
 			}
-			res, err := tx.ExecContext(ctx, d.insertAssignmentsQuery(len(chunk)), args...)
+			res, err := tx.QueryContext(ctx, d.insertAssignmentsQuery(len(chunk))+` RETURNING `+insertedColumns, args...)
 			if err != nil {
 				return nil, err
 			}
-			n, err := res.RowsAffected()
-			if err != nil {
+			for res.Next() {
+				var r insertedRow
+				if err := res.Scan(&r.env, &r.flag, &r.alloc, &r.variation, &r.subject, &r.eventID, &r.ts); err != nil {
+					res.Close()
+					return nil, err
+				}
+				inserted = append(inserted, r)
+				counts[g]++
+			}
+			res.Close()
+			if err := res.Err(); err != nil {
 				return nil, err
 			}
-			counts[g] += int(n)
 		}
+	}
+	if err := d.updateAggregates(ctx, sqlAggregateTx{tx}, inserted); err != nil {
+		return nil, err
 	}
 	return counts, nil
 }
+
+// insertedColumns are the columns of an inserted row the aggregates read
+// (insertedRow's, in its order).
+const insertedColumns = "environment, feature_flag, allocation, variation, subject, event_id, timestamp"
 
 func attributesText(r *table.Row) string {
 	if len(r.SubjectAttributes) == 0 {
@@ -173,21 +196,37 @@ func (d *DB) copyAssignments(ctx context.Context, groups [][]table.Row) ([]int, 
 			return err
 		}
 		// The common case: no event is stored yet (retries are rare), so one
-		// COPY straight into the table, a transaction of its own. A known
-		// event id fails it whole; then, and only then, go through a
-		// temporary table that can skip them.
-		err := copyText("assignments")
+		// COPY straight into the table; every row it copies is new, so the
+		// aggregates take the batch as it is. A known event id fails it
+		// whole; then, and only then, go through a temporary table that can
+		// skip them.
+		tx, err := pc.Begin(ctx)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback(context.WithoutCancel(ctx))
+		err = copyText("assignments")
 		var pgErr *pgconn.PgError
 		switch {
 		case err == nil:
+			inserted := make([]insertedRow, 0, total)
 			for g, rows := range groups {
 				counts[g] = len(rows)
+				for i := range rows {
+					inserted = append(inserted, rowInserted(&rows[i]))
+				}
 			}
-			return nil
+			if err := d.updateAggregates(ctx, pgxAggregateTx{tx}, inserted); err != nil {
+				return err
+			}
+			return tx.Commit(ctx)
 		case !errors.As(err, &pgErr) || pgErr.Code != "23505": // unique_violation
 			return err
 		}
-		tx, err := pc.Begin(ctx)
+		if err := tx.Rollback(ctx); err != nil {
+			return err
+		}
+		tx, err = pc.Begin(ctx)
 		if err != nil {
 			return err
 		}
@@ -201,29 +240,23 @@ func (d *DB) copyAssignments(ctx context.Context, groups [][]table.Row) ([]int, 
 		if err := copyText("assignments_in"); err != nil {
 			return err
 		}
-		insert := `INSERT INTO assignments (` + assignmentColumns + `) SELECT ` + assignmentColumns +
-			` FROM assignments_in ON CONFLICT (event_id) DO NOTHING`
-		if len(groups) == 1 {
-			tag, err := tx.Exec(ctx, insert)
-			if err != nil {
-				return err
-			}
-			counts[0] = int(tag.RowsAffected())
-			return tx.Commit(ctx)
-		}
-		// Several groups: learn which ids were new to count them per group.
-		rows, err := tx.Query(ctx, insert+` RETURNING event_id`)
+		// RETURNING says which rows were new: to count them per group and
+		// to fold them, and only them, into the aggregates.
+		rows, err := tx.Query(ctx, `INSERT INTO assignments (`+assignmentColumns+`) SELECT `+assignmentColumns+
+			` FROM assignments_in ON CONFLICT (event_id) DO NOTHING RETURNING `+insertedColumns)
 		if err != nil {
 			return err
 		}
-		inserted := make(map[string]struct{}, total)
-		var id string
+		var inserted []insertedRow
+		ids := make(map[string]struct{}, total)
 		for rows.Next() {
-			if err := rows.Scan(&id); err != nil {
+			var r insertedRow
+			if err := rows.Scan(&r.env, &r.flag, &r.alloc, &r.variation, &r.subject, &r.eventID, &r.ts); err != nil {
 				rows.Close()
 				return err
 			}
-			inserted[id] = struct{}{}
+			inserted = append(inserted, r)
+			ids[r.eventID] = struct{}{}
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
@@ -231,11 +264,14 @@ func (d *DB) copyAssignments(ctx context.Context, groups [][]table.Row) ([]int, 
 		}
 		for g, rows := range groups {
 			for i := range rows {
-				if _, ok := inserted[rows[i].EventID]; ok {
+				if _, ok := ids[rows[i].EventID]; ok {
 					counts[g]++
-					delete(inserted, rows[i].EventID)
+					delete(ids, rows[i].EventID)
 				}
 			}
+		}
+		if err := d.updateAggregates(ctx, pgxAggregateTx{tx}, inserted); err != nil {
+			return err
 		}
 		return tx.Commit(ctx)
 	})
@@ -243,6 +279,11 @@ func (d *DB) copyAssignments(ctx context.Context, groups [][]table.Row) ([]int, 
 		return nil, err
 	}
 	return counts, nil
+}
+
+func rowInserted(r *table.Row) insertedRow {
+	return insertedRow{env: r.Environment, flag: r.FeatureFlag, alloc: r.Allocation, variation: r.Variation,
+		subject: r.Subject, eventID: r.EventID, ts: r.Timestamp.UnixMicro()}
 }
 
 // appendCopyRow appends r as a line of COPY's text format: tab-separated,

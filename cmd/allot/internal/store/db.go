@@ -31,6 +31,9 @@ type DB struct {
 	now      func() time.Time
 	// configHook, if set, runs inside EnvironmentConfig (tests).
 	configHook func()
+	// noAggregates: the insert path leaves the aggregates alone (see
+	// DisableAggregates).
+	noAggregates bool
 }
 
 // IsPostgres reports whether dsn names a PostgreSQL database.

@@ -44,7 +44,7 @@ func BenchmarkSummary(b *testing.B) {
 		}
 		t0 := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC).UnixMicro()
 		step := int64(30*24*3600*1e6) / int64(n)
-		for _, q := range []string{`DROP TRIGGER assignments_aggregate`, fmt.Sprintf(`WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i < %d)
+		for _, q := range []string{fmt.Sprintf(`WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i < %d)
 			INSERT INTO assignments (event_id, environment, experiment, feature_flag, allocation, variation, subject, subject_attributes, timestamp, sdk_name, sdk_version, received_at)
 			SELECT 'e' || i, 'production', 'checkout-exp', 'checkout', 'exp', CASE WHEN i %% 2 = 0 THEN 'control' ELSE 'treatment' END,
 				'user-' || (i / 2), '{}', %d + i * %d, 'go', '1', 0 FROM s`, n-1, t0, step)} {
