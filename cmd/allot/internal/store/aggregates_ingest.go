@@ -204,13 +204,29 @@ func (d *DB) storedExposures(ctx context.Context, tx aggregateTx, batch map[subj
 	for a, list := range subjects {
 		for start := 0; start < len(list); start += aggregateChunk {
 			chunk := list[start:min(start+aggregateChunk, len(list))]
-			args = append(args[:0], a.env, a.flag, a.alloc)
-			for _, s := range chunk {
-				args = append(args, s)
+			var q string
+			if d.postgres {
+				// One array parameter, and one primary-key probe per
+				// subject whatever the statistics say: OFFSET 0 keeps the
+				// LATERAL subquery from being flattened into a join, which
+				// the planner (taking a young table for a tiny one) ran as
+				// a scan of the allocation's whole, update-bloated, index
+				// range: 20-300 ms per lookup, as did an IN list of 500
+				// placeholders.
+				args = append(args[:0], chunk, a.env, a.flag, a.alloc)
+				q = `SELECT s.subject, f.first_variation, f.first_event_id, f.first_seen, f.last_seen, f.exposures, f.multiple_variations
+					FROM unnest(?::text[]) AS s(subject) CROSS JOIN LATERAL (
+						SELECT * FROM first_exposures f WHERE f.environment = ? AND f.feature_flag = ? AND f.allocation = ? AND f.subject = s.subject
+						OFFSET 0) f`
+			} else {
+				args = append(args[:0], a.env, a.flag, a.alloc)
+				for _, s := range chunk {
+					args = append(args, s)
+				}
+				q = `SELECT subject, first_variation, first_event_id, first_seen, last_seen, exposures, multiple_variations
+					FROM first_exposures WHERE environment = ? AND feature_flag = ? AND allocation = ? AND subject IN (` +
+					strings.Repeat("?, ", len(chunk)-1) + `?)`
 			}
-			q := `SELECT subject, first_variation, first_event_id, first_seen, last_seen, exposures, multiple_variations
-				FROM first_exposures WHERE environment = ? AND feature_flag = ? AND allocation = ? AND subject IN (` +
-				strings.Repeat("?, ", len(chunk)-1) + `?)`
 			err := tx.query(ctx, d.q(q), args, func(scan func(...any) error) error {
 				var s string
 				var m int64
