@@ -166,7 +166,13 @@ const flagsUsage = `allot flags <command> [flags]
   target KEY --alloc NAME --variation V --rules JSON
   remove KEY --alloc NAME                   remove an allocation in --env
   set KEY --file settings.json              replace the settings in --env
-  preview KEY SUBJECT [--attr k=v ...]      what the server's engine assigns`
+  preview KEY SUBJECT [--attr k=v ...]      what the server's engine assigns
+  update KEY [--description D] [--tag T ...] [--owner O] [--variation k=v ...]
+                                            change the definition (--file flag.json: replace it)
+  archive KEY | restore KEY                 stop publishing a flag everywhere / publish it again
+  copy KEY --from ENV --to ENV [--yes]      show what copying the settings changes; --yes copies
+  move KEY --alloc NAME --position N        move an allocation in --env (0 is first)
+  replace KEY --alloc NAME --file alloc.json   replace an allocation in --env`
 
 type multi []string
 
@@ -184,7 +190,8 @@ func runFlags(ctx context.Context, e *env, args []string) error {
 	var vars, attrs multi
 	a.fs.Var(&vars, "variation", "create: a variation key=value (repeatable); rollout, target: the variation key")
 	a.fs.Var(&attrs, "attr", "subject attribute k=v for preview (repeatable)")
-	asJSON := a.fs.Bool("json", false, "list: print JSON for scripts (get always prints JSON)")
+	asJSON := a.fs.Bool("json", false, "list, archive, restore, copy: print JSON for scripts (get always prints JSON)")
+	life := lifeFlags(a)
 	// --variation is a key for rollout/target, k=v pairs for create.
 	pos, c, err := a.command(args)
 	if err != nil {
@@ -196,6 +203,11 @@ func runFlags(ctx context.Context, e *env, args []string) error {
 		key = rest[0]
 	}
 	switch sub {
+	case "update", "archive", "restore", "copy", "move", "replace":
+		if key == "" {
+			return usageErr(a)
+		}
+		return runFlagLife(ctx, e, a, c, sub, key, life, *desc, *file, *alloc, vars, *asJSON)
 	case "list":
 		flags, err := c.Flags(ctx)
 		if err != nil {

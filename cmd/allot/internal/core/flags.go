@@ -109,6 +109,7 @@ func (c *Core) createFlag(ctx context.Context, f Flag, s *FlagSettings) (Flag, C
 	if s != nil {
 		s.Flag, s.Version = f.Key, 0
 	}
+	f.ArchivedAt = nil // a new flag is live; ArchiveFlag archives
 	var out Flag
 	err := c.store.Write(ctx, func(tx Tx) error {
 		var err error
@@ -153,6 +154,8 @@ func (c *Core) UpdateFlag(ctx context.Context, f Flag) (Flag, error) {
 		if before.Version != f.Version {
 			return Errorf(ECONFLICT, "flag %q is at version %d, not %d: reload and retry", f.Key, before.Version, f.Version)
 		}
+		// Archiving has operations of its own (ArchiveFlag, RestoreFlag).
+		f.ArchivedAt = before.ArchivedAt
 		if before.VariationType != f.VariationType {
 			return Invalid("variationType", "cannot change from %s; create a new flag", before.VariationType)
 		}
@@ -162,6 +165,9 @@ func (c *Core) UpdateFlag(ctx context.Context, f Flag) (Flag, error) {
 		}
 		empty := FlagSettings{Flag: f.Key}
 		if err := check(&f, &empty); err != nil {
+			return err
+		}
+		if err := checkRunningValues(&before, &f, settings); err != nil {
 			return err
 		}
 		for _, s := range settings {

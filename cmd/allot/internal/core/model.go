@@ -3,6 +3,7 @@ package core
 import (
 	"encoding/json"
 	"math"
+	"slices"
 	"strconv"
 	"time"
 
@@ -28,11 +29,27 @@ type Flag struct {
 	Description   string            `json:"description"`
 	VariationType ufc.VariationType `json:"variationType"`
 	Variations    []Variation       `json:"variations"`
+	// Tags and Owner are free labels for finding flags (the list's
+	// filters); they change nothing in what is published.
+	Tags  []string `json:"tags,omitempty"`
+	Owner string   `json:"owner,omitempty"`
+	// ArchivedAt is set while the flag is archived: kept with its settings
+	// and history, but published in no environment (ArchiveFlag).
+	ArchivedAt *time.Time `json:"archivedAt,omitempty"`
 	// Version is the optimistic-concurrency token: an update must carry the
 	// version it read, and fails with ECONFLICT if someone wrote since.
 	Version   int64     `json:"version"`
 	CreatedAt time.Time `json:"createdAt"`
 	UpdatedAt time.Time `json:"updatedAt"`
+}
+
+// Published reports whether environments publish the flag: not while it
+// is archived. Every publisher (internal/publish) asks.
+func (f *Flag) Published() bool { return f.ArchivedAt == nil }
+
+// PublishedFlags returns the flags of cfg that are published, in place.
+func PublishedFlags(flags []FlagConfig) []FlagConfig {
+	return slices.DeleteFunc(flags, func(fc FlagConfig) bool { return !fc.Flag.Published() })
 }
 
 // Variation is one value a flag can take. Value is typed JSON: a string,

@@ -86,6 +86,9 @@ func (c *Core) writeSettingsWith(ctx context.Context, tx Tx, next FlagSettings, 
 	if err != nil {
 		return ch, err
 	}
+	if err := checkArchived(&f); err != nil {
+		return ch, err
+	}
 	before, err := tx.Settings(next.Environment, next.Flag)
 	if err != nil {
 		return ch, err

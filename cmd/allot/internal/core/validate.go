@@ -28,6 +28,7 @@ const (
 	MaxAttributes       = 1000     // attributes of a subject in a preview
 	MaxSubjectLength    = 1024     // bytes in a subject key in a preview
 	MaxEnvironments     = 100      // environments
+	MaxTags             = 20       // tags per flag (each a key)
 	MaxAuditLimit       = 1000     // entries in one audit page
 	MaxAuditPageBytes   = 4 << 20  // bytes of before/after in one audit page
 	MaxSettingsJSON     = 3 << 20  // bytes of one flag's settings in one environment, as stored
@@ -105,6 +106,27 @@ func checkFlag(f *Flag) error {
 		return err
 	}
 	if err := checkText("description", f.Description, MaxDescription, false); err != nil {
+		return err
+	}
+	if len(f.Tags) > MaxTags {
+		return tooMany("tags", len(f.Tags), MaxTags)
+	}
+	seen := make(map[string]bool, len(f.Tags))
+	tags := f.Tags[:0:0]
+	for i, t := range f.Tags {
+		if err := checkKey(fmt.Sprintf("tags[%d]", i), t); err != nil {
+			return err
+		}
+		if !seen[t] {
+			seen[t] = true
+			tags = append(tags, t)
+		}
+	}
+	f.Tags = tags
+	if len(f.Tags) == 0 {
+		f.Tags = nil
+	}
+	if err := checkText("owner", f.Owner, MaxNameLength, false); err != nil {
 		return err
 	}
 	if !f.VariationType.Valid() {

@@ -96,6 +96,7 @@ func (s *Server) Register(m *http.ServeMux) {
 	a("GET /api/v1/assignments", s.exportAssignments)
 	a("GET /api/v1/environments/{env}/flags/{flag}/allocations/{alloc}/summary", s.assignmentSummary)
 	s.registerLayers(a)
+	s.registerLife(a)
 }
 
 // Admin authenticates the request's admin bearer token (the scheme in any

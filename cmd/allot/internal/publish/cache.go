@@ -49,6 +49,7 @@ type Published struct {
 // and compresses it. Unlike a Cache, it refuses the whole environment when
 // one flag is refused.
 func Build(cfg core.EnvironmentConfig) (*Published, error) {
+	cfg.Flags = core.PublishedFlags(slices.Clone(cfg.Flags))
 	frags := make([]*fragment, 0, len(cfg.Flags))
 	for i := range cfg.Flags {
 		f, err := compileFragment(&cfg.Flags[i])
@@ -431,6 +432,7 @@ func (c *Cache) rebuildEnv(ctx context.Context, env string, flags []string) (*Pu
 		r.env, r.full, r.keys, r.clients, r.flags = cfg.Environment, true, cfg.KeyHashes, cfg.ClientKeys, cfg.Flags
 	}
 	cancel()
+	r.flags = core.PublishedFlags(r.flags)
 
 	// Compile what changed, outside the lock.
 	cands := make([]candidate, len(r.flags), len(r.flags)+len(kept))
@@ -467,6 +469,10 @@ func (c *Cache) readFlags(ctx context.Context, env string, keys []string) (flags
 		}
 		if err != nil {
 			return nil, nil, fmt.Errorf("publish: read flag %s: %w", key, err)
+		}
+		if !def.Published() {
+			gone = append(gone, key) // archived: out of the document
+			continue
 		}
 		set, err := c.read.FlagSettings(ctx, env, key)
 		if core.ErrorCode(err) == core.ENOTFOUND {

@@ -35,6 +35,9 @@ func Compile(cfg core.EnvironmentConfig) (*ufc.Document, error) {
 		BanditReferences: map[string]json.RawMessage{},
 	}
 	for i := range cfg.Flags {
+		if !cfg.Flags[i].Flag.Published() {
+			continue
+		}
 		f, err := core.UFCFlag(&cfg.Flags[i].Flag, &cfg.Flags[i].Settings)
 		if err != nil {
 			return nil, fmt.Errorf("flag %s: %w", cfg.Flags[i].Flag.Key, err)

@@ -157,18 +157,60 @@ func (t *tx) InsertEnvironment(name string) (core.Environment, error) {
 
 // ---- flags
 
-const flagColumns = `id, key, description, variation_type, variations, version, created_at, updated_at`
+const flagColumns = `id, key, description, variation_type, variations, version, created_at, updated_at, tags, owner, archived_at`
 
 func scanFlag(sc interface{ Scan(...any) error }) (int64, core.Flag, error) {
-	var id, created, updated int64
+	var id int64
 	var f core.Flag
-	var vars string
-	err := sc.Scan(&id, &f.Key, &f.Description, &f.VariationType, &vars, &f.Version, &created, &updated)
+	var fr flagRow
+	err := sc.Scan(&id, &f.Key, &f.Description, &f.VariationType, &fr.vars, &f.Version, &fr.created, &fr.updated, &fr.tags, &f.Owner, &fr.archived)
 	if err != nil {
 		return 0, f, err
 	}
-	f.CreatedAt, f.UpdatedAt = fromMicros(created), fromMicros(updated)
-	return id, f, json.Unmarshal([]byte(vars), &f.Variations)
+	return id, f, fr.fill(&f)
+}
+
+// flagRow holds the columns of a flag that need decoding.
+type flagRow struct {
+	vars, tags       string
+	created, updated int64
+	archived         sql.NullInt64
+}
+
+func (fr *flagRow) fill(f *core.Flag) error {
+	f.CreatedAt, f.UpdatedAt = fromMicros(fr.created), fromMicros(fr.updated)
+	if fr.archived.Valid {
+		t := fromMicros(fr.archived.Int64)
+		f.ArchivedAt = &t
+	}
+	if err := json.Unmarshal([]byte(fr.tags), &f.Tags); err != nil {
+		return fmt.Errorf("flag %s tags: %w", f.Key, err)
+	}
+	if len(f.Tags) == 0 {
+		f.Tags = nil
+	}
+	return json.Unmarshal([]byte(fr.vars), &f.Variations)
+}
+
+// flagExtras encodes what InsertFlag and UpdateFlag write besides the
+// description.
+func flagExtras(f core.Flag) (vars, tags string, archived any, err error) {
+	v, err := json.Marshal(f.Variations)
+	if err != nil {
+		return "", "", nil, err
+	}
+	tl := f.Tags
+	if tl == nil {
+		tl = []string{}
+	}
+	tg, err := json.Marshal(tl)
+	if err != nil {
+		return "", "", nil, err
+	}
+	if f.ArchivedAt != nil {
+		archived = f.ArchivedAt.UnixMicro()
+	}
+	return string(v), string(tg), archived, nil
 }
 
 func (t *tx) Flags() ([]core.Flag, error) {
@@ -208,13 +250,13 @@ func (t *tx) Flag(key string, lock bool) (core.Flag, error) {
 }
 
 func (t *tx) InsertFlag(f core.Flag) (core.Flag, error) {
-	vars, err := json.Marshal(f.Variations)
+	vars, tags, archived, err := flagExtras(f)
 	if err != nil {
 		return core.Flag{}, err
 	}
 	now := t.now()
-	res, err := t.exec(`INSERT INTO flags (key, description, variation_type, variations, version, created_at, updated_at) VALUES (?, ?, ?, ?, 1, ?, ?) ON CONFLICT (key) DO NOTHING`,
-		f.Key, f.Description, string(f.VariationType), string(vars), now, now)
+	res, err := t.exec(`INSERT INTO flags (key, description, variation_type, variations, version, created_at, updated_at, tags, owner, archived_at) VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING`,
+		f.Key, f.Description, string(f.VariationType), vars, now, now, tags, f.Owner, archived)
 	if err != nil {
 		return core.Flag{}, err
 	}
@@ -225,12 +267,12 @@ func (t *tx) InsertFlag(f core.Flag) (core.Flag, error) {
 }
 
 func (t *tx) UpdateFlag(f core.Flag) (core.Flag, error) {
-	vars, err := json.Marshal(f.Variations)
+	vars, tags, archived, err := flagExtras(f)
 	if err != nil {
 		return core.Flag{}, err
 	}
-	res, err := t.exec(`UPDATE flags SET description = ?, variations = ?, version = version + 1, updated_at = ? WHERE key = ? AND version = ?`,
-		f.Description, string(vars), t.now(), f.Key, f.Version)
+	res, err := t.exec(`UPDATE flags SET description = ?, variations = ?, tags = ?, owner = ?, archived_at = ?, version = version + 1, updated_at = ? WHERE key = ? AND version = ?`,
+		f.Description, vars, tags, f.Owner, archived, t.now(), f.Key, f.Version)
 	if err != nil {
 		return core.Flag{}, err
 	}
@@ -346,7 +388,7 @@ func (t *tx) EnvironmentConfig(env string) (core.EnvironmentConfig, error) {
 		return cfg, err
 	}
 	cfg.Environment = e
-	rows, err := t.query(`SELECT f.id, f.key, f.description, f.variation_type, f.variations, f.version, f.created_at, f.updated_at,
+	rows, err := t.query(`SELECT f.id, f.key, f.description, f.variation_type, f.variations, f.version, f.created_at, f.updated_at, f.tags, f.owner, f.archived_at,
 		s.enabled, s.allocations, s.version, s.updated_at
 		FROM flags f LEFT JOIN flag_settings s ON s.flag_id = f.id AND s.environment_id = ? ORDER BY f.key`, envID)
 	if err != nil {
@@ -355,17 +397,16 @@ func (t *tx) EnvironmentConfig(env string) (core.EnvironmentConfig, error) {
 	defer rows.Close()
 	for rows.Next() {
 		var fc core.FlagConfig
-		var id, created, updated int64
-		var vars string
+		var id int64
+		var fr flagRow
 		var enabled sql.NullBool
 		var allocs sql.NullString
 		var sver, supd sql.NullInt64
 		f := &fc.Flag
-		if err := rows.Scan(&id, &f.Key, &f.Description, &f.VariationType, &vars, &f.Version, &created, &updated, &enabled, &allocs, &sver, &supd); err != nil {
+		if err := rows.Scan(&id, &f.Key, &f.Description, &f.VariationType, &fr.vars, &f.Version, &fr.created, &fr.updated, &fr.tags, &f.Owner, &fr.archived, &enabled, &allocs, &sver, &supd); err != nil {
 			return cfg, err
 		}
-		f.CreatedAt, f.UpdatedAt = fromMicros(created), fromMicros(updated)
-		if err := json.Unmarshal([]byte(vars), &f.Variations); err != nil {
+		if err := fr.fill(f); err != nil {
 			return cfg, err
 		}
 		fc.Settings = core.FlagSettings{Flag: f.Key, Environment: env, Enabled: enabled.Bool, Version: sver.Int64, Allocations: []core.Allocation{}}

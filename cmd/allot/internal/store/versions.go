@@ -24,7 +24,7 @@ type FlagVersion struct {
 }
 
 // EnvironmentVersions reads an environment, the versions of every flag in
-// it (sorted by key), the hashes of its live server SDK keys and its live
+// it (sorted by key; archived flags, which are not published, left out), the hashes of its live server SDK keys and its live
 // client keys. The environment
 // is read first, so a change landing during the rest moves its revision
 // past the one returned.
@@ -44,7 +44,8 @@ func (d *DB) EnvironmentVersions(ctx context.Context, env string) (core.Environm
 	}
 	e.CreatedAt, e.UpdatedAt = fromMicros(created), fromMicros(updated)
 	rows, err := d.db.QueryContext(ctx, d.q(`SELECT f.key, f.version, f.created_at, s.version
-		FROM flags f LEFT JOIN flag_settings s ON s.flag_id = f.id AND s.environment_id = ? ORDER BY f.key`), envID)
+		FROM flags f LEFT JOIN flag_settings s ON s.flag_id = f.id AND s.environment_id = ?
+		WHERE f.archived_at IS NULL ORDER BY f.key`), envID)
 	if err != nil {
 		return e, nil, nil, nil, err
 	}
