@@ -1,0 +1,116 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/allot-dev/allot/cmd/allot/internal/server"
+)
+
+// The flag's life from the CLI, against a real server on loopback: update
+// (tags, owner), copy with the diff first, move and replace allocations,
+// archive (refused with the reason, then done) and restore.
+func TestFlagLifeCommands(t *testing.T) {
+	const token = "allot_admin_cli-life-token-0123456789"
+	s, err := server.Start(context.Background(), server.Config{Addr: "127.0.0.1:0", DB: filepath.Join(t.TempDir(), "a.db"), AdminToken: token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		s.Close(ctx)
+	})
+	try := func(args ...string) (string, string, int) {
+		var out, errOut bytes.Buffer
+		e := &env{stdin: strings.NewReader(""), stdout: &out, stderr: &errOut, getenv: func(k string) string {
+			return map[string]string{"ALLOT_SERVER": s.URL(), "ALLOT_TOKEN": token}[k]
+		}}
+		code := Main(context.Background(), e, args)
+		return out.String(), errOut.String(), code
+	}
+	run := func(args ...string) string {
+		t.Helper()
+		out, errOut, code := try(args...)
+		if code != 0 {
+			t.Fatalf("allot %s: exit %d\n%s%s", strings.Join(args, " "), code, out, errOut)
+		}
+		return out
+	}
+	run("environments", "create", "staging")
+	run("flags", "create", "checkout", "--variation", "control=old", "--variation", "treatment=new")
+	out := run("flags", "update", "checkout", "--tag", "pay", "--tag", "web", "--owner", "team-pay", "--description", "the checkout")
+	var f struct {
+		Tags        []string
+		Owner       string
+		Description string
+	}
+	json.Unmarshal([]byte(out), &f)
+	if strings.Join(f.Tags, ",") != "pay,web" || f.Owner != "team-pay" || f.Description != "the checkout" {
+		t.Fatalf("update: %s", out)
+	}
+	run("flags", "rollout", "checkout", "--env", "staging", "--alloc", "ramp", "--variation", "treatment", "--percent", "25")
+	run("experiments", "create", "checkout", "exp", "--env", "staging", "--traffic", "10", "--weight", "control=50", "--weight", "treatment=50")
+	run("flags", "move", "checkout", "--env", "staging", "--alloc", "exp", "--position", "0")
+
+	// The diff first, nothing changed.
+	out = run("flags", "copy", "checkout", "--from", "staging", "--to", "production")
+	if !strings.Contains(out, "allocation ramp") || !strings.Contains(out, "allocation exp") || !strings.Contains(out, "--yes") {
+		t.Fatalf("copy without --yes: %s", out)
+	}
+	if got := run("flags", "get", "checkout"); strings.Contains(got, `"ramp"`) {
+		t.Fatalf("copy without --yes changed production: %s", got)
+	}
+	out = run("flags", "copy", "checkout", "--from", "staging", "--to", "production", "--yes")
+	if !strings.Contains(out, "Copied") {
+		t.Fatalf("copy --yes: %s", out)
+	}
+	var got struct {
+		Settings struct {
+			Allocations []struct {
+				Key     string
+				Traffic float64
+				StartAt *string
+			}
+		}
+	}
+	json.Unmarshal([]byte(run("flags", "get", "checkout")), &got)
+	if len(got.Settings.Allocations) != 2 || got.Settings.Allocations[0].Key != "exp" || got.Settings.Allocations[1].Key != "ramp" {
+		t.Fatalf("production after the copy: %+v", got.Settings)
+	}
+	if out := run("flags", "copy", "checkout", "--from", "staging", "--to", "production", "--json"); !strings.Contains(out, `"differences": []`) {
+		t.Fatalf("diff after the copy: %s", out)
+	}
+
+	file := filepath.Join(t.TempDir(), "exp.json")
+	os.WriteFile(file, []byte(`{"type":"experiment","status":"running","traffic":40,"weights":[{"variation":"control","weight":50},{"variation":"treatment","weight":50}]}`), 0o600)
+	run("flags", "replace", "checkout", "--alloc", "exp", "--file", file)
+	json.Unmarshal([]byte(run("flags", "get", "checkout")), &got)
+	if got.Settings.Allocations[0].Traffic != 40 {
+		t.Fatalf("after replace: %+v", got.Settings)
+	}
+
+	// A running experiment: archiving is refused, with the reason.
+	if _, errOut, code := try("flags", "archive", "checkout"); code == 0 || !strings.Contains(errOut, "stop it") {
+		t.Fatalf("archive with a running experiment: exit %d, %s", code, errOut)
+	}
+	run("experiments", "stop", "checkout", "exp")
+	if out := run("flags", "archive", "checkout"); !strings.Contains(out, "Archived checkout") {
+		t.Fatalf("archive: %s", out)
+	}
+	if out := run("flags", "list", "--json"); !strings.Contains(out, `"archivedAt"`) {
+		t.Fatalf("list after archive: %s", out)
+	}
+	if out := run("flags", "restore", "checkout", "--json"); strings.Contains(out, `"archivedAt"`) {
+		t.Fatalf("restore: %s", out)
+	}
+	if out := run("audit", "--limit", "3"); !strings.Contains(out, "restore") || !strings.Contains(out, "archive") {
+		t.Fatalf("audit: %s", out)
+	}
+}
