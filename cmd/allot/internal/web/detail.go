@@ -112,6 +112,9 @@ func (u *UI) loadDetail(r *http.Request, p *page, key string) (*detailData, erro
 		}
 	}
 	d.Status = flagStatus(d.Settings)
+	if !f.Published() {
+		d.Status = archived
+	}
 	for _, a := range d.Settings.Allocations {
 		v := allocView{Key: a.Key, Type: a.Type, Status: strings.ToUpper(a.Status), Sentence: describeAllocation(&a),
 			Experiment: a.Type == core.Experiment, Traffic: pct(a.Traffic), TrafficNum: pctNumber(a.Traffic), TrafficBP: int(a.Traffic)}

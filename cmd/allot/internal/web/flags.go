@@ -3,6 +3,7 @@ package web
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"regexp"
 	"slices"
@@ -55,16 +56,21 @@ func trafficOf(s core.FlagSettings) string {
 }
 
 type flagRow struct {
-	Key, Description, Type, Status, Traffic string
-	Changed                                 time.Time
+	Key, Description, Type, Status, Traffic, Owner string
+	Tags                                           []string
+	Changed                                        time.Time
 }
 
 type listData struct {
-	Q, Status string
-	Statuses  []string
-	Rows      []flagRow
-	Total     int
+	Q, Status, Type, Tag, Owner string
+	Statuses, Types, Tags       []string
+	Owners                      []string
+	Rows                        []flagRow
+	Total                       int
 }
+
+// archived is the status an archived flag has in every environment.
+const archived = "ARCHIVED"
 
 func (u *UI) listFlags(w http.ResponseWriter, r *http.Request, p *page) error {
 	cfg, err := u.core.EnvironmentConfig(r.Context(), p.Env)
@@ -72,25 +78,51 @@ func (u *UI) listFlags(w http.ResponseWriter, r *http.Request, p *page) error {
 		return err
 	}
 	q := strings.TrimSpace(r.URL.Query().Get("q"))
-	status := strings.ToUpper(r.URL.Query().Get("status"))
-	if !slices.Contains(statuses, status) {
+	query := r.URL.Query()
+	status := strings.ToUpper(query.Get("status"))
+	if !slices.Contains(statuses, status) && status != archived {
 		status = ""
 	}
-	d := listData{Q: q, Status: status, Statuses: statuses, Total: len(cfg.Flags)}
+	d := listData{Q: q, Status: status, Statuses: append(slices.Clone(statuses), archived), Types: variationTypes,
+		Type: strings.ToUpper(query.Get("type")), Tag: strings.TrimSpace(query.Get("tag")), Owner: strings.TrimSpace(query.Get("owner")),
+		Total: len(cfg.Flags)}
+	tags, owners := map[string]bool{}, map[string]bool{}
 	for _, fc := range cfg.Flags {
 		row := flagRow{Key: fc.Flag.Key, Description: fc.Flag.Description, Type: string(fc.Flag.VariationType),
-			Status: flagStatus(fc.Settings), Traffic: trafficOf(fc.Settings), Changed: fc.Flag.UpdatedAt}
+			Status: flagStatus(fc.Settings), Traffic: trafficOf(fc.Settings), Changed: fc.Flag.UpdatedAt,
+			Tags: fc.Flag.Tags, Owner: fc.Flag.Owner}
+		if !fc.Flag.Published() {
+			row.Status = archived
+		}
+		for _, t := range row.Tags {
+			tags[t] = true
+		}
+		if row.Owner != "" {
+			owners[row.Owner] = true
+		}
 		if fc.Settings.UpdatedAt.After(row.Changed) {
 			row.Changed = fc.Settings.UpdatedAt
 		}
-		if q != "" && !strings.Contains(strings.ToLower(row.Key+" "+row.Description), strings.ToLower(q)) {
+		if q != "" && !strings.Contains(strings.ToLower(row.Key+" "+row.Description+" "+row.Owner+" "+strings.Join(row.Tags, " ")), strings.ToLower(q)) {
 			continue
 		}
-		if status != "" && row.Status != status {
+		// Archived flags are listed only when asked for.
+		if status != row.Status && (status != "" || row.Status == archived) {
+			continue
+		}
+		if d.Type != "" && row.Type != d.Type {
+			continue
+		}
+		if d.Tag != "" && !slices.Contains(row.Tags, d.Tag) {
+			continue
+		}
+		if d.Owner != "" && row.Owner != d.Owner {
 			continue
 		}
 		d.Rows = append(d.Rows, row)
 	}
+	d.Tags = slices.Sorted(maps.Keys(tags))
+	d.Owners = slices.Sorted(maps.Keys(owners))
 	p.Title, p.Nav, p.Data = "Flags and experiments", "flags", d
 	u.render(w, r, "flags", p)
 	return nil
@@ -160,6 +192,40 @@ func readFlagForm(r *http.Request) *flagForm {
 		f.Conds[i] = condRow{Rule: v("cond_rule_" + n), Attr: v("cond_attr_" + n), Op: v("cond_op_" + n), Value: r.PostFormValue("cond_value_" + n)}
 	}
 	return f
+}
+
+// addToExisting adds the experiment of the new-experiment form to the flag
+// of the same key that already exists, in env, when the form's variations
+// are among the flag's and of its type. Otherwise it returns why not.
+func (u *UI) addToExisting(r *http.Request, env string, flag core.Flag, alloc core.Allocation, conflict error) (bool, error) {
+	ctx := r.Context()
+	have, err := u.core.Flag(ctx, flag.Key)
+	if err != nil {
+		return false, conflict
+	}
+	var keys []string
+	for _, v := range have.Variations {
+		keys = append(keys, v.Key)
+	}
+	fits := have.VariationType == flag.VariationType
+	for _, v := range flag.Variations {
+		fits = fits && slices.Contains(keys, v.Key)
+	}
+	if !fits {
+		return false, core.Errorf(core.ECONFLICT, "flag %q already exists, as a %s flag with variations %s; open it and add the experiment there, or choose another key",
+			flag.Key, have.VariationType, strings.Join(keys, ", "))
+	}
+	s, err := u.core.FlagSettings(ctx, env, flag.Key)
+	if err != nil {
+		return false, err
+	}
+	if _, i := findAllocation(s, alloc.Key); i >= 0 {
+		return false, conflict // already here: the key is taken
+	}
+	if _, err := u.core.AddAllocation(ctx, env, flag.Key, s.Version, alloc, -1); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // parsePercent reads a percentage typed in a form.
@@ -336,6 +402,16 @@ func (u *UI) createFlag(w http.ResponseWriter, r *http.Request, p *page) error {
 		// (docs/rules.md).
 		settings := core.FlagSettings{Environment: p.Env, Allocations: []core.Allocation{alloc}}
 		_, _, err = u.core.CreateFlagWith(r.Context(), flag, settings)
+		if core.ErrorCode(err) == core.ECONFLICT {
+			// The flag exists (created in another environment, say): the
+			// experiment goes into it here, if it fits its variations.
+			var added bool
+			if added, err = u.addToExisting(r, p.Env, flag, alloc, err); added {
+				u.done(w, r, "/flags/"+flag.Key+envQuery(p.Env),
+					fmt.Sprintf("Flag %s already existed: added experiment %s to it in %s as a draft (the flag's variations are unchanged). It assigns no one until you start it.", flag.Key, alloc.Key, p.Env))
+				return nil
+			}
+		}
 	}
 	if err != nil {
 		if statusOf(err) == http.StatusInternalServerError {
@@ -343,7 +419,11 @@ func (u *UI) createFlag(w http.ResponseWriter, r *http.Request, p *page) error {
 		}
 		p.fail(err, form.fields)
 		if core.ErrorCode(err) == core.ECONFLICT {
-			p.Errors = map[string]string{"key": "Key: " + core.ErrorMessage(err) + "; choose another key"}
+			msg := core.ErrorMessage(err)
+			if !strings.Contains(msg, "choose another key") {
+				msg += "; choose another key"
+			}
+			p.Errors = map[string]string{"key": "Key: " + msg}
 		}
 		u.render(w, r, "new", p)
 		return nil

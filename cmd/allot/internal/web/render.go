@@ -3,6 +3,7 @@ package web
 import (
 	"html/template"
 	"io/fs"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -30,7 +31,20 @@ var funcs = template.FuncMap{
 		return out
 	},
 	"field": func(m map[string]string, id string) string { return m[id] },
-	"q":     envQuery,
+	"list":  func(s ...string) []string { return s },
+	"toolsOf": func(p *page, a allocView) allocTools {
+		d := p.Data.(*detailData)
+		i := slices.IndexFunc(d.Allocs, func(x allocView) bool { return x.Key == a.Key })
+		return allocTools{Page: p, Alloc: a, First: i == 0, Last: i == len(d.Allocs)-1}
+	},
+	"q": envQuery,
+}
+
+// allocTools is what the "alloc-tools" template gets.
+type allocTools struct {
+	Page        *page
+	Alloc       allocView
+	First, Last bool
 }
 
 // pct prints basis points as a percentage: 1250 is "12.5 %".
@@ -58,10 +72,10 @@ func parsePages() map[string]*template.Template {
 	pages := map[string]*template.Template{}
 	for _, n := range names {
 		base := strings.TrimSuffix(strings.TrimPrefix(n, "templates/"), ".html")
-		if base == "layout" {
+		if base == "layout" || base == "tools" {
 			continue
 		}
-		pages[base] = template.Must(template.Must(layout.Clone()).ParseFS(assets, n))
+		pages[base] = template.Must(template.Must(template.Must(layout.Clone()).ParseFS(assets, "templates/tools.html")).ParseFS(assets, n))
 	}
 	return pages
 }

@@ -47,7 +47,23 @@ type UI struct {
 	log   *slog.Logger
 	now   func() time.Time
 	pages map[string]*template.Template
+	mux   *http.ServeMux
 	h     http.Handler
+}
+
+// Route returns the pattern that serves method and path, "" for none but
+// the catch-all: the test that every core operation has a front end
+// (cmd/allot) asks it.
+func (u *UI) Route(method, path string) string {
+	r, err := http.NewRequest(method, path, nil)
+	if err != nil {
+		return ""
+	}
+	_, pattern := u.mux.Handler(r)
+	if pattern == "/" {
+		return ""
+	}
+	return pattern
 }
 
 // Option configures a UI.
@@ -96,6 +112,21 @@ func New(db *store.DB, cache *publish.Cache, log *slog.Logger, opts ...Option) *
 	a("POST /flags/{flag}/allocations/{alloc}/traffic", u.setTraffic)
 	a("POST /flags/{flag}/allocations/{alloc}/weights", u.setWeights)
 	a("POST /flags/{flag}/rollouts", u.addRollout)
+	// The flag's whole life (editor.go).
+	a("GET /flags/{flag}/edit", u.editFlagForm)
+	a("POST /flags/{flag}/edit", u.editFlag)
+	a("POST /flags/{flag}/archive", u.archiveFlag)
+	a("POST /flags/{flag}/restore", u.restoreFlag)
+	a("GET /flags/{flag}/allocations/new", u.newAllocationForm)
+	a("POST /flags/{flag}/allocations/new", u.saveAllocation)
+	a("GET /flags/{flag}/allocations/{alloc}/edit", u.editAllocationForm)
+	a("POST /flags/{flag}/allocations/{alloc}/edit", u.saveAllocation)
+	a("POST /flags/{flag}/allocations/{alloc}/move", u.moveAllocation)
+	a("POST /flags/{flag}/allocations/{alloc}/remove", u.removeAllocation)
+	a("GET /flags/{flag}/copy", u.copyForm)
+	a("POST /flags/{flag}/copy", u.copySettings)
+	a("GET /environments", u.environmentsPage)
+	a("POST /environments", u.createEnvironment)
 	a("GET /keys", u.listKeys)
 	a("POST /keys", u.createKey)
 	a("POST /keys/{id}/revoke", u.revokeKey)
@@ -104,6 +135,7 @@ func New(db *store.DB, cache *publish.Cache, log *slog.Logger, opts ...Option) *
 	a("/", func(w http.ResponseWriter, r *http.Request, p *page) error {
 		return core.Errorf(core.ENOTFOUND, "there is no page at %s", r.URL.Path)
 	})
+	u.mux = mux
 	u.h = http.NewCrossOriginProtection().Handler(mux)
 	return u
 }
