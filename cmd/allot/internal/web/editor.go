@@ -217,6 +217,39 @@ func (u *UI) setArchived(w http.ResponseWriter, r *http.Request, p *page, archiv
 	return nil
 }
 
+// deleteFlag deletes an archived flag for good, with its settings in every
+// environment (the audit log keeps its history). Only an archived flag
+// offers it: archiving first is the way to see that nothing needs it.
+func (u *UI) deleteFlag(w http.ResponseWriter, r *http.Request, p *page) error {
+	key := r.PathValue("flag")
+	version, _ := strconv.ParseInt(r.PostFormValue("flag_version"), 10, 64)
+	f, err := u.core.Flag(r.Context(), key)
+	if err != nil {
+		return err
+	}
+	if f.Published() {
+		err = core.Errorf(core.ECONFLICT, "flag %s is not archived: archive it first, so that no environment serves it, then delete it", key)
+	} else if r.PostFormValue("confirm") != key {
+		err = core.Invalid("confirm", "type the flag's key, %s, to delete it for good", key)
+	} else {
+		err = u.core.DeleteFlag(r.Context(), key, version)
+	}
+	if err != nil {
+		if statusOf(err) == http.StatusInternalServerError || core.ErrorCode(err) == core.ENOTFOUND {
+			return err
+		}
+		p.Path = "/flags/" + key
+		if _, lerr := u.loadDetail(r, p, key); lerr != nil {
+			return lerr
+		}
+		p.fail(err, nil)
+		u.render(w, r, "flag", p)
+		return nil
+	}
+	u.done(w, r, "/flags"+envQuery(p.Env), fmt.Sprintf("Deleted flag %s in every environment. The audit log keeps its history.", key))
+	return nil
+}
+
 // ---- allocations
 
 type condForm struct{ Attr, Op, Value string }

@@ -272,6 +272,21 @@ func TestArchiveCopyEnvironments(t *testing.T) {
 	if e.cache.Environment("production").FlagJSON("checkout") == nil {
 		t.Fatal("a restored flag is not published")
 	}
+	// Delete: only an archived flag, and only with its key typed.
+	f, _ = e.core.Flag(ctx, "checkout")
+	del := url.Values{"env": {"production"}, "flag_version": {jsonInt(f.Version)}, "confirm": {"checkout"}}
+	want(t, e.post("/flags/checkout/delete", del), http.StatusConflict, "archive it first")
+	f, _ = e.core.ArchiveFlag(ctx, "checkout", f.Version)
+	del.Set("flag_version", jsonInt(f.Version))
+	del.Set("confirm", "oops")
+	want(t, e.post("/flags/checkout/delete", del), http.StatusBadRequest, "type the flag&#39;s key")
+	del.Set("confirm", "checkout")
+	if r := e.post("/flags/checkout/delete", del); r.status != http.StatusSeeOther {
+		t.Fatalf("delete: %d\n%s", r.status, r.body)
+	}
+	if _, err := e.core.Flag(ctx, "checkout"); core.ErrorCode(err) != core.ENOTFOUND {
+		t.Fatalf("after delete: %v", err)
+	}
 }
 
 func jsonInt(n int64) string { b, _ := json.Marshal(n); return string(b) }

@@ -117,6 +117,7 @@ func New(db *store.DB, cache *publish.Cache, log *slog.Logger, opts ...Option) *
 	a("POST /flags/{flag}/edit", u.editFlag)
 	a("POST /flags/{flag}/archive", u.archiveFlag)
 	a("POST /flags/{flag}/restore", u.restoreFlag)
+	a("POST /flags/{flag}/delete", u.deleteFlag)
 	a("GET /flags/{flag}/allocations/new", u.newAllocationForm)
 	a("POST /flags/{flag}/allocations/new", u.saveAllocation)
 	a("GET /flags/{flag}/allocations/{alloc}/edit", u.editAllocationForm)
