@@ -622,7 +622,32 @@ type copyData struct {
 	From, To    string
 	Targets     []string
 	ToVersion   int64
-	Differences []core.Difference
+	Differences []diffRow
+}
+
+// diffRow is a line of the diff, with the allocation as a sentence when a
+// whole one is added or removed.
+type diffRow struct {
+	core.Difference
+	Before, After string
+}
+
+func diffRows(dst, src core.FlagSettings) []diffRow {
+	sentence := func(s core.FlagSettings, path, js string) string {
+		key, ok := strings.CutPrefix(path, "allocation ")
+		if !ok || strings.Contains(key, ":") || js == "" {
+			return js
+		}
+		if a, i := findAllocation(s, key); i >= 0 {
+			return describeAllocation(&a)
+		}
+		return js
+	}
+	var out []diffRow
+	for _, d := range core.DiffSettings(dst, src) {
+		out = append(out, diffRow{Difference: d, Before: sentence(dst, d.Path, d.Before), After: sentence(src, d.Path, d.After)})
+	}
+	return out
 }
 
 func (u *UI) copyForm(w http.ResponseWriter, r *http.Request, p *page) error {
@@ -652,7 +677,7 @@ func (u *UI) copyForm(w http.ResponseWriter, r *http.Request, p *page) error {
 		if err != nil {
 			return err
 		}
-		d.ToVersion, d.Differences = dst.Version, core.DiffSettings(dst, src)
+		d.ToVersion, d.Differences = dst.Version, diffRows(dst, src)
 	}
 	p.Title, p.Nav, p.Data, p.Path = "Copy "+f.Key, "flags", d, "/flags/"+f.Key+"/copy"
 	u.render(w, r, "copy", p)
