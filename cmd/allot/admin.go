@@ -217,13 +217,18 @@ func runFlags(ctx context.Context, e *env, args []string) error {
 			return printJSON(e.stdout, flags)
 		}
 		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "KEY\tTYPE\tVARIATIONS\tVERSION\tDESCRIPTION")
+		fmt.Fprintln(tw, "KEY\tTYPE\tVARIATIONS\tVERSION\tSTATE\tTAGS\tOWNER\tDESCRIPTION")
 		for _, f := range flags {
 			keys := make([]string, len(f.Variations))
 			for i, v := range f.Variations {
 				keys[i] = v.Key
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", f.Key, f.VariationType, strings.Join(keys, ","), f.Version, f.Description)
+			state := "live"
+			if !f.Published() {
+				state = "archived"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", f.Key, f.VariationType, strings.Join(keys, ","), f.Version, state,
+				strings.Join(f.Tags, ","), f.Owner, f.Description)
 		}
 		return tw.Flush()
 	case "get":

@@ -107,6 +107,9 @@ func TestFlagLifeCommands(t *testing.T) {
 	if out := run("flags", "list", "--json"); !strings.Contains(out, `"archivedAt"`) {
 		t.Fatalf("list after archive: %s", out)
 	}
+	if out := run("flags", "list"); !strings.Contains(out, "archived") || !strings.Contains(out, "pay,web") {
+		t.Fatalf("list after archive: %s", out)
+	}
 	if out := run("flags", "restore", "checkout", "--json"); strings.Contains(out, `"archivedAt"`) {
 		t.Fatalf("restore: %s", out)
 	}
