@@ -166,8 +166,9 @@ func (c *Core) ReplaceAllocation(ctx context.Context, env, flag, alloc string, v
 // read (0 if never written), so that the copy applies exactly the diff
 // that was shown (DiffSettings). Allocations already in to under the same
 // key keep their salts (their subjects stay put); new ones get fresh
-// salts, as every new allocation does. Layers and holdouts are not copied:
-// they are per environment.
+// salts, as every new allocation does. Layers and holdouts are per
+// environment: the source's are not copied, and an experiment already in
+// the target keeps its own.
 func (c *Core) CopyFlagSettings(ctx context.Context, flag, from, to string, toVersion int64) (Change, error) {
 	if from == to {
 		return Change{}, Invalid("to", "is the environment copied from")
@@ -182,10 +183,20 @@ func (c *Core) CopyFlagSettings(ctx context.Context, flag, from, to string, toVe
 			return err
 		}
 		ch, err = c.writeSettings(ctx, tx, FlagSettings{Flag: flag, Environment: to, Version: toVersion}, func(s *FlagSettings) error {
+			// An experiment already in the target keeps its part of a
+			// layer there (writeSettings keeps holdouts the same way).
+			layers := make(map[string]*LayerPart, len(s.Allocations))
+			for _, a := range s.Allocations {
+				layers[a.Key] = a.Layer
+			}
 			s.Enabled = src.Enabled
 			s.Allocations = make([]Allocation, len(src.Allocations))
 			for i, a := range src.Allocations {
 				a.Layer, a.Holdout = nil, nil
+				if l := layers[a.Key]; l != nil && a.Type == Experiment {
+					part := *l
+					a.Layer = &part
+				}
 				s.Allocations[i] = a
 			}
 			return nil

@@ -222,3 +222,42 @@ func TestCopyFlagSettings(t *testing.T) {
 		}
 	})
 }
+
+// Layers are per environment: a copy does not carry the source's, and an
+// experiment already in a layer in the target stays in it.
+func TestCopyKeepsTargetLayer(t *testing.T) {
+	forEachOps(t, func(t *testing.T, db *ops) {
+		ctx := ctxAs("editor")
+		if _, err := db.CreateEnvironment(ctx, "staging"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.CreateFlag(ctx, colorFlag()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.CreateLayer(ctx, "production", "checkout"); err != nil {
+			t.Fatal(err)
+		}
+		inLayer := lifeExp("exp", core.Draft, 1000)
+		inLayer.Layer = &core.LayerPart{Name: "checkout", Share: 3000}
+		prod, err := db.UpdateSettings(ctx, core.FlagSettings{Flag: "color", Environment: "production", Allocations: []core.Allocation{inLayer}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.UpdateSettings(ctx, core.FlagSettings{Flag: "color", Environment: "staging", Allocations: []core.Allocation{
+			lifeExp("exp", core.Draft, 4000), {Key: "ramp", Type: core.Rollout, Variation: "blue", Percent: 2500}}}); err != nil {
+			t.Fatal(err)
+		}
+		ch, err := db.CopyFlagSettings(ctx, "color", "staging", "production", prod.After.Version)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := ch.After.Allocations[0]
+		if a.Layer == nil || a.Layer.Name != "checkout" || a.Traffic != 4000 || len(ch.After.Allocations) != 2 {
+			t.Fatalf("after the copy: %+v", ch.After.Allocations)
+		}
+		l, err := db.Layer(ctx, "production", "checkout")
+		if err != nil || len(l.Members) != 1 {
+			t.Fatalf("layer after the copy: %+v %v", l, err)
+		}
+	})
+}

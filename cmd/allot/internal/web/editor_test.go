@@ -265,6 +265,9 @@ func TestArchiveCopyEnvironments(t *testing.T) {
 	want(t, e.get("/flags?env=production&status=ARCHIVED"), 200, `href="/flags/checkout?env=production"`)
 	r = e.get("/flags/checkout?env=production")
 	want(t, r, 200, `id="archived"`, `id="restore-flag"`)
+	if strings.Contains(r.body, `id="add-experiment"`) || strings.Contains(r.body, `id="edit-checkout"`) {
+		t.Fatal("an archived flag's page offers to change its settings")
+	}
 	f, _ = e.core.Flag(ctx, "checkout")
 	if r := e.post("/flags/checkout/restore", url.Values{"env": {"production"}, "flag_version": {jsonInt(f.Version)}}); r.status != http.StatusSeeOther {
 		t.Fatalf("restore: %d\n%s", r.status, r.body)
