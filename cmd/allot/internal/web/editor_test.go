@@ -293,3 +293,45 @@ func TestArchiveCopyEnvironments(t *testing.T) {
 }
 
 func jsonInt(n int64) string { b, _ := json.Marshal(n); return string(b) }
+
+// The new-experiment form is no longer 4 variations and 4 conditions: its
+// buttons add rows, keeping what was typed.
+func TestNewExperimentFormGrows(t *testing.T) {
+	e := newEnv(t)
+	e.signIn()
+	want(t, e.get("/flags/new?env=production"), 200, `name="vars" value="4"`, `id="add-var"`, `id="add-cond"`)
+	form := url.Values{"env": {"production"}, "key": {"six"}, "type": {"STRING"}, "traffic": {"10"}, "vars": {"4"}, "conds": {"4"}}
+	for i, k := range []string{"a", "b", "c", "d"} {
+		form.Set("var_key_"+jsonInt(int64(i)), k)
+	}
+	form.Set("action", "add-var")
+	r := e.post("/flags/new", form)
+	want(t, r, 200, `name="var_key_4"`, `name="vars" value="5"`, `value="d"`)
+	form.Set("vars", "5")
+	form.Set("action", "add-var")
+	r = e.post("/flags/new", form)
+	want(t, r, 200, `name="var_key_5"`)
+	form.Set("vars", "6")
+	form.Set("action", "add-cond")
+	r = e.post("/flags/new", form)
+	want(t, r, 200, `name="cond_attr_4"`, `name="conds" value="5"`)
+	form.Set("conds", "5")
+	for i, k := range []string{"a", "b", "c", "d", "e", "f"} {
+		n := jsonInt(int64(i))
+		form.Set("var_key_"+n, k)
+		form.Set("var_weight_"+n, []string{"20", "20", "20", "20", "10", "10"}[i])
+	}
+	form.Set("cond_rule_4", "2")
+	form.Set("cond_attr_4", "country")
+	form.Set("cond_op_4", "ONE_OF")
+	form.Set("cond_value_4", "FR")
+	form.Set("action", "create")
+	if r := e.post("/flags/new", form); r.status != http.StatusSeeOther {
+		t.Fatalf("create: %d\n%s", r.status, r.body)
+	}
+	f, _ := e.core.Flag(context.Background(), "six")
+	s, _ := e.core.FlagSettings(context.Background(), "production", "six")
+	if len(f.Variations) != 6 || len(s.Allocations[0].Weights) != 6 || len(s.Allocations[0].Rules) != 1 {
+		t.Fatalf("created %+v with %+v", f, s.Allocations)
+	}
+}

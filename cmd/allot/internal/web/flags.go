@@ -178,8 +178,20 @@ func newFlagForm() *flagForm {
 	return f
 }
 
+// rowCount reads how many rows of a kind the form had (its hidden count
+// field), def when absent, at most max.
+func rowCount(r *http.Request, name string, def, max int) int {
+	n, err := strconv.Atoi(r.PostFormValue(name))
+	if err != nil || n < 1 {
+		return def
+	}
+	return min(n, max)
+}
+
 func readFlagForm(r *http.Request) *flagForm {
-	f := &flagForm{Types: variationTypes, Operators: operators, Vars: make([]varRow, formVariations), Conds: make([]condRow, formConditions)}
+	f := &flagForm{Types: variationTypes, Operators: operators,
+		Vars:  make([]varRow, rowCount(r, "vars", formVariations, core.MaxVariations)),
+		Conds: make([]condRow, rowCount(r, "conds", formConditions, core.MaxConditions))}
 	v := func(name string) string { return strings.TrimSpace(r.PostFormValue(name)) }
 	f.Key, f.Description, f.Type = v("key"), r.PostFormValue("description"), v("type")
 	f.Traffic, f.Start, f.End = v("traffic"), v("start"), v("end")
@@ -395,6 +407,18 @@ func (u *UI) createFlag(w http.ResponseWriter, r *http.Request, p *page) error {
 	form := readFlagForm(r)
 	p.Path = "/flags/new"
 	p.Title, p.Nav, p.Data = "New experiment", "new", form
+	// "Add a variation" and "Add a condition" render the form again with
+	// one more row, keeping what was typed: no script needed.
+	switch r.PostFormValue("action") {
+	case "add-var":
+		form.Vars = append(form.Vars, varRow{})
+		u.render(w, r, "new", p)
+		return nil
+	case "add-cond":
+		form.Conds = append(form.Conds, condRow{Rule: "1"})
+		u.render(w, r, "new", p)
+		return nil
+	}
 	flag, alloc, err := form.build()
 	if err == nil {
 		// The flag and its experiment, in one transaction. Creating an
