@@ -58,3 +58,35 @@ func BenchmarkCheck(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkDiffSettings measures the diff the copy page shows (issue 17)
+// against its floor, encoding both settings as JSON (which the diff must at
+// least do). The target differs by one id in a list of ids entries and by
+// an experiment's traffic: the cost must stay linear in the list.
+func BenchmarkDiffSettings(b *testing.B) {
+	for _, ids := range []int{10, MaxListValues} {
+		_, before := benchFlag(2, ids)
+		_, after := benchFlag(2, ids+1)
+		after.Allocations[1].Traffic = 5000
+		name := fmt.Sprintf("ids=%d", ids)
+		b.Run("floor-marshal/"+name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := json.Marshal(before); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := json.Marshal(after); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("DiffSettings/"+name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if d := DiffSettings(*before, *after); len(d) != 2 {
+					b.Fatalf("%d differences, want 2: %+v", len(d), d)
+				}
+			}
+		})
+	}
+}
