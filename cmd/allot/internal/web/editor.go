@@ -317,6 +317,34 @@ func (af *allocForm) decorate(f core.Flag) {
 	}
 }
 
+// fillDefaults gives the fields of the form's type a starting value when
+// they are empty: 10 % of traffic or of subjects, the first variation, and
+// weights split evenly.
+func (af *allocForm) fillDefaults() {
+	if af.Traffic == "" {
+		af.Traffic = "10"
+	}
+	if af.Percent == "" {
+		af.Percent = "10"
+	}
+	if af.Variation == "" && len(af.Variations) > 0 {
+		af.Variation = af.Variations[0]
+	}
+	if af.Status == "" {
+		af.Status = core.Draft
+	}
+	if n := len(af.Weights); n > 0 && !slices.ContainsFunc(af.Weights, func(w weightView) bool { return w.Weight != "" }) {
+		share := core.Whole / n
+		for i := range af.Weights {
+			w := core.Percent(share)
+			if i == 0 {
+				w += core.Percent(core.Whole - share*n)
+			}
+			af.Weights[i].Weight = pctNumber(w)
+		}
+	}
+}
+
 func readAllocForm(r *http.Request, f core.Flag) *allocForm {
 	v := func(name string) string { return strings.TrimSpace(r.PostFormValue(name)) }
 	af := &allocForm{Flag: f.Key, Key: v("key"), Type: v("type"), Status: v("status"), Traffic: v("traffic"), Percent: v("percent"),
@@ -531,7 +559,9 @@ func (u *UI) saveAllocation(w http.ResponseWriter, r *http.Request, p *page) err
 			}
 		}
 	case "retype":
-		// The type changed: show its fields.
+		// The type changed: show its fields, with defaults where the
+		// previous type had none.
+		af.fillDefaults()
 	default:
 		return u.commitAllocation(w, r, p, f, af)
 	}

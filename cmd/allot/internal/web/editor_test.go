@@ -45,6 +45,9 @@ func TestAllocationEditorWithoutJavaScript(t *testing.T) {
 	sixVariationFlag(t, e)
 	r := e.get("/flags/hero/allocations/new?env=production&type=targeted")
 	want(t, r, 200, `id="add-rule"`, "No rule: every subject.")
+	// Switching the type shows its fields, with defaults.
+	want(t, e.post("/flags/hero/allocations/new", url.Values{"env": {"production"}, "version": {"0"}, "key": {"x"}, "type": {"experiment"}, "action": {"retype"}}),
+		200, `id="weight_f" name="weight_f" value="16.66"`, `id="traffic" name="traffic" value="10"`)
 	v := formVersion(t, r.body)
 	form := url.Values{"env": {"production"}, "version": {v}, "key": {"vip"}, "type": {"targeted"}, "variation": {"c"}, "rules": {"0"}}
 	form.Set("action", "add-rule")
