@@ -134,6 +134,17 @@ func TestMoveReplaceAllocation(t *testing.T) {
 		if got.StartAt != nil || got.Traffic != 2000 || len(got.Rules) != 1 || got.SplitSalt != salt {
 			t.Fatalf("replaced: %+v; want no schedule, 20 %%, one rule, the same salt", got)
 		}
+		// Changing the rules of a running experiment warns.
+		next.Status = core.Running
+		ch, err = db.ReplaceAllocation(ctx, "production", "color", "exp", ch.After.Version, next)
+		if err != nil || len(ch.Warnings) != 1 || !strings.Contains(ch.Warnings[0], "started") {
+			t.Fatalf("start: %v %v", ch.Warnings, err)
+		}
+		next.Rules = nil
+		ch, err = db.ReplaceAllocation(ctx, "production", "color", "exp", ch.After.Version, next)
+		if err != nil || len(ch.Warnings) != 1 || !strings.Contains(ch.Warnings[0], "changing the rules of a running experiment") {
+			t.Fatalf("rules of a running experiment: %v %v", ch.Warnings, err)
+		}
 		next.Key = "renamed"
 		_, err = db.ReplaceAllocation(ctx, "production", "color", "exp", ch.After.Version, next)
 		wantCode(t, err, core.EINVALID)

@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
@@ -174,8 +175,18 @@ func applyRules(before, next *FlagSettings) []string {
 		if a.Traffic < p.Traffic {
 			out = append(out, fmt.Sprintf("experiment %s: lowering traffic unassigns some subjects; raising it again brings back exactly the same subjects", a.Key))
 		}
+		if p.Status == Running && a.Status == Running && !sameRules(p.Rules, a.Rules) {
+			out = append(out, fmt.Sprintf("experiment %s: changing the rules of a running experiment changes which subjects it takes; those who no longer match leave it", a.Key))
+		}
 	}
 	return out
+}
+
+// sameRules reports whether two rule lists are the same, as stored.
+func sameRules(a, b []Rule) bool {
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	return string(ja) == string(jb)
 }
 
 func weightList(ws []Weight) []string {
