@@ -112,4 +112,12 @@ func TestLayerAndHoldoutCommands(t *testing.T) {
 	if out := run("layers", "show", "checkout"); strings.Contains(out, "a/exp") {
 		t.Fatalf("a still in the layer:\n%s", out)
 	}
+	// Taking c out of the holdout moves its held-out subjects: refused
+	// without --confirm, done and said with it.
+	fail("confirm", "holdouts", "remove-flag", "q3", "c")
+	fail("does not cover", "holdouts", "remove-flag", "q3", "a", "exp")
+	out := run("holdouts", "remove-flag", "q3", "c", "--confirm")
+	if !strings.Contains(out, `"flags": []`) || !strings.Contains(out, "left holdout q3") {
+		t.Fatalf("remove-flag: %s", out)
+	}
 }
