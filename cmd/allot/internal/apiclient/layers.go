@@ -39,6 +39,12 @@ func (c *Client) Holdouts(ctx context.Context, env string) ([]core.Holdout, erro
 	return out, c.do(ctx, "GET", envPath(env)+"/holdouts", -1, nil, &out)
 }
 
+// Holdout returns one holdout with its experiments.
+func (c *Client) Holdout(ctx context.Context, env, key string) (core.Holdout, error) {
+	var out core.Holdout
+	return out, c.do(ctx, "GET", envPath(env)+"/holdouts/"+esc(key), -1, nil, &out)
+}
+
 // CreateHoldout creates a holdout of percent; a global one covers every
 // experiment created in env from now on.
 func (c *Client) CreateHoldout(ctx context.Context, env, key string, percent core.Percent, global bool) (core.Holdout, error) {
