@@ -301,7 +301,7 @@ func (d *DB) summarizeAggregates(ctx context.Context, f AssignmentFilter) (Assig
 	return sum, nil
 }
 
-// halves gathers a summary's counts per holdout half ('' is outside any
+// halves gathers a summary's counts per holdout half (” is outside any
 // holdout and is left out).
 type halves map[string]*HoldoutHalf
 
