@@ -301,8 +301,8 @@ func (d *DB) summarizeAggregates(ctx context.Context, f AssignmentFilter) (Assig
 	return sum, nil
 }
 
-// halves gathers a summary's counts per holdout half (” is outside any
-// holdout and is left out).
+// halves gathers a summary's counts per holdout half (rows outside any
+// holdout, whose half is empty, are left out).
 type halves map[string]*HoldoutHalf
 
 func newHalves() halves { return halves{} }
