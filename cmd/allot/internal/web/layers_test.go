@@ -2,12 +2,15 @@ package web_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/allot-dev/allot/cmd/allot/internal/core"
+	"github.com/allot-dev/allot/cmd/allot/internal/table"
 	"github.com/allot-dev/allot/internal/ufc"
 )
 
@@ -154,4 +157,49 @@ func TestLayerAndHoldoutForms(t *testing.T) {
 		t.Fatalf("after removal: %+v", h)
 	}
 	want(t, e.get("/layers?env=production"), 200, `href="/holdouts/q3?env=production"`)
+}
+
+// TestHoldoutSummaryOnFlagPage: the experiment's assignment summary on the
+// flag page shows its holdout's halves and their 50/50 check, read from the
+// aggregates the insert path keeps.
+func TestHoldoutSummaryOnFlagPage(t *testing.T) {
+	e := newEnv(t)
+	e.signIn()
+	ctx := core.WithActor(t.Context(), "seeder")
+	c := e.core
+	if _, err := c.CreateHoldout(ctx, "production", "q3", 1000, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateFlag(ctx, core.Flag{Key: "page", VariationType: ufc.TypeString, Variations: []core.Variation{
+		{Key: "control", Value: json.RawMessage(`"a"`)}, {Key: "treatment", Value: json.RawMessage(`"b"`)}}}); err != nil {
+		t.Fatal(err)
+	}
+	a := core.Allocation{Key: "exp", Type: core.Experiment, Traffic: core.Whole, Status: core.Draft,
+		Weights: []core.Weight{{Variation: "control", Weight: 5000}, {Variation: "treatment", Weight: 5000}}}
+	if _, err := c.AddAllocation(ctx, "production", "page", 0, a, -1); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.AddHoldoutFlag(ctx, "production", "q3", "page", "exp", ""); err != nil {
+		t.Fatal(err)
+	}
+	r := e.get("/flags/page?env=production")
+	want(t, r, 200, `id="holdout-summary-q3"`, "0 subjects held out", "Holdout check not run")
+	// 300 in the status-quo half, 200 in the all-shipped half: not 50/50.
+	now := time.Now()
+	var rows []table.Row
+	for i := range 500 {
+		half, v := core.HoldoutStatusQuo, "control"
+		if i >= 300 {
+			half, v = core.HoldoutAllShipped, "treatment"
+		}
+		rows = append(rows, table.Row{EventID: fmt.Sprintf("e%d", i), Environment: "production", Experiment: "page-exp-q3", FeatureFlag: "page",
+			Allocation: "exp-q3", Variation: v, Subject: fmt.Sprintf("s%d", i), SubjectAttributes: []byte("{}"), Timestamp: now, ReceivedAt: now,
+			Holdout: "q3", HoldoutVariation: half})
+	}
+	if _, err := e.db.InsertAssignments(t.Context(), rows); err != nil {
+		t.Fatal(err)
+	}
+	r = e.get("/flags/page?env=production")
+	want(t, r, 200, "500 subjects held out", "<code>status_quo</code></td><td data-label=\"Subjects\">300", "60.0 %",
+		"<code>all_shipped</code></td><td data-label=\"Subjects\">200", "<code>treatment</code> 200", `class="srm mismatch" id="holdout-srm-q3"`)
 }

@@ -31,6 +31,7 @@ var funcs = template.FuncMap{
 	},
 	"field": func(m map[string]string, id string) string { return m[id] },
 	"q":     envQuery,
+	"share": share,
 }
 
 // pct prints basis points as a percentage: 1250 is "12.5 %".
@@ -50,7 +51,8 @@ func when(t time.Time) string {
 
 // parsePages parses each page template together with the layout.
 func parsePages() map[string]*template.Template {
-	layout := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(assets, "templates/layout.html"))
+	// Partials (templates/partials) are blocks a page calls by name.
+	layout := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(assets, "templates/layout.html", "templates/partials/*.html"))
 	names, err := fs.Glob(assets, "templates/*.html")
 	if err != nil {
 		panic(err)
