@@ -513,7 +513,88 @@ func (c *compiler) compileAllocation(a *Allocation, w *ufc.Allocation, f *Flag) 
 			sp.keyed = sp.keyed || !sh.All
 		}
 	}
+	orderShards(a.Splits)
 	return nil
+}
+
+// orderShards puts the shards of each split in the order that needs the
+// fewest MD5s on average: a split matches only when every shard does, so
+// their order changes no answer, only how soon a miss stops the work. Each
+// salt is hashed at most once per evaluation (the memo), so what counts is
+// the share of subjects that can still match the allocation after a salt:
+// its reach, the union of its ranges over the splits (a split without the
+// salt leaves it unconstrained, so its reach is everyone). Salts of smaller
+// reach go first; ties keep the document's order. An experiment's traffic
+// (say 80 %) then comes before a layer's range (up to 100 %) and before the
+// split salt its splits share out whole: subjects outside the traffic cost
+// one MD5, not two (issue 15).
+func orderShards(splits []Split) {
+	// Nothing to order when no split has two shards (rollouts, targeting).
+	if !slices.ContainsFunc(splits, func(sp Split) bool { return len(sp.Shards) > 1 }) {
+		return
+	}
+	type salt struct {
+		splits, last int // how many splits have it; the last one seen, plus one
+		total        uint32
+		mixed        bool // shards of different totals: reach unknown
+		ranges       []ShardRange
+	}
+	salts := map[int]*salt{}
+	for i := range splits {
+		for j := range splits[i].Shards {
+			sh := &splits[i].Shards[j]
+			x := salts[sh.Slot]
+			if x == nil {
+				x = &salt{total: sh.Total}
+				salts[sh.Slot] = x
+			}
+			if x.last != i+1 {
+				x.splits, x.last = x.splits+1, i+1
+			}
+			x.mixed = x.mixed || x.total != sh.Total
+			x.ranges = append(x.ranges, sh.Ranges...)
+		}
+	}
+	reach := make(map[int]float64, len(salts))
+	for slot, x := range salts {
+		reach[slot] = 1
+		if x.splits == len(splits) && !x.mixed && x.total > 0 {
+			reach[slot] = float64(unionSize(x.ranges)) / float64(x.total)
+		}
+	}
+	rank := func(sh *Shard) float64 {
+		if sh.All {
+			return 2 // never hashed: last
+		}
+		return reach[sh.Slot]
+	}
+	for i := range splits {
+		slices.SortStableFunc(splits[i].Shards, func(a, b Shard) int {
+			ra, rb := rank(&a), rank(&b)
+			switch {
+			case ra < rb:
+				return -1
+			case ra > rb:
+				return 1
+			}
+			return 0
+		})
+	}
+}
+
+// unionSize is the number of shards the union of ranges covers.
+func unionSize(ranges []ShardRange) uint32 {
+	rs := slices.Clone(ranges)
+	slices.SortFunc(rs, func(a, b ShardRange) int { return int(a.Start) - int(b.Start) })
+	var n, end uint32
+	for _, r := range rs {
+		start := max(r.Start, end)
+		if r.End > start {
+			n += r.End - start
+			end = r.End
+		}
+	}
+	return n
 }
 
 func (c *compiler) compileCondition(cd *Condition, w *ufc.Condition) error {
