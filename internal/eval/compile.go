@@ -117,6 +117,9 @@ type compiler struct {
 	splits []Split
 	shards []Shard
 	ranges []ShardRange
+	// orderShards' scratch
+	reach []saltReach
+	refs  []slotRange
 }
 
 // take returns the next n elements of a preallocated backing array.
@@ -513,7 +516,7 @@ func (c *compiler) compileAllocation(a *Allocation, w *ufc.Allocation, f *Flag) 
 			sp.keyed = sp.keyed || !sh.All
 		}
 	}
-	orderShards(a.Splits)
+	c.orderShards(a.Splits)
 	return nil
 }
 
@@ -527,46 +530,61 @@ func (c *compiler) compileAllocation(a *Allocation, w *ufc.Allocation, f *Flag) 
 // reach go first; ties keep the document's order. An experiment's traffic
 // (say 80 %) then comes before a layer's range (up to 100 %) and before the
 // split salt its splits share out whole: subjects outside the traffic cost
-// one MD5, not two (issue 15).
-func orderShards(splits []Split) {
+// one MD5, not two (issue 15). The work is linear in the shards (and a sort
+// of their ranges), on scratch buffers the compiler keeps.
+func (c *compiler) orderShards(splits []Split) {
 	// Nothing to order when no split has two shards (rollouts, targeting).
 	if !slices.ContainsFunc(splits, func(sp Split) bool { return len(sp.Shards) > 1 }) {
 		return
 	}
-	type salt struct {
-		splits, last int // how many splits have it; the last one seen, plus one
-		total        uint32
-		mixed        bool // shards of different totals: reach unknown
-		ranges       []ShardRange
+	if n := len(c.salts); cap(c.reach) < n {
+		c.reach = make([]saltReach, n)
 	}
-	salts := map[int]*salt{}
+	reach := c.reach[:len(c.salts)]
+	refs := c.refs[:0]
 	for i := range splits {
 		for j := range splits[i].Shards {
 			sh := &splits[i].Shards[j]
-			x := salts[sh.Slot]
-			if x == nil {
-				x = &salt{total: sh.Total}
-				salts[sh.Slot] = x
-			}
+			x := &reach[sh.Slot]
 			if x.last != i+1 {
 				x.splits, x.last = x.splits+1, i+1
 			}
+			if x.total == 0 {
+				x.total = sh.Total
+			}
 			x.mixed = x.mixed || x.total != sh.Total
-			x.ranges = append(x.ranges, sh.Ranges...)
+			for _, r := range sh.Ranges {
+				refs = append(refs, slotRange{sh.Slot, r})
+			}
 		}
 	}
-	reach := make(map[int]float64, len(salts))
-	for slot, x := range salts {
-		reach[slot] = 1
-		if x.splits == len(splits) && !x.mixed && x.total > 0 {
-			reach[slot] = float64(unionSize(x.ranges)) / float64(x.total)
+	slices.SortFunc(refs, func(a, b slotRange) int {
+		if a.slot != b.slot {
+			return a.slot - b.slot
 		}
+		return int(a.r.Start) - int(b.r.Start)
+	})
+	for k := 0; k < len(refs); {
+		slot := refs[k].slot
+		var covered, end uint32
+		for ; k < len(refs) && refs[k].slot == slot; k++ {
+			r := refs[k].r
+			if from := max(r.Start, end); r.End > from {
+				covered += r.End - from
+				end = r.End
+			}
+		}
+		reach[slot].covered = covered
 	}
 	rank := func(sh *Shard) float64 {
-		if sh.All {
+		x := &reach[sh.Slot]
+		switch {
+		case sh.All:
 			return 2 // never hashed: last
+		case x.splits < len(splits) || x.mixed || x.total == 0:
+			return 1
 		}
-		return reach[sh.Slot]
+		return float64(x.covered) / float64(x.total)
 	}
 	for i := range splits {
 		slices.SortStableFunc(splits[i].Shards, func(a, b Shard) int {
@@ -580,21 +598,25 @@ func orderShards(splits []Split) {
 			return 0
 		})
 	}
-}
-
-// unionSize is the number of shards the union of ranges covers.
-func unionSize(ranges []ShardRange) uint32 {
-	rs := slices.Clone(ranges)
-	slices.SortFunc(rs, func(a, b ShardRange) int { return int(a.Start) - int(b.Start) })
-	var n, end uint32
-	for _, r := range rs {
-		start := max(r.Start, end)
-		if r.End > start {
-			n += r.End - start
-			end = r.End
+	for i := range splits {
+		for j := range splits[i].Shards {
+			reach[splits[i].Shards[j].Slot] = saltReach{}
 		}
 	}
-	return n
+	c.refs = refs[:0]
+}
+
+// saltReach is what orderShards gathers about one salt of an allocation.
+type saltReach struct {
+	splits, last int    // how many splits have it; the last one seen, plus one
+	total        uint32 // its shards' totalShards
+	mixed        bool   // shards of different totals: reach unknown
+	covered      uint32 // shards in the union of its ranges
+}
+
+type slotRange struct {
+	slot int
+	r    ShardRange
 }
 
 func (c *compiler) compileCondition(cd *Condition, w *ufc.Condition) error {
