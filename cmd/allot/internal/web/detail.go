@@ -43,6 +43,7 @@ type assignmentSummary struct {
 	Mismatch bool
 	Days     []store.DailyCount      // the last 14 days with assignments
 	Holdout  *httpapi.HoldoutSummary // the experiment's holdout, by half (templates/partials)
+	Env      string                  // for the partial's links
 }
 
 type summaryRow struct {
@@ -156,7 +157,7 @@ func (u *UI) summarize(ctx context.Context, env, flag string, a *core.Allocation
 	if err != nil {
 		return nil, err
 	}
-	s := &assignmentSummary{AssignmentSummary: sum}
+	s := &assignmentSummary{AssignmentSummary: sum, Env: env}
 	if s.Holdout, err = httpapi.SummarizeHoldout(ctx, u.db, store.AssignmentFilter{Environment: env, FeatureFlag: flag}, a); err != nil {
 		return nil, err
 	}

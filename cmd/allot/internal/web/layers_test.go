@@ -183,7 +183,7 @@ func TestHoldoutSummaryOnFlagPage(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := e.get("/flags/page?env=production")
-	want(t, r, 200, `id="holdout-summary-q3"`, "0 subjects held out", "Holdout check not run")
+	want(t, r, 200, `id="holdout-summary-q3"`, `href="/holdouts/q3?env=production"`, "0 subjects held out", "Holdout check not run")
 	// 300 in the status-quo half, 200 in the all-shipped half: not 50/50.
 	now := time.Now()
 	var rows []table.Row
