@@ -2,15 +2,19 @@ package web_test
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
 	"github.com/allot-dev/allot/cmd/allot/internal/apiclient"
 	"github.com/allot-dev/allot/cmd/allot/internal/core"
 	"github.com/allot-dev/allot/cmd/allot/internal/server"
+	"github.com/allot-dev/allot/cmd/allot/internal/store"
+	"github.com/allot-dev/allot/cmd/allot/internal/table"
 )
 
 // TestBrowserLayers walks through the layer and holdout forms in Chromium
@@ -22,8 +26,9 @@ import (
 func TestBrowserLayers(t *testing.T) {
 	ctx, cancel := browser(t)
 	defer cancel()
+	dbPath := filepath.Join(t.TempDir(), "allot.db")
 	srv, err := server.Start(context.Background(), server.Config{
-		Addr: "127.0.0.1:0", DB: filepath.Join(t.TempDir(), "allot.db"), AdminToken: browserAdminToken,
+		Addr: "127.0.0.1:0", DB: dbPath, AdminToken: browserAdminToken,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -91,6 +96,14 @@ func TestBrowserLayers(t *testing.T) {
 	contains(t, "create holdout", text("#flash"), "Created holdout q3-launches: 10 %")
 	do("add flag", choose("#add-experiment", "pricing-page/test"), submit("#add-flag"))
 	contains(t, "add flag", text("#flash"), "now covers experiment test of pricing-page: its subjects will get control")
+	// Started (through the API), it runs; the holdout keeps its 10 % on control.
+	set, err := api.Settings(bg, "production", "pricing-page")
+	must(err)
+	running := core.Running
+	_, err = api.PatchAllocation(bg, "production", "pricing-page", "test", set.Version, core.AllocationPatch{Status: &running})
+	must(err)
+	do("reload", chromedp.Navigate(srv.URL()+"/holdouts/q3-launches"), visible("#ship-pricing-page-test"))
+	contains(t, "running", text("#hf-pricing-page-test"), "running (holding out)")
 	do("ship", choose("#winner-pricing-page-test", "treatment"), submit("#ship-pricing-page-test"))
 	contains(t, "ship", text("#flash"), "Shipped treatment of pricing-page")
 	contains(t, "holdout page", text("#hf-pricing-page-test"), "treatment")
@@ -116,4 +129,29 @@ func TestBrowserLayers(t *testing.T) {
 	contains(t, "layers page", body, "25 %")
 	contains(t, "holdouts", body, "control → treatment")
 	do("screenshot", shot("layers"))
+
+	// The experiment's summary on its flag page, split by holdout half:
+	// events written to the table as the SDKs would log them (through a
+	// second connection to the database file, as ingestion writes).
+	db, err := store.Open(bg, dbPath, nil)
+	must(err)
+	defer db.Close()
+	now := time.Now()
+	var rows []table.Row
+	for i := range 2000 {
+		half, v := core.HoldoutStatusQuo, "control"
+		if i%2 == 1 {
+			half, v = core.HoldoutAllShipped, "treatment"
+		}
+		rows = append(rows, table.Row{EventID: fmt.Sprintf("e%d", i), Environment: "production", Experiment: "pricing-page-test-q3-launches",
+			FeatureFlag: "pricing-page", Allocation: "test-q3-launches", Variation: v, Subject: fmt.Sprintf("user-%d", i),
+			SubjectAttributes: []byte("{}"), Timestamp: now, ReceivedAt: now, Holdout: "q3-launches", HoldoutVariation: half})
+	}
+	_, err = db.InsertAssignments(bg, rows)
+	must(err)
+	do("flag page", chromedp.Navigate(srv.URL()+"/flags/pricing-page"), visible("#assignments-test summary"),
+		chromedp.Click(chromedp.CSS("#assignments-test summary")), visible("#holdout-summary-q3-launches"))
+	contains(t, "holdout summary", text("#holdout-summary-q3-launches"), "2000 subjects held out")
+	contains(t, "holdout summary", text("#holdout-srm-q3-launches"), "split as expected")
+	do("holdout summary", js(`document.querySelector("#holdout-summary-q3-launches").scrollIntoView()`), shot("holdout-summary"))
 }
