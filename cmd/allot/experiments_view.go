@@ -10,6 +10,7 @@ import (
 
 	"github.com/allot-dev/allot/cmd/allot/internal/apiclient"
 	"github.com/allot-dev/allot/cmd/allot/internal/core"
+	"github.com/allot-dev/allot/cmd/allot/internal/httpapi"
 	"github.com/allot-dev/allot/cmd/allot/internal/srm"
 )
 
@@ -144,6 +145,41 @@ func summarizeExperiment(ctx context.Context, e *env, c *apiclient.Client, envNa
 			s.SRM.PValue, srm.Threshold, s.SRM.ChiSquare, s.SRM.DegreesOfFreedom)
 	default:
 		fmt.Fprintf(e.stdout, "sample ratio mismatch: none (p = %.3g, chi-square %.2f, %d df)\n", s.SRM.PValue, s.SRM.ChiSquare, s.SRM.DegreesOfFreedom)
+	}
+	if s.Holdout != nil {
+		return printHoldoutSummary(e, s.Holdout)
+	}
+	return nil
+}
+
+// printHoldoutSummary prints the holdout part of an experiment's summary:
+// its subjects per half and the check that the halves split 50/50.
+func printHoldoutSummary(e *env, h *httpapi.HoldoutSummary) error {
+	fmt.Fprintf(e.stdout, "\nholdout %s (allocation %s): assignments %d, subjects %d\n\n", h.Key, h.Allocation, h.Assignments, h.Subjects)
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "HALF\tSUBJECTS\tSHARE\tEXPECTED\tVARIATIONS")
+	for _, x := range h.HoldoutHalves {
+		share := "-"
+		if h.Subjects > 0 {
+			share = fmt.Sprintf("%.1f%%", 100*float64(x.Subjects)/float64(h.Subjects))
+		}
+		vs := make([]string, 0, len(x.Variations))
+		for v, n := range x.Variations {
+			vs = append(vs, fmt.Sprintf("%s %d", v, n))
+		}
+		slices.Sort(vs)
+		fmt.Fprintf(tw, "%s\t%d\t%s\t50.0%%\t%s\n", x.HoldoutVariation, x.Subjects, share, strings.Join(vs, ", "))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	switch {
+	case h.SRM == nil:
+		fmt.Fprintf(e.stdout, "holdout halves: not tested (%s)\n", h.SRMNote)
+	case h.SRM.Mismatch:
+		fmt.Fprintf(e.stdout, "holdout halves: sample ratio MISMATCH: p = %.3g < %g (chi-square %.2f): the halves are not 50/50\n", h.SRM.PValue, srm.Threshold, h.SRM.ChiSquare)
+	default:
+		fmt.Fprintf(e.stdout, "holdout halves: no sample ratio mismatch (p = %.3g, chi-square %.2f)\n", h.SRM.PValue, h.SRM.ChiSquare)
 	}
 	return nil
 }

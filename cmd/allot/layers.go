@@ -129,7 +129,10 @@ const holdoutsUsage = `allot holdouts <command> [flags]
                                      put a flag's experiment (not yet running) in the holdout;
                                      the status quo defaults to its first weighted variation
   ship KEY FLAG [EXP] --winner VARIATION
-                                     the holdout's all-shipped half gets the winner`
+                                     the holdout's all-shipped half gets the winner
+  remove-flag KEY FLAG [EXP] [--confirm]
+                                     take a flag's experiment out of the holdout; when it runs or
+                                     shipped, its held-out subjects move: --confirm accepts that`
 
 func runHoldouts(ctx context.Context, e *env, args []string) error {
 	a := newAdminFlags(e, "holdouts", holdoutsUsage)
@@ -137,6 +140,7 @@ func runHoldouts(ctx context.Context, e *env, args []string) error {
 	statusQuo := a.fs.String("status-quo", "", "variation the holdout keeps")
 	winner := a.fs.String("winner", "", "variation shipped")
 	global := a.fs.Bool("global", false, "cover every experiment created in --env from now on")
+	confirm := a.fs.Bool("confirm", false, "remove-flag: accept that the holdout's subjects of the flag move")
 	pos, c, err := a.command(args)
 	if err != nil {
 		return err
@@ -175,6 +179,12 @@ func runHoldouts(ctx context.Context, e *env, args []string) error {
 			return usageErr(a)
 		}
 		out, err := c.ShipHoldout(ctx, *a.env, pos[1], httpapi.HoldoutFlagRequest{Flag: pos[2], Allocation: exp(), Winner: *winner})
+		if err != nil {
+			return err
+		}
+		return printJSON(e.stdout, out)
+	case pos[0] == "remove-flag" && (len(pos) == 3 || len(pos) == 4):
+		out, err := c.RemoveHoldoutFlag(ctx, *a.env, pos[1], pos[2], exp(), *confirm)
 		if err != nil {
 			return err
 		}

@@ -117,6 +117,9 @@ type compiler struct {
 	splits []Split
 	shards []Shard
 	ranges []ShardRange
+	// orderShards' scratch
+	reach []saltReach
+	refs  []slotRange
 }
 
 // take returns the next n elements of a preallocated backing array.
@@ -513,7 +516,107 @@ func (c *compiler) compileAllocation(a *Allocation, w *ufc.Allocation, f *Flag) 
 			sp.keyed = sp.keyed || !sh.All
 		}
 	}
+	c.orderShards(a.Splits)
 	return nil
+}
+
+// orderShards puts the shards of each split in the order that needs the
+// fewest MD5s on average: a split matches only when every shard does, so
+// their order changes no answer, only how soon a miss stops the work. Each
+// salt is hashed at most once per evaluation (the memo), so what counts is
+// the share of subjects that can still match the allocation after a salt:
+// its reach, the union of its ranges over the splits (a split without the
+// salt leaves it unconstrained, so its reach is everyone). Salts of smaller
+// reach go first; ties keep the document's order. An experiment's traffic
+// (say 80 %) then comes before a layer's range (up to 100 %) and before the
+// split salt its splits share out whole: subjects outside the traffic cost
+// one MD5, not two (issue 15). The work is linear in the shards (and a sort
+// of their ranges), on scratch buffers the compiler keeps.
+func (c *compiler) orderShards(splits []Split) {
+	// Nothing to order when no split has two shards (rollouts, targeting).
+	if !slices.ContainsFunc(splits, func(sp Split) bool { return len(sp.Shards) > 1 }) {
+		return
+	}
+	if n := len(c.salts); cap(c.reach) < n {
+		c.reach = make([]saltReach, n)
+	}
+	reach := c.reach[:len(c.salts)]
+	refs := c.refs[:0]
+	for i := range splits {
+		for j := range splits[i].Shards {
+			sh := &splits[i].Shards[j]
+			x := &reach[sh.Slot]
+			if x.last != i+1 {
+				x.splits, x.last = x.splits+1, i+1
+			}
+			if x.total == 0 {
+				x.total = sh.Total
+			}
+			x.mixed = x.mixed || x.total != sh.Total
+			for _, r := range sh.Ranges {
+				refs = append(refs, slotRange{sh.Slot, r})
+			}
+		}
+	}
+	slices.SortFunc(refs, func(a, b slotRange) int {
+		if a.slot != b.slot {
+			return a.slot - b.slot
+		}
+		return int(a.r.Start) - int(b.r.Start)
+	})
+	for k := 0; k < len(refs); {
+		slot := refs[k].slot
+		var covered, end uint32
+		for ; k < len(refs) && refs[k].slot == slot; k++ {
+			r := refs[k].r
+			if from := max(r.Start, end); r.End > from {
+				covered += r.End - from
+				end = r.End
+			}
+		}
+		reach[slot].covered = covered
+	}
+	rank := func(sh *Shard) float64 {
+		x := &reach[sh.Slot]
+		switch {
+		case sh.All:
+			return 2 // never hashed: last
+		case x.splits < len(splits) || x.mixed || x.total == 0:
+			return 1
+		}
+		return float64(x.covered) / float64(x.total)
+	}
+	for i := range splits {
+		slices.SortStableFunc(splits[i].Shards, func(a, b Shard) int {
+			ra, rb := rank(&a), rank(&b)
+			switch {
+			case ra < rb:
+				return -1
+			case ra > rb:
+				return 1
+			}
+			return 0
+		})
+	}
+	for i := range splits {
+		for j := range splits[i].Shards {
+			reach[splits[i].Shards[j].Slot] = saltReach{}
+		}
+	}
+	c.refs = refs[:0]
+}
+
+// saltReach is what orderShards gathers about one salt of an allocation.
+type saltReach struct {
+	splits, last int    // how many splits have it; the last one seen, plus one
+	total        uint32 // its shards' totalShards
+	mixed        bool   // shards of different totals: reach unknown
+	covered      uint32 // shards in the union of its ranges
+}
+
+type slotRange struct {
+	slot int
+	r    ShardRange
 }
 
 func (c *compiler) compileCondition(cd *Condition, w *ufc.Condition) error {

@@ -180,6 +180,39 @@ func (c *Core) ShipHoldout(ctx context.Context, env, key, flag, alloc, winner st
 	})
 }
 
+// RemoveHoldoutFlag takes experiment alloc of flag out of holdout key. While
+// the holdout's allocation is published (the experiment runs, or a winner
+// shipped) that moves the holdout's subjects of this flag: they leave the
+// status quo (or the shipped winner) for whatever the rest of the flag
+// gives them. It is refused then unless confirm says the caller accepts
+// it, and the change's warnings say so.
+func (c *Core) RemoveHoldoutFlag(ctx context.Context, env, key, flag, alloc string, confirm bool) (Holdout, Change, error) {
+	var moved string
+	h, ch, err := c.holdoutEdit(ctx, env, key, flag, alloc, func(h *Holdout, def *Flag, a *Allocation) error {
+		i := slices.IndexFunc(h.Flags, func(f HoldoutFlag) bool { return f.Flag == flag && f.Allocation == a.Key })
+		if i < 0 || a.Holdout == nil || a.Holdout.Key != key {
+			return Errorf(ENOTFOUND, "holdout %s does not cover experiment %s of flag %s", key, a.Key, flag)
+		}
+		if a.Status == Running || a.Holdout.Shipped != "" {
+			state := "is running"
+			if a.Status != Running {
+				state = "shipped " + a.Holdout.Shipped
+			}
+			if !confirm {
+				return Errorf(ECONFLICT, "experiment %s of flag %s %s: taking it out of holdout %s moves the holdout's subjects of this flag off the status quo; confirm the re-randomization (confirm), or stop the experiment and remove it before shipping", a.Key, flag, state, key)
+			}
+			moved = fmt.Sprintf("experiment %s left holdout %s while it %s: the holdout's subjects of flag %s now get what the rest of the flag gives them", a.Key, key, state, flag)
+		}
+		h.Flags = slices.Delete(h.Flags, i, i+1)
+		a.Holdout = nil
+		return nil
+	})
+	if err == nil && moved != "" {
+		ch.Warnings = append(ch.Warnings, moved)
+	}
+	return h, ch, err
+}
+
 // holdoutEdit changes holdout key and the allocation it covers in one
 // transaction, through writeSettings.
 func (c *Core) holdoutEdit(ctx context.Context, env, key, flag, alloc string, fn func(*Holdout, *Flag, *Allocation) error) (Holdout, Change, error) {

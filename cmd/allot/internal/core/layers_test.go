@@ -559,3 +559,69 @@ func TestLayerConcurrentJoins(t *testing.T) {
 		}
 	})
 }
+
+func TestHoldoutRemoveFlag(t *testing.T) {
+	forEachOps(t, func(t *testing.T, db *ops) {
+		ctx := ctxAs("tester")
+		c := db.Core
+		if _, err := c.CreateHoldout(ctx, "production", "q3", 1000, false); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.CreateFlag(ctx, abFlag("f")); err != nil {
+			t.Fatal(err)
+		}
+		ch, err := c.AddAllocation(ctx, "production", "f", 0, abExperiment("exp", "", 0), -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.SetStatus(ctx, "production", "f", "exp", ch.After.Version, core.Stopped); err != nil {
+			t.Fatal(err)
+		}
+		_, _, err = c.RemoveHoldoutFlag(ctx, "production", "q3", "f", "exp", false)
+		wantCode(t, err, core.ENOTFOUND)
+		if _, _, err := c.AddHoldoutFlag(ctx, "production", "q3", "f", "exp", ""); err != nil {
+			t.Fatal(err)
+		}
+		// Stopped and not shipped: nobody is held out yet, so it just goes.
+		h, ch, err := c.RemoveHoldoutFlag(ctx, "production", "q3", "f", "exp", false)
+		if err != nil || len(h.Flags) != 0 || ch.After.Allocations[0].Holdout != nil || len(ch.Warnings) != 0 {
+			t.Fatalf("remove: %+v %+v %v", h, ch, err)
+		}
+		entries, err := db.Audit(ctx, 1, 0)
+		if err != nil || len(entries) != 1 || entries[0].Entity != "holdout" || !strings.Contains(string(entries[0].Before), `"exp"`) || strings.Contains(string(entries[0].After), `"exp"`) {
+			t.Fatalf("audit: %+v %v", entries, err)
+		}
+		// Running: its held-out subjects would move.
+		if _, _, err := c.AddHoldoutFlag(ctx, "production", "q3", "f", "exp", ""); err != nil {
+			t.Fatal(err)
+		}
+		s, _ := c.FlagSettings(ctx, "production", "f")
+		if _, err := c.SetStatus(ctx, "production", "f", "exp", s.Version, core.Running); err != nil {
+			t.Fatal(err)
+		}
+		before, _ := c.FlagSettings(ctx, "production", "f")
+		_, _, err = c.RemoveHoldoutFlag(ctx, "production", "q3", "f", "exp", false)
+		wantCode(t, err, core.ECONFLICT)
+		if !strings.Contains(err.Error(), "confirm") {
+			t.Fatalf("refusal does not say how to go on: %v", err)
+		}
+		if after, _ := c.FlagSettings(ctx, "production", "f"); after.Version != before.Version {
+			t.Fatal("a refused removal changed the settings")
+		}
+		if h, _ := c.Holdout(ctx, "production", "q3"); len(h.Flags) != 1 {
+			t.Fatalf("a refused removal changed the holdout: %+v", h)
+		}
+		h, ch, err = c.RemoveHoldoutFlag(ctx, "production", "q3", "f", "exp", true)
+		if err != nil || len(h.Flags) != 0 || len(ch.Warnings) != 1 {
+			t.Fatalf("confirmed remove: %+v %v %v", h, ch.Warnings, err)
+		}
+		fl, _ := c.Flag(ctx, "f")
+		w, err := core.UFCFlag(&fl, &ch.After)
+		if err != nil || len(w.Allocations) != 1 || w.Allocations[0].Key != "exp" {
+			t.Fatalf("published after removal: %+v %v", w, err)
+		}
+		// Back in it is refused while running, as adding always is.
+		_, _, err = c.AddHoldoutFlag(ctx, "production", "q3", "f", "exp", "")
+		wantCode(t, err, core.ECONFLICT)
+	})
+}

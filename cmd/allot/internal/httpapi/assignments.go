@@ -196,6 +196,52 @@ type SummaryResponse struct {
 	// against Weights; absent when it cannot be computed (SRMNote says why).
 	SRM     *srm.Result `json:"srm,omitempty"`
 	SRMNote string      `json:"srmNote,omitempty"`
+	// Holdout is the summary of the experiment's holdout, when it is in
+	// one (issue 15).
+	Holdout *HoldoutSummary `json:"holdout,omitempty"`
+}
+
+// HoldoutSummary is the assignment summary of the allocation a holdout
+// places before an experiment (<allocation>-<holdout>), whose
+// holdoutHalves split it by half, and the sample ratio check of the halves
+// against the 50/50 the holdout's split salt makes.
+type HoldoutSummary struct {
+	Key        string `json:"key"`
+	Allocation string `json:"allocation"`
+	store.AssignmentSummary
+	SRM     *srm.Result `json:"srm,omitempty"`
+	SRMNote string      `json:"srmNote,omitempty"`
+}
+
+// SummarizeHoldout reads the holdout part of experiment a's summary from
+// db (f: the experiment's filter), or nil when a is in no holdout. The web
+// UI shows the same.
+func SummarizeHoldout(ctx context.Context, db *store.DB, f store.AssignmentFilter, a *core.Allocation) (*HoldoutSummary, error) {
+	if a == nil || a.Holdout == nil {
+		return nil, nil
+	}
+	h := &HoldoutSummary{Key: a.Holdout.Key, Allocation: a.Key + "-" + a.Holdout.Key}
+	f.Allocation = h.Allocation
+	var err error
+	if h.AssignmentSummary, err = db.SummarizeAssignments(ctx, f); err != nil {
+		return nil, err
+	}
+	var quo, shipped int64
+	for _, x := range h.HoldoutHalves {
+		switch x.HoldoutVariation {
+		case core.HoldoutStatusQuo:
+			quo = x.Subjects
+		case core.HoldoutAllShipped:
+			shipped = x.Subjects
+		}
+	}
+	res, err := srm.TestHalves(quo, shipped)
+	if err != nil {
+		h.SRMNote = "no subjects in the holdout yet"
+	} else {
+		h.SRM = &res
+	}
+	return h, nil
 }
 
 func (s *Server) assignmentSummary(w http.ResponseWriter, r *http.Request) error {
@@ -215,11 +261,14 @@ func (s *Server) assignmentSummary(w http.ResponseWriter, r *http.Request) error
 	}
 	var weights []core.Weight
 	known := false
-	for _, a := range settings.Allocations {
+	for i, a := range settings.Allocations {
 		if a.Key == alloc {
 			known = true
 			if a.Type == core.Experiment {
 				weights = a.Weights
+				if resp.Holdout, err = SummarizeHoldout(r.Context(), s.db, f, &settings.Allocations[i]); err != nil {
+					return err
+				}
 			}
 		}
 	}

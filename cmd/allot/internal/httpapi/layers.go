@@ -19,6 +19,7 @@ func (s *Server) registerLayers(a func(string, func(http.ResponseWriter, *http.R
 	a("GET /api/v1/environments/{env}/holdouts/{holdout}", s.getHoldout)
 	a("POST /api/v1/environments/{env}/holdouts/{holdout}/flags", s.addHoldoutFlag)
 	a("POST /api/v1/environments/{env}/holdouts/{holdout}/ship", s.shipHoldout)
+	a("DELETE /api/v1/environments/{env}/holdouts/{holdout}/flags/{flag}", s.removeHoldoutFlag)
 }
 
 // CreateLayerRequest is the body of POST .../layers.
@@ -156,6 +157,27 @@ func (s *Server) shipHoldout(w http.ResponseWriter, r *http.Request) error {
 		return core.Invalid("statusQuo", "is chosen when the flag is added to the holdout")
 	}
 	h, ch, err := s.core.ShipHoldout(r.Context(), r.PathValue("env"), r.PathValue("holdout"), req.Flag, req.Allocation, req.Winner)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, HoldoutResponse{Holdout: h, Warnings: ch.Warnings})
+	return nil
+}
+
+// removeHoldoutFlag takes a flag's experiment out of a holdout. Query:
+// allocation (when the flag has several experiments) and confirm=true when
+// the holdout's subjects of the flag may move (docs/layers-and-holdouts.md).
+func (s *Server) removeHoldoutFlag(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	confirm := false
+	switch q.Get("confirm") {
+	case "", "false":
+	case "true":
+		confirm = true
+	default:
+		return core.Invalid("confirm", "must be true or false")
+	}
+	h, ch, err := s.core.RemoveHoldoutFlag(r.Context(), r.PathValue("env"), r.PathValue("holdout"), r.PathValue("flag"), q.Get("allocation"), confirm)
 	if err != nil {
 		return err
 	}

@@ -148,3 +148,10 @@ func TestVariations(weights []Weight, counts map[string]int64) (Result, error) {
 	}
 	return Test(observed, expected)
 }
+
+// TestHalves checks a holdout's two halves (issue 15): its split salt
+// divides the held-out subjects 50/50 between the status-quo and the
+// all-shipped half, whatever the experiments it covers.
+func TestHalves(statusQuo, allShipped int64) (Result, error) {
+	return Test([]int64{statusQuo, allShipped}, []float64{1, 1})
+}

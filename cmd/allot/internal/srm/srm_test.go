@@ -75,3 +75,15 @@ func TestBalancedAndSkewed(t *testing.T) {
 		t.Fatal("one variation should be an error")
 	}
 }
+
+func TestHalvesVerdict(t *testing.T) {
+	if r, err := srm.TestHalves(5030, 4970); err != nil || r.Mismatch {
+		t.Fatalf("an even split: %+v %v", r, err)
+	}
+	if r, err := srm.TestHalves(5400, 4600); err != nil || !r.Mismatch {
+		t.Fatalf("54/46 over 10,000 subjects: %+v %v", r, err)
+	}
+	if _, err := srm.TestHalves(0, 0); err == nil {
+		t.Fatal("no subjects: no verdict")
+	}
+}

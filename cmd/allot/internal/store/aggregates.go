@@ -5,29 +5,32 @@ import (
 	"database/sql"
 	"fmt"
 	"io/fs"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/allot-dev/allot/cmd/allot/internal/table"
 )
 
-// The aggregates of the assignment table (migration 0006): first_exposures,
+// The aggregates of the assignment table (migration 0006, keyed by holdout
+// half as well since 0012): first_exposures,
 // one row per subject and allocation; assignment_daily, per allocation,
 // variation and UTC day; assignment_multiple, per allocation and first
 // variation, the subjects seen in more than one variation. The insert path
 // keeps them, in the inserting transaction (updateAggregates, which took
 // over from 0006's trigger in migration 0009). Rebuilding runs
-// the statements that end migration 0006 (after its "What is already
-// stored" line), so the migration and the rebuild cannot drift apart.
+// the statements that end the latest migration that reshaped them
+// (rebuildMigration, after its "What is already stored" line), so the
+// migration and the rebuild cannot drift apart.
 func (d *DB) rebuildStatements() ([]string, error) {
-	body, err := fs.ReadFile(migrations, "migrations/"+d.Dialect()+"/0006_aggregates.sql")
+	body, err := fs.ReadFile(migrations, "migrations/"+d.Dialect()+"/"+rebuildMigration)
 	if err != nil {
 		return nil, err
 	}
 	text := string(body)
 	i := strings.Index(text, "-- What is already stored")
 	if i < 0 {
-		return nil, fmt.Errorf("0006_aggregates.sql: no backfill section")
+		return nil, fmt.Errorf("%s: no backfill section", rebuildMigration)
 	}
 	stmts := []string{`DELETE FROM first_exposures`, `DELETE FROM assignment_daily`, `DELETE FROM assignment_multiple`}
 	for _, s := range strings.Split(text[i:], ";") {
@@ -37,6 +40,9 @@ func (d *DB) rebuildStatements() ([]string, error) {
 	}
 	return stmts, nil
 }
+
+// rebuildMigration is the migration whose backfill rebuilds the aggregates.
+const rebuildMigration = "0012_holdout_aggregates.sql"
 
 // RebuildAggregates recomputes the aggregates from the raw assignment table
 // in one transaction (what `allot tables rebuild` runs). On SQLite it holds
@@ -76,13 +82,14 @@ type AggregateTables struct {
 	FirstExposures []table.FirstExposure
 	Days           []AggregateDay
 	// Multiple is assignment_multiple: environment/flag/allocation/first
-	// variation to subjects.
+	// variation[/holdout half] to subjects.
 	Multiple map[string]int64
 }
 
 // AggregateDay is one row of assignment_daily.
 type AggregateDay struct {
 	Environment, FeatureFlag, Allocation, Variation string
+	HoldoutVariation                                string
 	Day                                             string // YYYY-MM-DD
 	Assignments, FirstExposures                     int64
 }
@@ -101,8 +108,8 @@ func (d *DB) Aggregates(ctx context.Context) (AggregateTables, error) {
 	if err != nil {
 		return AggregateTables{}, err
 	}
-	rows, err := d.db.QueryContext(ctx, `SELECT environment, feature_flag, allocation, variation, day, assignments, first_exposures
-		FROM assignment_daily WHERE assignments <> 0 OR first_exposures <> 0 ORDER BY environment, feature_flag, allocation, day, variation`)
+	rows, err := d.db.QueryContext(ctx, `SELECT environment, feature_flag, allocation, variation, holdout_variation, day, assignments, first_exposures
+		FROM assignment_daily WHERE assignments <> 0 OR first_exposures <> 0 ORDER BY environment, feature_flag, allocation, day, variation, holdout_variation`)
 	if err != nil {
 		return wrap(err)
 	}
@@ -110,7 +117,7 @@ func (d *DB) Aggregates(ctx context.Context) (AggregateTables, error) {
 	for rows.Next() {
 		var r AggregateDay
 		var day int64
-		if err := rows.Scan(&r.Environment, &r.FeatureFlag, &r.Allocation, &r.Variation, &day, &r.Assignments, &r.FirstExposures); err != nil {
+		if err := rows.Scan(&r.Environment, &r.FeatureFlag, &r.Allocation, &r.Variation, &r.HoldoutVariation, &day, &r.Assignments, &r.FirstExposures); err != nil {
 			return wrap(err)
 		}
 		r.Day = dayString(day)
@@ -120,19 +127,23 @@ func (d *DB) Aggregates(ctx context.Context) (AggregateTables, error) {
 		return wrap(err)
 	}
 	rows.Close()
-	rows, err = d.db.QueryContext(ctx, `SELECT environment, feature_flag, allocation, first_variation, subjects FROM assignment_multiple WHERE subjects <> 0`)
+	rows, err = d.db.QueryContext(ctx, `SELECT environment, feature_flag, allocation, first_variation, holdout_variation, subjects FROM assignment_multiple WHERE subjects <> 0`)
 	if err != nil {
 		return wrap(err)
 	}
 	defer rows.Close()
 	a.Multiple = map[string]int64{}
 	for rows.Next() {
-		var e, f, al, v string
+		var e, f, al, v, h string
 		var n int64
-		if err := rows.Scan(&e, &f, &al, &v, &n); err != nil {
+		if err := rows.Scan(&e, &f, &al, &v, &h, &n); err != nil {
 			return wrap(err)
 		}
-		a.Multiple[e+"/"+f+"/"+al+"/"+v] = n
+		k := e + "/" + f + "/" + al + "/" + v
+		if h != "" {
+			k += "/" + h
+		}
+		a.Multiple[k] = n
 	}
 	if err := rows.Err(); err != nil {
 		return wrap(err)
@@ -227,15 +238,17 @@ func (d *DB) summarizeAggregates(ctx context.Context, f AssignmentFilter) (Assig
 	sum := AssignmentSummary{Variations: map[string]int64{}, Daily: []DailyCount{}}
 	wrap := func(err error) error { return fmt.Errorf("store: summarize assignments: %w", err) }
 	key := []any{f.Environment, f.FeatureFlag, f.Allocation}
-	rows, err := d.db.QueryContext(ctx, d.q(`SELECT day, variation, assignments, first_exposures FROM assignment_daily
-		WHERE environment = ? AND feature_flag = ? AND allocation = ? ORDER BY day, variation`), key...)
+	rows, err := d.db.QueryContext(ctx, d.q(`SELECT day, variation, holdout_variation, assignments, first_exposures FROM assignment_daily
+		WHERE environment = ? AND feature_flag = ? AND allocation = ? ORDER BY day, variation, holdout_variation`), key...)
 	if err != nil {
 		return sum, wrap(err)
 	}
+	halves := newHalves()
 	for rows.Next() {
 		var day int64
 		var c DailyCount
-		if err := rows.Scan(&day, &c.Variation, &c.Assignments, &c.Subjects); err != nil {
+		var hv string
+		if err := rows.Scan(&day, &c.Variation, &hv, &c.Assignments, &c.Subjects); err != nil {
 			rows.Close()
 			return sum, wrap(err)
 		}
@@ -246,26 +259,35 @@ func (d *DB) summarizeAggregates(ctx context.Context, f AssignmentFilter) (Assig
 		sum.Assignments += c.Assignments
 		sum.Subjects += c.Subjects
 		sum.Variations[c.Variation] += c.Subjects
+		halves.add(hv, c.Variation, c.Assignments, c.Subjects)
+		// The daily list stays per day and variation: the halves of a
+		// holdout are summed (they come in adjacent rows).
+		if n := len(sum.Daily); n > 0 && sum.Daily[n-1].Day == c.Day && sum.Daily[n-1].Variation == c.Variation {
+			sum.Daily[n-1].Assignments += c.Assignments
+			sum.Daily[n-1].Subjects += c.Subjects
+			continue
+		}
 		sum.Daily = append(sum.Daily, c)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return sum, wrap(err)
 	}
-	rows, err = d.db.QueryContext(ctx, d.q(`SELECT first_variation, subjects FROM assignment_multiple
+	rows, err = d.db.QueryContext(ctx, d.q(`SELECT first_variation, holdout_variation, subjects FROM assignment_multiple
 		WHERE environment = ? AND feature_flag = ? AND allocation = ?`), key...)
 	if err != nil {
 		return sum, wrap(err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var v string
+		var v, hv string
 		var n int64
-		if err := rows.Scan(&v, &n); err != nil {
+		if err := rows.Scan(&v, &hv, &n); err != nil {
 			return sum, wrap(err)
 		}
 		sum.MultipleVariations += n
 		sum.Variations[v] -= n
+		halves.multiple(hv, v, n)
 	}
 	if err := rows.Err(); err != nil {
 		return sum, wrap(err)
@@ -275,7 +297,65 @@ func (d *DB) summarizeAggregates(ctx context.Context, f AssignmentFilter) (Assig
 			delete(sum.Variations, v)
 		}
 	}
+	sum.HoldoutHalves = halves.list()
 	return sum, nil
+}
+
+// halves gathers a summary's counts per holdout half (rows outside any
+// holdout, whose half is empty, are left out).
+type halves map[string]*HoldoutHalf
+
+func newHalves() halves { return halves{} }
+
+func (h halves) get(hv string) *HoldoutHalf {
+	x, ok := h[hv]
+	if !ok {
+		x = &HoldoutHalf{HoldoutVariation: hv, Variations: map[string]int64{}}
+		h[hv] = x
+	}
+	return x
+}
+
+// add counts assignments and first exposures (subjects) in variation v.
+func (h halves) add(hv, v string, assignments, subjects int64) {
+	if hv == "" {
+		return
+	}
+	x := h.get(hv)
+	x.Assignments += assignments
+	x.Subjects += subjects
+	x.Variations[v] += subjects
+}
+
+// multiple moves n subjects first seen in v to the multiple-variation count.
+func (h halves) multiple(hv, v string, n int64) {
+	if hv == "" {
+		return
+	}
+	x := h.get(hv)
+	x.MultipleVariations += n
+	x.Variations[v] -= n
+}
+
+// list returns the halves by name, status_quo before all_shipped.
+func (h halves) list() []HoldoutHalf {
+	if len(h) == 0 {
+		return nil
+	}
+	out := make([]HoldoutHalf, 0, len(h))
+	for _, x := range h {
+		for v, n := range x.Variations {
+			if n == 0 {
+				delete(x.Variations, v)
+			}
+		}
+		out = append(out, *x)
+	}
+	slices.SortFunc(out, func(a, b HoldoutHalf) int {
+		// "status_quo" > "all_shipped": reverse order puts it first.
+		return strings.Compare(b.HoldoutVariation, a.HoldoutVariation)
+	})
+	return out
 }
 
 // DeleteAggregatesBefore keeps the aggregates consistent with retention, by
@@ -299,9 +379,9 @@ func (d *DB) DeleteAggregatesBefore(ctx context.Context, cutoff time.Time) error
 			{`DELETE FROM assignment_daily WHERE day < ?`, []any{day}},
 			{`DELETE FROM first_exposures WHERE first_seen < ?`, []any{day * microsPerDay}},
 			{`DELETE FROM assignment_multiple`, nil},
-			{`INSERT INTO assignment_multiple (environment, feature_flag, allocation, first_variation, subjects)
-			SELECT environment, feature_flag, allocation, first_variation, COUNT(*) FROM first_exposures
-			WHERE multiple_variations = 1 GROUP BY environment, feature_flag, allocation, first_variation`, nil},
+			{`INSERT INTO assignment_multiple (environment, feature_flag, allocation, first_variation, holdout_variation, subjects)
+			SELECT environment, feature_flag, allocation, first_variation, first_holdout_variation, COUNT(*) FROM first_exposures
+			WHERE multiple_variations = 1 GROUP BY environment, feature_flag, allocation, first_variation, first_holdout_variation`, nil},
 		}
 		for _, st := range steps {
 			if _, err := tx.ExecContext(ctx, d.q(st.query), st.args...); err != nil {

@@ -20,6 +20,7 @@ import (
 type insertedRow struct {
 	env, flag, alloc, variation, subject, eventID string
 	ts                                            int64 // microseconds
+	holdoutVariation                              string
 }
 
 type subjectKey struct{ env, flag, alloc, subject string }
@@ -27,6 +28,7 @@ type subjectKey struct{ env, flag, alloc, subject string }
 // exposure is one first_exposures row (or a batch's share of it).
 type exposure struct {
 	firstVariation, firstEventID   string
+	firstHoldout                   string // the holdout half of the first event
 	firstSeen, lastSeen, exposures int64
 	multiple                       bool
 }
@@ -39,13 +41,13 @@ func (e *exposure) before(o *exposure) bool {
 }
 
 type dayKey struct {
-	env, flag, alloc, variation string
-	day                         int64
+	env, flag, alloc, variation, holdout string
+	day                                  int64
 }
 
 type dayDelta struct{ assignments, firstExposures int64 }
 
-type multipleKey struct{ env, flag, alloc, variation string }
+type multipleKey struct{ env, flag, alloc, variation, holdout string }
 
 // aggregateTx is the little the aggregate update needs of a transaction,
 // so one implementation serves database/sql (SQLite) and pgx (PostgreSQL).
@@ -96,7 +98,7 @@ func (t pgxAggregateTx) exec(ctx context.Context, q string, args []any) error {
 	return err
 }
 
-// aggregateChunk bounds the rows of one upsert (10 columns: 5,000 bound
+// aggregateChunk bounds the rows of one upsert (11 columns: 5,500 bound
 // parameters, under both dialects' limits) and the subjects of one lookup.
 const aggregateChunk = 500
 
@@ -122,7 +124,7 @@ func (d *DB) updateAggregates(ctx context.Context, tx aggregateTx, rows []insert
 	for i := range rows {
 		r := &rows[i]
 		k := subjectKey{r.env, r.flag, r.alloc, r.subject}
-		e := &exposure{firstVariation: r.variation, firstEventID: r.eventID, firstSeen: r.ts, lastSeen: r.ts, exposures: 1}
+		e := &exposure{firstVariation: r.variation, firstEventID: r.eventID, firstHoldout: r.holdoutVariation, firstSeen: r.ts, lastSeen: r.ts, exposures: 1}
 		if b, ok := batch[k]; !ok {
 			batch[k] = e
 		} else {
@@ -130,12 +132,12 @@ func (d *DB) updateAggregates(ctx context.Context, tx aggregateTx, rows []insert
 				b.multiple = true
 			}
 			if e.before(b) {
-				b.firstVariation, b.firstEventID, b.firstSeen = e.firstVariation, e.firstEventID, e.firstSeen
+				b.firstVariation, b.firstEventID, b.firstSeen, b.firstHoldout = e.firstVariation, e.firstEventID, e.firstSeen, e.firstHoldout
 			}
 			b.lastSeen = max(b.lastSeen, r.ts)
 			b.exposures++
 		}
-		dayOf(days, dayKey{r.env, r.flag, r.alloc, r.variation, r.ts / microsPerDay}).assignments++
+		dayOf(days, dayKey{r.env, r.flag, r.alloc, r.variation, r.holdoutVariation, r.ts / microsPerDay}).assignments++
 	}
 	stored, err := d.storedExposures(ctx, tx, batch)
 	if err != nil {
@@ -149,26 +151,26 @@ func (d *DB) updateAggregates(ctx context.Context, tx aggregateTx, rows []insert
 	for k, b := range batch {
 		old, ok := stored[k]
 		if !ok {
-			dayOf(days, dayKey{k.env, k.flag, k.alloc, b.firstVariation, b.firstSeen / microsPerDay}).firstExposures++
+			dayOf(days, dayKey{k.env, k.flag, k.alloc, b.firstVariation, b.firstHoldout, b.firstSeen / microsPerDay}).firstExposures++
 			if b.multiple {
-				multiple[multipleKey{k.env, k.flag, k.alloc, b.firstVariation}]++
+				multiple[multipleKey{k.env, k.flag, k.alloc, b.firstVariation, b.firstHoldout}]++
 			}
 			continue
 		}
 		merged := *old
 		merged.multiple = old.multiple || b.multiple || b.firstVariation != old.firstVariation
 		if b.before(old) {
-			dayOf(days, dayKey{k.env, k.flag, k.alloc, old.firstVariation, old.firstSeen / microsPerDay}).firstExposures--
-			dayOf(days, dayKey{k.env, k.flag, k.alloc, b.firstVariation, b.firstSeen / microsPerDay}).firstExposures++
-			merged.firstVariation, merged.firstEventID, merged.firstSeen = b.firstVariation, b.firstEventID, b.firstSeen
+			dayOf(days, dayKey{k.env, k.flag, k.alloc, old.firstVariation, old.firstHoldout, old.firstSeen / microsPerDay}).firstExposures--
+			dayOf(days, dayKey{k.env, k.flag, k.alloc, b.firstVariation, b.firstHoldout, b.firstSeen / microsPerDay}).firstExposures++
+			merged.firstVariation, merged.firstEventID, merged.firstSeen, merged.firstHoldout = b.firstVariation, b.firstEventID, b.firstSeen, b.firstHoldout
 		}
 		merged.lastSeen = max(old.lastSeen, b.lastSeen)
 		merged.exposures = old.exposures + b.exposures
 		if old.multiple {
-			multiple[multipleKey{k.env, k.flag, k.alloc, old.firstVariation}]--
+			multiple[multipleKey{k.env, k.flag, k.alloc, old.firstVariation, old.firstHoldout}]--
 		}
 		if merged.multiple {
-			multiple[multipleKey{k.env, k.flag, k.alloc, merged.firstVariation}]++
+			multiple[multipleKey{k.env, k.flag, k.alloc, merged.firstVariation, merged.firstHoldout}]++
 		}
 		*b = merged
 	}
@@ -214,7 +216,7 @@ func (d *DB) storedExposures(ctx context.Context, tx aggregateTx, batch map[subj
 				// range: 20-300 ms per lookup, as did an IN list of 500
 				// placeholders.
 				args = append(args[:0], chunk, a.env, a.flag, a.alloc)
-				q = `SELECT s.subject, f.first_variation, f.first_event_id, f.first_seen, f.last_seen, f.exposures, f.multiple_variations
+				q = `SELECT s.subject, f.first_variation, f.first_event_id, f.first_seen, f.last_seen, f.exposures, f.multiple_variations, f.first_holdout_variation
 					FROM unnest(?::text[]) AS s(subject) CROSS JOIN LATERAL (
 						SELECT * FROM first_exposures f WHERE f.environment = ? AND f.feature_flag = ? AND f.allocation = ? AND f.subject = s.subject
 						OFFSET 0) f`
@@ -223,7 +225,7 @@ func (d *DB) storedExposures(ctx context.Context, tx aggregateTx, batch map[subj
 				for _, s := range chunk {
 					args = append(args, s)
 				}
-				q = `SELECT subject, first_variation, first_event_id, first_seen, last_seen, exposures, multiple_variations
+				q = `SELECT subject, first_variation, first_event_id, first_seen, last_seen, exposures, multiple_variations, first_holdout_variation
 					FROM first_exposures WHERE environment = ? AND feature_flag = ? AND allocation = ? AND subject IN (` +
 					strings.Repeat("?, ", len(chunk)-1) + `?)`
 			}
@@ -231,7 +233,7 @@ func (d *DB) storedExposures(ctx context.Context, tx aggregateTx, batch map[subj
 				var s string
 				var m int64
 				e := &exposure{}
-				if err := scan(&s, &e.firstVariation, &e.firstEventID, &e.firstSeen, &e.lastSeen, &e.exposures, &m); err != nil {
+				if err := scan(&s, &e.firstVariation, &e.firstEventID, &e.firstSeen, &e.lastSeen, &e.exposures, &m, &e.firstHoldout); err != nil {
 					return err
 				}
 				e.multiple = m != 0
@@ -249,18 +251,18 @@ func (d *DB) storedExposures(ctx context.Context, tx aggregateTx, batch map[subj
 // upsertExposures writes the merged rows whole: they were computed from
 // the stored ones under the write lock, so excluded replaces.
 func (d *DB) upsertExposures(ctx context.Context, tx aggregateTx, batch map[subjectKey]*exposure) error {
-	const head = `INSERT INTO first_exposures (environment, feature_flag, allocation, subject, first_variation, first_event_id, first_seen, last_seen, exposures, multiple_variations) VALUES `
+	const head = `INSERT INTO first_exposures (environment, feature_flag, allocation, subject, first_variation, first_event_id, first_seen, last_seen, exposures, multiple_variations, first_holdout_variation) VALUES `
 	const tail = ` ON CONFLICT (environment, feature_flag, allocation, subject) DO UPDATE SET
-		first_variation = excluded.first_variation, first_event_id = excluded.first_event_id,
+		first_variation = excluded.first_variation, first_event_id = excluded.first_event_id, first_holdout_variation = excluded.first_holdout_variation,
 		first_seen = excluded.first_seen, last_seen = excluded.last_seen, exposures = excluded.exposures,
 		multiple_variations = excluded.multiple_variations`
-	args := make([]any, 0, aggregateChunk*10)
+	args := make([]any, 0, aggregateChunk*11)
 	n := 0
 	flush := func() error {
 		if n == 0 {
 			return nil
 		}
-		err := tx.exec(ctx, d.q(head+valuesList(n, 10)+tail), args)
+		err := tx.exec(ctx, d.q(head+valuesList(n, 11)+tail), args)
 		args, n = args[:0], 0
 		return err
 	}
@@ -269,7 +271,7 @@ func (d *DB) upsertExposures(ctx context.Context, tx aggregateTx, batch map[subj
 		if e.multiple {
 			m = 1
 		}
-		args = append(args, k.env, k.flag, k.alloc, k.subject, e.firstVariation, e.firstEventID, e.firstSeen, e.lastSeen, e.exposures, m)
+		args = append(args, k.env, k.flag, k.alloc, k.subject, e.firstVariation, e.firstEventID, e.firstSeen, e.lastSeen, e.exposures, m, e.firstHoldout)
 		if n++; n == aggregateChunk {
 			if err := flush(); err != nil {
 				return err
@@ -281,16 +283,16 @@ func (d *DB) upsertExposures(ctx context.Context, tx aggregateTx, batch map[subj
 
 // upsertDays adds the deltas to assignment_daily.
 func (d *DB) upsertDays(ctx context.Context, tx aggregateTx, days map[dayKey]*dayDelta) error {
-	const head = `INSERT INTO assignment_daily AS d (environment, feature_flag, allocation, variation, day, assignments, first_exposures) VALUES `
-	const tail = ` ON CONFLICT (environment, feature_flag, allocation, day, variation) DO UPDATE SET
+	const head = `INSERT INTO assignment_daily AS d (environment, feature_flag, allocation, variation, holdout_variation, day, assignments, first_exposures) VALUES `
+	const tail = ` ON CONFLICT (environment, feature_flag, allocation, day, variation, holdout_variation) DO UPDATE SET
 		assignments = d.assignments + excluded.assignments, first_exposures = d.first_exposures + excluded.first_exposures`
-	args := make([]any, 0, aggregateChunk*7)
+	args := make([]any, 0, aggregateChunk*8)
 	n := 0
 	flush := func() error {
 		if n == 0 {
 			return nil
 		}
-		err := tx.exec(ctx, d.q(head+valuesList(n, 7)+tail), args)
+		err := tx.exec(ctx, d.q(head+valuesList(n, 8)+tail), args)
 		args, n = args[:0], 0
 		return err
 	}
@@ -298,7 +300,7 @@ func (d *DB) upsertDays(ctx context.Context, tx aggregateTx, days map[dayKey]*da
 		if v.assignments == 0 && v.firstExposures == 0 {
 			continue
 		}
-		args = append(args, k.env, k.flag, k.alloc, k.variation, k.day, v.assignments, v.firstExposures)
+		args = append(args, k.env, k.flag, k.alloc, k.variation, k.holdout, k.day, v.assignments, v.firstExposures)
 		if n++; n == aggregateChunk {
 			if err := flush(); err != nil {
 				return err
@@ -310,15 +312,15 @@ func (d *DB) upsertDays(ctx context.Context, tx aggregateTx, days map[dayKey]*da
 
 // upsertMultiple adds the deltas to assignment_multiple.
 func (d *DB) upsertMultiple(ctx context.Context, tx aggregateTx, multiple map[multipleKey]int64) error {
-	const head = `INSERT INTO assignment_multiple AS m (environment, feature_flag, allocation, first_variation, subjects) VALUES `
-	const tail = ` ON CONFLICT (environment, feature_flag, allocation, first_variation) DO UPDATE SET subjects = m.subjects + excluded.subjects`
-	args := make([]any, 0, aggregateChunk*5)
+	const head = `INSERT INTO assignment_multiple AS m (environment, feature_flag, allocation, first_variation, holdout_variation, subjects) VALUES `
+	const tail = ` ON CONFLICT (environment, feature_flag, allocation, first_variation, holdout_variation) DO UPDATE SET subjects = m.subjects + excluded.subjects`
+	args := make([]any, 0, aggregateChunk*6)
 	n := 0
 	flush := func() error {
 		if n == 0 {
 			return nil
 		}
-		err := tx.exec(ctx, d.q(head+valuesList(n, 5)+tail), args)
+		err := tx.exec(ctx, d.q(head+valuesList(n, 6)+tail), args)
 		args, n = args[:0], 0
 		return err
 	}
@@ -326,7 +328,7 @@ func (d *DB) upsertMultiple(ctx context.Context, tx aggregateTx, multiple map[mu
 		if v == 0 {
 			continue
 		}
-		args = append(args, k.env, k.flag, k.alloc, k.variation, v)
+		args = append(args, k.env, k.flag, k.alloc, k.variation, k.holdout, v)
 		if n++; n == aggregateChunk {
 			if err := flush(); err != nil {
 				return err

@@ -25,16 +25,21 @@ func TestAggregatesRebuildEqualsIncremental(t *testing.T) {
 		var events []table.Row
 		for i := range 3000 {
 			v := []string{"control", "treatment"}[rng.IntN(2)]
-			alloc := []string{"exp", "exp", "other"}[rng.IntN(3)]
+			alloc := []string{"exp", "exp", "other", "exp-q3"}[rng.IntN(4)]
 			ts := start.Add(time.Duration(rng.IntN(3*24*3600)) * time.Second)
 			if i%7 == 0 {
 				ts = start // ties on the first-seen time: the event id decides
 			}
-			events = append(events, table.Row{
+			subject := rng.IntN(400)
+			row := table.Row{
 				EventID: fmt.Sprintf("ev-%05d", i), Environment: "production", FeatureFlag: "checkout", Allocation: alloc,
-				Experiment: "checkout-" + alloc, Variation: v, Subject: fmt.Sprintf("user-%d", rng.IntN(400)),
+				Experiment: "checkout-" + alloc, Variation: v, Subject: fmt.Sprintf("user-%d", subject),
 				SubjectAttributes: []byte(`{}`), Timestamp: ts, ReceivedAt: ts,
-			})
+			}
+			if alloc == "exp-q3" { // a holdout allocation: each subject in one half
+				row.Holdout, row.HoldoutVariation = "q3", []string{"status_quo", "all_shipped"}[subject%2]
+			}
+			events = append(events, row)
 		}
 		rng.Shuffle(len(events), func(i, j int) { events[i], events[j] = events[j], events[i] })
 		inserted := 0
@@ -73,7 +78,7 @@ func TestAggregatesRebuildEqualsIncremental(t *testing.T) {
 		if len(fe1) == 0 || len(days1) == 0 || len(agg1.Multiple) == 0 {
 			t.Fatalf("no aggregates: %d subjects, %d days, %d multiple", len(fe1), len(days1), len(agg1.Multiple))
 		}
-		for _, alloc := range []string{"exp", "other"} {
+		for _, alloc := range []string{"exp", "other", "exp-q3"} {
 			f := store.AssignmentFilter{Environment: "production", FeatureFlag: "checkout", Allocation: alloc}
 			fromAgg, err := db.SummarizeAssignments(ctx, f)
 			if err != nil {
@@ -88,6 +93,20 @@ func TestAggregatesRebuildEqualsIncremental(t *testing.T) {
 			if fromAgg.Assignments != raw.Assignments || fromAgg.Subjects != raw.Subjects || fromAgg.MultipleVariations == 0 ||
 				fromAgg.MultipleVariations != raw.MultipleVariations || !reflect.DeepEqual(fromAgg.Variations, raw.Variations) {
 				t.Fatalf("%s: from aggregates %+v, from raw rows %+v", alloc, fromAgg, raw)
+			}
+			// Per holdout half, the same; only the holdout allocation has halves.
+			if !reflect.DeepEqual(fromAgg.HoldoutHalves, raw.HoldoutHalves) || (alloc == "exp-q3") != (len(fromAgg.HoldoutHalves) == 2) {
+				t.Fatalf("%s: holdout halves from aggregates %+v, from raw rows %+v", alloc, fromAgg.HoldoutHalves, raw.HoldoutHalves)
+			}
+			if alloc == "exp-q3" {
+				var subjects, assignments, multiple int64
+				for _, h := range fromAgg.HoldoutHalves {
+					subjects, assignments, multiple = subjects+h.Subjects, assignments+h.Assignments, multiple+h.MultipleVariations
+				}
+				if subjects != fromAgg.Subjects || assignments != fromAgg.Assignments || multiple != fromAgg.MultipleVariations ||
+					fromAgg.HoldoutHalves[0].HoldoutVariation != "status_quo" {
+					t.Fatalf("halves do not add up to the whole: %+v of %+v", fromAgg.HoldoutHalves, fromAgg)
+				}
 			}
 		}
 		if err := db.RebuildAggregates(ctx); err != nil {

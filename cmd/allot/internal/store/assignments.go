@@ -132,7 +132,7 @@ func (d *DB) insertAssignments(ctx context.Context, tx *sql.Tx, groups [][]table
 			}
 			for res.Next() {
 				var r insertedRow
-				if err := res.Scan(&r.env, &r.flag, &r.alloc, &r.variation, &r.subject, &r.eventID, &r.ts); err != nil {
+				if err := res.Scan(&r.env, &r.flag, &r.alloc, &r.variation, &r.subject, &r.eventID, &r.ts, &r.holdoutVariation); err != nil {
 					res.Close()
 					return nil, err
 				}
@@ -153,7 +153,7 @@ func (d *DB) insertAssignments(ctx context.Context, tx *sql.Tx, groups [][]table
 
 // insertedColumns are the columns of an inserted row the aggregates read
 // (insertedRow's, in its order).
-const insertedColumns = "environment, feature_flag, allocation, variation, subject, event_id, timestamp"
+const insertedColumns = "environment, feature_flag, allocation, variation, subject, event_id, timestamp, holdout_variation"
 
 func attributesText(r *table.Row) string {
 	if len(r.SubjectAttributes) == 0 {
@@ -251,7 +251,7 @@ func (d *DB) copyAssignments(ctx context.Context, groups [][]table.Row) ([]int, 
 		ids := make(map[string]struct{}, total)
 		for rows.Next() {
 			var r insertedRow
-			if err := rows.Scan(&r.env, &r.flag, &r.alloc, &r.variation, &r.subject, &r.eventID, &r.ts); err != nil {
+			if err := rows.Scan(&r.env, &r.flag, &r.alloc, &r.variation, &r.subject, &r.eventID, &r.ts, &r.holdoutVariation); err != nil {
 				rows.Close()
 				return err
 			}
@@ -283,7 +283,7 @@ func (d *DB) copyAssignments(ctx context.Context, groups [][]table.Row) ([]int, 
 
 func rowInserted(r *table.Row) insertedRow {
 	return insertedRow{env: r.Environment, flag: r.FeatureFlag, alloc: r.Allocation, variation: r.Variation,
-		subject: r.Subject, eventID: r.EventID, ts: r.Timestamp.UnixMicro()}
+		subject: r.Subject, eventID: r.EventID, ts: r.Timestamp.UnixMicro(), holdoutVariation: r.HoldoutVariation}
 }
 
 // appendCopyRow appends r as a line of COPY's text format: tab-separated,
@@ -540,6 +540,20 @@ type AssignmentSummary struct {
 	// Variations counts, per variation, the subjects seen only in it.
 	Variations map[string]int64 `json:"variations"`
 	Daily      []DailyCount     `json:"daily"`
+	// HoldoutHalves splits the counts by holdout half (the rows'
+	// holdout_variation), for a holdout allocation (issue 15); absent when
+	// no row is in a holdout.
+	HoldoutHalves []HoldoutHalf `json:"holdoutHalves,omitempty"`
+}
+
+// HoldoutHalf is a summary's share in one half of a holdout: status_quo or
+// all_shipped. A subject counts in the half of its first exposure.
+type HoldoutHalf struct {
+	HoldoutVariation   string           `json:"holdoutVariation"`
+	Assignments        int64            `json:"assignments"`
+	Subjects           int64            `json:"subjects"`
+	MultipleVariations int64            `json:"multipleVariations"`
+	Variations         map[string]int64 `json:"variations"`
 }
 
 // DailyCount is one variation's assignments on one UTC day.
@@ -577,30 +591,52 @@ func (d *DB) summarizeRaw(ctx context.Context, f AssignmentFilter) (AssignmentSu
 	if err != nil {
 		return sum, wrap(err)
 	}
-	// Per subject: how many variations, and (when one) which.
-	rows, err := d.db.QueryContext(ctx, d.q(`SELECT n, v, COUNT(*) FROM (
-		SELECT subject, COUNT(DISTINCT variation) AS n, MIN(variation) AS v FROM assignments`+where+` GROUP BY subject
-	) per_subject GROUP BY n, v`), args...)
+	// Per subject: how many variations, (when one) which, and its holdout
+	// half (a subject's half is fixed by its hash on the holdout's salt).
+	rows, err := d.db.QueryContext(ctx, d.q(`SELECT hv, n, v, COUNT(*) FROM (
+		SELECT subject, MIN(holdout_variation) AS hv, COUNT(DISTINCT variation) AS n, MIN(variation) AS v FROM assignments`+where+` GROUP BY subject
+	) per_subject GROUP BY hv, n, v`), args...)
 	if err != nil {
 		return sum, wrap(err)
 	}
+	halves := newHalves()
 	for rows.Next() {
 		var n, count int64
-		var v string
-		if err := rows.Scan(&n, &v, &count); err != nil {
+		var v, hv string
+		if err := rows.Scan(&hv, &n, &v, &count); err != nil {
 			rows.Close()
 			return sum, wrap(err)
 		}
+		halves.add(hv, v, 0, count)
 		if n == 1 {
 			sum.Variations[v] += count
 		} else {
 			sum.MultipleVariations += count
+			halves.multiple(hv, v, count)
 		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return sum, wrap(err)
 	}
+	rows, err = d.db.QueryContext(ctx, d.q(`SELECT holdout_variation, COUNT(*) FROM assignments`+where+` GROUP BY holdout_variation`), args...)
+	if err != nil {
+		return sum, wrap(err)
+	}
+	for rows.Next() {
+		var hv string
+		var count int64
+		if err := rows.Scan(&hv, &count); err != nil {
+			rows.Close()
+			return sum, wrap(err)
+		}
+		halves.add(hv, "", count, 0)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return sum, wrap(err)
+	}
+	sum.HoldoutHalves = halves.list()
 	rows, err = d.db.QueryContext(ctx, d.q(fmt.Sprintf(`SELECT timestamp / %d AS day, variation, COUNT(*), COUNT(DISTINCT subject)
 		FROM assignments%s GROUP BY day, variation ORDER BY day, variation`, microsPerDay, where)), args...)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/allot-dev/allot/cmd/allot/internal/core"
+	"github.com/allot-dev/allot/cmd/allot/internal/httpapi"
 	"github.com/allot-dev/allot/cmd/allot/internal/srm"
 	"github.com/allot-dev/allot/cmd/allot/internal/store"
 	"github.com/allot-dev/allot/internal/eval"
@@ -40,7 +41,9 @@ type assignmentSummary struct {
 	SRM      *srm.Result
 	SRMNote  string
 	Mismatch bool
-	Days     []store.DailyCount // the last 14 days with assignments
+	Days     []store.DailyCount      // the last 14 days with assignments
+	Holdout  *httpapi.HoldoutSummary // the experiment's holdout, by half (templates/partials)
+	Env      string                  // for the partial's links
 }
 
 type summaryRow struct {
@@ -157,7 +160,10 @@ func (u *UI) summarize(ctx context.Context, env, flag string, a *core.Allocation
 	if err != nil {
 		return nil, err
 	}
-	s := &assignmentSummary{AssignmentSummary: sum}
+	s := &assignmentSummary{AssignmentSummary: sum, Env: env}
+	if s.Holdout, err = httpapi.SummarizeHoldout(ctx, u.db, store.AssignmentFilter{Environment: env, FeatureFlag: flag}, a); err != nil {
+		return nil, err
+	}
 	if n := len(sum.Daily); n > 0 {
 		first := sum.Daily[n-1].Day
 		if t, err := time.Parse(time.DateOnly, first); err == nil {

@@ -37,7 +37,8 @@ var funcs = template.FuncMap{
 		i := slices.IndexFunc(d.Allocs, func(x allocView) bool { return x.Key == a.Key })
 		return allocTools{Page: p, Alloc: a, First: i == 0, Last: i == len(d.Allocs)-1}
 	},
-	"q": envQuery,
+	"q":     envQuery,
+	"share": share,
 }
 
 // allocTools is what the "alloc-tools" template gets.
@@ -64,7 +65,8 @@ func when(t time.Time) string {
 
 // parsePages parses each page template together with the layout.
 func parsePages() map[string]*template.Template {
-	layout := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(assets, "templates/layout.html"))
+	// Partials (templates/partials) are blocks a page calls by name.
+	layout := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(assets, "templates/layout.html", "templates/partials/*.html"))
 	names, err := fs.Glob(assets, "templates/*.html")
 	if err != nil {
 		panic(err)

@@ -132,7 +132,7 @@ func New(db *store.DB, cache *publish.Cache, log *slog.Logger, opts ...Option) *
 	a("POST /keys", u.createKey)
 	a("POST /keys/{id}/revoke", u.revokeKey)
 	a("GET /audit", u.auditLog)
-	a("GET /layers", u.layersPage)
+	u.registerLayers(a)
 	a("/", func(w http.ResponseWriter, r *http.Request, p *page) error {
 		return core.Errorf(core.ENOTFOUND, "there is no page at %s", r.URL.Path)
 	})
