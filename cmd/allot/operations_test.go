@@ -52,6 +52,12 @@ var coreOperations = map[string]frontEnds{
 	"CreateSDKKey":      {api: []string{"POST /api/v1/sdk-keys"}, ui: []string{"POST /keys"}, cli: []string{"keys create"}},
 	"CreateClientKey":   {api: []string{"POST /api/v1/sdk-keys"}, ui: []string{"POST /keys"}, cli: []string{"keys --client"}},
 	"RevokeSDKKey":      {api: []string{"DELETE /api/v1/sdk-keys/1"}, ui: []string{"POST /keys/1/revoke"}, cli: []string{"keys revoke"}},
+	"CreateLayer":       {api: []string{"POST /api/v1/environments/e/layers"}, ui: []string{"POST /layers"}, cli: []string{"layers create"}},
+	"DeleteLayer":       {api: []string{"DELETE /api/v1/environments/e/layers/l"}, ui: []string{"POST /layers/l/delete"}, cli: []string{"layers delete"}},
+	"CreateHoldout":     {api: []string{"POST /api/v1/environments/e/holdouts"}, ui: []string{"POST /holdouts"}, cli: []string{"holdouts create"}},
+	"AddHoldoutFlag":    {api: []string{"POST /api/v1/environments/e/holdouts/h/flags"}, ui: []string{"POST /holdouts/h/flags"}, cli: []string{"holdouts add-flag"}},
+	"ShipHoldout":       {api: []string{"POST /api/v1/environments/e/holdouts/h/ship"}, ui: []string{"POST /holdouts/h/ship"}, cli: []string{"holdouts ship"}},
+	"RemoveHoldoutFlag": {api: []string{"DELETE /api/v1/environments/e/holdouts/h/flags/f"}, ui: []string{"POST /holdouts/h/remove"}, cli: []string{"holdouts remove-flag"}},
 }
 
 // coreReads change nothing, or are not management operations.
@@ -70,11 +76,6 @@ var coreReads = map[string]string{
 var coreElsewhere = map[string]frontEnds{
 	"CreateAdminToken": {api: []string{"POST /api/v1/admin-tokens"}, cli: []string{"keys admin-create"}}, // accounts (issue 17 item 2): tokens of accounts
 	"RevokeAdminToken": {api: []string{"DELETE /api/v1/admin-tokens/1"}, cli: []string{"keys admin-revoke"}},
-	"CreateLayer":      {api: []string{"POST /api/v1/environments/e/layers"}, cli: []string{"layers create"}}, // layersui: the layer and holdout pages
-	"DeleteLayer":      {api: []string{"DELETE /api/v1/environments/e/layers/l"}, cli: []string{"layers delete"}},
-	"CreateHoldout":    {api: []string{"POST /api/v1/environments/e/holdouts"}, cli: []string{"holdouts create"}},
-	"AddHoldoutFlag":   {api: []string{"POST /api/v1/environments/e/holdouts/h/flags"}, cli: []string{"holdouts add-flag"}},
-	"ShipHoldout":      {api: []string{"POST /api/v1/environments/e/holdouts/h/ship"}, cli: []string{"holdouts ship"}},
 }
 
 func TestEveryCoreOperationHasFrontEnds(t *testing.T) {
