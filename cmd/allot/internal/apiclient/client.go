@@ -53,7 +53,9 @@ func IsConflict(err error) bool {
 // do sends a request; ifMatch < 0 sends no If-Match.
 func (c *Client) do(ctx context.Context, method, path string, ifMatch int64, in, out any) error {
 	var body io.Reader
-	if in != nil {
+	if raw, ok := in.(rawBody); ok {
+		body = bytes.NewReader(raw)
+	} else if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
 			return err
@@ -313,3 +315,24 @@ func (c *Client) AssignmentSummary(ctx context.Context, env, flag, alloc string)
 	var out httpapi.SummaryResponse
 	return out, c.do(ctx, "GET", settingsPath(env, flag)+"/allocations/"+esc(alloc)+"/summary", -1, nil, &out)
 }
+
+// Import loads a UFC document into an environment (names resolve an
+// obfuscated CLIENT document's hashes) and returns the report.
+func (c *Client) Import(ctx context.Context, env string, document []byte, names []string, dryRun bool) (core.ImportReport, error) {
+	var rep core.ImportReport
+	path := "/api/v1/environments/" + esc(env) + "/import"
+	var in any = httpapi.ImportRequest{Document: document, Names: names, DryRun: dryRun}
+	if len(names) == 0 {
+		// The document as it is: the server's reader names the line and
+		// column of a problem in the file itself.
+		in = rawBody(document)
+		if dryRun {
+			path += "?dryRun=true"
+		}
+	}
+	err := c.do(ctx, http.MethodPost, path, -1, in, &rep)
+	return rep, err
+}
+
+// rawBody is a request body sent as it is.
+type rawBody []byte

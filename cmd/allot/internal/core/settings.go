@@ -103,6 +103,9 @@ func (c *Core) writeSettingsWith(ctx context.Context, tx Tx, next FlagSettings, 
 	if next.Allocations == nil {
 		next.Allocations = []Allocation{}
 	}
+	if err := keepImported(ctx, next.Allocations, before.Allocations); err != nil {
+		return ch, err
+	}
 	if err := checkSettings(&next, &f); err != nil {
 		return ch, err
 	}

@@ -98,6 +98,8 @@ func UFCFlag(def *Flag, set *FlagSettings) (*ufc.Flag, error) {
 			}}
 		case Targeted:
 			w.Splits = []ufc.Split{{VariationKey: a.Variation, Shards: []ufc.Shard{}}}
+		case Imported:
+			w.Splits = importedSplits(a)
 		default:
 			return nil, fmt.Errorf("allocation %s has unknown type %q", a.Key, a.Type)
 		}
@@ -115,6 +117,11 @@ func knownVariations(a *Allocation, order map[string]int) error {
 	for _, wt := range a.Weights {
 		if _, ok := order[wt.Variation]; !ok {
 			return fmt.Errorf("allocation %s weighs variation %q, which the flag does not have", a.Key, wt.Variation)
+		}
+	}
+	for _, sp := range a.Splits {
+		if _, ok := order[sp.Variation]; !ok {
+			return fmt.Errorf("allocation %s splits to variation %q, which the flag does not have", a.Key, sp.Variation)
 		}
 	}
 	if h := a.Holdout; h != nil {

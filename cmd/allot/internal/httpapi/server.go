@@ -85,6 +85,7 @@ func (s *Server) Register(m *http.ServeMux) {
 	a("DELETE /api/v1/environments/{env}/flags/{flag}/allocations/{alloc}", s.deleteAllocation)
 	a("POST /api/v1/environments/{env}/evaluate", s.evaluate)
 	a("GET /api/v1/environments/{env}/config", s.environmentConfig)
+	a("POST /api/v1/environments/{env}/import", s.importDocument)
 
 	a("GET /api/v1/sdk-keys", s.listSDKKeys)
 	a("POST /api/v1/sdk-keys", s.createSDKKey)

@@ -1,0 +1,289 @@
+package e2e_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"reflect"
+	"slices"
+	"sort"
+	"testing"
+
+	"github.com/allot-dev/allot"
+	"github.com/allot-dev/allot/cmd/allot/internal/apiclient"
+	"github.com/allot-dev/allot/cmd/allot/internal/core"
+	"github.com/allot-dev/allot/cmd/allot/internal/store/storetest"
+	"github.com/allot-dev/allot/internal/ufc"
+	"github.com/allot-dev/allot/internal/ufctest"
+)
+
+// TestImportFixtures is issue 13's import proof: Eppo's flags-v1.json is
+// imported into a real server (SQLite and PostgreSQL), the Go SDK reads the
+// SERVER document the server publishes, and every one of the 225 fixture
+// checks gets the fixture's value. The published flags keep the
+// document's salts, ranges and extraLogging exactly. The obfuscated twin,
+// imported with the names that resolve its hashes, gives the same flags; a
+// dry run and a second import change nothing.
+func TestImportFixtures(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(d, func(t *testing.T) {
+			testImportFixtures(t, storetest.DSN(t, d))
+		})
+	}
+}
+
+func testImportFixtures(t *testing.T, dsn string) {
+	srv := startServer(t, dsn)
+	defer stopServer(t, srv)
+	ctx := context.Background()
+	admin := apiclient.New(srv.URL(), adminToken)
+	server := ufctest.Document(t, "flags-v1.json")
+
+	// A dry run reports and changes nothing.
+	dry, err := admin.Import(ctx, core.DefaultEnvironment, server, nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fs, err := admin.Flags(ctx); err != nil || len(fs) != 0 {
+		t.Fatalf("after a dry run: %d flags, %v", len(fs), err)
+	}
+	rep, err := admin.Import(ctx, core.DefaultEnvironment, server, nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("report: %d created, %d refused %+v", len(rep.Created), len(rep.Refused), rep.Refused)
+	if !dry.DryRun || !slices.Equal(dry.Created, rep.Created) || len(dry.Refused) != len(rep.Refused) {
+		t.Errorf("dry run %+v differs from the import %+v", dry, rep)
+	}
+	// Two of Eppo's 22 flags are faulty on purpose, and the engine refuses
+	// them: a variation value that is not an INTEGER, and a split to a
+	// variation the flag does not have.
+	refused := map[string]bool{}
+	for _, r := range rep.Refused {
+		refused[r.Flag] = true
+		if r.Reason == "" || r.Field == "" {
+			t.Errorf("refusal without field or reason: %+v", r)
+		}
+	}
+	if rep.Format != ufc.FormatServer || len(rep.Created) != 20 || len(refused) != 2 || !refused["invalid-value-flag"] || !refused["start-and-end-date-test"] {
+		t.Errorf("report: format %s, %d created, refused %+v; want 20 and the two faulty flags", rep.Format, len(rep.Created), rep.Refused)
+	}
+
+	// The published SERVER document keeps the document's allocations.
+	key, err := admin.CreateSDKKey(ctx, core.DefaultEnvironment, "fixtures")
+	if err != nil {
+		t.Fatal(err)
+	}
+	published := fetchConfig(t, srv.URL()+"/api/flag-config/v1/config?apiKey="+key.Secret)
+	src, err := ufc.Parse(server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, f := range src.Flags {
+		p := published.Flags[k]
+		if refused[k] {
+			if p != nil {
+				t.Errorf("refused flag %s is published", k)
+			}
+			continue
+		}
+		if p == nil {
+			t.Errorf("flag %s is not published", k)
+			continue
+		}
+		if splits(f) != splits(p) {
+			t.Errorf("flag %s: published allocations differ:\n doc %s\n pub %s", k, splits(f), splits(p))
+		}
+	}
+
+	// Every fixture check through the Go SDK on the published document.
+	c, err := allot.Init(ctx, allot.Config{SDKKey: key.Secret, BaseURL: srv.URL() + "/api", DisableStreaming: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	// A refused flag does not exist here, so its subjects get the
+	// default: the 4 checks where the source assigned a variation differ.
+	checks, passed := 0, 0
+	for _, fc := range ufctest.Cases(t) {
+		for _, s := range fc.Subjects {
+			checks++
+			got := getTyped(t, c, fc.VariationType, fc.Flag, s.SubjectKey, s.SubjectAttributes, fc.DefaultValue)
+			var want, def any
+			_ = json.Unmarshal(s.Assignment, &want)
+			_ = json.Unmarshal(fc.DefaultValue, &def)
+			switch {
+			case reflect.DeepEqual(got, want):
+				passed++
+			case refused[fc.Flag] && reflect.DeepEqual(got, def):
+			default:
+				t.Errorf("%s %s: got %v, want %v", fc.Flag, s.SubjectKey, got, want)
+			}
+		}
+	}
+	if checks != ufctest.Checks || passed != checks-4 {
+		t.Errorf("%d of %d fixture checks pass; want %d", passed, checks, ufctest.Checks-4)
+	}
+
+	// Again: nothing to do.
+	again, err := admin.Import(ctx, core.DefaultEnvironment, server, nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(again.Unchanged) != len(rep.Created) || len(again.Created)+len(again.Updated) != 0 {
+		t.Errorf("second import: %+v", again)
+	}
+
+	// The CLIENT twin, with the names that resolve its hashes, gives the
+	// same flags in another environment; without names, every flag is
+	// refused with the reason.
+	if _, err := admin.CreateEnvironment(ctx, "client"); err != nil {
+		t.Fatal(err)
+	}
+	client := ufctest.Document(t, "flags-v1-obfuscated.json")
+	none, err := admin.Import(ctx, "client", client, nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if none.Format != ufc.FormatClient || len(none.Refused) != 22 || len(none.Created)+len(none.Updated)+len(none.Unchanged) != 0 {
+		t.Errorf("CLIENT without names: %+v", none)
+	}
+	crep, err := admin.Import(ctx, "client", client, namesOf(t, server), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(crep.Refused) != len(rep.Refused) || len(crep.Updated)+len(crep.Unchanged) != len(rep.Created) {
+		t.Errorf("CLIENT import: %+v", crep)
+	}
+	for k := range src.Flags {
+		if refused[k] {
+			continue
+		}
+		a, err1 := admin.Settings(ctx, core.DefaultEnvironment, k)
+		b, err2 := admin.Settings(ctx, "client", k)
+		if err1 != nil || err2 != nil {
+			t.Fatalf("settings of %s: %v, %v", k, err1, err2)
+		}
+		ja, _ := json.Marshal(a.Allocations)
+		jb, _ := json.Marshal(b.Allocations)
+		if string(ja) != string(jb) || a.Enabled != b.Enabled {
+			t.Errorf("flag %s: SERVER import %s, CLIENT import %s", k, ja, jb)
+		}
+	}
+}
+
+// splits is a flag's allocations as JSON: keys, rules, dates, doLog,
+// splits with salts, ranges and extraLogging.
+func splits(f *ufc.Flag) string {
+	type shard struct {
+		Salt   string
+		Ranges []ufc.Range
+	}
+	type split struct {
+		V  string
+		S  []shard
+		EL map[string]string
+	}
+	type alloc struct {
+		Key, Start, End string
+		DoLog           bool
+		Rules           int
+		Splits          []split
+	}
+	var out []alloc
+	for _, a := range f.Allocations {
+		al := alloc{Key: a.Key, DoLog: a.DoLog, Rules: len(a.Rules)}
+		for _, s := range a.Splits {
+			sp := split{V: s.VariationKey, EL: s.ExtraLogging}
+			for _, sh := range s.Shards {
+				sp.S = append(sp.S, shard{sh.Salt, sh.Ranges})
+			}
+			al.Splits = append(al.Splits, sp)
+		}
+		out = append(out, al)
+	}
+	b, _ := json.Marshal(out)
+	return string(b)
+}
+
+func fetchConfig(t *testing.T, url string) *ufc.Document {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("config: %d %v: %s", resp.StatusCode, err, body)
+	}
+	doc, err := ufc.Parse(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return doc
+}
+
+// namesOf is every string in a document: the names that resolve the hashes
+// of its obfuscated twin.
+func namesOf(t *testing.T, doc []byte) []string {
+	var v any
+	if err := json.Unmarshal(doc, &v); err != nil {
+		t.Fatal(err)
+	}
+	set := map[string]bool{}
+	var walk func(any)
+	walk = func(x any) {
+		switch x := x.(type) {
+		case string:
+			set[x] = true
+		case map[string]any:
+			for k, e := range x {
+				set[k] = true
+				walk(e)
+			}
+		case []any:
+			for _, e := range x {
+				walk(e)
+			}
+		}
+	}
+	walk(v)
+	out := make([]string, 0, len(set))
+	for s := range set {
+		out = append(out, s)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// getTyped calls the typed getter of typ with the fixture's default and
+// returns the value as encoding/json would decode it.
+func getTyped(t *testing.T, c *allot.Client, typ ufc.VariationType, flag, subject string, attrs map[string]any, def json.RawMessage) any {
+	t.Helper()
+	switch typ {
+	case ufc.TypeString:
+		var d string
+		_ = json.Unmarshal(def, &d)
+		return c.GetStringAssignment(flag, subject, attrs, d)
+	case ufc.TypeInteger:
+		var d int64
+		_ = json.Unmarshal(def, &d)
+		return float64(c.GetIntegerAssignment(flag, subject, attrs, d))
+	case ufc.TypeNumeric:
+		var d float64
+		_ = json.Unmarshal(def, &d)
+		return c.GetNumericAssignment(flag, subject, attrs, d)
+	case ufc.TypeBoolean:
+		var d bool
+		_ = json.Unmarshal(def, &d)
+		return c.GetBoolAssignment(flag, subject, attrs, d)
+	case ufc.TypeJSON:
+		var d any
+		_ = json.Unmarshal(def, &d)
+		return c.GetJSONAssignment(flag, subject, attrs, d)
+	}
+	t.Fatalf("unknown type %s", typ)
+	return nil
+}

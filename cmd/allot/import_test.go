@@ -1,0 +1,82 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/allot-dev/allot/cmd/allot/internal/core"
+	"github.com/allot-dev/allot/cmd/allot/internal/server"
+	"github.com/allot-dev/allot/internal/ufctest"
+)
+
+// cliServer starts `allot serve` in-process and returns a runner of CLI
+// commands pointed at it.
+func cliServer(t *testing.T) func(args ...string) (int, string, string) {
+	t.Helper()
+	const token = "allot_admin_cli-import-token-0123456789"
+	s, err := server.Start(context.Background(), server.Config{Addr: "127.0.0.1:0", DB: filepath.Join(t.TempDir(), "a.db"), AdminToken: token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		s.Close(ctx)
+	})
+	return func(args ...string) (int, string, string) {
+		var out, errOut bytes.Buffer
+		e := &env{stdin: strings.NewReader(""), stdout: &out, stderr: &errOut, getenv: func(k string) string {
+			return map[string]string{"ALLOT_SERVER": s.URL(), "ALLOT_TOKEN": token}[k]
+		}}
+		code := Main(context.Background(), e, args)
+		return code, out.String(), errOut.String()
+	}
+}
+
+// TestImportCommand: `allot import FILE --env NAME` with --dry-run first,
+// then for real; the report names each flag, refused ones with the reason,
+// and exits 1 when any is refused. A file that is not a UFC document is
+// refused whole, with the place of the problem.
+func TestImportCommand(t *testing.T) {
+	run := cliServer(t)
+	doc := filepath.Join(ufctest.Dir(t), "flags-v1.json")
+	code, out, msg := run("import", doc, "--env", core.DefaultEnvironment, "--dry-run")
+	if code != 1 || !strings.Contains(out, "dry run: nothing changed") || !strings.Contains(out, "20 would be created") ||
+		!strings.Contains(out, "refused    invalid-value-flag: variations[1].value:") {
+		t.Fatalf("dry run: %d\n%s\n%s", code, out, msg)
+	}
+	if code, out, _ := run("flags", "list", "--json"); code != 0 || strings.TrimSpace(out) != "[]" {
+		t.Fatalf("after a dry run: %d %s", code, out)
+	}
+	code, out, _ = run("import", doc, "--json")
+	var rep core.ImportReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != 1 || len(rep.Created) != 20 || len(rep.Refused) != 2 {
+		t.Fatalf("import: %d %v %s", code, err, out)
+	}
+	code, out, _ = run("flags", "get", "new-user-onboarding", "--json")
+	var got struct{ Settings core.FlagSettings }
+	if err := json.Unmarshal([]byte(out), &got); err != nil || code != 0 || len(got.Settings.Allocations) != 4 {
+		t.Fatalf("imported flag: %d %v %s", code, err, out)
+	}
+	if a := got.Settings.Allocations[3]; a.Type != core.Imported || a.Key != "rollout" || len(a.Splits) != 1 ||
+		a.Splits[0].Shards[0].Salt != "split-new-user-onboarding-rollout" || a.Splits[0].Shards[0].Ranges[0] != (core.Range{Start: 0, End: 8000}) ||
+		a.Splits[0].ExtraLogging["owner"] != "hippo" {
+		t.Fatalf("the rollout as imported: %+v", a)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	if err := os.WriteFile(bad, []byte(`{"flags": {"a": {"enabled": "yes"}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, msg := run("import", bad); code == 0 || !strings.Contains(msg, "document") {
+		t.Fatalf("bad document: %d %s", code, msg)
+	}
+	if code, _, msg := run("import"); code != 2 || !strings.Contains(msg, "usage") {
+		t.Fatalf("no file: %d %s", code, msg)
+	}
+}
