@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/allot-dev/allot/cmd/allot/internal/apiclient"
 	"github.com/allot-dev/allot/cmd/allot/internal/core"
 )
 
@@ -21,8 +22,9 @@ func init() {
 // prints the report.
 func runImport(ctx context.Context, e *env, args []string) error {
 	a := newAdminFlags(e, "allot import",
-		"allot import FILE --env NAME [--dry-run] [--names FILE] [--json]")
+		"allot import FILE --env NAME [--dry-run] [--keep-faults] [--names FILE] [--json]")
 	dry := a.fs.Bool("dry-run", false, "check everything and report what would happen; change nothing")
+	keep := a.fs.Bool("keep-faults", false, "import flags whose only faults make some subjects get the default (a value that does not fit the type, a split to a missing variation) as they are, rather than refusing them")
 	namesPath := a.fs.String("names", "", "for an obfuscated CLIENT document: a `file` of the flag keys, attribute names and ONE_OF values it hashed, one a line")
 	asJSON := a.fs.Bool("json", false, "print the report as JSON")
 	pos, err := a.parse(args)
@@ -66,7 +68,7 @@ func runImport(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	rep, err := c.Import(ctx, *a.env, doc, names, *dry)
+	rep, err := c.Import(ctx, *a.env, doc, apiclient.ImportOptions{Names: names, DryRun: *dry, KeepFaults: *keep})
 	if err != nil {
 		return err
 	}
@@ -86,6 +88,9 @@ func runImport(ctx context.Context, e *env, args []string) error {
 	}
 	for _, k := range rep.Updated {
 		fmt.Fprintf(e.stdout, "  updated    %s\n", k)
+	}
+	for _, r := range rep.Faults {
+		fmt.Fprintf(e.stdout, "  fault kept %s: %s: %s\n", r.Flag, r.Field, r.Reason)
 	}
 	for _, r := range rep.Refused {
 		field := ""

@@ -59,6 +59,11 @@ func TestImportCommand(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != 1 || len(rep.Created) != 20 || len(rep.Refused) != 2 {
 		t.Fatalf("import: %d %v %s", code, err, out)
 	}
+	// The two faulty flags, as they are.
+	code, out, msg = run("import", doc, "--keep-faults")
+	if code != 0 || !strings.Contains(out, "2 created") || !strings.Contains(out, "fault kept start-and-end-date-test: allocations[1].splits[0].variation:") {
+		t.Fatalf("--keep-faults: %d\n%s\n%s", code, out, msg)
+	}
 	code, out, _ = run("flags", "get", "new-user-onboarding", "--json")
 	var got struct{ Settings core.FlagSettings }
 	if err := json.Unmarshal([]byte(out), &got); err != nil || code != 0 || len(got.Settings.Allocations) != 4 {

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/allot-dev/allot"
@@ -22,9 +23,11 @@ import (
 // imported into a real server (SQLite and PostgreSQL), the Go SDK reads the
 // SERVER document the server publishes, and every one of the 225 fixture
 // checks gets the fixture's value. The published flags keep the
-// document's salts, ranges and extraLogging exactly. The obfuscated twin,
-// imported with the names that resolve its hashes, gives the same flags; a
-// dry run and a second import change nothing.
+// document's salts, ranges and extraLogging exactly. Two flags are faulty
+// on purpose: a plain import refuses them with the reason, --keep-faults
+// keeps them as they are. The obfuscated twin, imported with the names
+// that resolve its hashes, gives the same flags; a dry run and a second
+// import change nothing.
 func TestImportFixtures(t *testing.T) {
 	for _, d := range storetest.Dialects() {
 		t.Run(d, func(t *testing.T) {
@@ -41,33 +44,39 @@ func testImportFixtures(t *testing.T, dsn string) {
 	server := ufctest.Document(t, "flags-v1.json")
 
 	// A dry run reports and changes nothing.
-	dry, err := admin.Import(ctx, core.DefaultEnvironment, server, nil, true)
+	dry, err := admin.Import(ctx, core.DefaultEnvironment, server, apiclient.ImportOptions{DryRun: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if fs, err := admin.Flags(ctx); err != nil || len(fs) != 0 {
 		t.Fatalf("after a dry run: %d flags, %v", len(fs), err)
 	}
-	rep, err := admin.Import(ctx, core.DefaultEnvironment, server, nil, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("report: %d created, %d refused %+v", len(rep.Created), len(rep.Refused), rep.Refused)
-	if !dry.DryRun || !slices.Equal(dry.Created, rep.Created) || len(dry.Refused) != len(rep.Refused) {
-		t.Errorf("dry run %+v differs from the import %+v", dry, rep)
-	}
 	// Two of Eppo's 22 flags are faulty on purpose, and the engine refuses
 	// them: a variation value that is not an INTEGER, and a split to a
 	// variation the flag does not have.
-	refused := map[string]bool{}
-	for _, r := range rep.Refused {
-		refused[r.Flag] = true
-		if r.Reason == "" || r.Field == "" {
-			t.Errorf("refusal without field or reason: %+v", r)
+	faulty := map[string]string{"invalid-value-flag": "variations[1].value", "start-and-end-date-test": "allocations[1].splits[0].variation"}
+	if !dry.DryRun || dry.Format != ufc.FormatServer || len(dry.Created) != 20 || len(dry.Refused) != 2 {
+		t.Errorf("dry run: %+v", dry)
+	}
+	for _, r := range dry.Refused {
+		if faulty[r.Flag] != r.Field || !strings.Contains(r.Reason, "--keep-faults") {
+			t.Errorf("refusal %+v", r)
 		}
 	}
-	if rep.Format != ufc.FormatServer || len(rep.Created) != 20 || len(refused) != 2 || !refused["invalid-value-flag"] || !refused["start-and-end-date-test"] {
-		t.Errorf("report: format %s, %d created, refused %+v; want 20 and the two faulty flags", rep.Format, len(rep.Created), rep.Refused)
+	rep, err := admin.Import(ctx, core.DefaultEnvironment, server, apiclient.ImportOptions{KeepFaults: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Created) != 22 || len(rep.Refused) != 0 || len(rep.Faults) != 2 {
+		t.Errorf("report: %d created, refused %+v, faults %+v; want all 22, two with faults", len(rep.Created), rep.Refused, rep.Faults)
+	}
+	for _, f := range rep.Faults {
+		if faulty[f.Flag] != f.Field {
+			t.Errorf("fault kept: %+v", f)
+		}
+	}
+	if !slices.Equal(dry.Created, slices.DeleteFunc(slices.Clone(rep.Created), func(k string) bool { return faulty[k] != "" })) {
+		t.Errorf("dry run created %v, the import %v", dry.Created, rep.Created)
 	}
 
 	// The published SERVER document keeps the document's allocations.
@@ -82,12 +91,6 @@ func testImportFixtures(t *testing.T, dsn string) {
 	}
 	for k, f := range src.Flags {
 		p := published.Flags[k]
-		if refused[k] {
-			if p != nil {
-				t.Errorf("refused flag %s is published", k)
-			}
-			continue
-		}
 		if p == nil {
 			t.Errorf("flag %s is not published", k)
 			continue
@@ -103,31 +106,26 @@ func testImportFixtures(t *testing.T, dsn string) {
 		t.Fatal(err)
 	}
 	defer c.Close(ctx)
-	// A refused flag does not exist here, so its subjects get the
-	// default: the 4 checks where the source assigned a variation differ.
 	checks, passed := 0, 0
 	for _, fc := range ufctest.Cases(t) {
 		for _, s := range fc.Subjects {
 			checks++
 			got := getTyped(t, c, fc.VariationType, fc.Flag, s.SubjectKey, s.SubjectAttributes, fc.DefaultValue)
-			var want, def any
+			var want any
 			_ = json.Unmarshal(s.Assignment, &want)
-			_ = json.Unmarshal(fc.DefaultValue, &def)
-			switch {
-			case reflect.DeepEqual(got, want):
+			if reflect.DeepEqual(got, want) {
 				passed++
-			case refused[fc.Flag] && reflect.DeepEqual(got, def):
-			default:
+			} else {
 				t.Errorf("%s %s: got %v, want %v", fc.Flag, s.SubjectKey, got, want)
 			}
 		}
 	}
-	if checks != ufctest.Checks || passed != checks-4 {
-		t.Errorf("%d of %d fixture checks pass; want %d", passed, checks, ufctest.Checks-4)
+	if checks != ufctest.Checks || passed != checks {
+		t.Errorf("%d of %d fixture checks pass; want all %d", passed, checks, ufctest.Checks)
 	}
 
 	// Again: nothing to do.
-	again, err := admin.Import(ctx, core.DefaultEnvironment, server, nil, false)
+	again, err := admin.Import(ctx, core.DefaultEnvironment, server, apiclient.ImportOptions{KeepFaults: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,24 +140,21 @@ func testImportFixtures(t *testing.T, dsn string) {
 		t.Fatal(err)
 	}
 	client := ufctest.Document(t, "flags-v1-obfuscated.json")
-	none, err := admin.Import(ctx, "client", client, nil, true)
+	none, err := admin.Import(ctx, "client", client, apiclient.ImportOptions{DryRun: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if none.Format != ufc.FormatClient || len(none.Refused) != 22 || len(none.Created)+len(none.Updated)+len(none.Unchanged) != 0 {
 		t.Errorf("CLIENT without names: %+v", none)
 	}
-	crep, err := admin.Import(ctx, "client", client, namesOf(t, server), false)
+	crep, err := admin.Import(ctx, "client", client, apiclient.ImportOptions{Names: namesOf(t, server), KeepFaults: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(crep.Refused) != len(rep.Refused) || len(crep.Updated)+len(crep.Unchanged) != len(rep.Created) {
+	if len(crep.Refused) != 0 || len(crep.Faults) != 2 || len(crep.Updated)+len(crep.Unchanged) != 22 {
 		t.Errorf("CLIENT import: %+v", crep)
 	}
 	for k := range src.Flags {
-		if refused[k] {
-			continue
-		}
 		a, err1 := admin.Settings(ctx, core.DefaultEnvironment, k)
 		b, err2 := admin.Settings(ctx, "client", k)
 		if err1 != nil || err2 != nil {

@@ -316,18 +316,31 @@ func (c *Client) AssignmentSummary(ctx context.Context, env, flag, alloc string)
 	return out, c.do(ctx, "GET", settingsPath(env, flag)+"/allocations/"+esc(alloc)+"/summary", -1, nil, &out)
 }
 
-// Import loads a UFC document into an environment (names resolve an
-// obfuscated CLIENT document's hashes) and returns the report.
-func (c *Client) Import(ctx context.Context, env string, document []byte, names []string, dryRun bool) (core.ImportReport, error) {
+// ImportOptions are the options of Import.
+type ImportOptions struct {
+	Names      []string // resolve an obfuscated CLIENT document's hashes
+	DryRun     bool
+	KeepFaults bool
+}
+
+// Import loads a UFC document into an environment and returns the report.
+func (c *Client) Import(ctx context.Context, env string, document []byte, o ImportOptions) (core.ImportReport, error) {
 	var rep core.ImportReport
 	path := "/api/v1/environments/" + esc(env) + "/import"
-	var in any = httpapi.ImportRequest{Document: document, Names: names, DryRun: dryRun}
-	if len(names) == 0 {
+	var in any = httpapi.ImportRequest{Document: document, Names: o.Names, DryRun: o.DryRun, KeepFaults: o.KeepFaults}
+	if len(o.Names) == 0 {
 		// The document as it is: the server's reader names the line and
 		// column of a problem in the file itself.
 		in = rawBody(document)
-		if dryRun {
-			path += "?dryRun=true"
+		q := url.Values{}
+		if o.DryRun {
+			q.Set("dryRun", "true")
+		}
+		if o.KeepFaults {
+			q.Set("keepFaults", "true")
+		}
+		if len(q) > 0 {
+			path += "?" + q.Encode()
 		}
 	}
 	err := c.do(ctx, http.MethodPost, path, -1, in, &rep)

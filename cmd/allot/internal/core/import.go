@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 	"unicode"
 
+	"github.com/allot-dev/allot/internal/eval"
 	"github.com/allot-dev/allot/internal/ufc"
 )
 
@@ -62,6 +64,14 @@ type ImportRequest struct {
 	// DryRun checks everything and reports what would happen, and changes
 	// nothing.
 	DryRun bool
+	// KeepFaults imports a flag the engine would refuse only because some
+	// subjects get ASSIGNMENT_ERROR (a variation value that does not fit
+	// the flag's type, a split to a variation the flag does not have), as
+	// the document has it: those subjects keep getting the default, as at
+	// the source, and everyone else keeps their variation. Such a flag is
+	// listed under Faults; any later change of its settings must fix the
+	// faults first. Off, the flag is refused with the reason.
+	KeepFaults bool
 }
 
 // ImportReport says what an import did (or, on a dry run, would do) to
@@ -81,6 +91,9 @@ type ImportReport struct {
 	Unchanged []string `json:"unchanged"`
 	// Refused: flags left as they were, each with the reason.
 	Refused []ImportRefusal `json:"refused"`
+	// Faults: the faults kept, one entry each, of flags imported with
+	// KeepFaults (the flags are also under Created, Updated or Unchanged).
+	Faults []ImportRefusal `json:"faultsKept"`
 }
 
 // ImportRefusal is a flag the import left alone, and why.
@@ -99,7 +112,7 @@ type ImportRefusal struct {
 // written, and one import entry with the report.
 func (c *Core) Import(ctx context.Context, req ImportRequest) (ImportReport, error) {
 	rep := ImportReport{Environment: req.Environment, DryRun: req.DryRun,
-		Created: []string{}, Updated: []string{}, Unchanged: []string{}, Refused: []ImportRefusal{}}
+		Created: []string{}, Updated: []string{}, Unchanged: []string{}, Refused: []ImportRefusal{}, Faults: []ImportRefusal{}}
 	if req.Environment == "" {
 		return rep, Invalid("environment", "is required")
 	}
@@ -153,23 +166,22 @@ func (c *Core) Import(ctx context.Context, req ImportRequest) (ImportReport, err
 		if _, err := tx.Environment(req.Environment); err != nil {
 			return err
 		}
-		ictx := context.WithValue(ctx, importingKey{}, true)
+		ictx := context.WithValue(ctx, importingKey{}, importMode{keepFaults: req.KeepFaults})
 		for _, p := range plans {
-			outcome, field, err := c.importFlag(ictx, tx, p.def, p.set)
+			outcome, faults, err := c.importFlag(ictx, tx, p.def, p.set)
 			var e *Error
 			switch {
 			case err == nil:
 			case errors.As(err, &e) && e.Code == EINVALID:
 				// Validation happens before any write of this flag, so a
 				// refusal leaves nothing of it behind.
-				f := e.Field
-				if f == "" {
-					f = field
-				}
-				refuse(p.def.Key, f, "%s", e.Message)
+				refuse(p.def.Key, e.Field, "%s", e.Message)
 				continue
 			default:
 				return fmt.Errorf("importing flag %s: %w", p.def.Key, err)
+			}
+			for _, f := range faults {
+				rep.Faults = append(rep.Faults, ImportRefusal{Flag: p.def.Key, Field: f.Field, Reason: f.Reason})
 			}
 			switch outcome {
 			case "created":
@@ -223,54 +235,110 @@ func importAudit(r *ImportReport) any {
 
 type importingKey struct{}
 
+type importMode struct{ keepFaults bool }
+
 // importing reports whether ctx is an import's: only an import may write
 // an imported allocation's splits (keepImported).
 func importing(ctx context.Context) bool {
-	v, _ := ctx.Value(importingKey{}).(bool)
-	return v
+	_, ok := ctx.Value(importingKey{}).(importMode)
+	return ok
+}
+
+// checkIn is check, except in an import with KeepFaults, where faults
+// that only make some subjects get ASSIGNMENT_ERROR pass.
+func checkIn(ctx context.Context, f *Flag, s *FlagSettings) error {
+	if m, ok := ctx.Value(importingKey{}).(importMode); ok && m.keepFaults {
+		_, err := checkFaults(f, s)
+		return err
+	}
+	return check(f, s)
+}
+
+// fault is one problem the engine found in a flag.
+type fault struct{ Field, Reason string }
+
+// checkFaults is check for an import: it returns the faults the engine
+// found that only some subjects meet (a variation value that does not fit
+// the type, a split to a variation the flag does not have), or the error
+// of check if there is any other problem.
+func checkFaults(f *Flag, s *FlagSettings) ([]fault, error) {
+	cerr := check(f, s)
+	if cerr == nil {
+		return nil, nil
+	}
+	w, err := UFCFlag(f, s)
+	if err != nil {
+		return nil, cerr
+	}
+	var pe *eval.PublishError
+	if !errors.As(eval.CheckFlag(f.Key, w), &pe) || len(pe.Problems) == 0 {
+		return nil, cerr
+	}
+	var out []fault
+	for _, p := range pe.Problems {
+		value := strings.Contains(p.Path, ".variations.") && strings.HasSuffix(p.Path, ".value")
+		split := strings.Contains(p.Path, ".splits[") && strings.HasSuffix(p.Path, ".variationKey")
+		if !value && !split {
+			return nil, cerr
+		}
+		field := domainField(f, p.Path)
+		if split {
+			field = strings.TrimPrefix(p.Path, "flags."+f.Key+".")
+			field = strings.TrimSuffix(field, "Key")
+		}
+		out = append(out, fault{field, p.Reason})
+	}
+	return out, nil
 }
 
 // importFlag writes one flag of an import: it validates everything first
 // (so that a refusal writes nothing), then creates the flag or adds the
 // variations it lacks, then replaces its settings in the environment through
 // writeSettings, the one path for settings. It returns "created", "updated"
-// or "unchanged".
-func (c *Core) importFlag(ctx context.Context, tx Tx, def Flag, set FlagSettings) (string, string, error) {
+// or "unchanged", and the faults kept (KeepFaults).
+func (c *Core) importFlag(ctx context.Context, tx Tx, def Flag, set FlagSettings) (string, []fault, error) {
 	existing, err := tx.Flag(def.Key, true)
 	exists := err == nil
 	if err != nil && ErrorCode(err) != ENOTFOUND {
-		return "", "", err
+		return "", nil, err
 	}
 	var cur FlagSettings
 	if exists {
 		if existing.VariationType != def.VariationType {
-			return "", "variationType", Invalid("variationType", "the flag exists as %s, the document has %s", existing.VariationType, def.VariationType)
+			return "", nil, Invalid("variationType", "the flag exists as %s, the document has %s", existing.VariationType, def.VariationType)
 		}
 		merged, err := mergeVariations(existing, def)
 		if err != nil {
-			return "", "variations", err
+			return "", nil, err
 		}
 		def = merged
 		if cur, err = tx.Settings(set.Environment, def.Key); err != nil {
-			return "", "", err
+			return "", nil, err
 		}
 		for _, a := range cur.Allocations {
 			if a.Layer != nil || a.Holdout != nil {
-				return "", "allocations", Invalid("allocations", "experiment %s is in a layer or a holdout in %s: take it out before importing over it", a.Key, set.Environment)
+				return "", nil, Invalid("allocations", "experiment %s is in a layer or a holdout in %s: take it out before importing over it", a.Key, set.Environment)
 			}
 		}
 	}
 	if err := checkFlagWith(&def, true); err != nil {
-		return "", "", err
+		return "", nil, err
 	}
 	if err := checkSettings(&set, &def); err != nil {
-		return "", "", err
+		return "", nil, err
 	}
-	if err := check(&def, &set); err != nil {
-		return "", "", err
+	faults, err := checkFaults(&def, &set)
+	if err != nil {
+		return "", nil, err
+	}
+	if len(faults) > 0 {
+		if m, _ := ctx.Value(importingKey{}).(importMode); !m.keepFaults {
+			f := faults[0]
+			return "", nil, Invalid(f.Field, "%s; this flag has %d such fault(s), which only the subjects reaching them meet: allot import --keep-faults imports it as the document has it, and those subjects keep getting the default, as at the source", f.Reason, len(faults))
+		}
 	}
 	if exists && sameSettings(&cur, &set) && len(def.Variations) == len(existing.Variations) {
-		return "unchanged", "", nil
+		return "unchanged", faults, nil
 	}
 	outcome := "updated"
 	switch {
@@ -278,32 +346,32 @@ func (c *Core) importFlag(ctx context.Context, tx Tx, def Flag, set FlagSettings
 		outcome = "created"
 		out, err := tx.InsertFlag(def)
 		if err != nil {
-			return "", "", err
+			return "", nil, err
 		}
 		if err := tx.Bump(""); err != nil {
-			return "", "", err
+			return "", nil, err
 		}
 		if err := c.audit(ctx, tx, "create", "flag", def.Key, "", nil, out); err != nil {
-			return "", "", err
+			return "", nil, err
 		}
 	case len(def.Variations) != len(existing.Variations):
 		def.Version = existing.Version
 		out, err := tx.UpdateFlag(def)
 		if err != nil {
-			return "", "", err
+			return "", nil, err
 		}
 		if err := tx.Bump(""); err != nil {
-			return "", "", err
+			return "", nil, err
 		}
 		if err := c.audit(ctx, tx, "update", "flag", def.Key, "", existing, out); err != nil {
-			return "", "", err
+			return "", nil, err
 		}
 	}
 	set.Version = cur.Version
 	if _, err := c.writeSettings(ctx, tx, set, nil); err != nil {
-		return "", "", err
+		return "", nil, err
 	}
-	return outcome, "", nil
+	return outcome, faults, nil
 }
 
 // mergeVariations adds the document's variations that the existing flag
@@ -448,7 +516,7 @@ func checkImportedKey(field, key string) error {
 // checkImported checks what the engine does not of an imported allocation:
 // its shape and limits. Whether the splits make a valid flag is the
 // engine's call (check).
-func checkImported(field string, a *Allocation, vars map[string]bool) error {
+func checkImported(field string, a *Allocation) error {
 	if a.Status != "" || a.Traffic != 0 || len(a.Weights) != 0 || a.Percent != 0 || a.Variation != "" || a.Layer != nil {
 		return Invalid(field, "an imported allocation takes rules, dates, doLog and its splits only")
 	}
@@ -457,8 +525,8 @@ func checkImported(field string, a *Allocation, vars map[string]bool) error {
 	}
 	for j, s := range a.Splits {
 		sf := fmt.Sprintf("%s.splits[%d]", field, j)
-		if !vars[s.Variation] {
-			return Invalid(sf+".variation", "names no variation of the flag: %q", s.Variation)
+		if s.Variation == "" {
+			return Invalid(sf+".variation", "is required")
 		}
 		if len(s.Shards) > MaxShards {
 			return tooMany(sf+".shards", len(s.Shards), MaxShards)

@@ -126,7 +126,7 @@ func (c *Core) writeSettingsWith(ctx context.Context, tx Tx, next FlagSettings, 
 		return ch, err
 	}
 	ch.Warnings = append(append(applyRules(&before, &next), layerWarnings(&before, &next)...), joined...)
-	if err := check(&f, &next); err != nil {
+	if err := checkIn(ctx, &f, &next); err != nil {
 		return ch, err
 	}
 	after, err := tx.PutSettings(next)

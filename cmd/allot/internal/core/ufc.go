@@ -119,11 +119,9 @@ func knownVariations(a *Allocation, order map[string]int) error {
 			return fmt.Errorf("allocation %s weighs variation %q, which the flag does not have", a.Key, wt.Variation)
 		}
 	}
-	for _, sp := range a.Splits {
-		if _, ok := order[sp.Variation]; !ok {
-			return fmt.Errorf("allocation %s splits to variation %q, which the flag does not have", a.Key, sp.Variation)
-		}
-	}
+	// An imported split to a variation the flag does not have is published
+	// as it is, never as another variation: the engine refuses it on every
+	// write (check) unless an import keeps it on purpose (import.go).
 	if h := a.Holdout; h != nil {
 		for _, v := range []string{h.StatusQuo, h.Shipped} {
 			if _, ok := order[v]; v != "" && !ok {

@@ -291,7 +291,7 @@ func checkAllocation(field string, a *Allocation, vars map[string]bool) error {
 			return Invalid(field, "a targeted allocation takes rules and variation only")
 		}
 	case Imported:
-		if err := checkImported(field, a, vars); err != nil {
+		if err := checkImported(field, a); err != nil {
 			return err
 		}
 	default:

@@ -17,14 +17,16 @@ import (
 // resolve an obfuscated CLIENT document's hashes; a SERVER document can be
 // posted as the body itself.
 type ImportRequest struct {
-	Document json.RawMessage `json:"document"`
-	Names    []string        `json:"names,omitempty"`
-	DryRun   bool            `json:"dryRun,omitempty"`
+	Document   json.RawMessage `json:"document"`
+	Names      []string        `json:"names,omitempty"`
+	DryRun     bool            `json:"dryRun,omitempty"`
+	KeepFaults bool            `json:"keepFaults,omitempty"`
 }
 
 // importDocument loads a UFC document into an environment (core.Import).
 // The body is the document, or an ImportRequest; ?dryRun=true reports what
-// would happen and changes nothing. The answer is the report, 200 even when
+// would happen and changes nothing; ?keepFaults=true keeps the faults that
+// only some subjects meet (core.ImportRequest.KeepFaults). The answer is the report, 200 even when
 // some flags are refused (each with its reason); a document that cannot be
 // read is a 400 and changes nothing.
 func (s *Server) importDocument(w http.ResponseWriter, r *http.Request) error {
@@ -43,14 +45,16 @@ func (s *Server) importDocument(w http.ResponseWriter, r *http.Request) error {
 	var wrapped ImportRequest
 	// Only a wrapper has "document"; a UFC document has "flags".
 	if bytes.Contains(body, []byte(`"document"`)) && json.Unmarshal(body, &wrapped) == nil && len(wrapped.Document) > 0 {
-		req.Document, req.Names, req.DryRun = wrapped.Document, wrapped.Names, wrapped.DryRun
+		req.Document, req.Names, req.DryRun, req.KeepFaults = wrapped.Document, wrapped.Names, wrapped.DryRun, wrapped.KeepFaults
 	}
-	if q := r.URL.Query().Get("dryRun"); q != "" {
-		v, err := strconv.ParseBool(q)
-		if err != nil {
-			return core.Invalid("dryRun", "must be true or false")
+	for name, dst := range map[string]*bool{"dryRun": &req.DryRun, "keepFaults": &req.KeepFaults} {
+		if q := r.URL.Query().Get(name); q != "" {
+			v, err := strconv.ParseBool(q)
+			if err != nil {
+				return core.Invalid(name, "must be true or false")
+			}
+			*dst = *dst || v
 		}
-		req.DryRun = req.DryRun || v
 	}
 	rep, err := s.core.Import(r.Context(), req)
 	if err != nil {
