@@ -85,3 +85,31 @@ func TestImportCommand(t *testing.T) {
 		t.Fatalf("no file: %d %s", code, msg)
 	}
 }
+
+// TestKeysOrigins: `allot keys origins ID --origin URL ...` replaces a
+// client key's allowed origins (none: any); a server key has none to set.
+func TestKeysOrigins(t *testing.T) {
+	run := cliServer(t)
+	if code, _, msg := run("keys", "create", "shop", "--client", "--origin", "https://old.example.com"); code != 0 {
+		t.Fatalf("create: %d %s", code, msg)
+	}
+	if code, _, msg := run("keys", "create", "backend"); code != 0 {
+		t.Fatalf("create: %d %s", code, msg)
+	}
+	code, out, msg := run("keys", "origins", "1", "--origin", "https://shop.example.com", "--origin", "HTTP://127.0.0.1:3000/")
+	if code != 0 || !strings.Contains(out, "may be used from https://shop.example.com, http://127.0.0.1:3000") {
+		t.Fatalf("origins: %d %q %q", code, out, msg)
+	}
+	if code, out, _ := run("keys", "list"); code != 0 || !strings.Contains(out, "https://shop.example.com,http://127.0.0.1:3000") {
+		t.Fatalf("list: %d %s", code, out)
+	}
+	if code, out, _ := run("keys", "origins", "1"); code != 0 || !strings.Contains(out, "any origin") {
+		t.Fatalf("origins, none: %d %s", code, out)
+	}
+	if code, _, msg := run("keys", "origins", "2", "--origin", "https://a.example"); code == 0 || !strings.Contains(msg, "server key") {
+		t.Fatalf("server key: %d %s", code, msg)
+	}
+	if code, _, msg := run("keys", "origins", "1", "--origin", "https://a.example/path"); code == 0 || !strings.Contains(msg, "not an origin") {
+		t.Fatalf("bad origin: %d %s", code, msg)
+	}
+}

@@ -349,3 +349,13 @@ func (c *Client) Import(ctx context.Context, env string, document []byte, o Impo
 
 // rawBody is a request body sent as it is.
 type rawBody []byte
+
+// SetKeyOrigins replaces a client key's allowed origins (none: any).
+func (c *Client) SetKeyOrigins(ctx context.Context, id int64, origins []string) (core.SDKKey, error) {
+	var k core.SDKKey
+	if origins == nil {
+		origins = []string{}
+	}
+	err := c.do(ctx, http.MethodPut, "/api/v1/sdk-keys/"+strconv.FormatInt(id, 10)+"/origins", -1, httpapi.KeyOriginsRequest{Origins: origins}, &k)
+	return k, err
+}

@@ -90,6 +90,7 @@ func (s *Server) Register(m *http.ServeMux) {
 	a("GET /api/v1/sdk-keys", s.listSDKKeys)
 	a("POST /api/v1/sdk-keys", s.createSDKKey)
 	a("DELETE /api/v1/sdk-keys/{id}", s.revokeSDKKey)
+	a("PUT /api/v1/sdk-keys/{id}/origins", s.setKeyOrigins)
 	a("GET /api/v1/admin-tokens", s.listAdminTokens)
 	a("POST /api/v1/admin-tokens", s.createAdminToken)
 	a("DELETE /api/v1/admin-tokens/{id}", s.revokeAdminToken)
