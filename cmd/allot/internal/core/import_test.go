@@ -18,6 +18,41 @@ func importCore(t *testing.T) *core.Core {
 	return core.New(storetest.Open(t, "sqlite"), core.Options{})
 }
 
+// TestImportAndOriginsBothStores runs an import and an origins change on
+// SQLite and PostgreSQL.
+func TestImportAndOriginsBothStores(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(d, func(t *testing.T) {
+			c := core.New(storetest.Open(t, d), core.Options{})
+			ctx := context.Background()
+			doc := ufctest.Document(t, "flags-v1.json")
+			rep, err := c.Import(ctx, core.ImportRequest{Environment: core.DefaultEnvironment, Document: doc})
+			if err != nil || len(rep.Created) != 20 || len(rep.Refused) != 2 {
+				t.Fatalf("import: %v %+v", err, rep)
+			}
+			again, err := c.Import(ctx, core.ImportRequest{Environment: core.DefaultEnvironment, Document: doc, KeepFaults: true})
+			if err != nil || len(again.Created) != 2 || len(again.Unchanged) != 20 || len(again.Faults) != 2 {
+				t.Fatalf("second import: %v %+v", err, again)
+			}
+			k, err := c.CreateClientKey(ctx, core.DefaultEnvironment, "page", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := c.SetKeyOrigins(ctx, k.ID, []string{"https://A.example.com/"})
+			if err != nil || len(got.Origins) != 1 || got.Origins[0] != "https://a.example.com" {
+				t.Fatalf("origins: %v %+v", err, got)
+			}
+			cfg, err := c.EnvironmentConfig(ctx, core.DefaultEnvironment)
+			if err != nil || len(cfg.ClientKeys) != 1 || len(cfg.ClientKeys[0].Origins) != 1 {
+				t.Fatalf("published client keys: %v %+v", err, cfg.ClientKeys)
+			}
+			if _, err := c.SetKeyOrigins(ctx, 999, nil); core.ErrorCode(err) != core.ENOTFOUND {
+				t.Fatalf("unknown key: %v", err)
+			}
+		})
+	}
+}
+
 // TestImportGuards: what an import refuses, and what the rest of the core
 // refuses of imported allocations: a client cannot create one or change
 // its splits (salts are never chosen by a client), a faulty flag kept by
