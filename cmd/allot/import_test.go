@@ -4,12 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/allot-dev/allot/cmd/allot/internal/apiclient"
 	"github.com/allot-dev/allot/cmd/allot/internal/core"
 	"github.com/allot-dev/allot/cmd/allot/internal/server"
 	"github.com/allot-dev/allot/internal/ufctest"
@@ -111,5 +115,58 @@ func TestKeysOrigins(t *testing.T) {
 	}
 	if code, _, msg := run("keys", "origins", "1", "--origin", "https://a.example/path"); code == 0 || !strings.Contains(msg, "not an origin") {
 		t.Fatalf("bad origin: %d %s", code, msg)
+	}
+}
+
+// TestServePrecomputedRate: server.Config's precomputed rate (allot serve
+// --precomputed-rate/--precomputed-burst, ALLOT_PRECOMPUTED_RATE/_BURST)
+// is the per-key limit of POST /assignments; a negative rate (the flag's
+// 0) turns it off; bad values are usage errors.
+func TestServePrecomputedRate(t *testing.T) {
+	const token = "allot_admin_cli-rate-token-0123456789"
+	for _, c := range []struct {
+		rate     float64
+		burst    int
+		requests int
+		allowed  int
+	}{{0.001, 3, 6, 3}, {-1, 0, 3000, 3000}} {
+		t.Run(fmt.Sprint(c.rate), func(t *testing.T) {
+			s, err := server.Start(context.Background(), server.Config{Addr: "127.0.0.1:0", DB: filepath.Join(t.TempDir(), "a.db"), AdminToken: token,
+				PrecomputedRate: c.rate, PrecomputedBurst: c.burst})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close(context.Background())
+			k, err := apiclient.New(s.URL(), token).CreateClientKey(context.Background(), core.DefaultEnvironment, "page", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ok := 0
+			for range c.requests {
+				resp, err := http.Post(s.URL()+"/assignments?apiKey="+k.Secret+"&sdkName=js-client-sdk&sdkVersion=4.14.4", "application/json",
+					strings.NewReader(`{"subject_key":"a","subject_attributes":{"numericAttributes":{},"categoricalAttributes":{}}}`))
+				if err != nil {
+					t.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				switch resp.StatusCode {
+				case http.StatusOK:
+					ok++
+				case http.StatusTooManyRequests:
+				default:
+					t.Fatalf("status %d", resp.StatusCode)
+				}
+			}
+			if ok != c.allowed {
+				t.Errorf("%d of %d requests answered, want %d", ok, c.requests, c.allowed)
+			}
+		})
+	}
+	for _, args := range [][]string{{"--precomputed-rate", "-1"}, {"--precomputed-burst", "0"}} {
+		code, _, msg := runMain(t, nil, append([]string{"serve", "--db", t.TempDir() + "/x.db"}, args...)...)
+		if code != 2 || !strings.Contains(msg, "--precomputed") {
+			t.Errorf("%v: exit %d, %q", args, code, msg)
+		}
 	}
 }
