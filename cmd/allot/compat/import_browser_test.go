@@ -28,7 +28,7 @@ import (
 // URL and a function that evaluates a JavaScript expression (awaiting a
 // promise) on a fresh load of the page. It skips with
 // ALLOT_BROWSER_TESTS=off and fails if the packages or Chromium are missing.
-func chromiumPage(t *testing.T, entry string, timeout time.Duration) (string, func(expr string) string) {
+func chromiumPage(t *testing.T, entry string, timeout time.Duration) (string, func(expr string) string, func(path string)) {
 	t.Helper()
 	if os.Getenv("ALLOT_BROWSER_TESTS") == "off" {
 		t.Skip("ALLOT_BROWSER_TESTS=off")
@@ -79,6 +79,19 @@ func chromiumPage(t *testing.T, entry string, timeout time.Duration) (string, fu
 	t.Cleanup(cancelBrowser)
 	bctx, cancelTimeout := context.WithTimeout(bctx, timeout)
 	t.Cleanup(cancelTimeout)
+	shot := func(path string) {
+		t.Helper()
+		if _, err := chromedp.Run(bctx, chromedp.EmulateViewport(1100, 260)); err != nil {
+			t.Fatal(err)
+		}
+		png, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return page.URL, func(expr string) string {
 		t.Helper()
 		if _, err := chromedp.Run(bctx, chromedp.Navigate(page.URL+"/")); err != nil {
@@ -92,7 +105,7 @@ func chromiumPage(t *testing.T, entry string, timeout time.Duration) (string, fu
 			t.Fatalf("chromium: %v", err)
 		}
 		return out
-	}
+	}, shot
 }
 
 // TestBrowserImportedFixtures is issue 13's browser proof on Eppo's own
@@ -102,7 +115,7 @@ func chromiumPage(t *testing.T, entry string, timeout time.Duration) (string, fu
 // the obfuscated CLIENT document and passes every one of the 225 fixture
 // checks.
 func TestBrowserImportedFixtures(t *testing.T) {
-	pageURL, eval := chromiumPage(t, "browser/fixtures-entry.js", 3*time.Minute)
+	pageURL, eval, shot := chromiumPage(t, "browser/fixtures-entry.js", 3*time.Minute)
 	const admin = "allot_admin_browser-fixtures-0123456789"
 	base := startServe(t, admin)
 	c := apiclient.New(base, admin)
@@ -124,6 +137,9 @@ func TestBrowserImportedFixtures(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(eval("runFixtures("+string(arg)+")")), &got); err != nil {
 		t.Fatal(err)
+	}
+	if os.Getenv("ALLOT_UPDATE_SCREENSHOTS") == "1" {
+		shot("../../../docs/images/client-side-fixtures.png")
 	}
 	if got.FetchError != nil || !got.Obfuscated {
 		t.Fatalf("the page read the configuration: error %v, obfuscated %v", deref(got.FetchError), got.Obfuscated)
@@ -159,7 +175,7 @@ func TestBrowserImportedFixtures(t *testing.T) {
 // runs with ALLOT_PRECOMPUTED_RATE=0 (no per-key limit), which is what a
 // test sending 10,000 requests from one key needs.
 func TestBrowserPrecomputedClient(t *testing.T) {
-	pageURL, eval := chromiumPage(t, "browser/fixtures-entry.js", 8*time.Minute)
+	pageURL, eval, _ := chromiumPage(t, "browser/fixtures-entry.js", 8*time.Minute)
 	t.Setenv("ALLOT_PRECOMPUTED_RATE", "0")
 	const admin = "allot_admin_browser-precomputed-0123456789"
 	base := startServe(t, admin)

@@ -28,14 +28,17 @@ window.runFixtures = async ({ baseUrl, apiKey, cases }) => {
   } catch (e) {
     fetchError = String(e);
   }
-  const values = [];
+  const values = [], expected = [];
   for (const c of cases) {
     for (const s of c.subjects) {
+      expected.push(s.assignment);
       values.push(client[getters[c.variationType]](c.flag, s.subjectKey, s.subjectAttributes || {}, c.defaultValue));
     }
   }
+  const passed = values.filter((v, i) => JSON.stringify(v) === JSON.stringify(expected[i])).length;
   document.getElementById('result').textContent =
-    `${fetchError ? 'configuration refused: ' + fetchError : 'CLIENT document read from ' + baseUrl} · ${values.length} fixture checks evaluated`;
+    `${fetchError ? 'configuration refused: ' + fetchError : 'CLIENT document of the imported flags-v1.json read from ' + baseUrl} · ` +
+    `${passed} of ${values.length} fixture checks pass`;
   return JSON.stringify({ fetchError, obfuscated: client.getConfiguration().isObfuscated(), values });
 };
 
