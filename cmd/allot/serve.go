@@ -109,24 +109,25 @@ flags:`)
 		h = slog.NewJSONHandler(e.stderr, opts)
 	}
 	return server.Run(ctx, server.Config{
-		Addr:             *addr,
-		DB:               *db,
-		AdminToken:       envOr(e, "ALLOT_ADMIN_TOKEN", ""),
-		PollInterval:     *poll,
-		StaleAfter:       *staleAfter,
-		Retention:        maxAge,
-		Sink:             *sinkDir,
-		SinkInterval:     *sinkInterval,
-		SinkRows:         *sinkRows,
-		TLSCert:          *tlsCert,
-		TLSKey:           *tlsKey,
-		TrustedProxies:   proxies,
-		Metrics:          *metrics,
+		Addr:           *addr,
+		DB:             *db,
+		AdminToken:     envOr(e, "ALLOT_ADMIN_TOKEN", ""),
+		PollInterval:   *poll,
+		StaleAfter:     *staleAfter,
+		Retention:      maxAge,
+		Sink:           *sinkDir,
+		SinkInterval:   *sinkInterval,
+		SinkRows:       *sinkRows,
+		TLSCert:        *tlsCert,
+		TLSKey:         *tlsKey,
+		TrustedProxies: proxies,
+		Metrics:        *metrics,
+		MetricsToken:   envOr(e, "ALLOT_METRICS_TOKEN", ""),
+		Log:            slog.New(h),
+		Announce:       e.stderr,
+		// The precomputed endpoint's per-key limit (docs/limits.md).
 		PrecomputedRate:  *preRate,
 		PrecomputedBurst: *preBurst,
-		MetricsToken:     envOr(e, "ALLOT_METRICS_TOKEN", ""),
-		Log:              slog.New(h),
-		Announce:         e.stderr,
 	})
 }
 
