@@ -170,8 +170,13 @@ func (c *Core) Import(ctx context.Context, req ImportRequest) (ImportReport, err
 		for _, p := range plans {
 			outcome, faults, err := c.importFlag(ictx, tx, p.def, p.set)
 			var e *Error
+			var late *lateError
 			switch {
 			case err == nil:
+			case errors.As(err, &late):
+				// Part of the flag is written: only rolling everything
+				// back leaves nothing half imported.
+				return fmt.Errorf("importing flag %s: %w", p.def.Key, late.err)
 			case errors.As(err, &e) && e.Code == EINVALID:
 				// Validation happens before any write of this flag, so a
 				// refusal leaves nothing of it behind.
@@ -340,38 +345,52 @@ func (c *Core) importFlag(ctx context.Context, tx Tx, def Flag, set FlagSettings
 	if exists && sameSettings(&cur, &set) && len(def.Variations) == len(existing.Variations) {
 		return "unchanged", faults, nil
 	}
+	outcome, err := c.writeImported(ctx, tx, def, set, existing, exists, cur.Version)
+	if err != nil {
+		return "", nil, &lateError{err}
+	}
+	return outcome, faults, nil
+}
+
+// lateError is an error met after some of a flag was written.
+type lateError struct{ err error }
+
+func (e *lateError) Error() string { return e.err.Error() }
+
+// writeImported writes a flag importFlag has validated.
+func (c *Core) writeImported(ctx context.Context, tx Tx, def Flag, set FlagSettings, existing Flag, exists bool, version int64) (string, error) {
 	outcome := "updated"
 	switch {
 	case !exists:
 		outcome = "created"
 		out, err := tx.InsertFlag(def)
 		if err != nil {
-			return "", nil, err
+			return "", err
 		}
 		if err := tx.Bump(""); err != nil {
-			return "", nil, err
+			return "", err
 		}
 		if err := c.audit(ctx, tx, "create", "flag", def.Key, "", nil, out); err != nil {
-			return "", nil, err
+			return "", err
 		}
 	case len(def.Variations) != len(existing.Variations):
 		def.Version = existing.Version
 		out, err := tx.UpdateFlag(def)
 		if err != nil {
-			return "", nil, err
+			return "", err
 		}
 		if err := tx.Bump(""); err != nil {
-			return "", nil, err
+			return "", err
 		}
 		if err := c.audit(ctx, tx, "update", "flag", def.Key, "", existing, out); err != nil {
-			return "", nil, err
+			return "", err
 		}
 	}
-	set.Version = cur.Version
+	set.Version = version
 	if _, err := c.writeSettings(ctx, tx, set, nil); err != nil {
-		return "", nil, err
+		return "", err
 	}
-	return outcome, faults, nil
+	return outcome, nil
 }
 
 // mergeVariations adds the document's variations that the existing flag
