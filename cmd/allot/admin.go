@@ -553,6 +553,8 @@ const keysUsage = `allot keys <command> [flags]
                                 reads only the obfuscated CLIENT document and
                                 posts assignment events, from the given web
                                 origins (default: any)
+  origins ID [--origin URL ...]  set the web origins a client key may be used
+                                from (none: any)
   revoke ID                     revoke an SDK key
   admin-list [--json]           list admin tokens
   admin-create NAME             create an admin token (shown once)
@@ -563,7 +565,7 @@ func runKeys(ctx context.Context, e *env, args []string) error {
 	client := a.fs.Bool("client", false, "create: a client key (safe to embed in a page or app) rather than a server key")
 	asJSON := a.fs.Bool("json", false, "list, admin-list: print JSON for scripts")
 	var origins []string
-	a.fs.Func("origin", "create --client: a web origin the key may be used from, such as https://www.example.com (repeatable; default: any)", func(v string) error {
+	a.fs.Func("origin", "create --client, origins: a web origin the key may be used from, such as https://www.example.com (repeatable; default: any)", func(v string) error {
 		origins = append(origins, v)
 		return nil
 	})
@@ -648,6 +650,21 @@ func runKeys(ctx context.Context, e *env, args []string) error {
 		}
 		fmt.Fprintf(e.stderr, "admin token %d (shown once):\n", t.ID)
 		fmt.Fprintln(e.stdout, t.Secret)
+		return nil
+	case "origins":
+		n, err := id()
+		if err != nil {
+			return err
+		}
+		k, err := c.SetKeyOrigins(ctx, n, origins)
+		if err != nil {
+			return err
+		}
+		if len(k.Origins) == 0 {
+			fmt.Fprintf(e.stdout, "client key %d (%s…) may be used from any origin\n", k.ID, k.Prefix)
+		} else {
+			fmt.Fprintf(e.stdout, "client key %d (%s…) may be used from %s\n", k.ID, k.Prefix, strings.Join(k.Origins, ", "))
+		}
 		return nil
 	case "revoke":
 		n, err := id()

@@ -57,6 +57,7 @@ var coreOperations = map[string]frontEnds{
 	"CreateHoldout":     {api: []string{"POST /api/v1/environments/e/holdouts"}, ui: []string{"POST /holdouts"}, cli: []string{"holdouts create"}},
 	"AddHoldoutFlag":    {api: []string{"POST /api/v1/environments/e/holdouts/h/flags"}, ui: []string{"POST /holdouts/h/flags"}, cli: []string{"holdouts add-flag"}},
 	"ShipHoldout":       {api: []string{"POST /api/v1/environments/e/holdouts/h/ship"}, ui: []string{"POST /holdouts/h/ship"}, cli: []string{"holdouts ship"}},
+	"SetKeyOrigins":     {api: []string{"PUT /api/v1/sdk-keys/1/origins"}, ui: []string{"POST /keys/1/origins"}, cli: []string{"keys origins"}},
 	"RemoveHoldoutFlag": {api: []string{"DELETE /api/v1/environments/e/holdouts/h/flags/f"}, ui: []string{"POST /holdouts/h/remove"}, cli: []string{"holdouts remove-flag"}},
 }
 
@@ -75,6 +76,9 @@ var coreReads = map[string]string{
 // each entry names who adds the UI; remove it when they land.
 var coreElsewhere = map[string]frontEnds{
 	"CreateAdminToken": {api: []string{"POST /api/v1/admin-tokens"}, cli: []string{"keys admin-create"}}, // accounts (issue 17 item 2): tokens of accounts
+	// Import is a migration step run with a file at hand (issue 13 asks for
+	// the CLI and the API); the UI has no upload form.
+	"Import":           {api: []string{"POST /api/v1/environments/e/import"}, cli: []string{"import --env"}},
 	"RevokeAdminToken": {api: []string{"DELETE /api/v1/admin-tokens/1"}, cli: []string{"keys admin-revoke"}},
 }
 

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/allot-dev/allot/cmd/allot/internal/httpapi"
 	"github.com/allot-dev/allot/cmd/allot/internal/publish"
 	"github.com/allot-dev/allot/cmd/allot/internal/server"
 	"github.com/allot-dev/allot/cmd/allot/internal/sink"
@@ -64,6 +65,8 @@ flags:`)
 		}
 		return err
 	})
+	preRate := fs.Float64("precomputed-rate", httpapi.PrecomputedRate, "requests a second each SDK key may make to POST /assignments (precomputed assignments); 0 turns the limit off")
+	preBurst := fs.Int("precomputed-burst", httpapi.PrecomputedBurst, "the most requests to POST /assignments a key may make at once, after a quiet spell")
 	metrics := fs.String("metrics", server.MetricsToken, "who may read /metrics: token (an admin token or ALLOT_METRICS_TOKEN), public, or off")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -84,6 +87,12 @@ flags:`)
 	}
 	if (*tlsCert == "") != (*tlsKey == "") {
 		return &exitError{code: 2, err: errors.New("--tls-cert and --tls-key go together")}
+	}
+	if *preRate < 0 || *preBurst < 1 {
+		return &exitError{code: 2, err: errors.New("--precomputed-rate must be 0 (no limit) or more, --precomputed-burst at least 1")}
+	}
+	if *preRate == 0 {
+		*preRate = -1 // server.Config: negative is no limit
 	}
 	switch *metrics {
 	case server.MetricsToken, server.MetricsPublic, server.MetricsOff:
@@ -116,6 +125,9 @@ flags:`)
 		MetricsToken:   envOr(e, "ALLOT_METRICS_TOKEN", ""),
 		Log:            slog.New(h),
 		Announce:       e.stderr,
+		// The precomputed endpoint's per-key limit (docs/limits.md).
+		PrecomputedRate:  *preRate,
+		PrecomputedBurst: *preBurst,
 	})
 }
 

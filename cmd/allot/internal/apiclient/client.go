@@ -53,7 +53,9 @@ func IsConflict(err error) bool {
 // do sends a request; ifMatch < 0 sends no If-Match.
 func (c *Client) do(ctx context.Context, method, path string, ifMatch int64, in, out any) error {
 	var body io.Reader
-	if in != nil {
+	if raw, ok := in.(rawBody); ok {
+		body = bytes.NewReader(raw)
+	} else if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
 			return err
@@ -312,4 +314,48 @@ func (c *Client) Audit(ctx context.Context, limit int, before int64) ([]core.Aud
 func (c *Client) AssignmentSummary(ctx context.Context, env, flag, alloc string) (httpapi.SummaryResponse, error) {
 	var out httpapi.SummaryResponse
 	return out, c.do(ctx, "GET", settingsPath(env, flag)+"/allocations/"+esc(alloc)+"/summary", -1, nil, &out)
+}
+
+// ImportOptions are the options of Import.
+type ImportOptions struct {
+	Names      []string // resolve an obfuscated CLIENT document's hashes
+	DryRun     bool
+	KeepFaults bool
+}
+
+// Import loads a UFC document into an environment and returns the report.
+func (c *Client) Import(ctx context.Context, env string, document []byte, o ImportOptions) (core.ImportReport, error) {
+	var rep core.ImportReport
+	path := "/api/v1/environments/" + esc(env) + "/import"
+	var in any = httpapi.ImportRequest{Document: document, Names: o.Names, DryRun: o.DryRun, KeepFaults: o.KeepFaults}
+	if len(o.Names) == 0 {
+		// The document as it is: the server's reader names the line and
+		// column of a problem in the file itself.
+		in = rawBody(document)
+		q := url.Values{}
+		if o.DryRun {
+			q.Set("dryRun", "true")
+		}
+		if o.KeepFaults {
+			q.Set("keepFaults", "true")
+		}
+		if len(q) > 0 {
+			path += "?" + q.Encode()
+		}
+	}
+	err := c.do(ctx, http.MethodPost, path, -1, in, &rep)
+	return rep, err
+}
+
+// rawBody is a request body sent as it is.
+type rawBody []byte
+
+// SetKeyOrigins replaces a client key's allowed origins (none: any).
+func (c *Client) SetKeyOrigins(ctx context.Context, id int64, origins []string) (core.SDKKey, error) {
+	var k core.SDKKey
+	if origins == nil {
+		origins = []string{}
+	}
+	err := c.do(ctx, http.MethodPut, "/api/v1/sdk-keys/"+strconv.FormatInt(id, 10)+"/origins", -1, httpapi.KeyOriginsRequest{Origins: origins}, &k)
+	return k, err
 }

@@ -56,6 +56,9 @@ type Tx interface {
 	// under hash and returns it with its ID and creation time.
 	InsertSDKKey(k SDKKey, hash string) (SDKKey, error)
 	RevokeSDKKey(id int64) (SDKKey, error) // ENOTFOUND unless live
+	// SetSDKKeyOrigins replaces a live key's origins and returns the key
+	// as it was (ENOTFOUND unless live).
+	SetSDKKeyOrigins(id int64, origins []string) (SDKKey, error)
 
 	AdminTokens() ([]AdminToken, error)
 	// LiveAdminTokens counts live admin tokens, locking them.

@@ -76,6 +76,10 @@ const (
 	Experiment = "experiment" // traffic share, weighted variations, status
 	Rollout    = "rollout"    // a share of subjects to one variation
 	Targeted   = "targeted"   // subjects matching the rules to one variation
+	// Imported: splits kept exactly as an imported UFC document wrote
+	// them (salts, ranges, extraLogging); only allot import creates one
+	// (import.go).
+	Imported = "imported"
 )
 
 // Experiment statuses. Only a running experiment assigns anyone.
@@ -117,6 +121,9 @@ type Allocation struct {
 	// Holdout is the holdout covering an experiment, set by the core only
 	// (holdouts.go).
 	Holdout *HoldoutPart `json:"holdout,omitempty"`
+	// Splits are an imported allocation's splits (import.go), kept as the
+	// document had them so that every subject keeps its variation.
+	Splits []Split `json:"splits,omitempty"`
 }
 
 // Logs reports whether assignments through a are logged.

@@ -107,6 +107,9 @@ func (c *Core) writeSettingsWith(ctx context.Context, tx Tx, next FlagSettings, 
 	if next.Allocations == nil {
 		next.Allocations = []Allocation{}
 	}
+	if err := keepImported(ctx, next.Allocations, before.Allocations); err != nil {
+		return ch, err
+	}
 	if err := checkSettings(&next, &f); err != nil {
 		return ch, err
 	}
@@ -127,7 +130,7 @@ func (c *Core) writeSettingsWith(ctx context.Context, tx Tx, next FlagSettings, 
 		return ch, err
 	}
 	ch.Warnings = append(append(applyRules(&before, &next), layerWarnings(&before, &next)...), joined...)
-	if err := check(&f, &next); err != nil {
+	if err := checkIn(ctx, &f, &next); err != nil {
 		return ch, err
 	}
 	after, err := tx.PutSettings(next)

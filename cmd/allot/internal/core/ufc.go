@@ -98,6 +98,8 @@ func UFCFlag(def *Flag, set *FlagSettings) (*ufc.Flag, error) {
 			}}
 		case Targeted:
 			w.Splits = []ufc.Split{{VariationKey: a.Variation, Shards: []ufc.Shard{}}}
+		case Imported:
+			w.Splits = importedSplits(a)
 		default:
 			return nil, fmt.Errorf("allocation %s has unknown type %q", a.Key, a.Type)
 		}
@@ -117,6 +119,9 @@ func knownVariations(a *Allocation, order map[string]int) error {
 			return fmt.Errorf("allocation %s weighs variation %q, which the flag does not have", a.Key, wt.Variation)
 		}
 	}
+	// An imported split to a variation the flag does not have is published
+	// as it is, never as another variation: the engine refuses it on every
+	// write (check) unless an import keeps it on purpose (import.go).
 	if h := a.Holdout; h != nil {
 		for _, v := range []string{h.StatusQuo, h.Shipped} {
 			if _, ok := order[v]; v != "" && !ok {

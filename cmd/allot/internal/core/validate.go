@@ -101,7 +101,11 @@ func ValidateEnvironmentName(name string) error { return checkKey("name", name) 
 // checkFlag checks a flag definition and normalizes its variation values
 // (compact JSON; integers without a decimal point). Whether the values fit
 // the type is the engine's call (check).
-func checkFlag(f *Flag) error {
+func checkFlag(f *Flag) error { return checkFlagWith(f, false) }
+
+// checkFlagWith is checkFlag; noVariations lets a flag have none, as an
+// imported flag may (it then assigns no one, as it did where it came from).
+func checkFlagWith(f *Flag, noVariations bool) error {
 	if err := checkKey("key", f.Key); err != nil {
 		return err
 	}
@@ -132,7 +136,7 @@ func checkFlag(f *Flag) error {
 	if !f.VariationType.Valid() {
 		return Invalid("variationType", "must be one of STRING, INTEGER, NUMERIC, BOOLEAN, JSON")
 	}
-	if len(f.Variations) == 0 {
+	if len(f.Variations) == 0 && !noVariations {
 		return Invalid("variations", "must name at least one variation")
 	}
 	if len(f.Variations) > MaxVariations {
@@ -222,8 +226,12 @@ func checkSettings(s *FlagSettings, f *Flag) error {
 	for i := range s.Allocations {
 		a := &s.Allocations[i]
 		field := fmt.Sprintf("allocations[%d]", i)
-		if err := checkKey(field+".key", a.Key); err != nil {
-			return err
+		keyErr := checkKey(field+".key", a.Key)
+		if a.Type == Imported {
+			keyErr = checkImportedKey(field+".key", a.Key)
+		}
+		if keyErr != nil {
+			return keyErr
 		}
 		if seen[a.Key] {
 			return Invalid(field+".key", "duplicate allocation %q", a.Key)
@@ -303,6 +311,10 @@ func checkAllocation(field string, a *Allocation, vars map[string]bool) error {
 		}
 		if a.Status != "" || a.Traffic != 0 || len(a.Weights) != 0 || a.Percent != 0 {
 			return Invalid(field, "a targeted allocation takes rules and variation only")
+		}
+	case Imported:
+		if err := checkImported(field, a); err != nil {
+			return err
 		}
 	default:
 		return Invalid(field+".type", "must be experiment, rollout or targeted")

@@ -85,10 +85,12 @@ func (s *Server) Register(m *http.ServeMux) {
 	a("DELETE /api/v1/environments/{env}/flags/{flag}/allocations/{alloc}", s.deleteAllocation)
 	a("POST /api/v1/environments/{env}/evaluate", s.evaluate)
 	a("GET /api/v1/environments/{env}/config", s.environmentConfig)
+	a("POST /api/v1/environments/{env}/import", s.importDocument)
 
 	a("GET /api/v1/sdk-keys", s.listSDKKeys)
 	a("POST /api/v1/sdk-keys", s.createSDKKey)
 	a("DELETE /api/v1/sdk-keys/{id}", s.revokeSDKKey)
+	a("PUT /api/v1/sdk-keys/{id}/origins", s.setKeyOrigins)
 	a("GET /api/v1/admin-tokens", s.listAdminTokens)
 	a("POST /api/v1/admin-tokens", s.createAdminToken)
 	a("DELETE /api/v1/admin-tokens/{id}", s.revokeAdminToken)

@@ -50,6 +50,11 @@ type Config struct {
 	Sink         string
 	SinkInterval time.Duration
 	SinkRows     int
+	// PrecomputedRate and PrecomputedBurst are the per-key token bucket of
+	// POST /assignments (requests a second, the most held): zero takes
+	// httpapi's defaults, a negative rate turns the limit off.
+	PrecomputedRate  float64
+	PrecomputedBurst int
 	// ShutdownTimeout bounds the graceful shutdown; default 10s.
 	ShutdownTimeout time.Duration
 	// TLSCert and TLSKey, both or neither, are PEM files: with them the
@@ -211,7 +216,18 @@ func start(ctx context.Context, cfg Config, ln net.Listener) (*Server, error) {
 	s := &Server{cfg: cfg, db: db, core: dom, cache: cache, metrics: metrics, ingest: writer, ln: ln, errc: make(chan error, 1)}
 	s.ofrep = ofrep.NewRecorder(writer, ofrep.RecorderOptions{Log: log})
 	registerOFREPMetrics(metrics, s.ofrep)
-	api := httpapi.New(db, cache, log, httpapi.WithCore(dom))
+	apiOpts := []httpapi.Option{httpapi.WithCore(dom)}
+	if cfg.PrecomputedRate != 0 || cfg.PrecomputedBurst != 0 {
+		rate, burst := cfg.PrecomputedRate, cfg.PrecomputedBurst
+		if rate == 0 {
+			rate = httpapi.PrecomputedRate
+		}
+		if burst == 0 {
+			burst = httpapi.PrecomputedBurst
+		}
+		apiOpts = append(apiOpts, httpapi.WithPrecomputedRate(max(rate, 0), burst))
+	}
+	api := httpapi.New(db, cache, log, apiOpts...)
 	metrics.Registry().MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "allot_config_streams", Help: "Configuration streams (server-sent events) open on this replica.",
 	}, func() float64 { return float64(api.OpenStreams()) }))

@@ -575,6 +575,12 @@ func describeAllocation(a *core.Allocation) string {
 		fmt.Fprintf(&b, "Rollout: %s of %s get %s.", pct(a.Percent), who, a.Variation)
 	case core.Targeted:
 		fmt.Fprintf(&b, "Targeted: %s get %s.", who, a.Variation)
+	case core.Imported:
+		var to []string
+		for _, s := range a.Splits {
+			to = append(to, s.Variation)
+		}
+		fmt.Fprintf(&b, "Imported: %s are split to %s exactly as the imported document had it (salts and ranges kept).", who, strings.Join(to, " / "))
 	}
 	if a.StartAt != nil {
 		fmt.Fprintf(&b, " Starts %s.", when(*a.StartAt))

@@ -47,6 +47,8 @@ func trafficOf(s core.FlagSettings) string {
 			return pct(a.Traffic)
 		case core.Rollout:
 			return pct(a.Percent) + " (rollout)"
+		case core.Imported:
+			return "imported"
 		}
 	}
 	if len(s.Allocations) > 0 {

@@ -87,3 +87,21 @@ func (u *UI) revokeKey(w http.ResponseWriter, r *http.Request, p *page) error {
 	u.done(w, r, "/keys"+envQuery(p.Env), "Revoked the SDK key: SDKs using it can no longer fetch the configuration.")
 	return nil
 }
+
+// setKeyOrigins replaces a client key's allowed origins (core.SetKeyOrigins).
+func (u *UI) setKeyOrigins(w http.ResponseWriter, r *http.Request, p *page) error {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		return core.Errorf(core.ENOTFOUND, "no SDK key %q", r.PathValue("id"))
+	}
+	k, err := u.core.SetKeyOrigins(r.Context(), id, strings.Fields(r.PostFormValue("origins")))
+	if err != nil {
+		return err
+	}
+	msg := "any site"
+	if len(k.Origins) > 0 {
+		msg = strings.Join(k.Origins, ", ")
+	}
+	u.done(w, r, "/keys"+envQuery(p.Env), fmt.Sprintf("Client key %s may now be used from %s.", k.Name, msg))
+	return nil
+}

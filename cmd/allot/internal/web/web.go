@@ -131,6 +131,7 @@ func New(db *store.DB, cache *publish.Cache, log *slog.Logger, opts ...Option) *
 	a("GET /keys", u.listKeys)
 	a("POST /keys", u.createKey)
 	a("POST /keys/{id}/revoke", u.revokeKey)
+	a("POST /keys/{id}/origins", u.setKeyOrigins)
 	a("GET /audit", u.auditLog)
 	u.registerLayers(a)
 	a("/", func(w http.ResponseWriter, r *http.Request, p *page) error {
