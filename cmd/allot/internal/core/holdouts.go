@@ -99,6 +99,9 @@ func (c *Core) Holdout(ctx context.Context, env, key string) (Holdout, error) {
 // in env (never one already there: covering a running experiment would
 // move its subjects); there is at most one per environment.
 func (c *Core) CreateHoldout(ctx context.Context, env, key string, percent Percent, global bool) (Holdout, error) {
+	if err := require(ctx, ActEdit, env); err != nil {
+		return Holdout{}, err
+	}
 	if err := checkKey("key", key); err != nil {
 		return Holdout{}, err
 	}
@@ -183,6 +186,9 @@ func (c *Core) ShipHoldout(ctx context.Context, env, key, flag, alloc, winner st
 // holdoutEdit changes holdout key and the allocation it covers in one
 // transaction, through writeSettings.
 func (c *Core) holdoutEdit(ctx context.Context, env, key, flag, alloc string, fn func(*Holdout, *Flag, *Allocation) error) (Holdout, Change, error) {
+	if err := require(ctx, ActEdit, env); err != nil {
+		return Holdout{}, Change{}, err
+	}
 	var out Holdout
 	var ch Change
 	err := c.store.Write(ctx, func(tx Tx) error {

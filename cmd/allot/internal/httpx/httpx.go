@@ -15,7 +15,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/allot-dev/allot/cmd/allot/internal/core"
 	"github.com/allot-dev/allot/cmd/allot/internal/store"
@@ -90,6 +92,8 @@ var statusOf = map[string]int{
 	core.ENOTFOUND:     http.StatusNotFound,
 	core.ECONFLICT:     http.StatusConflict,
 	core.EUNAUTHORIZED: http.StatusUnauthorized,
+	core.EFORBIDDEN:    http.StatusForbidden,
+	core.ERATELIMITED:  http.StatusTooManyRequests,
 	core.EUNAVAILABLE:  http.StatusServiceUnavailable,
 	core.EINTERNAL:     http.StatusInternalServerError,
 	CodeTooLarge:       http.StatusRequestEntityTooLarge,
@@ -165,11 +169,21 @@ func SetErrorHeaders(w http.ResponseWriter, status int) {
 	}
 }
 
+// SetRetryAfter sets Retry-After for an error that says when to retry
+// (a rate-limited sign-in).
+func SetRetryAfter(w http.ResponseWriter, err error) {
+	var e *core.Error
+	if errors.As(err, &e) && e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int((e.RetryAfter+time.Second-1)/time.Second)))
+	}
+}
+
 // WriteError answers with err's status and a JSON ErrorBody, and records
 // err for the request log (Noted). Internal errors are never shown.
 func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	status := Status(err)
 	Note(r.Context(), err)
+	SetRetryAfter(w, err)
 	SetErrorHeaders(w, status)
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
