@@ -81,11 +81,24 @@ type Principal struct {
 	TokenRole   Role
 }
 
+// AnyEnvironment, as the env of Allowed, asks whether the principal has
+// the role in at least one environment (or everywhere): a front end's check
+// of a route whose environment is only known to the operation, which
+// checks again in the one it touches.
+const AnyEnvironment = "*"
+
 // RoleIn is the principal's role in env ("" for what is not in one
-// environment): the account's role there, capped by the token's.
+// environment; AnyEnvironment for its widest anywhere): the account's role
+// there, capped by the token's.
 func (p *Principal) RoleIn(env string) Role {
 	r := p.Role
-	if env != "" {
+	if env == AnyEnvironment {
+		for _, er := range p.EnvRoles {
+			if er.rank() > r.rank() {
+				r = er
+			}
+		}
+	} else if env != "" {
 		if er, ok := p.EnvRoles[env]; ok {
 			r = er
 		}

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -218,6 +219,9 @@ type Info struct {
 	Actor  string
 	Err    error
 	Secure bool // the client's connection is HTTPS (directly or through a trusted proxy)
+	// ClientIP is the client's address: the connection's peer, or the
+	// address a trusted proxy appended to X-Forwarded-For.
+	ClientIP string
 }
 
 type infoKey struct{}
@@ -245,6 +249,19 @@ func Note(ctx context.Context, err error) {
 	if i := InfoFrom(ctx); i != nil && err != nil {
 		i.Err = err
 	}
+}
+
+// ClientIP returns the client's address as the root middleware decided
+// (see Info.ClientIP), else the connection's peer.
+func ClientIP(r *http.Request) string {
+	if i := InfoFrom(r.Context()); i != nil && i.ClientIP != "" {
+		return i.ClientIP
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }
 
 // Secure reports whether the client reached the server over HTTPS: TLS on

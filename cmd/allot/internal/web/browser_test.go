@@ -312,7 +312,7 @@ func TestBrowser(t *testing.T) {
 	// The audit log says who did what.
 	do("audit", submit(`nav a[href^="/audit"]`), chromedp.Click(chromedp.CSS("#audit details summary")), shot("audit"))
 	log := text("#audit")
-	for _, want := range []string{"admin:ALLOT_ADMIN_TOKEN", "revoke sdk_key", "create sdk_key", "update flag_settings", "create flag checkout-button"} {
+	for _, want := range []string{"admin@localhost (token ALLOT_ADMIN_TOKEN", "revoke sdk_key", "create sdk_key", "update flag_settings", "create flag checkout-button"} {
 		contains(t, "audit log", log, want)
 	}
 
