@@ -147,14 +147,14 @@ type page struct {
 	// controls to show (the core refuses the rest anyway).
 	Principal *core.Principal
 	CSRF      string
-	Env     string
-	Envs    []core.Environment
-	Path    string // where the environment switcher leads
-	Flash   string
-	Error   string            // an error for the whole page
-	Errors  map[string]string // errors by form field id
-	Data    any
-	status  int
+	Env       string
+	Envs      []core.Environment
+	Path      string // where the environment switcher leads
+	Flash     string
+	Error     string            // an error for the whole page
+	Errors    map[string]string // errors by form field id
+	Data      any
+	status    int
 }
 
 // Can reports whether the signed-in principal may do action ("read",
