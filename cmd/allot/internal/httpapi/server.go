@@ -127,7 +127,7 @@ func (s *Server) admin(act core.Action, h func(http.ResponseWriter, *http.Reques
 			env = core.AnyEnvironment
 		}
 		if !core.Allowed(&p, act, env) {
-			s.writeError(w, r, core.Errorf(core.EFORBIDDEN, "%s has the %s role; this needs %s", p.Actor(), p.RoleIn(env), act.Needs()))
+			s.writeError(w, r, core.Errorf(core.EFORBIDDEN, "%s has the %s role; this needs the %s role", p.Actor(), p.RoleIn(env), act.Needs()))
 			return
 		}
 		r = r.WithContext(core.WithPrincipal(r.Context(), p))
