@@ -61,6 +61,7 @@ type Tx interface {
 	// LiveAdminTokens counts live admin tokens, locking them.
 	LiveAdminTokens() (int, error)
 	AdminTokenByHash(hash string) (AdminToken, string, error) // the token and its stored hash
+	AdminToken(id int64) (AdminToken, error)                  // revoked or not
 	// InsertAdminToken stores t (Name, Prefix, UserID, Role) under hash.
 	InsertAdminToken(t AdminToken, hash string) (AdminToken, error)
 	RevokeAdminToken(id int64) (AdminToken, error) // ends its sessions too

@@ -289,17 +289,19 @@ func (c *Core) SessionPrincipal(ctx context.Context, userID, tokenID int64) (Pri
 	if err != nil || tokenID == 0 {
 		return p, err
 	}
-	toks, err := c.AdminTokens(ctx)
+	var t AdminToken
+	err = c.store.Read(ctx, func(tx Tx) (err error) {
+		t, err = tx.AdminToken(tokenID)
+		return err
+	})
+	if ErrorCode(err) == ENOTFOUND || err == nil && (t.RevokedAt != nil || t.UserID != p.UserID) {
+		return Principal{}, Errorf(EUNAUTHORIZED, "the token of this session was revoked")
+	}
 	if err != nil {
 		return Principal{}, err
 	}
-	for _, t := range toks {
-		if t.ID == tokenID && t.RevokedAt == nil {
-			p.TokenID, p.TokenName, p.TokenPrefix, p.TokenRole = t.ID, t.Name, t.Prefix, t.Role
-			return p, nil
-		}
-	}
-	return Principal{}, Errorf(EUNAUTHORIZED, "the token of this session was revoked")
+	p.TokenID, p.TokenName, p.TokenPrefix, p.TokenRole = t.ID, t.Name, t.Prefix, t.Role
+	return p, nil
 }
 
 // Authenticate returns the principal of a live admin token of an enabled

@@ -571,6 +571,20 @@ func (t *tx) AdminTokenByHash(hash string) (core.AdminToken, string, error) {
 	return tok, stored, err
 }
 
+func (t *tx) AdminToken(id int64) (core.AdminToken, error) {
+	tok := core.AdminToken{ID: id}
+	var created int64
+	var revoked sql.NullInt64
+	var role string
+	err := t.row(`SELECT name, prefix, created_at, revoked_at, COALESCE(user_id, 0), role FROM admin_tokens WHERE id = ?`, id).
+		Scan(&tok.Name, &tok.Prefix, &created, &revoked, &tok.UserID, &role)
+	if errors.Is(err, sql.ErrNoRows) {
+		return tok, core.Errorf(core.ENOTFOUND, "no admin token %d", id)
+	}
+	tok.CreatedAt, tok.RevokedAt, tok.Role = fromMicros(created), fromNullMicros(revoked), core.Role(role)
+	return tok, err
+}
+
 func (t *tx) RevokeAdminToken(id int64) (core.AdminToken, error) {
 	tok := core.AdminToken{ID: id}
 	var role string
