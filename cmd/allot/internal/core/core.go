@@ -176,9 +176,3 @@ func Actor(ctx context.Context) string {
 	}
 	return "system"
 }
-
-// TokenActor is how the audit log names the holder of an admin token, the
-// same for the API and the web UI.
-func TokenActor(t AdminToken) string {
-	return "admin:" + t.Name + " (" + t.Prefix + "…)"
-}
