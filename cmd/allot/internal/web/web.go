@@ -143,18 +143,19 @@ type page struct {
 	Title   string
 	Nav     string // the active navigation entry
 	Session *store.Session
+	CSRF    string
+	Env     string
+	Envs    []core.Environment
+	Path    string // where the environment switcher leads
+	Flash   string
+	Error   string            // an error for the whole page
+	Errors  map[string]string // errors by form field id
+	Data    any
+	status  int
+
 	// Principal is who is signed in; templates ask Can to decide which
 	// controls to show (the core refuses the rest anyway).
 	Principal *core.Principal
-	CSRF      string
-	Env       string
-	Envs      []core.Environment
-	Path      string // where the environment switcher leads
-	Flash     string
-	Error     string            // an error for the whole page
-	Errors    map[string]string // errors by form field id
-	Data      any
-	status    int
 }
 
 // Can reports whether the signed-in principal may do action ("read",
