@@ -21,7 +21,7 @@ import (
 // forged POST from the viewer's signed-in browser (with a valid CSRF token)
 // is refused with 403 and changes nothing; the audit log names each account.
 func TestBrowserAccounts(t *testing.T) {
-	ctx, cancel := browser(t)
+	ctx, cancel := browserWithin(t, 60*time.Second) // three sign-ins, each an argon2id hash
 	defer cancel()
 	srv, err := server.Start(context.Background(), server.Config{
 		Addr: "127.0.0.1:0", DB: filepath.Join(t.TempDir(), "allot.db"), PollInterval: 200 * time.Millisecond,
@@ -69,6 +69,7 @@ func TestBrowserAccounts(t *testing.T) {
 			sendKeys("#email", u.email), sendKeys("#password", "password of "+u.email),
 			chromedp.SetValue(chromedp.CSS("#role"), u.role), submit("#create-account"), visible("#flash"))
 	}
+	do("accounts screenshot", shot("accounts"))
 	table := eval(`document.querySelector("#accounts").innerText`)
 	for _, want := range []string{"eddie@example.com\teditor", "vera@example.com\tviewer", "root@example.com\tadmin"} {
 		contains(t, "accounts", table, want)
@@ -83,7 +84,7 @@ func TestBrowserAccounts(t *testing.T) {
 	signOut()
 
 	signIn("vera@example.com", "password of vera@example.com")
-	do("viewer opens the flag", chromedp.Navigate(base+"/flags/banner"), visible("#status"))
+	do("viewer opens the flag", chromedp.Navigate(base+"/flags/banner"), visible("#status"), shot("flag-viewer"))
 	// No form that changes something: only sign-out posts.
 	posts := eval(`Array.from(document.querySelectorAll("form[method=post]")).map(f => f.getAttribute("action")).join(" ")`)
 	if posts != "/signout" {

@@ -49,6 +49,12 @@ func chromiumPath(t *testing.T) string {
 // reaches for the network.
 func browser(t *testing.T) (context.Context, context.CancelFunc) {
 	t.Helper()
+	return browserWithin(t, 20*time.Second)
+}
+
+// browserWithin is browser for a test that may take up to d.
+func browserWithin(t *testing.T, d time.Duration) (context.Context, context.CancelFunc) {
+	t.Helper()
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chromiumPath(t)),
 		chromedp.UserDataDir(t.TempDir()),
@@ -70,7 +76,7 @@ func browser(t *testing.T) (context.Context, context.CancelFunc) {
 	}
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelCtx := chromedp.NewContext(actx)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 20*time.Second)
+	ctx, cancelTimeout := context.WithTimeout(ctx, d)
 	return ctx, func() { cancelTimeout(); cancelCtx(); cancelAlloc() }
 }
 
