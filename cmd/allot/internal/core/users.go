@@ -360,19 +360,19 @@ func (c *Core) BootstrapAccount(ctx context.Context, email, password string) (ac
 		}
 	}
 	var first User
-	var any bool
+	var someHasPassword bool
 	err = c.store.Read(ctx, func(tx Tx) error {
 		users, err := tx.Users()
 		if err != nil {
 			return err
 		}
 		for _, u := range users {
-			any = any || u.HasPassword
+			someHasPassword = someHasPassword || u.HasPassword
 		}
 		first, err = tx.FirstAdmin()
 		return err
 	})
-	if err != nil || any {
+	if err != nil || someHasPassword {
 		return first.Email, "", err
 	}
 	pw := password
