@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -16,6 +17,7 @@ func (u *UI) registerAccounts(a func(string, func(http.ResponseWriter, *http.Req
 	a("POST /accounts/{id}/role", u.setAccountRole)
 	a("POST /accounts/{id}/disable", u.disableAccount)
 	a("POST /accounts/{id}/enable", u.enableAccount)
+	a("POST /accounts/{id}/password", u.setAccountPassword)
 }
 
 type accountsData struct {
@@ -137,5 +139,34 @@ func (u *UI) accountOp(w http.ResponseWriter, r *http.Request, p *page, op func(
 		return u.renderAccounts(w, r, p, &accountsData{})
 	}
 	u.done(w, r, "/accounts"+envQuery(p.Env), fmt.Sprintf(msg, usr.Email))
+	return nil
+}
+
+// setAccountPassword sets a password: one's own, or anyone's for an admin
+// (the core decides).
+func (u *UI) setAccountPassword(w http.ResponseWriter, r *http.Request, p *page) error {
+	id, err := accountID(r)
+	if err != nil {
+		return err
+	}
+	if err := u.core.SetPassword(r.Context(), id, r.PostFormValue("password")); err != nil {
+		if statusOf(err) == http.StatusInternalServerError {
+			return err
+		}
+		p.fail(err, func(f string) (string, string) {
+			if f == "password" {
+				return fmt.Sprintf("password-%d", id), "New password"
+			}
+			return "", ""
+		})
+		return u.renderAccounts(w, r, p, &accountsData{})
+	}
+	if p.Principal.UserID == id && p.Principal.TokenID == 0 {
+		// A new password ends the account's password sessions, this one
+		// included: sign in again with it.
+		http.Redirect(w, r, "/signin?next="+url.QueryEscape("/accounts"), http.StatusSeeOther)
+		return nil
+	}
+	u.done(w, r, "/accounts"+envQuery(p.Env), "Password changed.")
 	return nil
 }

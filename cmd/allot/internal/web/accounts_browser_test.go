@@ -3,6 +3,7 @@ package web_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -84,6 +85,16 @@ func TestBrowserAccounts(t *testing.T) {
 	signOut()
 
 	signIn("vera@example.com", "password of vera@example.com")
+	var vera core.User
+	users, err := srv.Core().Users(context.Background())
+	for _, u := range users {
+		if u.Email == "vera@example.com" {
+			vera = u
+		}
+	}
+	if err != nil || vera.ID == 0 {
+		t.Fatalf("no account vera: %+v %v", users, err)
+	}
 	do("viewer opens the flag", chromedp.Navigate(base+"/flags/banner"), visible("#status"), shot("flag-viewer"))
 	// No form that changes something: only sign-out posts.
 	posts := eval(`Array.from(document.querySelectorAll("form[method=post]")).map(f => f.getAttribute("action")).join(" ")`)
@@ -95,8 +106,12 @@ func TestBrowserAccounts(t *testing.T) {
 	}
 	for _, page := range []string{"/keys", "/accounts", "/flags"} {
 		do("viewer opens "+page, chromedp.Navigate(base+page), visible("#signout"))
-		if posts := eval(`Array.from(document.querySelectorAll("form[method=post]")).map(f => f.getAttribute("action")).join(" ")`); posts != "/signout" {
-			t.Fatalf("a viewer's %s has forms posting to %q", page, posts)
+		want := "/signout"
+		if page == "/accounts" { // one's own password, the one change a viewer may make
+			want = fmt.Sprintf("/signout /accounts/%d/password?env=production", vera.ID)
+		}
+		if posts := eval(`Array.from(document.querySelectorAll("form[method=post]")).map(f => f.getAttribute("action")).join(" ")`); posts != want {
+			t.Fatalf("a viewer's %s has forms posting to %q, want %q", page, posts, want)
 		}
 	}
 	// A forged POST with the session's own CSRF token: refused by the server.
@@ -114,10 +129,16 @@ func TestBrowserAccounts(t *testing.T) {
 		t.Fatalf("the viewer's POST changed the flag: %+v %v", fs, err)
 	}
 
+	// The one change a viewer may make: its own password.
+	pid := fmt.Sprintf("#password-%d", vera.ID)
+	do("viewer changes its password", chromedp.Navigate(base+"/accounts"), visible(pid),
+		sendKeys(pid, "vera's new password"), submit("#set-"+pid[1:]), visible("#email")) // signed out by the change
+	signIn("vera@example.com", "vera's new password")
+
 	// The audit log, as the viewer sees it, names each account.
 	do("audit", chromedp.Navigate(base+"/audit"), visible("#audit"))
 	log := eval(`document.querySelector("#audit").innerText`)
-	for _, want := range []string{"root@example.com\tcreate user eddie@example.com", "root@example.com\tcreate user vera@example.com", "eddie@example.com\tupdate flag_settings banner"} {
+	for _, want := range []string{"root@example.com\tcreate user eddie@example.com", "root@example.com\tcreate user vera@example.com", "eddie@example.com\tupdate flag_settings banner", "vera@example.com\tset_password user vera@example.com"} {
 		contains(t, "audit log", log, want)
 	}
 	if strings.Contains(log, "vera@example.com\tupdate") {

@@ -40,6 +40,7 @@ var Access = map[string]core.Action{
 	"POST /accounts":                                 core.ActAdmin,
 	"POST /accounts/{id}/role":                       core.ActAdmin,
 	"POST /accounts/{id}/disable":                    core.ActAdmin,
+	"POST /accounts/{id}/password":                   core.ActRead, // one's own; an admin: anyone's
 	"POST /accounts/{id}/enable":                     core.ActAdmin,
 	"/":                                              core.ActRead, // "no such page", once signed in
 }
