@@ -33,7 +33,6 @@ require (
 	github.com/prometheus/procfs v0.22.0 // indirect
 	github.com/remyoudompheng/bigfft v0.0.0-20230129092748-24d4a6f8daec // indirect
 	github.com/twpayne/go-geom v1.6.1 // indirect
-	golang.org/x/crypto v0.59.0 // indirect
 	golang.org/x/sync v0.25.0 // indirect
 	golang.org/x/sys v0.50.0 // indirect
 	golang.org/x/text v0.44.0 // indirect
@@ -43,7 +42,10 @@ require (
 	modernc.org/memory v1.12.1 // indirect
 )
 
-require github.com/allot-dev/allot v0.0.0-00010101000000-000000000000
+require (
+	github.com/allot-dev/allot v0.0.0-00010101000000-000000000000
+	golang.org/x/crypto v0.59.0
+)
 
 // The SDK and the engine, from this repository (go.work does the same; this
 // keeps GOWORK=off builds of the server working).
