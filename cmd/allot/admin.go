@@ -557,13 +557,16 @@ const keysUsage = `allot keys <command> [flags]
                                 from (none: any)
   revoke ID                     revoke an SDK key
   admin-list [--json]           list admin tokens
-  admin-create NAME             create an admin token (shown once)
+  admin-create NAME [--role R]  create an API token of your account (shown
+                                once), with your role or a narrower one
+                                (--role viewer)
   admin-revoke ID               revoke an admin token`
 
 func runKeys(ctx context.Context, e *env, args []string) error {
 	a := newAdminFlags(e, "keys", keysUsage)
 	client := a.fs.Bool("client", false, "create: a client key (safe to embed in a page or app) rather than a server key")
 	asJSON := a.fs.Bool("json", false, "list, admin-list: print JSON for scripts")
+	role := a.fs.String("role", "", "admin-create: the token's role, no wider than yours (viewer, editor, admin; default: yours)")
 	var origins []string
 	a.fs.Func("origin", "create --client, origins: a web origin the key may be used from, such as https://www.example.com (repeatable; default: any)", func(v string) error {
 		origins = append(origins, v)
@@ -616,9 +619,9 @@ func runKeys(ctx context.Context, e *env, args []string) error {
 		if *asJSON {
 			return printJSON(e.stdout, toks)
 		}
-		fmt.Fprintln(tw, "ID\tNAME\tPREFIX\tSTATE")
+		fmt.Fprintln(tw, "ID\tNAME\tPREFIX\tACCOUNT\tROLE\tSTATE")
 		for _, t := range toks {
-			fmt.Fprintf(tw, "%d\t%s\t%s…\t%s\n", t.ID, t.Name, t.Prefix, revoked(nil, &t))
+			fmt.Fprintf(tw, "%d\t%s\t%s…\t%s\t%s\t%s\n", t.ID, t.Name, t.Prefix, t.Email, t.Role, revoked(nil, &t))
 		}
 		return tw.Flush()
 	case "create":
@@ -644,11 +647,11 @@ func runKeys(ctx context.Context, e *env, args []string) error {
 		if len(pos) != 2 {
 			return usageErr(a)
 		}
-		t, err := c.CreateAdminToken(ctx, pos[1])
+		t, err := c.CreateToken(ctx, pos[1], core.Role(*role))
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(e.stderr, "admin token %d (shown once):\n", t.ID)
+		fmt.Fprintf(e.stderr, "API token %d, role %s (shown once):\n", t.ID, t.Role)
 		fmt.Fprintln(e.stdout, t.Secret)
 		return nil
 	case "origins":

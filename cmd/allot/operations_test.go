@@ -42,23 +42,29 @@ var coreOperations = map[string]frontEnds{
 	"UpdateSettings": {api: []string{"PUT /api/v1/environments/e/flags/f"},
 		ui:  []string{"POST /flags/f/enabled", "POST /flags/f/allocations/new", "POST /flags/f/allocations/a/edit", "POST /flags/f/allocations/a/move", "POST /flags/f/allocations/a/remove"},
 		cli: []string{"flags set"}},
-	"SetEnabled":        {api: []string{"PUT /api/v1/environments/e/flags/f"}, ui: []string{"POST /flags/f/enabled"}, cli: []string{"flags enable", "flags disable"}},
-	"AddAllocation":     {api: []string{"POST /api/v1/environments/e/flags/f/allocations"}, ui: []string{"POST /flags/f/allocations/new", "POST /flags/f/rollouts"}, cli: []string{"flags rollout", "flags target", "experiments create"}},
-	"PatchAllocation":   {api: []string{"PATCH /api/v1/environments/e/flags/f/allocations/a"}, ui: []string{"POST /flags/f/allocations/a/traffic", "POST /flags/f/allocations/a/weights"}, cli: []string{"experiments traffic", "experiments weights"}},
-	"ReplaceAllocation": {api: []string{"PUT /api/v1/environments/e/flags/f/allocations/a"}, ui: []string{"POST /flags/f/allocations/a/edit"}, cli: []string{"flags replace"}},
-	"MoveAllocation":    {api: []string{"POST /api/v1/environments/e/flags/f/allocations/a/move"}, ui: []string{"POST /flags/f/allocations/a/move"}, cli: []string{"flags move"}},
-	"SetStatus":         {api: []string{"PATCH /api/v1/environments/e/flags/f/allocations/a"}, ui: []string{"POST /flags/f/allocations/a/status"}, cli: []string{"experiments start", "experiments stop"}},
-	"RemoveAllocation":  {api: []string{"DELETE /api/v1/environments/e/flags/f/allocations/a"}, ui: []string{"POST /flags/f/allocations/a/remove"}, cli: []string{"flags remove"}},
-	"CreateSDKKey":      {api: []string{"POST /api/v1/sdk-keys"}, ui: []string{"POST /keys"}, cli: []string{"keys create"}},
-	"CreateClientKey":   {api: []string{"POST /api/v1/sdk-keys"}, ui: []string{"POST /keys"}, cli: []string{"keys --client"}},
-	"RevokeSDKKey":      {api: []string{"DELETE /api/v1/sdk-keys/1"}, ui: []string{"POST /keys/1/revoke"}, cli: []string{"keys revoke"}},
-	"CreateLayer":       {api: []string{"POST /api/v1/environments/e/layers"}, ui: []string{"POST /layers"}, cli: []string{"layers create"}},
-	"DeleteLayer":       {api: []string{"DELETE /api/v1/environments/e/layers/l"}, ui: []string{"POST /layers/l/delete"}, cli: []string{"layers delete"}},
-	"CreateHoldout":     {api: []string{"POST /api/v1/environments/e/holdouts"}, ui: []string{"POST /holdouts"}, cli: []string{"holdouts create"}},
-	"AddHoldoutFlag":    {api: []string{"POST /api/v1/environments/e/holdouts/h/flags"}, ui: []string{"POST /holdouts/h/flags"}, cli: []string{"holdouts add-flag"}},
-	"ShipHoldout":       {api: []string{"POST /api/v1/environments/e/holdouts/h/ship"}, ui: []string{"POST /holdouts/h/ship"}, cli: []string{"holdouts ship"}},
-	"SetKeyOrigins":     {api: []string{"PUT /api/v1/sdk-keys/1/origins"}, ui: []string{"POST /keys/1/origins"}, cli: []string{"keys origins"}},
-	"RemoveHoldoutFlag": {api: []string{"DELETE /api/v1/environments/e/holdouts/h/flags/f"}, ui: []string{"POST /holdouts/h/remove"}, cli: []string{"holdouts remove-flag"}},
+	"SetEnabled":         {api: []string{"PUT /api/v1/environments/e/flags/f"}, ui: []string{"POST /flags/f/enabled"}, cli: []string{"flags enable", "flags disable"}},
+	"AddAllocation":      {api: []string{"POST /api/v1/environments/e/flags/f/allocations"}, ui: []string{"POST /flags/f/allocations/new", "POST /flags/f/rollouts"}, cli: []string{"flags rollout", "flags target", "experiments create"}},
+	"PatchAllocation":    {api: []string{"PATCH /api/v1/environments/e/flags/f/allocations/a"}, ui: []string{"POST /flags/f/allocations/a/traffic", "POST /flags/f/allocations/a/weights"}, cli: []string{"experiments traffic", "experiments weights"}},
+	"ReplaceAllocation":  {api: []string{"PUT /api/v1/environments/e/flags/f/allocations/a"}, ui: []string{"POST /flags/f/allocations/a/edit"}, cli: []string{"flags replace"}},
+	"MoveAllocation":     {api: []string{"POST /api/v1/environments/e/flags/f/allocations/a/move"}, ui: []string{"POST /flags/f/allocations/a/move"}, cli: []string{"flags move"}},
+	"SetStatus":          {api: []string{"PATCH /api/v1/environments/e/flags/f/allocations/a"}, ui: []string{"POST /flags/f/allocations/a/status"}, cli: []string{"experiments start", "experiments stop"}},
+	"RemoveAllocation":   {api: []string{"DELETE /api/v1/environments/e/flags/f/allocations/a"}, ui: []string{"POST /flags/f/allocations/a/remove"}, cli: []string{"flags remove"}},
+	"CreateSDKKey":       {api: []string{"POST /api/v1/sdk-keys"}, ui: []string{"POST /keys"}, cli: []string{"keys create"}},
+	"CreateClientKey":    {api: []string{"POST /api/v1/sdk-keys"}, ui: []string{"POST /keys"}, cli: []string{"keys --client"}},
+	"RevokeSDKKey":       {api: []string{"DELETE /api/v1/sdk-keys/1"}, ui: []string{"POST /keys/1/revoke"}, cli: []string{"keys revoke"}},
+	"CreateLayer":        {api: []string{"POST /api/v1/environments/e/layers"}, ui: []string{"POST /layers"}, cli: []string{"layers create"}},
+	"DeleteLayer":        {api: []string{"DELETE /api/v1/environments/e/layers/l"}, ui: []string{"POST /layers/l/delete"}, cli: []string{"layers delete"}},
+	"CreateHoldout":      {api: []string{"POST /api/v1/environments/e/holdouts"}, ui: []string{"POST /holdouts"}, cli: []string{"holdouts create"}},
+	"AddHoldoutFlag":     {api: []string{"POST /api/v1/environments/e/holdouts/h/flags"}, ui: []string{"POST /holdouts/h/flags"}, cli: []string{"holdouts add-flag"}},
+	"ShipHoldout":        {api: []string{"POST /api/v1/environments/e/holdouts/h/ship"}, ui: []string{"POST /holdouts/h/ship"}, cli: []string{"holdouts ship"}},
+	"CreateUser":         {api: []string{"POST /api/v1/users"}, ui: []string{"POST /accounts"}, cli: []string{"users create"}},
+	"SetUserRole":        {api: []string{"PUT /api/v1/users/1/role"}, ui: []string{"POST /accounts/1/role"}, cli: []string{"users role"}},
+	"SetEnvironmentRole": {api: []string{"PUT /api/v1/users/1/role"}, ui: []string{"POST /accounts/1/role"}, cli: []string{"users role"}},
+	"DisableUser":        {api: []string{"POST /api/v1/users/1/disable"}, ui: []string{"POST /accounts/1/disable"}, cli: []string{"users disable"}},
+	"EnableUser":         {api: []string{"POST /api/v1/users/1/enable"}, ui: []string{"POST /accounts/1/enable"}, cli: []string{"users enable"}},
+	"SetPassword":        {api: []string{"PUT /api/v1/users/1/password"}, ui: []string{"POST /accounts/1/password"}, cli: []string{"users passwd"}},
+	"SetKeyOrigins":      {api: []string{"PUT /api/v1/sdk-keys/1/origins"}, ui: []string{"POST /keys/1/origins"}, cli: []string{"keys origins"}},
+	"RemoveHoldoutFlag":  {api: []string{"DELETE /api/v1/environments/e/holdouts/h/flags/f"}, ui: []string{"POST /holdouts/h/remove"}, cli: []string{"holdouts remove-flag"}},
 }
 
 // coreReads change nothing, or are not management operations.
@@ -68,7 +74,11 @@ var coreReads = map[string]string{
 	"Layers": "read", "Layer": "read", "Holdouts": "read", "Holdout": "read",
 	"Authenticate": "checks a credential on every request",
 	"Bootstrap":    "the first start (allot serve), not a management operation",
-	"Edit":         "the helper every settings operation above is made of",
+	"Users":        "read", "User": "read",
+	"AuthenticatePassword": "checks a credential at sign-in",
+	"SessionPrincipal":     "checks a session on every request",
+	"BootstrapAccount":     "the first start (allot serve), not a management operation",
+	"Edit":                 "the helper every settings operation above is made of",
 }
 
 // coreElsewhere are operations whose UI another part of issue 17 or 15
@@ -78,7 +88,10 @@ var coreElsewhere = map[string]frontEnds{
 	"CreateAdminToken": {api: []string{"POST /api/v1/admin-tokens"}, cli: []string{"keys admin-create"}}, // accounts (issue 17 item 2): tokens of accounts
 	// Import is a migration step run with a file at hand (issue 13 asks for
 	// the CLI and the API); the UI has no upload form.
-	"Import":           {api: []string{"POST /api/v1/environments/e/import"}, cli: []string{"import --env"}},
+	"Import": {api: []string{"POST /api/v1/environments/e/import"}, cli: []string{"import --env"}},
+	// An account's API tokens: API and CLI; the UI signs in with a
+	// session and has no token page yet.
+	"CreateToken":      {api: []string{"POST /api/v1/admin-tokens"}, cli: []string{"keys admin-create"}},
 	"RevokeAdminToken": {api: []string{"DELETE /api/v1/admin-tokens/1"}, cli: []string{"keys admin-revoke"}},
 }
 

@@ -30,13 +30,17 @@ func runServe(ctx context.Context, e *env, args []string) error {
 
 Runs Allot's server. SQLite (a file) by default; a postgres:// URL lets
 several replicas share one database. The first start creates an admin token
-and prints it once, unless ALLOT_ADMIN_TOKEN provides one. SDKs use the base
-URL http://HOST:PORT/api. A lost admin token: allot admin recover --db ...
+and prints it once, unless ALLOT_ADMIN_TOKEN provides one, and gives the
+first admin account (admin@localhost, or --admin-email) a password printed
+once, unless ALLOT_ADMIN_PASSWORD provides one. SDKs use the base URL
+http://HOST:PORT/api. A lost admin token: allot admin recover --db ...
 
 Every flag may be set by the environment variable named after it (a flag
 given on the command line wins); ALLOT_TRUSTED_PROXY takes a comma-separated
 list. Secrets are read from the environment only, and never printed:
   ALLOT_ADMIN_TOKEN     the first admin token, instead of a generated one
+  ALLOT_ADMIN_PASSWORD  the first admin account's password, instead of a
+                        generated one (used while no account has a password)
   ALLOT_METRICS_TOKEN   a bearer token that may read /metrics
 
 flags:`)
@@ -67,6 +71,7 @@ flags:`)
 	})
 	preRate := fs.Float64("precomputed-rate", httpapi.PrecomputedRate, "requests a second each SDK key may make to POST /assignments (precomputed assignments); 0 turns the limit off")
 	preBurst := fs.Int("precomputed-burst", httpapi.PrecomputedBurst, "the most requests to POST /assignments a key may make at once, after a quiet spell")
+	adminEmail := fs.String("admin-email", "", "email of the first admin account, set while no account has a password (default admin@localhost)")
 	metrics := fs.String("metrics", server.MetricsToken, "who may read /metrics: token (an admin token or ALLOT_METRICS_TOKEN), public, or off")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -112,6 +117,8 @@ flags:`)
 		Addr:           *addr,
 		DB:             *db,
 		AdminToken:     envOr(e, "ALLOT_ADMIN_TOKEN", ""),
+		AdminEmail:     *adminEmail,
+		AdminPassword:  envOr(e, "ALLOT_ADMIN_PASSWORD", ""),
 		PollInterval:   *poll,
 		StaleAfter:     *staleAfter,
 		Retention:      maxAge,

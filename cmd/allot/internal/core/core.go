@@ -64,11 +64,30 @@ type Tx interface {
 	// LiveAdminTokens counts live admin tokens, locking them.
 	LiveAdminTokens() (int, error)
 	AdminTokenByHash(hash string) (AdminToken, string, error) // the token and its stored hash
-	InsertAdminToken(name, prefix, hash string) (AdminToken, error)
+	AdminToken(id int64) (AdminToken, error)                  // revoked or not
+	// InsertAdminToken stores t (Name, Prefix, UserID, Role) under hash.
+	InsertAdminToken(t AdminToken, hash string) (AdminToken, error)
 	RevokeAdminToken(id int64) (AdminToken, error) // ends its sessions too
 	// MarkBootstrapped records the first start; it reports whether this
 	// call did.
 	MarkBootstrapped() (bool, error)
+
+	// Accounts. User and UserByEmail also return the password hash ('' for
+	// none); Users and User fill EnvironmentRoles.
+	Users() ([]User, error)
+	User(id int64) (User, string, error)
+	UserByEmail(email string) (User, string, error)
+	InsertUser(u User, hash string) (User, error) // ECONFLICT if the email is taken
+	// UpdateUser writes Email, Role and DisabledAt; disabling ends the
+	// account's sessions.
+	UpdateUser(u User) (User, error)
+	SetPasswordHash(id int64, hash string) error
+	// SetEnvironmentRole sets the account's role in env; "" removes it.
+	SetEnvironmentRole(id int64, env string, role Role) error
+	// LiveAdmins counts enabled admin accounts, locking them.
+	LiveAdmins() (int, error)
+	// FirstAdmin is the enabled admin account with the lowest id.
+	FirstAdmin() (User, error)
 
 	AppendAudit(e AuditEntry) error
 	// Audit returns up to limit entries with an ID below before (0: from
@@ -102,6 +121,7 @@ type Core struct {
 	listener Listener
 	log      *slog.Logger // reserved for the core's own diagnostics
 	newSalt  func() string
+	signins  signinLimiter
 }
 
 // Options configures a Core. The zero value works.
@@ -148,16 +168,14 @@ func WithActor(ctx context.Context, actor string) context.Context {
 	return context.WithValue(ctx, actorKey{}, actor)
 }
 
-// Actor returns the actor WithActor stored in ctx, or "system".
+// Actor names who acts with ctx: its principal (WithPrincipal), else the
+// actor WithActor stored, else "system".
 func Actor(ctx context.Context) string {
+	if p := PrincipalFrom(ctx); p != nil {
+		return p.Actor()
+	}
 	if a, ok := ctx.Value(actorKey{}).(string); ok && a != "" {
 		return a
 	}
 	return "system"
-}
-
-// TokenActor is how the audit log names the holder of an admin token, the
-// same for the API and the web UI.
-func TokenActor(t AdminToken) string {
-	return "admin:" + t.Name + " (" + t.Prefix + "…)"
 }

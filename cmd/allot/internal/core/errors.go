@@ -3,6 +3,7 @@ package core
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Error codes. The HTTP layer maps each to one status; anything that is not
@@ -12,6 +13,8 @@ const (
 	ENOTFOUND     = "not_found"    // the named thing does not exist
 	ECONFLICT     = "conflict"     // a version mismatch or a duplicate key
 	EUNAUTHORIZED = "unauthorized" // missing, unknown or revoked credentials
+	EFORBIDDEN    = "forbidden"    // signed in, but the role does not allow it
+	ERATELIMITED  = "rate_limited" // too many attempts: retry later
 	EUNAVAILABLE  = "unavailable"  // busy for now: retry later
 	EINTERNAL     = "internal"     // everything else
 )
@@ -21,6 +24,8 @@ type Error struct {
 	Code    string
 	Field   string // the offending field, for EINVALID
 	Message string
+	// RetryAfter, when set, says when retrying may work (ERATELIMITED).
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {

@@ -26,6 +26,9 @@ func (c *Core) Environment(ctx context.Context, name string) (Environment, error
 
 // CreateEnvironment creates an environment in which every flag is off.
 func (c *Core) CreateEnvironment(ctx context.Context, name string) (Environment, error) {
+	if err := require(ctx, ActAdmin, ""); err != nil {
+		return Environment{}, err
+	}
 	if err := ValidateEnvironmentName(name); err != nil {
 		return Environment{}, err
 	}
@@ -98,6 +101,9 @@ func (c *Core) CreateFlagWith(ctx context.Context, f Flag, s FlagSettings) (Flag
 }
 
 func (c *Core) createFlag(ctx context.Context, f Flag, s *FlagSettings) (Flag, Change, error) {
+	if err := require(ctx, ActEdit, ""); err != nil {
+		return Flag{}, Change{}, err
+	}
 	var ch Change
 	if err := checkFlag(&f); err != nil {
 		return Flag{}, ch, err
@@ -140,6 +146,9 @@ func (c *Core) createFlag(ctx context.Context, f Flag, s *FlagSettings) (Flag, C
 // flag must stay valid in every environment (a variation still used by an
 // allocation cannot be removed).
 func (c *Core) UpdateFlag(ctx context.Context, f Flag) (Flag, error) {
+	if err := require(ctx, ActEdit, ""); err != nil {
+		return Flag{}, err
+	}
 	if err := checkFlag(&f); err != nil {
 		return Flag{}, err
 	}
@@ -195,6 +204,9 @@ func (c *Core) UpdateFlag(ctx context.Context, f Flag) (Flag, error) {
 // DeleteFlag deletes a flag and its settings everywhere. version must be
 // the version the caller read.
 func (c *Core) DeleteFlag(ctx context.Context, key string, version int64) error {
+	if err := require(ctx, ActEdit, ""); err != nil {
+		return err
+	}
 	err := c.store.Write(ctx, func(tx Tx) error {
 		before, err := tx.Flag(key, true)
 		if err != nil {

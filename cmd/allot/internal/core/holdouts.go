@@ -99,6 +99,9 @@ func (c *Core) Holdout(ctx context.Context, env, key string) (Holdout, error) {
 // in env (never one already there: covering a running experiment would
 // move its subjects); there is at most one per environment.
 func (c *Core) CreateHoldout(ctx context.Context, env, key string, percent Percent, global bool) (Holdout, error) {
+	if err := require(ctx, ActEdit, env); err != nil {
+		return Holdout{}, err
+	}
 	if err := checkKey("key", key); err != nil {
 		return Holdout{}, err
 	}
@@ -216,6 +219,9 @@ func (c *Core) RemoveHoldoutFlag(ctx context.Context, env, key, flag, alloc stri
 // holdoutEdit changes holdout key and the allocation it covers in one
 // transaction, through writeSettings.
 func (c *Core) holdoutEdit(ctx context.Context, env, key, flag, alloc string, fn func(*Holdout, *Flag, *Allocation) error) (Holdout, Change, error) {
+	if err := require(ctx, ActEdit, env); err != nil {
+		return Holdout{}, Change{}, err
+	}
 	var out Holdout
 	var ch Change
 	err := c.store.Write(ctx, func(tx Tx) error {

@@ -116,6 +116,14 @@ func (c *Core) Import(ctx context.Context, req ImportRequest) (ImportReport, err
 	if req.Environment == "" {
 		return rep, Invalid("environment", "is required")
 	}
+	// Flag definitions are shared by every environment (edit anywhere);
+	// the settings written are the environment's (writeSettings checks it).
+	if err := require(ctx, ActEdit, ""); err != nil {
+		return rep, err
+	}
+	if err := require(ctx, ActEdit, req.Environment); err != nil {
+		return rep, err
+	}
 	if len(req.Document) > MaxImportBytes {
 		return rep, Invalid("document", "is %d bytes; the limit is %d", len(req.Document), MaxImportBytes)
 	}

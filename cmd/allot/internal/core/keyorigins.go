@@ -16,6 +16,10 @@ func (c *Core) SetKeyOrigins(ctx context.Context, id int64, origins []string) (S
 		if before, err = tx.SetSDKKeyOrigins(id, origins); err != nil {
 			return err
 		}
+		// The key's environment is known once read; a refusal rolls back.
+		if err := require(ctx, ActAdmin, before.Environment); err != nil {
+			return err
+		}
 		if before.Kind != KeyClient {
 			// Nothing was meant to change: roll back.
 			return Invalid("origins", "key %s is a server key; only a client key has allowed origins (a server key must never be used from a browser)", before.Prefix)

@@ -2,13 +2,14 @@ package core
 
 import (
 	"context"
-	"crypto/subtle"
-	"encoding/hex"
 	"strings"
 )
 
 // SDKKeys lists SDK keys, revoked ones included.
 func (c *Core) SDKKeys(ctx context.Context) ([]SDKKey, error) {
+	if err := require(ctx, ActRead, ""); err != nil {
+		return nil, err
+	}
 	var out []SDKKey
 	err := c.store.Read(ctx, func(tx Tx) (err error) {
 		out, err = tx.SDKKeys()
@@ -32,6 +33,9 @@ func (c *Core) CreateClientKey(ctx context.Context, env, name string, origins []
 }
 
 func (c *Core) createKey(ctx context.Context, k SDKKey) (SDKKey, error) {
+	if err := require(ctx, ActAdmin, k.Environment); err != nil {
+		return SDKKey{}, err
+	}
 	k.Name = strings.TrimSpace(k.Name)
 	if k.Environment == "" {
 		return SDKKey{}, Invalid("environment", "is required")
@@ -76,6 +80,9 @@ func (c *Core) RevokeSDKKey(ctx context.Context, id int64) error {
 		if k, err = tx.RevokeSDKKey(id); err != nil {
 			return err
 		}
+		if err := require(ctx, ActAdmin, k.Environment); err != nil {
+			return err
+		}
 		if err := tx.Bump(k.Environment); err != nil {
 			return err
 		}
@@ -87,24 +94,55 @@ func (c *Core) RevokeSDKKey(ctx context.Context, id int64) error {
 	return err
 }
 
-// AdminTokens lists admin tokens, revoked ones included.
+// AdminTokens lists admin tokens, revoked ones included: every token for
+// an admin, the principal's own for anyone else.
 func (c *Core) AdminTokens(ctx context.Context) ([]AdminToken, error) {
+	if err := require(ctx, ActRead, ""); err != nil {
+		return nil, err
+	}
 	var out []AdminToken
 	err := c.store.Read(ctx, func(tx Tx) (err error) {
 		out, err = tx.AdminTokens()
 		return err
 	})
+	if p := PrincipalFrom(ctx); p != nil && !Allowed(p, ActAdmin, "") {
+		own := out[:0]
+		for _, t := range out {
+			if t.UserID == p.UserID {
+				own = append(own, t)
+			}
+		}
+		out = own
+	}
 	return out, err
 }
 
-// CreateAdminToken creates an admin token; the secret is returned once.
+// CreateAdminToken creates a token of the principal's account with its
+// role; the secret is returned once.
 func (c *Core) CreateAdminToken(ctx context.Context, name string) (AdminToken, error) {
+	return c.CreateToken(ctx, name, "")
+}
+
+// CreateToken creates an API token of the principal's account (without a
+// principal, the system's: the first admin account's). Role "" is the
+// principal's own role; a narrower one may be asked for (a viewer token of
+// an admin), a wider one is refused. Any account may create tokens for
+// itself; the secret is returned once.
+func (c *Core) CreateToken(ctx context.Context, name string, role Role) (AdminToken, error) {
+	if err := require(ctx, ActRead, ""); err != nil {
+		return AdminToken{}, err
+	}
 	name = strings.TrimSpace(name)
 	if err := checkText("name", name, MaxNameLength, true); err != nil {
 		return AdminToken{}, err
 	}
+	if role != "" {
+		if err := CheckRole("role", role); err != nil {
+			return AdminToken{}, err
+		}
+	}
 	secret, prefix, hash := newSecret(AdminTokenPrefix)
-	t, err := c.insertAdminToken(ctx, name, prefix, hash)
+	t, err := c.insertAdminToken(ctx, AdminToken{Name: name, Prefix: prefix, Role: role}, hash)
 	if err != nil {
 		return AdminToken{}, err
 	}
@@ -112,20 +150,42 @@ func (c *Core) CreateAdminToken(ctx context.Context, name string) (AdminToken, e
 	return t, nil
 }
 
-func (c *Core) insertAdminToken(ctx context.Context, name, prefix, hash string) (AdminToken, error) {
-	var t AdminToken
+// insertAdminToken stores t for the principal's account (or the first
+// admin's), with a role no wider than the principal's.
+func (c *Core) insertAdminToken(ctx context.Context, t AdminToken, hash string) (AdminToken, error) {
+	p := PrincipalFrom(ctx)
 	err := c.store.Write(ctx, func(tx Tx) (err error) {
-		if t, err = tx.InsertAdminToken(name, prefix, hash); err != nil {
+		most := RoleAdmin
+		if p != nil {
+			t.UserID, most = p.UserID, p.RoleIn("")
+		} else {
+			u, err := tx.FirstAdmin()
+			if err != nil {
+				return err
+			}
+			t.UserID = u.ID
+		}
+		if t.Role == "" {
+			t.Role = most
+		}
+		if t.Role.rank() > most.rank() {
+			return Errorf(EFORBIDDEN, "a token cannot have a wider role (%s) than its creator's (%s)", t.Role, most)
+		}
+		if t, err = tx.InsertAdminToken(t, hash); err != nil {
 			return err
 		}
-		return c.audit(ctx, tx, "create", "admin_token", prefix, "", nil, t)
+		return c.audit(ctx, tx, "create", "admin_token", t.Prefix, "", nil, t)
 	})
 	return t, err
 }
 
-// RevokeAdminToken revokes an admin token and ends its web sessions. The
-// last live token cannot be revoked: nobody could sign in again.
+// RevokeAdminToken revokes a token (one's own, or any for an admin) and
+// ends its web sessions. The last live token cannot be revoked.
 func (c *Core) RevokeAdminToken(ctx context.Context, id int64) error {
+	if err := require(ctx, ActRead, ""); err != nil {
+		return err
+	}
+	p := PrincipalFrom(ctx)
 	return c.store.Write(ctx, func(tx Tx) error {
 		n, err := tx.LiveAdminTokens()
 		if err != nil {
@@ -135,41 +195,14 @@ func (c *Core) RevokeAdminToken(ctx context.Context, id int64) error {
 		if err != nil {
 			return err
 		}
+		if p != nil && t.UserID != p.UserID && !Allowed(p, ActAdmin, "") {
+			return Errorf(EFORBIDDEN, "token %d belongs to another account; only an admin may revoke it", id)
+		}
 		if n <= 1 {
 			return Errorf(ECONFLICT, "admin token %d is the last live one: create another before revoking it, or nobody can manage this server", id)
 		}
 		return c.audit(ctx, tx, "revoke", "admin_token", t.Prefix, "", nil, nil)
 	})
-}
-
-// Authenticate returns the live admin token whose secret is given, or an
-// EUNAUTHORIZED error. The stored hash is compared in constant time.
-func (c *Core) Authenticate(ctx context.Context, secret string) (AdminToken, error) {
-	unauthorized := Errorf(EUNAUTHORIZED, "invalid or revoked admin token")
-	if secret == "" {
-		return AdminToken{}, unauthorized
-	}
-	want := HashSecret(secret)
-	var t AdminToken
-	var stored string
-	err := c.store.Read(ctx, func(tx Tx) (err error) {
-		t, stored, err = tx.AdminTokenByHash(hex.EncodeToString(want[:]))
-		return err
-	})
-	if ErrorCode(err) == ENOTFOUND {
-		return AdminToken{}, unauthorized
-	}
-	if err != nil {
-		return AdminToken{}, err
-	}
-	if t.RevokedAt != nil {
-		return AdminToken{}, unauthorized
-	}
-	got, err := hex.DecodeString(stored)
-	if err != nil || subtle.ConstantTimeCompare(got, want[:]) != 1 {
-		return AdminToken{}, unauthorized
-	}
-	return t, nil
 }
 
 // Bootstrap runs on every start. The first start of a database creates an
@@ -208,7 +241,7 @@ func (c *Core) Bootstrap(ctx context.Context, given string) (created string, err
 		if strings.HasPrefix(given, AdminTokenPrefix) && len(given) >= len(AdminTokenPrefix)+32 {
 			prefix = given[:len(AdminTokenPrefix)+6] // as newSecret shows its own
 		}
-		_, err = c.insertAdminToken(ctx, "ALLOT_ADMIN_TOKEN", prefix, hash)
+		_, err = c.insertAdminToken(ctx, AdminToken{Name: "ALLOT_ADMIN_TOKEN", Prefix: prefix}, hash)
 		return "", err
 	}
 	if !first {

@@ -218,6 +218,9 @@ func (c *Core) Layer(ctx context.Context, env, name string) (Layer, error) {
 
 // CreateLayer creates an empty layer in env with a fresh salt.
 func (c *Core) CreateLayer(ctx context.Context, env, name string) (Layer, error) {
+	if err := require(ctx, ActEdit, env); err != nil {
+		return Layer{}, err
+	}
 	if err := checkKey("name", name); err != nil {
 		return Layer{}, err
 	}
@@ -245,6 +248,9 @@ func (c *Core) CreateLayer(ctx context.Context, env, name string) (Layer, error)
 
 // DeleteLayer deletes an empty layer; one with members is refused.
 func (c *Core) DeleteLayer(ctx context.Context, env, name string) error {
+	if err := require(ctx, ActEdit, env); err != nil {
+		return err
+	}
 	return c.store.Write(ctx, func(tx Tx) error {
 		l, err := tx.Layer(env, name)
 		if err != nil {

@@ -29,6 +29,10 @@ func (c *Core) RestoreFlag(ctx context.Context, key string, version int64) (Flag
 }
 
 func (c *Core) setArchived(ctx context.Context, key string, version int64, archive bool) (Flag, error) {
+	// Archiving unpublishes the flag in every environment.
+	if err := require(ctx, ActEdit, ""); err != nil {
+		return Flag{}, err
+	}
 	var out Flag
 	err := c.store.Write(ctx, func(tx Tx) error {
 		before, err := tx.Flag(key, true)

@@ -208,11 +208,15 @@ type SDKKey struct {
 	Origins []string `json:"origins,omitempty"`
 }
 
-// AdminToken authorizes the management API.
+// AdminToken authorizes the management API on behalf of an account, with
+// the account's role or a narrower one.
 type AdminToken struct {
 	ID        int64      `json:"id"`
 	Name      string     `json:"name"`
 	Prefix    string     `json:"prefix"`
+	UserID    int64      `json:"userId"`
+	Email     string     `json:"email,omitempty"` // the account's, in listings
+	Role      Role       `json:"role"`
 	CreatedAt time.Time  `json:"createdAt"`
 	RevokedAt *time.Time `json:"revokedAt,omitempty"`
 	Secret    string     `json:"secret,omitempty"`

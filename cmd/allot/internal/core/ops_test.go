@@ -25,7 +25,7 @@ func (o *ops) UpdateFlagSettings(ctx context.Context, s core.FlagSettings) (befo
 	return ch.Before, ch.After, err
 }
 
-func (o *ops) AuthenticateAdmin(ctx context.Context, secret string) (core.AdminToken, error) {
+func (o *ops) AuthenticateAdmin(ctx context.Context, secret string) (core.Principal, error) {
 	return o.Authenticate(ctx, secret)
 }
 
@@ -329,7 +329,7 @@ func TestKeysAndTokens(t *testing.T) {
 			t.Fatalf("second bootstrap created %q %v", again, err)
 		}
 		tok, err := db.AuthenticateAdmin(ctx, first)
-		if err != nil || tok.Name != "initial" {
+		if err != nil || tok.TokenName != "initial" || tok.Email != "admin@localhost" || tok.RoleIn("") != core.RoleAdmin {
 			t.Fatalf("auth %+v %v", tok, err)
 		}
 		_, err = db.AuthenticateAdmin(ctx, first+"x")
@@ -351,7 +351,7 @@ func TestKeysAndTokens(t *testing.T) {
 				t.Fatalf("a hand-chosen token is shown as %q", tk.Prefix)
 			}
 		}
-		if err := db.RevokeAdminToken(ctx, tok.ID); err != nil {
+		if err := db.RevokeAdminToken(ctx, tok.TokenID); err != nil {
 			t.Fatal(err)
 		}
 		_, err = db.AuthenticateAdmin(ctx, first)

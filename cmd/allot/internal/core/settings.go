@@ -39,6 +39,9 @@ func (c *Core) FlagSettings(ctx context.Context, env, flag string) (FlagSettings
 // allocations that already existed (same key) are kept; new allocations get
 // fresh random salts.
 func (c *Core) UpdateSettings(ctx context.Context, s FlagSettings) (Change, error) {
+	if err := require(ctx, ActEdit, s.Environment); err != nil {
+		return Change{}, err
+	}
 	var ch Change
 	err := c.store.Write(ctx, func(tx Tx) (err error) {
 		ch, err = c.writeSettings(ctx, tx, s, nil)
@@ -54,6 +57,9 @@ func (c *Core) UpdateSettings(ctx context.Context, s FlagSettings) (Change, erro
 // as they are in the transaction, provided they are still at version (the
 // version the caller read). Every allocation operation below is an Edit.
 func (c *Core) Edit(ctx context.Context, env, flag string, version int64, fn func(*FlagSettings) error) (Change, error) {
+	if err := require(ctx, ActEdit, env); err != nil {
+		return Change{}, err
+	}
 	s := FlagSettings{Environment: env, Flag: flag, Version: version}
 	var ch Change
 	err := c.store.Write(ctx, func(tx Tx) (err error) {
@@ -79,6 +85,9 @@ func (c *Core) writeSettings(ctx context.Context, tx Tx, next FlagSettings, edit
 // writeSettingsWith is writeSettings; holdouts lets edit change the
 // holdout an allocation carries (only the holdout operations may).
 func (c *Core) writeSettingsWith(ctx context.Context, tx Tx, next FlagSettings, edit func(*FlagSettings) error, holdouts bool) (Change, error) {
+	if err := require(ctx, ActEdit, next.Environment); err != nil {
+		return Change{}, err
+	}
 	var ch Change
 	if _, err := tx.Environment(next.Environment); err != nil {
 		return ch, err

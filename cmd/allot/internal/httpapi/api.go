@@ -349,6 +349,9 @@ type CreateKeyRequest struct {
 	// key only, are the web origins it may be used from (none: any).
 	Kind    string   `json:"kind,omitempty"`
 	Origins []string `json:"origins,omitempty"`
+	// Role, for an admin token only, narrows it below its account's role
+	// (viewer, editor, admin; default: the account's).
+	Role core.Role `json:"role,omitempty"`
 }
 
 func (s *Server) listSDKKeys(w http.ResponseWriter, r *http.Request) error {
@@ -415,7 +418,7 @@ func (s *Server) createAdminToken(w http.ResponseWriter, r *http.Request) error 
 	if req.Environment != "" {
 		return core.Invalid("environment", "admin tokens are not per environment")
 	}
-	t, err := s.core.CreateAdminToken(r.Context(), req.Name)
+	t, err := s.core.CreateToken(r.Context(), req.Name, req.Role)
 	if err != nil {
 		return err
 	}

@@ -353,7 +353,7 @@ func TestAuditAndEnvironments(t *testing.T) {
 		if err != nil || len(entries) < 2 {
 			t.Fatalf("%+v %v", entries, err)
 		}
-		if entries[0].Entity != "flag" || !strings.HasPrefix(entries[0].Actor, "admin:initial") || entries[0].After == nil {
+		if entries[0].Entity != "flag" || !strings.HasPrefix(entries[0].Actor, "admin@localhost (token initial") || entries[0].After == nil {
 			t.Fatalf("%+v", entries[0])
 		}
 		// The new environment is served to its own keys.

@@ -57,7 +57,7 @@ func New(db *store.DB, cache *publish.Cache, log *slog.Logger, opts ...Option) *
 }
 
 // Register adds the SDK and management routes to mux.
-func (s *Server) Register(m *http.ServeMux) {
+func (s *Server) Register(m httpx.Mux) {
 	m.HandleFunc("GET /api/flag-config/v1/config", s.config)
 	m.HandleFunc("GET /api/flag-config/v1/bandits", s.bandits)
 	m.HandleFunc("GET /api/flag-config/v1/stream", s.stream)
@@ -66,7 +66,7 @@ func (s *Server) Register(m *http.ServeMux) {
 	m.HandleFunc("POST /api/assignments", s.precomputed)
 
 	a := func(pattern string, h func(http.ResponseWriter, *http.Request) error) {
-		m.Handle(pattern, s.admin(h))
+		m.Handle(pattern, s.admin(access(pattern), h))
 	}
 	a("GET /api/v1/environments", s.listEnvironments)
 	a("POST /api/v1/environments", s.createEnvironment)
@@ -95,35 +95,45 @@ func (s *Server) Register(m *http.ServeMux) {
 	a("POST /api/v1/admin-tokens", s.createAdminToken)
 	a("DELETE /api/v1/admin-tokens/{id}", s.revokeAdminToken)
 	a("GET /api/v1/audit", s.audit)
+	s.registerUsers(a)
 	a("GET /api/v1/assignments", s.exportAssignments)
 	a("GET /api/v1/environments/{env}/flags/{flag}/allocations/{alloc}/summary", s.assignmentSummary)
 	s.registerLayers(a)
 	s.registerLife(a)
 }
 
-// Admin authenticates the request's admin bearer token (the scheme in any
-// case) and returns the token, or an EUNAUTHORIZED error. The server's
+// Admin authenticates the request's bearer token (the scheme in any case)
+// and returns its principal, or an EUNAUTHORIZED error. The server's
 // /metrics uses it too.
-func (s *Server) Admin(r *http.Request) (core.AdminToken, error) {
+func (s *Server) Admin(r *http.Request) (core.Principal, error) {
 	secret, ok := httpx.BearerToken(r)
 	if !ok {
-		return core.AdminToken{}, core.Errorf(core.EUNAUTHORIZED, "an admin token is required: Authorization: Bearer <token>")
+		return core.Principal{}, core.Errorf(core.EUNAUTHORIZED, "an API token is required: Authorization: Bearer <token>")
 	}
 	return s.core.Authenticate(r.Context(), secret)
 }
 
-// admin authenticates the bearer token, records who acts, and turns the
-// handler's error into a response.
-func (s *Server) admin(h func(http.ResponseWriter, *http.Request) error) http.Handler {
+// admin authenticates the bearer token, checks that its principal may do
+// act (core.Allowed; in the path's environment, else in some environment:
+// the operation checks the one it touches), records who acts, and turns
+// the handler's error into a response.
+func (s *Server) admin(act core.Action, h func(http.ResponseWriter, *http.Request) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tok, err := s.Admin(r)
+		p, err := s.Admin(r)
 		if err != nil {
 			s.writeError(w, r, err)
 			return
 		}
-		actor := core.TokenActor(tok)
-		httpx.SetActor(r.Context(), actor)
-		r = r.WithContext(core.WithActor(r.Context(), actor))
+		httpx.SetActor(r.Context(), p.Actor())
+		env := r.PathValue("env")
+		if env == "" {
+			env = core.AnyEnvironment
+		}
+		if !core.Allowed(&p, act, env) {
+			s.writeError(w, r, core.Errorf(core.EFORBIDDEN, "%s has the %s role; this needs the %s role", p.Actor(), p.RoleIn(env), act.Needs()))
+			return
+		}
+		r = r.WithContext(core.WithPrincipal(r.Context(), p))
 		if err := h(w, r); err != nil {
 			s.writeError(w, r, err)
 		}

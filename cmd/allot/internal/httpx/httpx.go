@@ -14,8 +14,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/allot-dev/allot/cmd/allot/internal/core"
 	"github.com/allot-dev/allot/cmd/allot/internal/store"
@@ -90,6 +93,8 @@ var statusOf = map[string]int{
 	core.ENOTFOUND:     http.StatusNotFound,
 	core.ECONFLICT:     http.StatusConflict,
 	core.EUNAUTHORIZED: http.StatusUnauthorized,
+	core.EFORBIDDEN:    http.StatusForbidden,
+	core.ERATELIMITED:  http.StatusTooManyRequests,
 	core.EUNAVAILABLE:  http.StatusServiceUnavailable,
 	core.EINTERNAL:     http.StatusInternalServerError,
 	CodeTooLarge:       http.StatusRequestEntityTooLarge,
@@ -165,11 +170,21 @@ func SetErrorHeaders(w http.ResponseWriter, status int) {
 	}
 }
 
+// SetRetryAfter sets Retry-After for an error that says when to retry
+// (a rate-limited sign-in).
+func SetRetryAfter(w http.ResponseWriter, err error) {
+	var e *core.Error
+	if errors.As(err, &e) && e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int((e.RetryAfter+time.Second-1)/time.Second)))
+	}
+}
+
 // WriteError answers with err's status and a JSON ErrorBody, and records
 // err for the request log (Noted). Internal errors are never shown.
 func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	status := Status(err)
 	Note(r.Context(), err)
+	SetRetryAfter(w, err)
 	SetErrorHeaders(w, status)
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
@@ -204,6 +219,9 @@ type Info struct {
 	Actor  string
 	Err    error
 	Secure bool // the client's connection is HTTPS (directly or through a trusted proxy)
+	// ClientIP is the client's address: the connection's peer, or the
+	// address a trusted proxy appended to X-Forwarded-For.
+	ClientIP string
 }
 
 type infoKey struct{}
@@ -231,6 +249,19 @@ func Note(ctx context.Context, err error) {
 	if i := InfoFrom(ctx); i != nil && err != nil {
 		i.Err = err
 	}
+}
+
+// ClientIP returns the client's address as the root middleware decided
+// (see Info.ClientIP), else the connection's peer.
+func ClientIP(r *http.Request) string {
+	if i := InfoFrom(r.Context()); i != nil && i.ClientIP != "" {
+		return i.ClientIP
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }
 
 // Secure reports whether the client reached the server over HTTPS: TLS on

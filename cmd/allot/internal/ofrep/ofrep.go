@@ -72,7 +72,7 @@ type Handler struct {
 }
 
 // Register adds the OFREP routes to m.
-func (h *Handler) Register(m *http.ServeMux) {
+func (h *Handler) Register(m httpx.Mux) {
 	m.HandleFunc("POST /ofrep/v1/evaluate/flags/{key}", h.evaluateFlag)
 	m.HandleFunc("POST /ofrep/v1/evaluate/flags", h.evaluateFlags)
 	m.HandleFunc("GET /ofrep/v1/configuration", h.configuration)

@@ -24,7 +24,7 @@ func TestRevokedAdminTokenIsExplained(t *testing.T) {
 	if _, err := s.Core().CreateAdminToken(ctx, "spare"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Core().RevokeAdminToken(ctx, tok.ID); err != nil {
+	if err := s.Core().RevokeAdminToken(ctx, tok.TokenID); err != nil {
 		t.Fatal(err)
 	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)

@@ -34,6 +34,7 @@ func (s *Server) handler(mux *http.ServeMux) http.Handler {
 		// carrying them costs (two allocations, about 300 bytes).
 		if !strings.HasPrefix(r.URL.Path, "/api/flag-config/") {
 			info.Secure = r.TLS == nil && s.forwardedHTTPS(r)
+			info.ClientIP = s.clientIP(r)
 			r = r.WithContext(httpx.WithInfo(r.Context(), info))
 		}
 		if r.Body != nil && r.Body != http.NoBody {
@@ -82,6 +83,33 @@ func (s *Server) observe(r *http.Request, rec *statusRecorder, info *httpx.Info,
 		attrs = append(attrs, "err", info.Err)
 	}
 	s.cfg.Log.Log(r.Context(), httpx.LogLevel(rec.status), "request", attrs...)
+}
+
+// clientIP is the peer's address, or the last address of X-Forwarded-For
+// when the peer is a trusted proxy (the one the proxy appended: earlier
+// ones the client could have sent). The sign-in rate limit counts by it.
+func (s *Server) clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil || len(s.cfg.TrustedProxies) == 0 {
+		return host
+	}
+	trusted := false
+	for _, p := range s.cfg.TrustedProxies {
+		trusted = trusted || p.Contains(ip.Unmap())
+	}
+	xff := r.Header.Values("X-Forwarded-For")
+	if !trusted || len(xff) == 0 {
+		return host
+	}
+	hops := strings.Split(xff[len(xff)-1], ",")
+	if last, err := netip.ParseAddr(strings.TrimSpace(hops[len(hops)-1])); err == nil {
+		return last.Unmap().String()
+	}
+	return host
 }
 
 // forwardedHTTPS reports whether r came from a trusted proxy that says the

@@ -93,7 +93,7 @@ func TestDatabaseOutageIs503(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sess, err := s.DB().CreateSession(ctx, tok.ID, time.Hour)
+	sess, err := s.DB().CreateSession(ctx, tok.UserID, tok.TokenID, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

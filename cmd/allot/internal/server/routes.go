@@ -27,7 +27,8 @@ const (
 // here or by a front end's Register, and the middleware wraps the whole mux
 // once (in handler).
 func (s *Server) routes(api *httpapi.Server, ingestion http.Handler, ui http.Handler) *http.ServeMux {
-	m := http.NewServeMux()
+	m := httpx.NewRoutes()
+	defer func() { s.routed = m.Patterns() }()
 	m.HandleFunc("GET /healthz", s.healthz)
 	m.HandleFunc("GET /readyz", s.readyz)
 	if s.cfg.Metrics != MetricsOff {
@@ -52,7 +53,33 @@ func (s *Server) routes(api *httpapi.Server, ingestion http.Handler, ui http.Han
 
 	// The web UI: everything else.
 	m.Handle("/", ui)
-	return m
+	return m.ServeMux
+}
+
+// Access is the permission decision of the routes registered here (see
+// httpapi.Access): /metrics is read with an API token unless public.
+var Access = map[string]core.Action{
+	"GET /healthz":                        httpx.Public,
+	"GET /readyz":                         httpx.Public,
+	"GET /metrics":                        core.ActRead,
+	"POST /api/v1/assignments":            httpx.Public, // an SDK key
+	"POST /ofrep/v1/evaluate/flags/{key}": httpx.Public,
+	"POST /ofrep/v1/evaluate/flags":       httpx.Public,
+	"GET /ofrep/v1/configuration":         httpx.Public,
+	"/ofrep/":                             httpx.Public,
+	"/api/":                               httpx.Public, // a JSON 404
+	"/":                                   httpx.Public, // the web UI: web.Access decides
+}
+
+// Routes lists the patterns of every route the server answers: its root
+// mux's and, under "/", the web UI's (prefixed "ui:"). The route-by-role
+// test walks them.
+func (s *Server) Routes() []string {
+	out := append([]string(nil), s.routed...)
+	for _, p := range s.ui.Routes() {
+		out = append(out, "ui:"+p)
+	}
+	return out
 }
 
 // metricsAccess lets through a request with the metrics token
@@ -73,11 +100,16 @@ func (s *Server) metricsAccess(api *httpapi.Server, h http.Handler) http.Handler
 				return
 			}
 		}
-		if _, err := api.Admin(r); err != nil {
+		p, err := api.Admin(r)
+		if err != nil {
 			if core.ErrorCode(err) == core.EUNAUTHORIZED {
 				err = core.Errorf(core.EUNAUTHORIZED, "metrics need a metrics token (ALLOT_METRICS_TOKEN) or an admin token: Authorization: Bearer <token>")
 			}
 			httpx.WriteError(w, r, err)
+			return
+		}
+		if !core.Allowed(&p, Access["GET /metrics"], core.AnyEnvironment) {
+			httpx.WriteError(w, r, core.Errorf(core.EFORBIDDEN, "metrics need the %s role", Access["GET /metrics"].Needs()))
 			return
 		}
 		h.ServeHTTP(w, r)

@@ -34,6 +34,11 @@ type Config struct {
 	DB   string // a SQLite file path or a postgres:// URL; default "allot.db"
 	// AdminToken, if set, is accepted as an admin token (ALLOT_ADMIN_TOKEN).
 	AdminToken string
+	// AdminEmail and AdminPassword name the first admin account and its
+	// password (ALLOT_ADMIN_EMAIL, ALLOT_ADMIN_PASSWORD). Used only while
+	// no account has a password: by default the account is
+	// admin@localhost and a random password is printed once.
+	AdminEmail, AdminPassword string
 	// PollInterval is how often the server checks the database for changes
 	// made through other replicas; default 1s.
 	PollInterval time.Duration
@@ -89,6 +94,8 @@ type Server struct {
 	metrics *httpapi.Metrics
 	ingest  *ingest.Writer
 	mux     *http.ServeMux // the routes, without the middleware (benchmarks)
+	ui      *web.UI
+	routed  []string // the patterns of mux (Routes)
 	http    *http.Server
 	ln      net.Listener
 	cancel  context.CancelFunc
@@ -208,6 +215,14 @@ func start(ctx context.Context, cfg Config, ln net.Listener) (*Server, error) {
 	if cfg.AdminToken != "" {
 		warnRevoked(ctx, dom, cfg.AdminToken, log)
 	}
+	email, password, err := dom.BootstrapAccount(ctx, cfg.AdminEmail, cfg.AdminPassword)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("bootstrap: %w", err)
+	}
+	if password != "" {
+		fmt.Fprintf(cfg.Announce, "\nSign in to the web UI as %s with this password (shown once; change it with allot users passwd):\n\n    %s\n\n", email, password)
+	}
 	if err := cache.Refresh(ctx); err != nil {
 		// Serve what compiled; /readyz reports the rest.
 		log.Error("initial configuration build failed", "err", err)
@@ -231,7 +246,8 @@ func start(ctx context.Context, cfg Config, ln net.Listener) (*Server, error) {
 	metrics.Registry().MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "allot_config_streams", Help: "Configuration streams (server-sent events) open on this replica.",
 	}, func() float64 { return float64(api.OpenStreams()) }))
-	mux := s.routes(api, s.ingestHandler(writer), web.New(db, cache, log, web.WithCore(dom)))
+	s.ui = web.New(db, cache, log, web.WithCore(dom))
+	mux := s.routes(api, s.ingestHandler(writer), s.ui)
 	s.mux = mux
 	s.http = &http.Server{
 		Handler:           s.handler(mux),

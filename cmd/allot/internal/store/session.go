@@ -11,12 +11,14 @@ import (
 	"github.com/allot-dev/allot/cmd/allot/internal/core"
 )
 
-// Session is a browser signed in to the web UI with an admin token. It ends
-// when it expires, when it is deleted (sign out), or when its admin token is
-// revoked.
+// Session is a browser signed in to the web UI: an account, signed in with
+// its password or with one of its tokens. It ends when it expires, when it
+// is deleted (sign out), when its account is disabled or its password
+// changed (a password session), or when its token is revoked.
 type Session struct {
-	Token     core.AdminToken // the admin token that signed in (no secret)
-	CSRF      string          // the synchronizer token every form must carry
+	UserID    int64
+	TokenID   int64  // the token that signed in; 0 for a password
+	CSRF      string // the synchronizer token every form must carry
 	CreatedAt time.Time
 	ExpiresAt time.Time
 	// Secret is the cookie value; set only by CreateSession. The database
@@ -30,28 +32,34 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// CreateSession starts a session for a live admin token, valid for ttl, and
-// removes expired sessions.
-func (d *DB) CreateSession(ctx context.Context, tokenID int64, ttl time.Duration) (Session, error) {
-	s := Session{Secret: randomHex(32), CSRF: randomHex(32)}
+// CreateSession starts a session for an enabled account (and the live
+// token it signed in with, if tokenID is not 0), valid for ttl, and removes
+// expired sessions.
+func (d *DB) CreateSession(ctx context.Context, userID, tokenID int64, ttl time.Duration) (Session, error) {
+	s := Session{UserID: userID, TokenID: tokenID, Secret: randomHex(32), CSRF: randomHex(32)}
 	err := d.tx(ctx, func(tx *sql.Tx) error {
-		var created int64
-		err := tx.QueryRowContext(ctx, d.q(`SELECT id, name, prefix, created_at FROM admin_tokens WHERE id = ? AND revoked_at IS NULL`), tokenID).
-			Scan(&s.Token.ID, &s.Token.Name, &s.Token.Prefix, &created)
+		var one int
+		err := tx.QueryRowContext(ctx, d.q(`SELECT 1 FROM users WHERE id = ? AND disabled_at IS NULL`), userID).Scan(&one)
+		if err == nil && tokenID != 0 {
+			err = tx.QueryRowContext(ctx, d.q(`SELECT 1 FROM admin_tokens WHERE id = ? AND user_id = ? AND revoked_at IS NULL`), tokenID, userID).Scan(&one)
+		}
 		if errors.Is(err, sql.ErrNoRows) {
-			return core.Errorf(core.EUNAUTHORIZED, "invalid or revoked admin token")
+			return core.Errorf(core.EUNAUTHORIZED, "the account is disabled or the token revoked")
 		}
 		if err != nil {
 			return err
 		}
-		s.Token.CreatedAt = fromMicros(created)
 		now := fromMicros(micros(d.now()))
 		s.CreatedAt, s.ExpiresAt = now, fromMicros(micros(now.Add(ttl)))
 		if _, err := tx.ExecContext(ctx, d.q(`DELETE FROM sessions WHERE expires_at <= ?`), micros(now)); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, d.q(`INSERT INTO sessions (id, token_id, csrf, created_at, expires_at) VALUES (?, ?, ?, ?, ?)`),
-			core.HashSecretHex(s.Secret), tokenID, s.CSRF, micros(s.CreatedAt), micros(s.ExpiresAt))
+		var tok any
+		if tokenID != 0 {
+			tok = tokenID
+		}
+		_, err = tx.ExecContext(ctx, d.q(`INSERT INTO sessions (id, user_id, token_id, csrf, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)`),
+			core.HashSecretHex(s.Secret), userID, tok, s.CSRF, micros(s.CreatedAt), micros(s.ExpiresAt))
 		return err
 	})
 	if err != nil {
@@ -61,21 +69,24 @@ func (d *DB) CreateSession(ctx context.Context, tokenID int64, ttl time.Duration
 }
 
 // Session returns the live session whose cookie secret is given, or an
-// EUNAUTHORIZED error if it is unknown, expired, or its token was revoked.
+// EUNAUTHORIZED error if it is unknown, expired, its account disabled or
+// its token revoked.
 func (d *DB) Session(ctx context.Context, secret string) (Session, error) {
 	var s Session
-	var tokCreated, created, expires int64
-	err := d.db.QueryRowContext(ctx, d.q(`SELECT t.id, t.name, t.prefix, t.created_at, s.csrf, s.created_at, s.expires_at
-		FROM sessions s JOIN admin_tokens t ON t.id = s.token_id
-		WHERE s.id = ? AND s.expires_at > ? AND t.revoked_at IS NULL`), core.HashSecretHex(secret), micros(d.now())).
-		Scan(&s.Token.ID, &s.Token.Name, &s.Token.Prefix, &tokCreated, &s.CSRF, &created, &expires)
+	var tok sql.NullInt64
+	var created, expires int64
+	err := d.db.QueryRowContext(ctx, d.q(`SELECT s.user_id, s.token_id, s.csrf, s.created_at, s.expires_at
+		FROM sessions s JOIN users u ON u.id = s.user_id LEFT JOIN admin_tokens t ON t.id = s.token_id
+		WHERE s.id = ? AND s.expires_at > ? AND u.disabled_at IS NULL AND (s.token_id IS NULL OR t.revoked_at IS NULL)`), core.HashSecretHex(secret), micros(d.now())).
+		Scan(&s.UserID, &tok, &s.CSRF, &created, &expires)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Session{}, core.Errorf(core.EUNAUTHORIZED, "not signed in, or the session has ended")
 	}
 	if err != nil {
 		return Session{}, err
 	}
-	s.Token.CreatedAt, s.CreatedAt, s.ExpiresAt = fromMicros(tokCreated), fromMicros(created), fromMicros(expires)
+	s.TokenID = tok.Int64
+	s.CreatedAt, s.ExpiresAt = fromMicros(created), fromMicros(expires)
 	return s, nil
 }
 

@@ -17,12 +17,12 @@ func TestSessions(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s, err := db.CreateSession(ctx, tok.ID, time.Hour)
-		if err != nil || s.Secret == "" || s.CSRF == "" || s.Token.Name != "alice" || !s.ExpiresAt.Equal(now.Add(time.Hour)) {
+		s, err := db.CreateSession(ctx, tok.UserID, tok.ID, time.Hour)
+		if err != nil || s.Secret == "" || s.CSRF == "" || s.TokenID != tok.ID || tok.UserID == 0 || !s.ExpiresAt.Equal(now.Add(time.Hour)) {
 			t.Fatalf("create: %+v %v", s, err)
 		}
 		got, err := db.Session(ctx, s.Secret)
-		if err != nil || got.CSRF != s.CSRF || got.Token.ID != tok.ID || got.Secret != "" {
+		if err != nil || got.CSRF != s.CSRF || got.TokenID != tok.ID || got.UserID != tok.UserID || got.Secret != "" {
 			t.Fatalf("lookup: %+v %v", got, err)
 		}
 		_, err = db.Session(ctx, s.Secret+"x")
@@ -34,7 +34,7 @@ func TestSessions(t *testing.T) {
 		wantCode(t, err, core.EUNAUTHORIZED)
 
 		// Sign out.
-		s2, err := db.CreateSession(ctx, tok.ID, time.Hour)
+		s2, err := db.CreateSession(ctx, tok.UserID, tok.ID, time.Hour)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -45,7 +45,7 @@ func TestSessions(t *testing.T) {
 		wantCode(t, err, core.EUNAUTHORIZED)
 
 		// Revoking the token ends its sessions and refuses new ones.
-		s3, _ := db.CreateSession(ctx, tok.ID, time.Hour)
+		s3, _ := db.CreateSession(ctx, tok.UserID, tok.ID, time.Hour)
 		if _, err := coreOf(db).CreateAdminToken(ctx, "spare"); err != nil { // the last one cannot be revoked
 			t.Fatal(err)
 		}
@@ -54,7 +54,27 @@ func TestSessions(t *testing.T) {
 		}
 		_, err = db.Session(ctx, s3.Secret)
 		wantCode(t, err, core.EUNAUTHORIZED)
-		_, err = db.CreateSession(ctx, tok.ID, time.Hour)
+		_, err = db.CreateSession(ctx, tok.UserID, tok.ID, time.Hour)
+		wantCode(t, err, core.EUNAUTHORIZED)
+
+		// A password session; disabling the account ends it.
+		u, err := coreOf(db).CreateUser(ctx, "Bob@Example.com ", "correct horse battery", core.RoleEditor)
+		if err != nil || u.Email != "bob@example.com" {
+			t.Fatalf("create user: %+v %v", u, err)
+		}
+		s4, err := db.CreateSession(ctx, u.ID, 0, time.Hour)
+		if err != nil || s4.TokenID != 0 {
+			t.Fatalf("password session: %+v %v", s4, err)
+		}
+		if got, err := db.Session(ctx, s4.Secret); err != nil || got.UserID != u.ID {
+			t.Fatalf("lookup: %+v %v", got, err)
+		}
+		if _, err := coreOf(db).DisableUser(ctx, u.ID); err != nil {
+			t.Fatal(err)
+		}
+		_, err = db.Session(ctx, s4.Secret)
+		wantCode(t, err, core.EUNAUTHORIZED)
+		_, err = db.CreateSession(ctx, u.ID, 0, time.Hour)
 		wantCode(t, err, core.EUNAUTHORIZED)
 	})
 }

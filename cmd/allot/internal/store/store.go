@@ -545,16 +545,17 @@ func (d *DB) RecordSDKKeyUse(ctx context.Context, uses map[[32]byte]time.Time) e
 
 // ---- admin tokens
 
-func (t *tx) InsertAdminToken(name, prefix, hash string) (core.AdminToken, error) {
+func (t *tx) InsertAdminToken(tok core.AdminToken, hash string) (core.AdminToken, error) {
 	now := t.now()
-	tok := core.AdminToken{Name: name, Prefix: prefix, CreatedAt: fromMicros(now)}
-	err := t.row(`INSERT INTO admin_tokens (name, prefix, hash, created_at) VALUES (?, ?, ?, ?) RETURNING id`,
-		name, prefix, hash, now).Scan(&tok.ID)
+	tok.CreatedAt = fromMicros(now)
+	err := t.row(`INSERT INTO admin_tokens (name, prefix, hash, created_at, user_id, role) VALUES (?, ?, ?, ?, ?, ?) RETURNING id`,
+		tok.Name, tok.Prefix, hash, now, tok.UserID, string(tok.Role)).Scan(&tok.ID)
 	return tok, err
 }
 
 func (t *tx) AdminTokens() ([]core.AdminToken, error) {
-	rows, err := t.query(`SELECT id, name, prefix, created_at, revoked_at FROM admin_tokens ORDER BY id`)
+	rows, err := t.query(`SELECT t.id, t.name, t.prefix, t.created_at, t.revoked_at, COALESCE(t.user_id, 0), COALESCE(u.email, ''), t.role
+		FROM admin_tokens t LEFT JOIN users u ON u.id = t.user_id ORDER BY t.id`)
 	if err != nil {
 		return nil, err
 	}
@@ -564,10 +565,11 @@ func (t *tx) AdminTokens() ([]core.AdminToken, error) {
 		var tok core.AdminToken
 		var created int64
 		var revoked sql.NullInt64
-		if err := rows.Scan(&tok.ID, &tok.Name, &tok.Prefix, &created, &revoked); err != nil {
+		var role string
+		if err := rows.Scan(&tok.ID, &tok.Name, &tok.Prefix, &created, &revoked, &tok.UserID, &tok.Email, &role); err != nil {
 			return nil, err
 		}
-		tok.CreatedAt, tok.RevokedAt = fromMicros(created), fromNullMicros(revoked)
+		tok.CreatedAt, tok.RevokedAt, tok.Role = fromMicros(created), fromNullMicros(revoked), core.Role(role)
 		out = append(out, tok)
 	}
 	return out, rows.Err()
@@ -600,18 +602,35 @@ func (t *tx) AdminTokenByHash(hash string) (core.AdminToken, string, error) {
 	var stored string
 	var created int64
 	var revoked sql.NullInt64
-	err := t.row(`SELECT id, name, prefix, hash, created_at, revoked_at FROM admin_tokens WHERE hash = ?`, hash).
-		Scan(&tok.ID, &tok.Name, &tok.Prefix, &stored, &created, &revoked)
+	var role string
+	err := t.row(`SELECT id, name, prefix, hash, created_at, revoked_at, COALESCE(user_id, 0), role FROM admin_tokens WHERE hash = ?`, hash).
+		Scan(&tok.ID, &tok.Name, &tok.Prefix, &stored, &created, &revoked, &tok.UserID, &role)
 	if errors.Is(err, sql.ErrNoRows) {
 		return tok, "", core.Errorf(core.ENOTFOUND, "no such admin token")
 	}
-	tok.CreatedAt, tok.RevokedAt = fromMicros(created), fromNullMicros(revoked)
+	tok.CreatedAt, tok.RevokedAt, tok.Role = fromMicros(created), fromNullMicros(revoked), core.Role(role)
 	return tok, stored, err
+}
+
+func (t *tx) AdminToken(id int64) (core.AdminToken, error) {
+	tok := core.AdminToken{ID: id}
+	var created int64
+	var revoked sql.NullInt64
+	var role string
+	err := t.row(`SELECT name, prefix, created_at, revoked_at, COALESCE(user_id, 0), role FROM admin_tokens WHERE id = ?`, id).
+		Scan(&tok.Name, &tok.Prefix, &created, &revoked, &tok.UserID, &role)
+	if errors.Is(err, sql.ErrNoRows) {
+		return tok, core.Errorf(core.ENOTFOUND, "no admin token %d", id)
+	}
+	tok.CreatedAt, tok.RevokedAt, tok.Role = fromMicros(created), fromNullMicros(revoked), core.Role(role)
+	return tok, err
 }
 
 func (t *tx) RevokeAdminToken(id int64) (core.AdminToken, error) {
 	tok := core.AdminToken{ID: id}
-	err := t.row(`SELECT name, prefix FROM admin_tokens WHERE id = ? AND revoked_at IS NULL`, id).Scan(&tok.Name, &tok.Prefix)
+	var role string
+	err := t.row(`SELECT name, prefix, COALESCE(user_id, 0), role FROM admin_tokens WHERE id = ? AND revoked_at IS NULL`, id).Scan(&tok.Name, &tok.Prefix, &tok.UserID, &role)
+	tok.Role = core.Role(role)
 	if errors.Is(err, sql.ErrNoRows) {
 		return tok, core.Errorf(core.ENOTFOUND, "no live admin token with id %d", id)
 	}

@@ -52,7 +52,7 @@ func browser(t *testing.T) (context.Context, context.CancelFunc) {
 	return browserWithin(t, 20*time.Second)
 }
 
-// browserWithin is browser with a deadline for the whole test.
+// browserWithin is browser for a test that may take up to d.
 func browserWithin(t *testing.T, d time.Duration) (context.Context, context.CancelFunc) {
 	t.Helper()
 	opts := []chromedp.ExecAllocatorOption{
@@ -318,7 +318,7 @@ func TestBrowser(t *testing.T) {
 	// The audit log says who did what.
 	do("audit", submit(`nav a[href^="/audit"]`), chromedp.Click(chromedp.CSS("#audit details summary")), shot("audit"))
 	log := text("#audit")
-	for _, want := range []string{"admin:ALLOT_ADMIN_TOKEN", "revoke sdk_key", "create sdk_key", "update flag_settings", "create flag checkout-button"} {
+	for _, want := range []string{"admin@localhost (token ALLOT_ADMIN_TOKEN", "revoke sdk_key", "create sdk_key", "update flag_settings", "create flag checkout-button"} {
 		contains(t, "audit log", log, want)
 	}
 

@@ -12,6 +12,7 @@ import (
 	"crypto/subtle"
 	"embed"
 	"errors"
+	"fmt"
 	"html/template"
 	"io/fs"
 	"log/slog"
@@ -47,8 +48,8 @@ type UI struct {
 	log   *slog.Logger
 	now   func() time.Time
 	pages map[string]*template.Template
-	mux   *http.ServeMux
 	h     http.Handler
+	mux   *httpx.Routes
 }
 
 // Route returns the pattern that serves method and path, "" for none but
@@ -85,7 +86,8 @@ func New(db *store.DB, cache *publish.Cache, log *slog.Logger, opts ...Option) *
 	for _, o := range opts {
 		o(u)
 	}
-	mux := http.NewServeMux()
+	mux := httpx.NewRoutes()
+	u.mux = mux
 	static, _ := fs.Sub(assets, "static")
 	mux.Handle("GET /static/", http.StripPrefix("/static/", staticHandler(static)))
 	mux.HandleFunc("GET /favicon.ico", http.NotFound)
@@ -96,7 +98,7 @@ func New(db *store.DB, cache *publish.Cache, log *slog.Logger, opts ...Option) *
 	mux.HandleFunc("POST /signin", u.signin)
 
 	a := func(pattern string, h func(http.ResponseWriter, *http.Request, *page) error) {
-		mux.Handle(pattern, u.authed(h))
+		mux.Handle(pattern, u.authed(access(pattern), h))
 	}
 	a("POST /signout", u.signout)
 	a("GET /{$}", func(w http.ResponseWriter, r *http.Request, p *page) error {
@@ -134,6 +136,7 @@ func New(db *store.DB, cache *publish.Cache, log *slog.Logger, opts ...Option) *
 	a("POST /keys/{id}/origins", u.setKeyOrigins)
 	a("GET /audit", u.auditLog)
 	u.registerLayers(a)
+	u.registerAccounts(a)
 	a("/", func(w http.ResponseWriter, r *http.Request, p *page) error {
 		return core.Errorf(core.ENOTFOUND, "there is no page at %s", r.URL.Path)
 	})
@@ -141,6 +144,10 @@ func New(db *store.DB, cache *publish.Cache, log *slog.Logger, opts ...Option) *
 	u.h = http.NewCrossOriginProtection().Handler(mux)
 	return u
 }
+
+// Routes lists the patterns of every route of the UI (the route-by-role
+// test of internal/server walks them).
+func (u *UI) Routes() []string { return u.mux.Patterns() }
 
 // ServeHTTP serves the UI.
 func (u *UI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -178,6 +185,17 @@ type page struct {
 	Errors  map[string]string // errors by form field id
 	Data    any
 	status  int
+
+	// Principal is who is signed in; templates ask Can to decide which
+	// controls to show (the core refuses the rest anyway).
+	Principal *core.Principal
+}
+
+// Can reports whether the signed-in principal may do action ("read",
+// "edit", "admin") in the page's environment: core.Allowed, for templates
+// ({{if $.Can "edit"}}).
+func (p *page) Can(action string) bool {
+	return core.Allowed(p.Principal, core.Action(action), p.Env)
 }
 
 // fail records a form error: a store *Error goes next to the field its
@@ -211,15 +229,21 @@ func (p *page) fail(err error, fields func(string) (id, label string)) {
 // Retry-After for a busy or unreachable database).
 func statusOf(err error) int { return httpx.Status(err) }
 
-// authed requires a session, checks the CSRF token of every POST, names the
-// token's holder as the actor of changes, and renders errors.
-func (u *UI) authed(h func(http.ResponseWriter, *http.Request, *page) error) http.Handler {
+// authed requires a session, checks the CSRF token of every POST, checks
+// that the session's principal may do act (core.Allowed, in some
+// environment: the operation checks the one it touches), makes it the
+// principal of the request, and renders errors.
+func (u *UI) authed(act core.Action, h func(http.ResponseWriter, *http.Request, *page) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		var sess store.Session
+		var pr core.Principal
 		c, err := r.Cookie(sessionCookie)
 		if err == nil && c.Value != "" {
 			sess, err = u.db.Session(r.Context(), c.Value)
+			if err == nil {
+				pr, err = u.core.SessionPrincipal(r.Context(), sess.UserID, sess.TokenID)
+			}
 		} else {
 			err = core.Errorf(core.EUNAUTHORIZED, "not signed in")
 		}
@@ -242,9 +266,15 @@ func (u *UI) authed(h func(http.ResponseWriter, *http.Request, *page) error) htt
 				return
 			}
 		}
-		ctx := core.WithActor(r.Context(), core.TokenActor(sess.Token))
-		r = r.WithContext(ctx)
-		p := &page{Session: &sess, CSRF: sess.CSRF, Path: "/flags"}
+		httpx.SetActor(r.Context(), pr.Actor())
+		r = r.WithContext(core.WithPrincipal(r.Context(), pr))
+		p := &page{Session: &sess, Principal: &pr, CSRF: sess.CSRF, Path: "/flags"}
+		if !core.Allowed(&pr, act, core.AnyEnvironment) {
+			p.Title, p.status = "Not allowed", http.StatusForbidden
+			p.Error = fmt.Sprintf("You are signed in as %s, whose role is %s; this needs the %s role. Nothing was changed.", pr.Email, pr.RoleIn(core.AnyEnvironment), act.Needs())
+			u.render(w, r, "error", p)
+			return
+		}
 		if r.Method == http.MethodGet {
 			p.Path = r.URL.Path
 		}

@@ -426,7 +426,7 @@ func TestExperimentLifecycle(t *testing.T) {
 	}
 
 	// The audit log names the token.
-	want(t, e.get("/audit"), 200, "admin:tester", "update flag_settings", "create flag", "Before and after",
+	want(t, e.get("/audit"), 200, "admin@localhost (token tester, ", "update flag_settings", "create flag", "Before and after",
 		"allocations[0].traffic: 10 → 50", "allocations[0].status: &#34;draft&#34; → &#34;running&#34;", "enabled: true → false")
 }
 

@@ -23,6 +23,6 @@ func (o Ops) UpdateFlagSettings(ctx context.Context, s core.FlagSettings) (befor
 }
 
 // AuthenticateAdmin is core.Authenticate.
-func (o Ops) AuthenticateAdmin(ctx context.Context, secret string) (core.AdminToken, error) {
+func (o Ops) AuthenticateAdmin(ctx context.Context, secret string) (core.Principal, error) {
 	return o.Authenticate(ctx, secret)
 }
