@@ -1,0 +1,381 @@
+package core
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// MaxHistoryEntries bounds AllocationHistory: the audit entries of one flag
+// in one environment it reads, newest first.
+const MaxHistoryEntries = 500
+
+// AllocationEvent is one audited change that touched an allocation (or
+// turned its flag on or off): when, who, and the allocation before and
+// after it.
+type AllocationEvent struct {
+	AuditID int64     `json:"auditId"`
+	At      time.Time `json:"at"`
+	Actor   string    `json:"actor"`
+	// Kinds says what changed, in this order: added, removed, started,
+	// stopped, status (another status change), traffic, weights, rules,
+	// schedule, enabled, disabled (the flag in that environment).
+	Kinds []string `json:"kinds"`
+	// Before and After are the allocation around the change; nil where it
+	// did not exist.
+	Before *Allocation `json:"before,omitempty"`
+	After  *Allocation `json:"after,omitempty"`
+}
+
+// AllocationHistory is an allocation's audited changes, oldest first.
+type AllocationHistory struct {
+	Events []AllocationEvent `json:"events"`
+	// Complete is false when older changes exist that were not read (the
+	// bound was reached) or could not be replayed.
+	Complete bool `json:"complete"`
+}
+
+// AllocationHistory returns the audited changes of allocation alloc of
+// flag in env, from the audit log: at most MaxHistoryEntries entries of the
+// flag in env, newest first, back to the flag's creation.
+//
+// An update's audit entry keeps only the paths that changed
+// ("allocations[2].traffic"), by position. To know which allocation a path
+// was, the history starts from the current settings and undoes the entries
+// one by one, newest first, so each entry's settings before and after are
+// known whole.
+func (c *Core) AllocationHistory(ctx context.Context, env, flag, alloc string) (AllocationHistory, error) {
+	var h AllocationHistory
+	err := c.store.Read(ctx, func(tx Tx) error {
+		if _, err := tx.Environment(env); err != nil {
+			return err
+		}
+		if _, err := tx.Flag(flag, false); err != nil {
+			return err
+		}
+		cur, err := tx.Settings(env, flag)
+		if err != nil {
+			return err
+		}
+		entries, err := tx.FlagAudit(flag, env, MaxHistoryEntries, MaxAuditPageBytes)
+		if err != nil {
+			return err
+		}
+		h = replayHistory(cur, entries, alloc, MaxHistoryEntries)
+		return nil
+	})
+	return h, err
+}
+
+// replayHistory walks entries (newest first) back from the settings cur,
+// collecting the changes to alloc, oldest first in the result.
+func replayHistory(cur FlagSettings, entries []AuditEntry, alloc string, limit int) AllocationHistory {
+	h := AllocationHistory{Events: []AllocationEvent{}}
+	raw, err := json.Marshal(cur)
+	if err != nil {
+		return h
+	}
+	var after any
+	if json.Unmarshal(raw, &after) != nil {
+		return h
+	}
+	// Complete once the flag's creation is reached: every settings change
+	// since is an entry (writeSettings audits each one).
+	complete := false
+	for i, e := range entries {
+		if i >= limit {
+			break
+		}
+		if e.Entity == "flag" {
+			if e.Action == "create" {
+				complete = true
+				break
+			}
+			continue
+		}
+		if e.Entity != "flag_settings" || e.Action != "update" {
+			continue
+		}
+		before, err := undo(after, e.Before, e.After)
+		if err != nil {
+			break
+		}
+		var b, a FlagSettings
+		if remarshal(before, &b) != nil || remarshal(after, &a) != nil {
+			break
+		}
+		if ev, ok := allocationEvent(&b, &a, alloc); ok {
+			ev.AuditID, ev.At, ev.Actor = e.ID, e.At, e.Actor
+			h.Events = append(h.Events, ev)
+		}
+		after = before
+	}
+	slices.Reverse(h.Events)
+	h.Complete = complete
+	return h
+}
+
+func remarshal(v any, out any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, out)
+}
+
+// allocationEvent compares alloc in two settings.
+func allocationEvent(before, after *FlagSettings, alloc string) (AllocationEvent, bool) {
+	find := func(s *FlagSettings) *Allocation {
+		for i := range s.Allocations {
+			if s.Allocations[i].Key == alloc {
+				return &s.Allocations[i]
+			}
+		}
+		return nil
+	}
+	b, a := find(before), find(after)
+	ev := AllocationEvent{Before: b, After: a}
+	same := func(x, y any) bool {
+		bx, _ := json.Marshal(x)
+		by, _ := json.Marshal(y)
+		return string(bx) == string(by)
+	}
+	switch {
+	case b == nil && a == nil:
+		return ev, false
+	case b == nil:
+		ev.Kinds = append(ev.Kinds, "added")
+	case a == nil:
+		ev.Kinds = append(ev.Kinds, "removed")
+	default:
+		switch {
+		case b.Status == a.Status:
+		case a.Status == Running:
+			ev.Kinds = append(ev.Kinds, "started")
+		case b.Status == Running:
+			ev.Kinds = append(ev.Kinds, "stopped")
+		default:
+			ev.Kinds = append(ev.Kinds, "status")
+		}
+		if b.Traffic != a.Traffic || b.Percent != a.Percent {
+			ev.Kinds = append(ev.Kinds, "traffic")
+		}
+		if !same(b.Weights, a.Weights) || b.Variation != a.Variation {
+			ev.Kinds = append(ev.Kinds, "weights")
+		}
+		if !same(b.Rules, a.Rules) {
+			ev.Kinds = append(ev.Kinds, "rules")
+		}
+		if !same(b.StartAt, a.StartAt) || !same(b.EndAt, a.EndAt) {
+			ev.Kinds = append(ev.Kinds, "schedule")
+		}
+	}
+	if before.Enabled != after.Enabled {
+		if after.Enabled {
+			ev.Kinds = append(ev.Kinds, "enabled")
+		} else {
+			ev.Kinds = append(ev.Kinds, "disabled")
+		}
+	}
+	return ev, len(ev.Kinds) > 0
+}
+
+// undo returns the document as it was before an update whose audit entry
+// recorded the changed paths' values in before and after (see
+// newAuditEntry). doc is not modified.
+func undo(doc any, before, after json.RawMessage) (any, error) {
+	var b, a map[string]any
+	if err := json.Unmarshal(before, &b); err != nil {
+		return nil, fmt.Errorf("audit entry: before: %w", err)
+	}
+	if err := json.Unmarshal(after, &a); err != nil {
+		return nil, fmt.Errorf("audit entry: after: %w", err)
+	}
+	out := deepCopy(doc)
+	// Whole values first, then set diffs, in path order: a path is never
+	// both, and no recorded path lies inside another.
+	for _, p := range slices.Sorted(mapKeys(b)) {
+		v := b[p]
+		if path, ok := strings.CutSuffix(p, " (set)"); ok {
+			cur, err := getPath(out, path)
+			if err != nil {
+				return nil, err
+			}
+			list, _ := cur.([]any)
+			added := map[string]bool{}
+			for _, x := range asList(a[p]) {
+				if s, ok := x.(string); ok {
+					added[s] = true
+				}
+			}
+			var restored []any
+			for _, x := range list {
+				if s, ok := x.(string); !ok || !added[s] {
+					restored = append(restored, x)
+				}
+			}
+			restored = append(restored, asList(v)...)
+			if out, err = setPath(out, path, restored); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		var err error
+		if out, err = setPath(out, p, v); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func mapKeys(m map[string]any) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+func asList(v any) []any {
+	l, _ := v.([]any)
+	return l
+}
+
+func deepCopy(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		m := make(map[string]any, len(x))
+		for k, e := range x {
+			m[k] = deepCopy(e)
+		}
+		return m
+	case []any:
+		l := make([]any, len(x))
+		for i, e := range x {
+			l[i] = deepCopy(e)
+		}
+		return l
+	}
+	return v
+}
+
+// pathStep is one step of an audit path: an object key or a list index.
+type pathStep struct {
+	key   string
+	index int // -1 for a key
+}
+
+// parsePath reads an audit path: "allocations[0].weights[1].weight".
+func parsePath(p string) ([]pathStep, error) {
+	var steps []pathStep
+	for _, part := range strings.Split(p, ".") {
+		name, rest, _ := strings.Cut(part, "[")
+		if name != "" {
+			steps = append(steps, pathStep{key: name, index: -1})
+		}
+		for rest != "" {
+			num, after, ok := strings.Cut(rest, "]")
+			i, err := strconv.Atoi(num)
+			if !ok || err != nil || i < 0 {
+				return nil, fmt.Errorf("audit path %q: bad index", p)
+			}
+			steps = append(steps, pathStep{index: i})
+			rest = strings.TrimPrefix(after, "[")
+		}
+	}
+	if len(steps) == 0 {
+		return nil, fmt.Errorf("audit path %q: empty", p)
+	}
+	return steps, nil
+}
+
+func getPath(doc any, p string) (any, error) {
+	steps, err := parsePath(p)
+	if err != nil {
+		return nil, err
+	}
+	cur := doc
+	for _, s := range steps {
+		switch x := cur.(type) {
+		case map[string]any:
+			if s.index >= 0 {
+				return nil, fmt.Errorf("audit path %q: an index into an object", p)
+			}
+			cur = x[s.key]
+		case []any:
+			if s.index < 0 || s.index >= len(x) {
+				return nil, fmt.Errorf("audit path %q: no such item", p)
+			}
+			cur = x[s.index]
+		default:
+			return nil, fmt.Errorf("audit path %q: not in the document", p)
+		}
+	}
+	return cur, nil
+}
+
+// setPath sets the value at p in doc (whose containers it changes in
+// place) and returns doc. A null value removes an object's key, as a key
+// absent on one side of a diff is recorded as null.
+func setPath(doc any, p string, v any) (any, error) {
+	steps, err := parsePath(p)
+	if err != nil {
+		return nil, err
+	}
+	var set func(cur any, steps []pathStep) (any, error)
+	set = func(cur any, steps []pathStep) (any, error) {
+		s := steps[0]
+		last := len(steps) == 1
+		switch x := cur.(type) {
+		case map[string]any:
+			if s.index >= 0 {
+				return nil, fmt.Errorf("audit path %q: an index into an object", p)
+			}
+			if last {
+				if v == nil {
+					delete(x, s.key)
+				} else {
+					x[s.key] = v
+				}
+				return x, nil
+			}
+			next := x[s.key]
+			if next == nil {
+				next = map[string]any{}
+			}
+			n, err := set(next, steps[1:])
+			if err != nil {
+				return nil, err
+			}
+			x[s.key] = n
+			return x, nil
+		case []any:
+			if s.index < 0 || s.index >= len(x) {
+				return nil, fmt.Errorf("audit path %q: no such item", p)
+			}
+			if last {
+				x[s.index] = v
+				return x, nil
+			}
+			n, err := set(x[s.index], steps[1:])
+			if err != nil {
+				return nil, err
+			}
+			x[s.index] = n
+			return x, nil
+		case nil:
+			if s.index >= 0 {
+				return nil, fmt.Errorf("audit path %q: not in the document", p)
+			}
+			return set(map[string]any{}, steps)
+		}
+		return nil, fmt.Errorf("audit path %q: not in the document", p)
+	}
+	return set(doc, steps)
+}
