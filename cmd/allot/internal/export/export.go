@@ -38,7 +38,7 @@ func (q Request) Filename() string {
 		name += "-" + q.Filter.FeatureFlag
 	}
 	switch {
-	case q.FirstExposures && q.Filter.Allocation != "":
+	case q.Filter.Allocation != "":
 		name += "-" + q.Filter.Allocation
 	case q.Filter.Experiment != "":
 		// An experiment's key is usually its flag's key, "-" and the
@@ -107,6 +107,9 @@ type Exporter struct {
 	log   *slog.Logger
 	slots chan struct{}
 }
+
+// DefaultSlots is how many exports may stream at once in a process.
+const DefaultSlots = 2
 
 // New returns an Exporter over db that runs at most slots exports at once.
 func New(db *store.DB, log *slog.Logger, slots int) *Exporter {

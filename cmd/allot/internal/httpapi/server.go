@@ -33,8 +33,6 @@ type Server struct {
 	precomputedLimit *keyLimiter
 }
 
-// MaxExports is how many assignment exports may stream at once.
-const MaxExports = 2
 
 // Option configures a Server.
 type Option func(*Server)
@@ -57,7 +55,7 @@ func New(db *store.DB, cache *publish.Cache, log *slog.Logger, opts ...Option) *
 	// Every management operation goes through the domain core, which
 	// republishes through the cache after each commit.
 	s.core = core.New(db, core.Options{Listener: cache, Log: log})
-	s.exporter = export.New(db, log, MaxExports)
+	s.exporter = export.New(db, log, export.DefaultSlots)
 	for _, o := range opts {
 		o(s)
 	}

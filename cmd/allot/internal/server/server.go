@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/allot-dev/allot/cmd/allot/internal/core"
+	"github.com/allot-dev/allot/cmd/allot/internal/export"
 	"github.com/allot-dev/allot/cmd/allot/internal/httpapi"
 	"github.com/allot-dev/allot/cmd/allot/internal/ingest"
 	"github.com/allot-dev/allot/cmd/allot/internal/ofrep"
@@ -211,11 +212,13 @@ func start(ctx context.Context, cfg Config, ln net.Listener) (*Server, error) {
 	s := &Server{cfg: cfg, db: db, core: dom, cache: cache, metrics: metrics, ingest: writer, ln: ln, errc: make(chan error, 1)}
 	s.ofrep = ofrep.NewRecorder(writer, ofrep.RecorderOptions{Log: log})
 	registerOFREPMetrics(metrics, s.ofrep)
-	api := httpapi.New(db, cache, log, httpapi.WithCore(dom))
+	// One exporter: the API's exports and the UI's downloads share its bound.
+	exporter := export.New(db, log, export.DefaultSlots)
+	api := httpapi.New(db, cache, log, httpapi.WithCore(dom), httpapi.WithExporter(exporter))
 	metrics.Registry().MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "allot_config_streams", Help: "Configuration streams (server-sent events) open on this replica.",
 	}, func() float64 { return float64(api.OpenStreams()) }))
-	mux := s.routes(api, s.ingestHandler(writer), web.New(db, cache, log, web.WithCore(dom)))
+	mux := s.routes(api, s.ingestHandler(writer), web.New(db, cache, log, web.WithCore(dom), web.WithExporter(exporter)))
 	s.mux = mux
 	s.http = &http.Server{
 		Handler:           s.handler(mux),
