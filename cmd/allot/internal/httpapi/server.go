@@ -33,7 +33,6 @@ type Server struct {
 	precomputedLimit *keyLimiter
 }
 
-
 // Option configures a Server.
 type Option func(*Server)
 
