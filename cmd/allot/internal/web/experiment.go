@@ -92,10 +92,10 @@ type point struct {
 }
 
 type mark struct {
-	X, BadgeY float64
-	Stack     int
-	N         int
-	Label     string
+	X, BadgeX, TextX, Width float64
+	N, Last                 int    // the first and last change it marks
+	Text                    string // "3", or "2–40" for several
+	Label                   string // one line per change
 }
 
 type chartRow struct {
@@ -283,12 +283,23 @@ func buildChart(daily []store.DailyCount, events []core.AllocationEvent, variati
 		n++
 		tl[i].N, tl[i].OnChart = n, true
 		mx := x(e.At.Sub(first).Hours() / 24)
-		// Marks closer than their badges are wide stack downwards.
-		k := 0
-		if l := len(ch.Marks); l > 0 && mx-ch.Marks[l-1].X < 20 {
-			k = ch.Marks[l-1].Stack + 1
+		line := fmt.Sprintf("%d. %s: %s", n, tl[i].At, tl[i].Text)
+		// Changes closer together than a badge is wide share one mark,
+		// "2–40", whose tooltip lists them all.
+		if l := len(ch.Marks); l > 0 && mx-ch.Marks[l-1].X < 24 {
+			m := &ch.Marks[l-1]
+			m.Last, m.Text = n, fmt.Sprintf("%d–%d", m.N, n)
+			m.Label += "\n" + line
+			m.Width = 10 + 7*float64(len([]rune(m.Text)))
+			continue
 		}
-		ch.Marks = append(ch.Marks, mark{X: mx, BadgeY: ch.Top - 12 + float64(k)*20, Stack: k, N: n, Label: tl[i].At + ": " + tl[i].Text})
+		ch.Marks = append(ch.Marks, mark{X: mx, N: n, Last: n, Text: strconv.Itoa(n), Label: line, Width: 10 + 7*float64(len(strconv.Itoa(n)))})
+	}
+	for i := range ch.Marks {
+		// Badges are centred on their line, but kept inside the viewBox.
+		m := &ch.Marks[i]
+		m.BadgeX = min(max(m.X-m.Width/2, 0), float64(ch.W)-m.Width)
+		m.TextX = m.BadgeX + m.Width/2
 	}
 	ch.Title = fmt.Sprintf("%s of %s, %s to %s", ch.YLabel, strings.Join(variations, ", "), rows[0].Day, rows[ndays-1].Day)
 	var totals []string
