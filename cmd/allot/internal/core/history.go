@@ -83,6 +83,10 @@ func replayHistory(cur FlagSettings, entries []AuditEntry, alloc string, limit i
 	if json.Unmarshal(raw, &after) != nil {
 		return h
 	}
+	state := allocationState{Enabled: cur.Enabled}
+	if i := slices.IndexFunc(cur.Allocations, func(a Allocation) bool { return a.Key == alloc }); i >= 0 {
+		state.Alloc = &cur.Allocations[i]
+	}
 	// Complete once the flag's creation is reached: every settings change
 	// since is an entry (writeSettings audits each one).
 	complete := false
@@ -100,17 +104,25 @@ func replayHistory(cur FlagSettings, entries []AuditEntry, alloc string, limit i
 		if e.Entity != "flag_settings" || e.Action != "update" {
 			continue
 		}
-		before, err := undo(after, e.Before, e.After)
+		// undo changes the document in place: the one after this entry
+		// is not needed any more.
+		before, relevant, err := undo(after, e.Before, e.After)
 		if err != nil {
 			break
 		}
-		var b, a FlagSettings
-		if remarshal(before, &b) != nil || remarshal(after, &a) != nil {
-			break
-		}
-		if ev, ok := allocationEvent(&b, &a, alloc); ok {
-			ev.AuditID, ev.At, ev.Actor = e.ID, e.At, e.Actor
-			h.Events = append(h.Events, ev)
+		// Only a change to the allocations or to enabled can be an event;
+		// then only the allocation itself is decoded (a flag's other
+		// allocations may hold long targeting lists).
+		if relevant {
+			b, err := stateOf(before, alloc)
+			if err != nil {
+				break
+			}
+			if ev, ok := allocationEvent(&b, &state); ok {
+				ev.AuditID, ev.At, ev.Actor = e.ID, e.At, e.Actor
+				h.Events = append(h.Events, ev)
+			}
+			state = b
 		}
 		after = before
 	}
@@ -119,25 +131,42 @@ func replayHistory(cur FlagSettings, entries []AuditEntry, alloc string, limit i
 	return h
 }
 
-func remarshal(v any, out any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal(b, out)
+// allocationState is what a history compares of the settings: whether the
+// flag is on, and the allocation (nil where absent).
+type allocationState struct {
+	Enabled bool
+	Alloc   *Allocation
 }
 
-// allocationEvent compares alloc in two settings.
-func allocationEvent(before, after *FlagSettings, alloc string) (AllocationEvent, bool) {
-	find := func(s *FlagSettings) *Allocation {
-		for i := range s.Allocations {
-			if s.Allocations[i].Key == alloc {
-				return &s.Allocations[i]
-			}
-		}
-		return nil
+// stateOf reads the allocationState out of a settings document.
+func stateOf(doc any, alloc string) (allocationState, error) {
+	var st allocationState
+	m, ok := doc.(map[string]any)
+	if !ok {
+		return st, fmt.Errorf("settings are not an object")
 	}
-	b, a := find(before), find(after)
+	st.Enabled, _ = m["enabled"].(bool)
+	list, _ := m["allocations"].([]any)
+	for _, x := range list {
+		if a, ok := x.(map[string]any); ok && a["key"] == alloc {
+			raw, err := json.Marshal(a)
+			if err != nil {
+				return st, err
+			}
+			st.Alloc = new(Allocation)
+			if err := json.Unmarshal(raw, st.Alloc); err != nil {
+				return st, err
+			}
+			break
+		}
+	}
+	return st, nil
+}
+
+// allocationEvent compares the allocation and the flag's state before and
+// after a change.
+func allocationEvent(before, after *allocationState) (AllocationEvent, bool) {
+	b, a := before.Alloc, after.Alloc
 	ev := AllocationEvent{Before: b, After: a}
 	same := func(x, y any) bool {
 		bx, _ := json.Marshal(x)
@@ -186,16 +215,25 @@ func allocationEvent(before, after *FlagSettings, alloc string) (AllocationEvent
 
 // undo returns the document as it was before an update whose audit entry
 // recorded the changed paths' values in before and after (see
-// newAuditEntry). doc is not modified.
-func undo(doc any, before, after json.RawMessage) (any, error) {
+// newAuditEntry), and whether any path was under allocations or enabled.
+// It changes doc in place.
+func undo(doc any, before, after json.RawMessage) (any, bool, error) {
 	var b, a map[string]any
 	if err := json.Unmarshal(before, &b); err != nil {
-		return nil, fmt.Errorf("audit entry: before: %w", err)
+		return nil, false, fmt.Errorf("audit entry: before: %w", err)
 	}
 	if err := json.Unmarshal(after, &a); err != nil {
-		return nil, fmt.Errorf("audit entry: after: %w", err)
+		return nil, false, fmt.Errorf("audit entry: after: %w", err)
 	}
-	out := deepCopy(doc)
+	relevant := false
+	for p := range b {
+		relevant = relevant || p == "enabled" || strings.HasPrefix(p, "allocations")
+	}
+	out, err := undoPaths(doc, b, a)
+	return out, relevant, err
+}
+
+func undoPaths(out any, b, a map[string]any) (any, error) {
 	// Whole values first, then set diffs, in path order: a path is never
 	// both, and no recorded path lies inside another.
 	for _, p := range slices.Sorted(mapKeys(b)) {
@@ -245,24 +283,6 @@ func mapKeys(m map[string]any) func(func(string) bool) {
 func asList(v any) []any {
 	l, _ := v.([]any)
 	return l
-}
-
-func deepCopy(v any) any {
-	switch x := v.(type) {
-	case map[string]any:
-		m := make(map[string]any, len(x))
-		for k, e := range x {
-			m[k] = deepCopy(e)
-		}
-		return m
-	case []any:
-		l := make([]any, len(x))
-		for i, e := range x {
-			l[i] = deepCopy(e)
-		}
-		return l
-	}
-	return v
 }
 
 // pathStep is one step of an audit path: an object key or a list index.
