@@ -27,6 +27,7 @@ import (
 // other flags in the audit log. Its peer, in the same run, is the flag page,
 // which reads the same summary: the page must stay flat in N (it reads the
 // per-day aggregates, never the rows) and answer in well under 100 ms.
+// ALLOT_BENCH_ROUNDS (default 3) rounds alternate the two pages.
 func BenchmarkExperimentPage(b *testing.B) {
 	sizes := []int{10_000, 1_000_000}
 	if v := os.Getenv("ALLOT_BENCH_ROWS"); v != "" {
@@ -37,6 +38,13 @@ func BenchmarkExperimentPage(b *testing.B) {
 				b.Fatal(err)
 			}
 			sizes = append(sizes, n)
+		}
+	}
+	rounds := 3
+	if v := os.Getenv("ALLOT_BENCH_ROUNDS"); v != "" {
+		var err error
+		if rounds, err = strconv.Atoi(v); err != nil {
+			b.Fatal(err)
 		}
 	}
 	ctx := core.WithActor(context.Background(), "bench")
@@ -95,10 +103,18 @@ func BenchmarkExperimentPage(b *testing.B) {
 			b.Fatal(err)
 		}
 		ui := web.New(db, cache, nil)
-		for _, p := range []struct{ name, path, want string }{
+		// Rounds alternate the page and its peer, so that both see the
+		// same load on a shared machine (run with -count=1).
+		type pg struct{ name, path, want string }
+		pages := []pg{
 			{"experiment", "/flags/checkout/experiments/exp?env=production", `data-last="40"`},
 			{"flag", "/flags/checkout?env=production", "Assignments: " + strconv.Itoa(n/2) + " subjects"},
-		} {
+		}
+		var order []pg
+		for range rounds {
+			order = append(order, pages...)
+		}
+		for _, p := range order {
 			b.Run(fmt.Sprintf("rows=%d/%s", n, p.name), func(b *testing.B) {
 				for b.Loop() {
 					req := httptest.NewRequest("GET", p.path, nil)
