@@ -158,4 +158,11 @@ func TestBrowserExperimentPage(t *testing.T) {
 	if n := num(`document.documentElement.scrollWidth - window.innerWidth`); n > 0 {
 		t.Fatalf("the phone page scrolls sideways by %v px", n)
 	}
+	// On a phone the chart keeps a readable size and scrolls in its box.
+	if w := num(`document.getElementById("chart").getBoundingClientRect().width`); w < 500 {
+		t.Fatalf("phone chart width %v", w)
+	}
+	if err := chromedp.Do(ctx, shot("experiment-phone")); err != nil {
+		t.Fatal(err)
+	}
 }
