@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -142,7 +143,7 @@ func (u *UI) experimentPage(w http.ResponseWriter, r *http.Request, p *page) err
 	}
 	d.Complete = h.Complete
 	d.Chart, d.Events = buildChart(d.Summary.Daily, h.Events, chartVariations(&a, d.Summary.Daily), d.Metric)
-	base := "/flags/" + key + "/experiments/" + alloc + "/export?env=" + p.Env
+	base := "/flags/" + url.PathEscape(key) + "/experiments/" + url.PathEscape(alloc) + "/export?env=" + url.QueryEscape(p.Env)
 	for _, dl := range []struct{ label, table, format string }{
 		{"Assignments (CSV)", "assignments", "csv"},
 		{"Assignments (Parquet)", "assignments", "parquet"},
