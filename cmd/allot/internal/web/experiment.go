@@ -26,9 +26,11 @@ import (
 // ones with assignments.
 const MaxChartDays = 366
 
-// Okabe and Ito's palette, which people with any common colour vision
-// deficiency can tell apart, dark enough on white; the dash patterns tell
-// the lines apart without colour.
+// Okabe and Ito's palette, which people with the common colour vision
+// deficiencies can tell apart, without its light colours (its orange
+// darkened to ochre, sky blue and yellow left out) so that every line
+// stands out on white; the dash patterns tell the lines apart without
+// colour.
 var (
 	seriesColors = []string{"#0072B2", "#D55E00", "#009E73", "#CC79A7", "#7A5800", "#3C3C3C"}
 	seriesDashes = []string{"", "8 4", "2 3", "10 3 2 3"}
