@@ -100,6 +100,7 @@ func (s *Server) Register(m *http.ServeMux) {
 	a("GET /api/v1/audit", s.audit)
 	a("GET /api/v1/assignments", s.exportAssignments)
 	a("GET /api/v1/environments/{env}/flags/{flag}/allocations/{alloc}/summary", s.assignmentSummary)
+	a("GET /api/v1/environments/{env}/flags/{flag}/allocations/{alloc}/history", s.allocationHistory)
 	s.registerLayers(a)
 }
 
