@@ -34,7 +34,7 @@ func (s *Server) exportAssignments(w http.ResponseWriter, r *http.Request) error
 	} else if q.Has("allocation") {
 		return core.Invalid("allocation", "filters the first-exposure table only (table=first-exposures); use experiment")
 	}
-	return s.exporter.Serve(w, r, req)
+	return s.exports.Serve(w, r, req)
 }
 
 // SummaryResponse is the answer of GET .../allocations/{alloc}/summary: the

@@ -18,15 +18,13 @@ import (
 
 // Server holds the dependencies of the handlers.
 type Server struct {
-	db    *store.DB
-	core  *core.Core
-	cache *publish.Cache
-	log   *slog.Logger
-	now   func() time.Time
-	// exporter streams assignment exports, shared with the web UI's
-	// downloads so that their bound holds across both.
-	exporter *export.Exporter
-	streams  streams // configuration streams (stream.go)
+	db      *store.DB
+	core    *core.Core
+	cache   *publish.Cache
+	log     *slog.Logger
+	now     func() time.Time
+	exports *export.Exporter // assignment exports, bounded with the web UI's downloads
+	streams streams          // configuration streams (stream.go)
 	// streamLimit bounds the open streams (0: StreamLimit).
 	streamLimit int
 	// precomputedLimit rate-limits POST /assignments per key (nil: off).
@@ -42,7 +40,7 @@ func WithCore(c *core.Core) Option { return func(s *Server) { s.core = c } }
 
 // WithExporter makes the server stream exports through e, shared with the
 // other front ends of a process, rather than through one of its own.
-func WithExporter(e *export.Exporter) Option { return func(s *Server) { s.exporter = e } }
+func WithExporter(e *export.Exporter) Option { return func(s *Server) { s.exports = e } }
 
 // New returns the API over db and cache.
 func New(db *store.DB, cache *publish.Cache, log *slog.Logger, opts ...Option) *Server {
@@ -54,7 +52,7 @@ func New(db *store.DB, cache *publish.Cache, log *slog.Logger, opts ...Option) *
 	// Every management operation goes through the domain core, which
 	// republishes through the cache after each commit.
 	s.core = core.New(db, core.Options{Listener: cache, Log: log})
-	s.exporter = export.New(db, log, export.DefaultSlots)
+	s.exports = export.New(db, log, export.DefaultSlots)
 	for _, o := range opts {
 		o(s)
 	}
