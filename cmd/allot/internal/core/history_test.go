@@ -1,13 +1,17 @@
 package core_test
 
 import (
+	"database/sql"
 	"fmt"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/allot-dev/allot/cmd/allot/internal/core"
 	"github.com/allot-dev/allot/cmd/allot/internal/store"
+	"github.com/allot-dev/allot/cmd/allot/internal/store/storetest"
 )
 
 // AllocationHistory finds an experiment's changes in the audit log by key,
@@ -86,4 +90,63 @@ func TestAllocationHistory(t *testing.T) {
 			t.Fatalf("unknown flag: %v", err)
 		}
 	})
+}
+
+// BenchmarkAllocationHistory times the history of an experiment with 40
+// changes while the audit log holds N entries of other flags (written
+// straight into SQLite; ALLOT_BENCH_AUDIT, default 0,100000): the audit
+// table has no index on the entity, so the query reads the log backwards
+// past them, and this is what that costs.
+func BenchmarkAllocationHistory(b *testing.B) {
+	sizes := []int{0, 100_000}
+	if v := os.Getenv("ALLOT_BENCH_AUDIT"); v != "" {
+		sizes = nil
+		for _, s := range strings.Split(v, ",") {
+			n, err := strconv.Atoi(s)
+			if err != nil {
+				b.Fatal(err)
+			}
+			sizes = append(sizes, n)
+		}
+	}
+	for _, n := range sizes {
+		path := storetest.DSN(b, "sqlite")
+		db, err := store.Open(ctx, path, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		c := core.New(db, core.Options{})
+		const env = core.DefaultEnvironment
+		_, ch, err := c.CreateFlagWith(ctx, abcFlag("h"), core.FlagSettings{Environment: env, Allocations: []core.Allocation{experiment("exp", core.Running)}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		v := ch.After.Version
+		for i := range 40 {
+			p := core.Percent(100 * (i + 1))
+			if ch, err = c.PatchAllocation(ctx, env, "h", "exp", v, core.AllocationPatch{Traffic: &p}); err != nil {
+				b.Fatal(err)
+			}
+			v = ch.After.Version
+		}
+		raw, err := sql.Open("sqlite", path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := raw.Exec(fmt.Sprintf(`WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i < %d)
+			INSERT INTO audit_log (at, actor, action, entity, entity_key, environment, before, after)
+			SELECT 0, 'x', 'update', 'flag_settings', 'other-' || (i %% 100), 'production', '{"allocations[0].traffic":100}', '{"allocations[0].traffic":200}' FROM s`, max(n-1, 0))); err != nil && n > 0 {
+			b.Fatal(err)
+		}
+		raw.Close()
+		b.Run(fmt.Sprintf("other-entries=%d", n), func(b *testing.B) {
+			for b.Loop() {
+				h, err := c.AllocationHistory(ctx, env, "h", "exp")
+				if err != nil || len(h.Events) != 41 || !h.Complete {
+					b.Fatalf("%d events, complete %v, %v", len(h.Events), h.Complete, err)
+				}
+			}
+		})
+		db.Close()
+	}
 }
