@@ -399,3 +399,65 @@ func setPath(doc any, p string, v any) (any, error) {
 	}
 	return set(doc, steps)
 }
+
+func weightsText(ws []Weight) string {
+	var parts []string
+	for _, w := range ws {
+		parts = append(parts, w.Variation+" "+percentText(w.Weight))
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, " / ")
+}
+
+// Describe says what the change did to the allocation, in a line the web
+// UI's timeline and the CLI print: "Traffic 10 % → 30 %; Flag turned on".
+func (e *AllocationEvent) Describe() string {
+	var parts []string
+	for _, k := range e.Kinds {
+		switch k {
+		case "added":
+			a := e.After
+			if a.Type == Experiment {
+				parts = append(parts, fmt.Sprintf("Created (%s, traffic %s, weights %s)", a.Status, percentText(a.Traffic), weightsText(a.Weights)))
+			} else {
+				parts = append(parts, "Created")
+			}
+		case "removed":
+			parts = append(parts, "Removed")
+		case "started":
+			parts = append(parts, "Started")
+		case "stopped":
+			parts = append(parts, "Stopped")
+		case "status":
+			parts = append(parts, fmt.Sprintf("Status %s → %s", e.Before.Status, e.After.Status))
+		case "traffic":
+			if e.After.Type == Experiment {
+				parts = append(parts, fmt.Sprintf("Traffic %s → %s", percentText(e.Before.Traffic), percentText(e.After.Traffic)))
+			} else {
+				parts = append(parts, fmt.Sprintf("Share %s → %s", percentText(e.Before.Percent), percentText(e.After.Percent)))
+			}
+		case "weights":
+			if e.After.Type == Experiment {
+				parts = append(parts, fmt.Sprintf("Weights %s → %s (re-randomized)", weightsText(e.Before.Weights), weightsText(e.After.Weights)))
+			} else {
+				parts = append(parts, fmt.Sprintf("Variation %s → %s", e.Before.Variation, e.After.Variation))
+			}
+		case "rules":
+			parts = append(parts, "Targeting rules changed")
+		case "schedule":
+			parts = append(parts, "Schedule changed")
+		case "enabled":
+			parts = append(parts, "Flag turned on")
+		case "disabled":
+			parts = append(parts, "Flag turned off")
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+// percentText prints basis points as a percentage: 1250 is "12.5 %".
+func percentText(p Percent) string {
+	return strconv.FormatFloat(float64(p)/100, 'f', -1, 64) + " %"
+}

@@ -200,7 +200,7 @@ func chartVariations(a *core.Allocation, days []store.DailyCount) []string {
 func buildChart(daily []store.DailyCount, events []core.AllocationEvent, variations []string, metric string) (*chart, []timelineEvent) {
 	var tl []timelineEvent
 	for _, e := range events {
-		tl = append(tl, timelineEvent{At: when(e.At), Actor: e.Actor, Text: describeEvent(&e)})
+		tl = append(tl, timelineEvent{At: when(e.At), Actor: e.Actor, Text: e.Describe()})
 	}
 	if len(daily) == 0 {
 		return nil, tl
@@ -356,62 +356,6 @@ func thousands(n int64) string {
 		b.WriteRune(c)
 	}
 	return b.String()
-}
-
-func weightsText(ws []core.Weight) string {
-	var parts []string
-	for _, w := range ws {
-		parts = append(parts, w.Variation+" "+pct(w.Weight))
-	}
-	if len(parts) == 0 {
-		return "none"
-	}
-	return strings.Join(parts, " / ")
-}
-
-// describeEvent says what an audited change did to the allocation.
-func describeEvent(e *core.AllocationEvent) string {
-	var parts []string
-	for _, k := range e.Kinds {
-		switch k {
-		case "added":
-			a := e.After
-			if a.Type == core.Experiment {
-				parts = append(parts, fmt.Sprintf("Created (%s, traffic %s, weights %s)", a.Status, pct(a.Traffic), weightsText(a.Weights)))
-			} else {
-				parts = append(parts, "Created")
-			}
-		case "removed":
-			parts = append(parts, "Removed")
-		case "started":
-			parts = append(parts, "Started")
-		case "stopped":
-			parts = append(parts, "Stopped")
-		case "status":
-			parts = append(parts, fmt.Sprintf("Status %s → %s", e.Before.Status, e.After.Status))
-		case "traffic":
-			if e.After.Type == core.Experiment {
-				parts = append(parts, fmt.Sprintf("Traffic %s → %s", pct(e.Before.Traffic), pct(e.After.Traffic)))
-			} else {
-				parts = append(parts, fmt.Sprintf("Share %s → %s", pct(e.Before.Percent), pct(e.After.Percent)))
-			}
-		case "weights":
-			if e.After.Type == core.Experiment {
-				parts = append(parts, fmt.Sprintf("Weights %s → %s (re-randomized)", weightsText(e.Before.Weights), weightsText(e.After.Weights)))
-			} else {
-				parts = append(parts, fmt.Sprintf("Variation %s → %s", e.Before.Variation, e.After.Variation))
-			}
-		case "rules":
-			parts = append(parts, "Targeting rules changed")
-		case "schedule":
-			parts = append(parts, "Schedule changed")
-		case "enabled":
-			parts = append(parts, "Flag turned on")
-		case "disabled":
-			parts = append(parts, "Flag turned off")
-		}
-	}
-	return strings.Join(parts, "; ")
 }
 
 func init() {
