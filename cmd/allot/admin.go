@@ -398,7 +398,8 @@ const experimentsUsage = `allot experiments <command> FLAG EXPERIMENT [flags]
   traffic FLAG EXP PERCENT        change the traffic; raising it never moves anyone
   weights FLAG EXP k=w ...        change the weights: this RE-RANDOMIZES the experiment
   list [FLAG] [--json]            the experiments of the environment (of one flag)
-  summary FLAG EXP [--json]       assignments per variation and the sample ratio mismatch verdict`
+  summary FLAG EXP [--json]       assignments per variation and the sample ratio mismatch verdict
+  history FLAG EXP [--json]       its changes (start, stop, traffic, weights...), oldest first, from the audit log`
 
 func runExperiments(ctx context.Context, e *env, args []string) error {
 	a := newAdminFlags(e, "experiments", experimentsUsage)
@@ -410,15 +411,18 @@ func runExperiments(ctx context.Context, e *env, args []string) error {
 	layer := a.fs.String("layer", "", "layer the experiment is in")
 	layerShare := a.fs.Float64("layer-share", 0, "percentage of the layer the experiment takes")
 	rerandomize := a.fs.Bool("rerandomize", false, "let a running experiment join a layer: its subjects outside its part leave it")
-	asJSON := a.fs.Bool("json", false, "list, summary: print JSON for scripts")
+	asJSON := a.fs.Bool("json", false, "list, summary, history: print JSON for scripts")
 	pos, err := a.parse(args)
 	if err != nil {
 		return err
 	}
-	if len(pos) > 0 && (pos[0] == "list" && len(pos) <= 2 || pos[0] == "summary" && len(pos) == 3) {
+	if len(pos) > 0 && (pos[0] == "list" && len(pos) <= 2 || (pos[0] == "summary" || pos[0] == "history") && len(pos) == 3) {
 		c, err := a.client()
 		if err != nil {
 			return err
+		}
+		if pos[0] == "history" {
+			return experimentHistory(ctx, e, c, *a.env, pos[1], pos[2], *asJSON)
 		}
 		if pos[0] == "summary" {
 			return summarizeExperiment(ctx, e, c, *a.env, pos[1], pos[2], *asJSON)

@@ -309,6 +309,12 @@ func (c *Client) Audit(ctx context.Context, limit int, before int64) ([]core.Aud
 	return out, c.do(ctx, "GET", path, -1, nil, &out)
 }
 
+// AllocationHistory returns an allocation's audited changes, oldest first.
+func (c *Client) AllocationHistory(ctx context.Context, env, flag, alloc string) (core.AllocationHistory, error) {
+	var out core.AllocationHistory
+	return out, c.do(ctx, "GET", settingsPath(env, flag)+"/allocations/"+esc(alloc)+"/history", -1, nil, &out)
+}
+
 // AssignmentSummary returns an allocation's assignment counts and, for an
 // experiment, its sample ratio mismatch check.
 func (c *Client) AssignmentSummary(ctx context.Context, env, flag, alloc string) (httpapi.SummaryResponse, error) {

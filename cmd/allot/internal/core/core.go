@@ -94,6 +94,11 @@ type Tx interface {
 	// the newest), newest first, stopping once maxBytes of before/after
 	// have been read (at least one entry).
 	Audit(limit int, before int64, maxBytes int) ([]AuditEntry, error)
+	// FlagAudit returns up to limit entries about flag: its own (entity
+	// flag) and its settings' in env (entity flag_settings), newest first,
+	// stopping once maxBytes of before/after have been read (at least one
+	// entry).
+	FlagAudit(flag, env string, limit, maxBytes int) ([]AuditEntry, error)
 
 	// Layers and holdouts of an environment (issue 15). Update and Delete
 	// take the version read (in the value passed) and fail with ECONFLICT

@@ -52,6 +52,7 @@ var Access = map[string]core.Action{
 	"POST /api/v1/environments/{env}/evaluate":                                core.ActRead, // a preview changes nothing
 	"GET /api/v1/environments/{env}/config":                                   core.ActRead,
 	"GET /api/v1/environments/{env}/flags/{flag}/allocations/{alloc}/summary": core.ActRead,
+	"GET /api/v1/environments/{env}/flags/{flag}/allocations/{alloc}/history": core.ActRead,
 	"GET /api/v1/environments/{env}/layers":                                   core.ActRead,
 	"POST /api/v1/environments/{env}/layers":                                  core.ActEdit,
 	"GET /api/v1/environments/{env}/layers/{layer}":                           core.ActRead,

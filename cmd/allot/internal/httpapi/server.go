@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/allot-dev/allot/cmd/allot/internal/core"
+	"github.com/allot-dev/allot/cmd/allot/internal/export"
 	"github.com/allot-dev/allot/cmd/allot/internal/httpx"
 	"github.com/allot-dev/allot/cmd/allot/internal/publish"
 	"github.com/allot-dev/allot/cmd/allot/internal/store"
@@ -22,16 +23,13 @@ type Server struct {
 	cache   *publish.Cache
 	log     *slog.Logger
 	now     func() time.Time
-	exports chan struct{} // slots for concurrent assignment exports
-	streams streams       // configuration streams (stream.go)
+	exports *export.Exporter // assignment exports, bounded with the web UI's downloads
+	streams streams          // configuration streams (stream.go)
 	// streamLimit bounds the open streams (0: StreamLimit).
 	streamLimit int
 	// precomputedLimit rate-limits POST /assignments per key (nil: off).
 	precomputedLimit *keyLimiter
 }
-
-// maxExports is how many assignment exports may stream at once.
-const maxExports = 2
 
 // Option configures a Server.
 type Option func(*Server)
@@ -40,16 +38,21 @@ type Option func(*Server)
 // so that every front end of a process shares one.
 func WithCore(c *core.Core) Option { return func(s *Server) { s.core = c } }
 
+// WithExporter makes the server stream exports through e, shared with the
+// other front ends of a process, rather than through one of its own.
+func WithExporter(e *export.Exporter) Option { return func(s *Server) { s.exports = e } }
+
 // New returns the API over db and cache.
 func New(db *store.DB, cache *publish.Cache, log *slog.Logger, opts ...Option) *Server {
 	if log == nil {
 		log = discardLogger()
 	}
-	s := &Server{db: db, cache: cache, log: log, now: time.Now, exports: make(chan struct{}, maxExports),
+	s := &Server{db: db, cache: cache, log: log, now: time.Now,
 		precomputedLimit: newKeyLimiter(PrecomputedRate, PrecomputedBurst)}
 	// Every management operation goes through the domain core, which
 	// republishes through the cache after each commit.
 	s.core = core.New(db, core.Options{Listener: cache, Log: log})
+	s.exports = export.New(db, log, export.DefaultSlots)
 	for _, o := range opts {
 		o(s)
 	}
@@ -98,6 +101,7 @@ func (s *Server) Register(m httpx.Mux) {
 	s.registerUsers(a)
 	a("GET /api/v1/assignments", s.exportAssignments)
 	a("GET /api/v1/environments/{env}/flags/{flag}/allocations/{alloc}/summary", s.assignmentSummary)
+	a("GET /api/v1/environments/{env}/flags/{flag}/allocations/{alloc}/history", s.allocationHistory)
 	s.registerLayers(a)
 	s.registerLife(a)
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/allot-dev/allot/cmd/allot/internal/core"
+	"github.com/allot-dev/allot/cmd/allot/internal/export"
 	"github.com/allot-dev/allot/cmd/allot/internal/httpapi"
 	"github.com/allot-dev/allot/cmd/allot/internal/ingest"
 	"github.com/allot-dev/allot/cmd/allot/internal/ofrep"
@@ -231,7 +232,9 @@ func start(ctx context.Context, cfg Config, ln net.Listener) (*Server, error) {
 	s := &Server{cfg: cfg, db: db, core: dom, cache: cache, metrics: metrics, ingest: writer, ln: ln, errc: make(chan error, 1)}
 	s.ofrep = ofrep.NewRecorder(writer, ofrep.RecorderOptions{Log: log})
 	registerOFREPMetrics(metrics, s.ofrep)
-	apiOpts := []httpapi.Option{httpapi.WithCore(dom)}
+	// One exporter: the API's exports and the UI's downloads share its bound.
+	exporter := export.New(db, log, export.DefaultSlots)
+	apiOpts := []httpapi.Option{httpapi.WithCore(dom), httpapi.WithExporter(exporter)}
 	if cfg.PrecomputedRate != 0 || cfg.PrecomputedBurst != 0 {
 		rate, burst := cfg.PrecomputedRate, cfg.PrecomputedBurst
 		if rate == 0 {
@@ -246,7 +249,7 @@ func start(ctx context.Context, cfg Config, ln net.Listener) (*Server, error) {
 	metrics.Registry().MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "allot_config_streams", Help: "Configuration streams (server-sent events) open on this replica.",
 	}, func() float64 { return float64(api.OpenStreams()) }))
-	s.ui = web.New(db, cache, log, web.WithCore(dom))
+	s.ui = web.New(db, cache, log, web.WithCore(dom), web.WithExporter(exporter))
 	mux := s.routes(api, s.ingestHandler(writer), s.ui)
 	s.mux = mux
 	s.http = &http.Server{

@@ -2,7 +2,6 @@ package store_test
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"os"
 	"strconv"
@@ -38,24 +37,8 @@ func BenchmarkSummary(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		raw, err := sql.Open("sqlite", path)
-		if err != nil {
-			b.Fatal(err)
-		}
 		t0 := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC).UnixMicro()
-		step := int64(30*24*3600*1e6) / int64(n)
-		for _, q := range []string{fmt.Sprintf(`WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i < %d)
-			INSERT INTO assignments (event_id, environment, experiment, feature_flag, allocation, variation, subject, subject_attributes, timestamp, sdk_name, sdk_version, received_at)
-			SELECT 'e' || i, 'production', 'checkout-exp', 'checkout', 'exp', CASE WHEN i %% 2 = 0 THEN 'control' ELSE 'treatment' END,
-				'user-' || (i / 2), '{}', %d + i * %d, 'go', '1', 0 FROM s`, n-1, t0, step)} {
-			if _, err := raw.Exec(q); err != nil {
-				b.Fatal(err)
-			}
-		}
-		raw.Close()
-		if err := db.RebuildAggregates(ctx); err != nil {
-			b.Fatal(err)
-		}
+		storetest.SeedExperiment(b, db, path, "production", "checkout", "exp", n, time.UnixMicro(t0).UTC(), 30)
 		f := store.AssignmentFilter{Environment: "production", FeatureFlag: "checkout", Allocation: "exp"}
 		for _, mode := range []string{"aggregates", "raw"} {
 			g := f

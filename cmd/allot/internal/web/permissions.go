@@ -57,6 +57,8 @@ var Access = map[string]core.Action{
 	"POST /layers/{layer}/share":                     core.ActEdit,
 	"POST /layers/{layer}/leave":                     core.ActEdit,
 	"POST /holdouts":                                 core.ActEdit,
+	"GET /flags/{flag}/experiments/{alloc}":          core.ActRead,
+	"GET /flags/{flag}/experiments/{alloc}/export":   core.ActRead, // a download of the assignment table: viewers read everything
 	"GET /holdouts/{holdout}":                        core.ActRead,
 	"POST /holdouts/{holdout}/flags":                 core.ActEdit,
 	"POST /holdouts/{holdout}/ship":                  core.ActEdit,

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/allot-dev/allot/cmd/allot/internal/core"
+	"github.com/allot-dev/allot/cmd/allot/internal/export"
 	"github.com/allot-dev/allot/cmd/allot/internal/httpx"
 	"github.com/allot-dev/allot/cmd/allot/internal/publish"
 	"github.com/allot-dev/allot/cmd/allot/internal/store"
@@ -50,6 +51,9 @@ type UI struct {
 	pages map[string]*template.Template
 	h     http.Handler
 	mux   *httpx.Routes
+
+	// exporter streams the downloads, shared with the API's exports.
+	exporter *export.Exporter
 }
 
 // Route returns the pattern that serves method and path, "" for none but
@@ -74,6 +78,10 @@ type Option func(*UI)
 // that every front end of a process shares one.
 func WithCore(c *core.Core) Option { return func(u *UI) { u.core = c } }
 
+// WithExporter makes the UI stream downloads through e, the exporter the
+// API streams through, so that one bound holds for both.
+func WithExporter(e *export.Exporter) Option { return func(u *UI) { u.exporter = e } }
+
 // New returns the UI over db and cache.
 func New(db *store.DB, cache *publish.Cache, log *slog.Logger, opts ...Option) *UI {
 	if log == nil {
@@ -83,6 +91,7 @@ func New(db *store.DB, cache *publish.Cache, log *slog.Logger, opts ...Option) *
 	// Every change goes through the domain core, as the API's do; it
 	// republishes through the cache after each commit.
 	u.core = core.New(db, core.Options{Listener: cache, Log: log})
+	u.exporter = export.New(db, log, export.DefaultSlots)
 	for _, o := range opts {
 		o(u)
 	}
@@ -130,6 +139,8 @@ func New(db *store.DB, cache *publish.Cache, log *slog.Logger, opts ...Option) *
 	a("POST /flags/{flag}/copy", u.copySettings)
 	a("GET /environments", u.environmentsPage)
 	a("POST /environments", u.createEnvironment)
+	a("GET /flags/{flag}/experiments/{alloc}", u.experimentPage)
+	a("GET /flags/{flag}/experiments/{alloc}/export", u.experimentExport)
 	a("GET /keys", u.listKeys)
 	a("POST /keys", u.createKey)
 	a("POST /keys/{id}/revoke", u.revokeKey)
