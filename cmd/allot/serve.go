@@ -65,6 +65,7 @@ flags:`)
 		return err
 	})
 	metrics := fs.String("metrics", server.MetricsToken, "who may read /metrics: token (an admin token or ALLOT_METRICS_TOKEN), public, or off")
+	fastConfig := fs.Bool("fast-config", true, "answer the SDK config endpoint's plain HTTP/1.1 requests on a fast path beside net/http (false: net/http only; always off with TLS)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -113,6 +114,7 @@ flags:`)
 		TLSKey:         *tlsKey,
 		TrustedProxies: proxies,
 		Metrics:        *metrics,
+		NoFastConfig:   !*fastConfig,
 		MetricsToken:   envOr(e, "ALLOT_METRICS_TOKEN", ""),
 		Log:            slog.New(h),
 		Announce:       e.stderr,

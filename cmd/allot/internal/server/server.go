@@ -157,9 +157,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	s.http.TLSConfig = tlsConfig
 	if tlsConfig == nil && !cfg.NoFastConfig {
 		s.fast = httpapi.NewFastListener(ln, s.api, httpapi.FastOptions{
-			Observe: func(status int, took time.Duration) {
-				s.metrics.Observe(httpapi.ConfigRoute, status, took)
-			},
+			Observe:       s.metrics.RouteObserver(httpapi.ConfigRoute),
 			HeaderTimeout: s.http.ReadHeaderTimeout,
 			IdleTimeout:   s.http.IdleTimeout,
 			WriteTimeout:  s.http.WriteTimeout,
