@@ -50,8 +50,8 @@ const (
 	// is handed to net/http with what was read (its limit is the server's
 	// MaxHeaderBytes).
 	FastHeadMax = 4 << 10
-	// deadlineSlack: deadlines are moved only when they would move by more
-	// than this, so that keep-alive requests do not reset timers each time.
+	// deadlineSlack: a deadline may come this much later than its timeout
+	// asks, so that keep-alive requests do not reset timers each time.
 	deadlineSlack = time.Second
 )
 
@@ -306,17 +306,17 @@ func (l *FastListener) loop(fc *fastConn) (pending []byte, handoff bool) {
 	}
 }
 
-// readDeadline keeps the read deadline about d after now.
+// readDeadline keeps the read deadline between d and d plus the slack
+// after now: never earlier than asked, and moved only about once per
+// slack on a busy keep-alive connection.
 func (l *FastListener) readDeadline(fc *fastConn, now time.Time, d time.Duration) {
 	if d <= 0 {
 		return
 	}
 	want := now.Add(d)
-	// Move it when it would come more than the slack too early, or later
-	// than asked (a header timeout shorter than the idle one).
-	if fc.readDL.IsZero() || want.Sub(fc.readDL) > deadlineSlack || fc.readDL.Sub(want) > deadlineSlack {
-		fc.readDL = want
-		fc.c.SetReadDeadline(want)
+	if fc.readDL.Before(want) || fc.readDL.After(want.Add(deadlineSlack)) {
+		fc.readDL = want.Add(deadlineSlack)
+		fc.c.SetReadDeadline(fc.readDL)
 	}
 }
 
@@ -413,9 +413,9 @@ func (l *FastListener) answer(fc *fastConn, h []byte, now time.Time) (status int
 	b = append(b, "\r\n"...)
 	fc.out = b
 	if d := l.opt.WriteTimeout; d > 0 {
-		if want := now.Add(d); fc.writeDL.IsZero() || want.Sub(fc.writeDL) > deadlineSlack {
-			fc.writeDL = want
-			fc.c.SetWriteDeadline(want)
+		if want := now.Add(d); fc.writeDL.Before(want) {
+			fc.writeDL = want.Add(deadlineSlack)
+			fc.c.SetWriteDeadline(fc.writeDL)
 		}
 	}
 	if notModified || r.head {
