@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -374,7 +375,7 @@ func (l *FastListener) answer(fc *fastConn, h []byte, now time.Time) (status int
 		return 0, false
 	}
 	if key != fc.key {
-		fc.key = string([]byte(key)) // a copy: key views the read buffer
+		fc.key = strings.Clone(key) // key views the read buffer
 	}
 	p, client, _ := l.api.cache.Lookup(fc.key)
 	if p == nil || p.Body == nil {
