@@ -73,6 +73,7 @@ flags:`)
 	preBurst := fs.Int("precomputed-burst", httpapi.PrecomputedBurst, "the most requests to POST /assignments a key may make at once, after a quiet spell")
 	adminEmail := fs.String("admin-email", "", "email of the first admin account, set while no account has a password (default admin@localhost)")
 	metrics := fs.String("metrics", server.MetricsToken, "who may read /metrics: token (an admin token or ALLOT_METRICS_TOKEN), public, or off")
+	fastConfig := fs.Bool("fast-config", true, "answer the SDK config endpoint's plain HTTP/1.1 requests on a fast path beside net/http (false: net/http only; always off with TLS)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -129,6 +130,7 @@ flags:`)
 		TLSKey:         *tlsKey,
 		TrustedProxies: proxies,
 		Metrics:        *metrics,
+		NoFastConfig:   !*fastConfig,
 		MetricsToken:   envOr(e, "ALLOT_METRICS_TOKEN", ""),
 		Log:            slog.New(h),
 		Announce:       e.stderr,

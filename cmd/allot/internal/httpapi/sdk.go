@@ -49,36 +49,27 @@ func (s *Server) config(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("unavailable: no configuration can be published for this environment yet\n"))
 		return
 	}
-	rep := publish.Representation{Body: p.Body, Gzip: p.Gzip, ETag: p.ETag, GzipETag: p.GzipETag}
-	if client || ClientSDK(queryParam(r.URL.RawQuery, "sdkName")) {
-		var err error
-		if rep, err = p.Client(); err != nil {
-			// Cannot happen with a document that compiled; say so rather
-			// than serve SERVER to a client.
-			h := w.Header()
-			h["Content-Type"] = hdrText
-			h["Cache-Control"] = hdrNoStore
-			w.WriteHeader(http.StatusServiceUnavailable)
-			w.Write([]byte("the CLIENT configuration could not be built; see the server log\n"))
-			return
-		}
+	rep, err := configRepresentation(p, client, r.URL.RawQuery)
+	if err != nil {
+		// Cannot happen with a document that compiled; say so rather
+		// than serve SERVER to a client.
+		h := w.Header()
+		h["Content-Type"] = hdrText
+		h["Cache-Control"] = hdrNoStore
+		w.WriteHeader(http.StatusServiceUnavailable)
+		w.Write([]byte("the CLIENT configuration could not be built; see the server log\n"))
+		return
 	}
+	body, etag, gz, notModified := chooseRepresentation(&rep, r.Header["Accept-Encoding"], r.Header["If-None-Match"])
 	h := w.Header()
 	h["Cache-Control"] = hdrCacheControl
 	h["Vary"] = hdrVary
-	gz := acceptsGzip(r.Header["Accept-Encoding"])
-	etag := rep.ETag
-	if gz {
-		etag = rep.GzipETag
-	}
 	h["Etag"] = []string{etag}
-	if inm := r.Header["If-None-Match"]; len(inm) > 0 && etagMatches(inm, &rep) {
+	if notModified {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	body := rep.Body
 	if gz {
-		body = rep.Gzip
 		h["Content-Encoding"] = hdrGzip
 	}
 	h["Content-Type"] = hdrJSON
@@ -88,6 +79,30 @@ func (s *Server) config(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeOnce(w, r, http.StatusOK, body)
+}
+
+// configRepresentation is the form of p a request gets: the CLIENT
+// (obfuscated) one for a client key or an Eppo client SDK (sdkName in the
+// raw query), else the SERVER one. p.Body must not be nil.
+func configRepresentation(p *publish.Published, client bool, rawQuery string) (publish.Representation, error) {
+	if client || ClientSDK(queryParam(rawQuery, "sdkName")) {
+		return p.Client()
+	}
+	return publish.Representation{Body: p.Body, Gzip: p.Gzip, ETag: p.ETag, GzipETag: p.GzipETag}, nil
+}
+
+// chooseRepresentation decides what the config endpoint sends of rep, for
+// net/http's handler and the fast path alike (fastconfig.go): the gzip
+// form if Accept-Encoding allows it, its ETag, and whether If-None-Match
+// makes the answer a 304.
+func chooseRepresentation(rep *publish.Representation, acceptEncoding, ifNoneMatch []string) (body []byte, etag string, gz, notModified bool) {
+	gz = acceptsGzip(acceptEncoding)
+	body, etag = rep.Body, rep.ETag
+	if gz {
+		body, etag = rep.Gzip, rep.GzipETag
+	}
+	notModified = len(ifNoneMatch) > 0 && etagMatches(ifNoneMatch, rep)
+	return body, etag, gz, notModified
 }
 
 const emptyBandits = `{"bandits":{}}`

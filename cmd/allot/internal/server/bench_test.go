@@ -31,35 +31,14 @@ func (d *discard) Write(p []byte) (int, error) { return len(p), nil }
 // request facts, body limit, metrics, request log) and through the bare
 // mux, so the cost of the middleware is their difference in one run.
 func BenchmarkMiddleware(b *testing.B) {
-	path := filepath.Join(b.TempDir(), "bench.db")
-	db, err := store.Open(context.Background(), path, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx := core.WithActor(context.Background(), "bench")
-	for i := range 1000 {
-		key := fmt.Sprintf("flag-%04d", i)
-		if _, err := storetest.OpsOn(db).CreateFlag(ctx, core.Flag{Key: key, VariationType: ufc.TypeString, Variations: []core.Variation{
-			{Key: "control", Value: json.RawMessage(`"control"`)}, {Key: "treatment", Value: json.RawMessage(`"treatment"`)}}}); err != nil {
-			b.Fatal(err)
-		}
-		a := core.Allocation{Key: "ramp", Type: core.Rollout, Percent: 2500, Variation: "treatment"}
-		if _, _, err := storetest.OpsOn(db).UpdateFlagSettings(ctx, core.FlagSettings{Flag: key, Environment: "production", Enabled: true, Allocations: []core.Allocation{a}}); err != nil {
-			b.Fatal(err)
-		}
-	}
-	k, err := storetest.OpsOn(db).CreateSDKKey(ctx, "production", "bench")
-	if err != nil {
-		b.Fatal(err)
-	}
-	db.Close()
+	path, secret := seedBench(b)
 	s, err := Start(context.Background(), Config{Addr: "127.0.0.1:0", DB: path, PollInterval: time.Hour})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer s.Close(context.Background())
-	p := s.cache.ForKey(k.Secret)
-	url := "/api/flag-config/v1/config?apiKey=" + k.Secret + "&sdkName=node-server-sdk&sdkVersion=4.0.2"
+	p := s.cache.ForKey(secret)
+	url := "/api/flag-config/v1/config?apiKey=" + secret + "&sdkName=node-server-sdk&sdkVersion=4.0.2"
 	for _, c := range []struct {
 		name   string
 		etag   string
@@ -88,4 +67,32 @@ func BenchmarkMiddleware(b *testing.B) {
 			})
 		}
 	}
+}
+
+// seedBench makes a SQLite database of 1,000 flags (a quarter rollout
+// each) in production and returns its path and an SDK key of it.
+func seedBench(b *testing.B) (path, secret string) {
+	path = filepath.Join(b.TempDir(), "bench.db")
+	db, err := store.Open(context.Background(), path, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := core.WithActor(context.Background(), "bench")
+	for i := range 1000 {
+		key := fmt.Sprintf("flag-%04d", i)
+		if _, err := storetest.OpsOn(db).CreateFlag(ctx, core.Flag{Key: key, VariationType: ufc.TypeString, Variations: []core.Variation{
+			{Key: "control", Value: json.RawMessage(`"control"`)}, {Key: "treatment", Value: json.RawMessage(`"treatment"`)}}}); err != nil {
+			b.Fatal(err)
+		}
+		a := core.Allocation{Key: "ramp", Type: core.Rollout, Percent: 2500, Variation: "treatment"}
+		if _, _, err := storetest.OpsOn(db).UpdateFlagSettings(ctx, core.FlagSettings{Flag: key, Environment: "production", Enabled: true, Allocations: []core.Allocation{a}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	k, err := storetest.OpsOn(db).CreateSDKKey(ctx, "production", "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	db.Close()
+	return path, k.Secret
 }

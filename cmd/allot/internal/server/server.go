@@ -75,6 +75,9 @@ type Config struct {
 	Metrics string
 	// MetricsToken is a bearer token for /metrics only (ALLOT_METRICS_TOKEN).
 	MetricsToken string
+	// NoFastConfig serves the SDK config endpoint through net/http only,
+	// without httpapi.FastListener's fast path (comparisons, benchmarks).
+	NoFastConfig bool
 	// MinFreeDisk is the free space (bytes) below which a SQLite server is
 	// not ready; default 64 MiB, negative turns the check off.
 	MinFreeDisk int64
@@ -97,6 +100,8 @@ type Server struct {
 	mux     *http.ServeMux // the routes, without the middleware (benchmarks)
 	ui      *web.UI
 	routed  []string // the patterns of mux (Routes)
+	api     *httpapi.Server
+	fast    *httpapi.FastListener // nil with TLS or NoFastConfig
 	http    *http.Server
 	ln      net.Listener
 	cancel  context.CancelFunc
@@ -163,12 +168,23 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.http.TLSConfig = tlsConfig
+	if tlsConfig == nil && !cfg.NoFastConfig {
+		s.fast = httpapi.NewFastListener(ln, s.api, httpapi.FastOptions{
+			Observe:       s.metrics.RouteObserver(httpapi.ConfigRoute),
+			HeaderTimeout: s.http.ReadHeaderTimeout,
+			IdleTimeout:   s.http.IdleTimeout,
+			WriteTimeout:  s.http.WriteTimeout,
+			Log:           log,
+		})
+	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
 		var err error
 		if tlsConfig != nil {
 			err = s.http.ServeTLS(ln, "", "") // the certificate is in TLSConfig; HTTP/2 on
+		} else if s.fast != nil {
+			err = s.http.Serve(s.fast) // the config endpoint's fast path
 		} else {
 			err = s.http.Serve(httpapi.Listener(ln)) // one write per config response
 		}
@@ -252,6 +268,7 @@ func start(ctx context.Context, cfg Config, ln net.Listener) (*Server, error) {
 	s.ui = web.New(db, cache, log, web.WithCore(dom), web.WithExporter(exporter))
 	mux := s.routes(api, s.ingestHandler(writer), s.ui)
 	s.mux = mux
+	s.api = api
 	s.http = &http.Server{
 		Handler:           s.handler(mux),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -333,6 +350,9 @@ func (s *Server) Close(ctx context.Context) error {
 	var err error
 	s.once.Do(func() {
 		err = s.http.Shutdown(ctx)
+		if s.fast != nil {
+			s.fast.Wait(ctx) // the connections net/http never saw
+		}
 		s.cancel()
 		s.wg.Wait()
 		// Requests are done: write what they queued before the database
@@ -367,4 +387,13 @@ func Run(ctx context.Context, cfg Config) error {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
 	defer cancel()
 	return errors.Join(serveErr, s.Close(sctx))
+}
+
+// FastStats reports what the config endpoint's fast path did (zero
+// without one: TLS or NoFastConfig).
+func (s *Server) FastStats() httpapi.FastStats {
+	if s.fast == nil {
+		return httpapi.FastStats{}
+	}
+	return s.fast.Stats()
 }

@@ -7,6 +7,8 @@
 # ETag. Then wrk runs against both in turn, ROUNDS times (same threads,
 # connections and duration), for the full gzip body (200) and for a
 # matching If-None-Match (304), and prints requests/s and the ratio.
+# With PLAIN=1 a second `allot serve --fast-config=false` on the same
+# database (the config endpoint through net/http only) takes its turn too.
 #
 # Needs nginx (the gzip_static module: nginx-light has it) and wrk:
 #   apt-get install -y nginx-light wrk
@@ -19,6 +21,8 @@ flags="${FLAGS:-1000}"
 conns="${CONNS:-16}"
 port="${PORT:-18081}"
 nport="${NGINX_PORT:-18082}"
+pport="${PLAIN_PORT:-18083}"
+plain="${PLAIN:-0}"
 work="$(mktemp -d)"
 chmod 755 "$work"
 token="allot_admin_loadtest-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
@@ -26,7 +30,9 @@ go build -o "$work/allot" ./cmd/allot
 ALLOT_ADMIN_TOKEN="$token" GOMAXPROCS=2 "$work/allot" serve --db "$work/load.db" --addr "127.0.0.1:$port" --log-level warn &
 pid=$!
 npid=""
+ppid=""
 cleanup() {
+	if [ -n "$ppid" ]; then kill -TERM "$ppid" 2>/dev/null || true; wait "$ppid" 2>/dev/null || true; fi
 	kill -TERM "$pid" 2>/dev/null || true
 	wait "$pid" 2>/dev/null || true
 	if [ -n "$npid" ]; then kill -QUIT "$npid" 2>/dev/null || true; wait "$npid" 2>/dev/null || true; fi
@@ -39,6 +45,12 @@ path="/api/flag-config/v1/config"
 query="apiKey=$key&sdkName=node-server-sdk&sdkVersion=3.10.2"
 aurl="http://127.0.0.1:$port$path?$query"
 nurl="http://127.0.0.1:$nport$path?$query"
+purl="http://127.0.0.1:$pport$path?$query"
+if [ "$plain" = 1 ]; then
+	ALLOT_ADMIN_TOKEN="$token" GOMAXPROCS=2 "$work/allot" serve --db "$work/load.db" --addr "127.0.0.1:$pport" --log-level warn --fast-config=false &
+	ppid=$!
+	for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$pport/readyz" >/dev/null && break; sleep 0.1; done
+fi
 
 # The same bytes for nginx: the gzip body Allot serves, and the identity body.
 mkdir -p "$work/www${path%/*}" "$work/tmp"
@@ -95,21 +107,32 @@ run() {
 	c1="$(cpu $pids)"
 	echo "$out" | awk -v c="$((c1 - c0))" -v t="$tck" '/requests in/{n=$1} /^Requests\/sec:/{r=$2} END {printf "%s %.1f\n", r, c / t * 1e6 / n}'
 }
+ratio() { awk -v a="$1" -v n="$2" 'BEGIN{printf "%.2f", a/n}'; }
+sum() { awk -v x="$1" -v y="$2" 'BEGIN{print x+y}'; }
+avg() { awk -v x="$1" -v r="$rounds" 'BEGIN{printf "%.1f", x/r}'; }
 for kind in 200 304; do
-	a_total=0; n_total=0; ac_total=0; nc_total=0
+	a_total=0; n_total=0; p_total=0; ac_total=0; nc_total=0; pc_total=0
 	for r in $(seq 1 "$rounds"); do
+		load="$(cut -d' ' -f1-3 /proc/loadavg)"
 		if [ "$kind" = 200 ]; then
 			read -r a ac < <(run "$pid" -- -H 'Accept-Encoding: gzip' "$aurl")
 			read -r n nc < <(run "$nginxpids" -- -H 'Accept-Encoding: gzip' "$nurl")
+			[ "$plain" = 1 ] && read -r p pc < <(run "$ppid" -- -H 'Accept-Encoding: gzip' "$purl")
 		else
 			read -r a ac < <(run "$pid" -- -H 'Accept-Encoding: gzip' -H "If-None-Match: $aetag" "$aurl")
 			read -r n nc < <(run "$nginxpids" -- -H 'Accept-Encoding: gzip' -H "If-None-Match: $netag" "$nurl")
+			[ "$plain" = 1 ] && read -r p pc < <(run "$ppid" -- -H 'Accept-Encoding: gzip' -H "If-None-Match: $aetag" "$purl")
 		fi
-		echo "$kind round $r: allot $a/s ($ac µs CPU/request), nginx $n/s ($nc µs CPU/request), throughput ratio $(awk -v a="$a" -v n="$n" 'BEGIN{printf "%.2f", a/n}')"
-		a_total="$(awk -v x="$a_total" -v y="$a" 'BEGIN{print x+y}')"
-		n_total="$(awk -v x="$n_total" -v y="$n" 'BEGIN{print x+y}')"
-		ac_total="$(awk -v x="$ac_total" -v y="$ac" 'BEGIN{print x+y}')"
-		nc_total="$(awk -v x="$nc_total" -v y="$nc" 'BEGIN{print x+y}')"
+		line="$kind round $r (load $load): allot $a/s ($ac µs CPU/request), nginx $n/s ($nc µs CPU/request), throughput ratio $(ratio "$a" "$n")"
+		if [ "$plain" = 1 ]; then
+			line="$line; net/http only $p/s ($pc µs CPU/request), ratio to nginx $(ratio "$p" "$n")"
+			p_total="$(sum "$p_total" "$p")"; pc_total="$(sum "$pc_total" "$pc")"
+		fi
+		echo "$line"
+		a_total="$(sum "$a_total" "$a")"; n_total="$(sum "$n_total" "$n")"
+		ac_total="$(sum "$ac_total" "$ac")"; nc_total="$(sum "$nc_total" "$nc")"
 	done
-	echo "$kind overall: allot $(awk -v x="$a_total" -v r="$rounds" 'BEGIN{printf "%.0f", x/r}')/s, nginx $(awk -v x="$n_total" -v r="$rounds" 'BEGIN{printf "%.0f", x/r}')/s, throughput ratio $(awk -v a="$a_total" -v n="$n_total" 'BEGIN{printf "%.2f", a/n}'); CPU per request allot $(awk -v x="$ac_total" -v r="$rounds" 'BEGIN{printf "%.1f", x/r}') µs, nginx $(awk -v x="$nc_total" -v r="$rounds" 'BEGIN{printf "%.1f", x/r}') µs, ratio nginx/allot $(awk -v a="$ac_total" -v n="$nc_total" 'BEGIN{printf "%.2f", n/a}')"
+	line="$kind overall: allot $(avg "$a_total")/s, nginx $(avg "$n_total")/s, throughput ratio $(ratio "$a_total" "$n_total"); CPU per request allot $(avg "$ac_total") µs, nginx $(avg "$nc_total") µs, ratio nginx/allot $(ratio "$nc_total" "$ac_total")"
+	[ "$plain" = 1 ] && line="$line; net/http only $(avg "$p_total")/s, ratio to nginx $(ratio "$p_total" "$n_total"), $(avg "$pc_total") µs CPU/request"
+	echo "$line"
 done
