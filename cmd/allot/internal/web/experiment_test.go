@@ -106,7 +106,7 @@ func TestExperimentChart(t *testing.T) {
 	want(t, r, 200, `href="/flags/checkout/experiments/checkout?env=production"`)
 	r = e.get("/flags/checkout/experiments/checkout?env=production")
 	want(t, r, 200, `role="img"`, `aria-labelledby="chart-title chart-desc"`, "The chart's data as a table", "Day (UTC)", "Assignments per day",
-		"Traffic 10 % → 40 %", "Started; Flag turned on", "by admin:tester")
+		"Traffic 10 % → 40 %", "Started; Flag turned on", "(token tester")
 
 	aggs, err := e.db.Aggregates(context.Background())
 	if err != nil {
