@@ -48,7 +48,7 @@ func TestExperimentsHistory(t *testing.T) {
 		t.Fatalf("history:\n%s", out)
 	}
 	for i, want := range []string{"Created (draft, traffic 10 %, weights control 50 % / treatment 50 %)", "Started; Flag turned on", "Traffic 10 % → 30 %"} {
-		if !strings.Contains(lines[i+1], want) || !strings.Contains(lines[i+1], "admin:") {
+		if !strings.Contains(lines[i+1], want) || !strings.Contains(lines[i+1], "admin@localhost") {
 			t.Errorf("line %d %q lacks %q", i+1, lines[i+1], want)
 		}
 	}
