@@ -84,7 +84,7 @@ func TestEveryRouteForEveryRole(t *testing.T) {
 		}
 		id := strconv.FormatInt(target.ID, 10)
 		switch {
-		case strings.Contains(path, "/admin-tokens/"):
+		case strings.Contains(path, "/admin-tokens/"), strings.HasPrefix(path, "/tokens/"):
 			id = strconv.FormatInt(a.spare, 10)
 		case strings.HasSuffix(path, "/password") && a.role != "":
 			id = strconv.FormatInt(a.user.ID, 10)

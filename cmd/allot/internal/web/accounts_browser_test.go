@@ -135,6 +135,25 @@ func TestBrowserAccounts(t *testing.T) {
 		sendKeys(pid, "vera's new password"), submit("#set-"+pid[1:]), visible("#email")) // signed out by the change
 	signIn("vera@example.com", "vera's new password")
 
+	// Her own API token, from the nav: the form offers only her role, the
+	// secret is shown once and is gone from the list afterwards.
+	do("viewer creates a token", submit(`nav a[href^="/tokens"]`), visible("#create-token"))
+	if roles := eval(`Array.from(document.querySelectorAll("#role option")).map(o => o.value).join(" ")`); roles != "viewer" {
+		t.Fatalf("a viewer is offered the token roles %q", roles)
+	}
+	do("create the token", sendKeys("#name", "dashboard"), submit("#create-token"), visible("#secret"), shot("tokens"))
+	secret := eval(`document.querySelector("#secret").value`)
+	if !strings.HasPrefix(secret, core.AdminTokenPrefix) {
+		t.Fatalf("secret %q", secret)
+	}
+	if p, err := srv.Core().Authenticate(context.Background(), secret); err != nil || p.UserID != vera.ID || p.RoleIn("") != core.RoleViewer {
+		t.Fatalf("the page's token authenticates as %+v, %v", p, err)
+	}
+	do("the list again", chromedp.Navigate(base+"/tokens"), visible("#tokens"))
+	if n := eval(`String(document.querySelectorAll("#secret").length)`); n != "0" || strings.Contains(eval(`document.body.innerHTML`), secret) {
+		t.Fatal("the secret is shown again")
+	}
+
 	// The audit log, as the viewer sees it, names each account.
 	do("audit", chromedp.Navigate(base+"/audit"), visible("#audit"))
 	log := eval(`document.querySelector("#audit").innerText`)

@@ -69,6 +69,9 @@ var Access = map[string]core.Action{
 	"POST /accounts/{id}/disable":                    core.ActAdmin,
 	"POST /accounts/{id}/password":                   core.ActRead, // one's own; an admin: anyone's
 	"POST /accounts/{id}/enable":                     core.ActAdmin,
+	"GET /tokens":                                    core.ActRead, // one's own; an admin: everyone's
+	"POST /tokens":                                   core.ActRead, // for oneself, no wider than one's role
+	"POST /tokens/{id}/revoke":                       core.ActRead, // one's own; an admin: any
 	"/":                                              core.ActRead, // "no such page", once signed in
 }
 

@@ -148,6 +148,7 @@ func New(db *store.DB, cache *publish.Cache, log *slog.Logger, opts ...Option) *
 	a("GET /audit", u.auditLog)
 	u.registerLayers(a)
 	u.registerAccounts(a)
+	u.registerTokens(a)
 	a("/", func(w http.ResponseWriter, r *http.Request, p *page) error {
 		return core.Errorf(core.ENOTFOUND, "there is no page at %s", r.URL.Path)
 	})

@@ -501,7 +501,8 @@ func TestEveryInputHasALabel(t *testing.T) {
 	e.post("/flags/new?env=production", experimentForm("checkout"))
 	r = e.post("/keys", url.Values{"env": {"production"}, "name": {"svc"}})
 	pages["/keys (new key)"] = r.body
-	for _, p := range []string{"/flags", "/flags/new", "/flags/checkout?env=production&subject=u&attrs=", "/keys", "/audit"} {
+	pages["/tokens (new token)"] = e.post("/tokens", url.Values{"name": {"ci"}}).body
+	for _, p := range []string{"/flags", "/flags/new", "/flags/checkout?env=production&subject=u&attrs=", "/keys", "/audit", "/tokens"} {
 		pages[p] = e.get(p).body
 	}
 	for name, body := range pages {
