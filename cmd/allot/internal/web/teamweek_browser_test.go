@@ -120,7 +120,7 @@ func TestBrowserTeamWeek(t *testing.T) {
 	}
 	w.do("phone", phone(),
 		chromedp.Navigate(w.base+"/flags/hero?env=production"), visible("#status"), shot("week-viewer-phone-flag"),
-		chromedp.Navigate(w.base+"/audit?env=production"), visible("#audit"), shot("week-phone-audit"),
+		chromedp.Navigate(w.base+"/audit?env=production"), visible("#audit"), viewShot("week-phone-audit"),
 		laptop())
 
 	// A POST to each changing route of the week, from the viewer's own
@@ -175,7 +175,7 @@ func TestBrowserTeamWeek(t *testing.T) {
 	}
 
 	// The audit log, as the viewer reads it, names each account.
-	w.do("audit", chromedp.Navigate(w.base+"/audit?env=production"), visible("#audit"), shot("week-audit"))
+	w.do("audit", chromedp.Navigate(w.base+"/audit?env=production"), visible("#audit"), viewShot("week-audit"))
 	log := w.text("#audit")
 	for _, want := range []string{
 		"root@example.com\tcreate environment staging",
