@@ -85,7 +85,7 @@ func TestBrowserTeamWeek(t *testing.T) {
 	vera := userID(t, dom, "vera@example.com")
 	ownPassword := fmt.Sprintf("/accounts/%d/password", vera)
 	for _, pg := range []struct{ path, sel, want, shot string }{
-		{"/flags?env=production", "#flags", "hero", "week-viewer-flags"},
+		{"/flags?env=production", "#flags", "hero", ""},
 		{"/flags?env=production&status=ARCHIVED", "#flags", "old-banner", ""},
 		{"/flags?env=staging", "#flags", "hero", ""},
 		{"/flags/hero?env=staging", "#alloc-ramp", "25", ""},
@@ -96,6 +96,7 @@ func TestBrowserTeamWeek(t *testing.T) {
 		{"/flags/hero/copy?env=staging&to=production", "#diff", "allocation", ""},
 		{"/layers?env=production", "main h1", "Layers", ""},
 		{"/environments?env=production", "#envs", "staging", ""},
+		{"/keys?env=production", "main h1", "SDK keys", ""},
 		{"/accounts?env=production", "#accounts", "eddie@example.com", ""},
 		{"/audit?env=production", "#audit", "eddie@example.com", ""},
 	} {
