@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -112,6 +113,14 @@ func TestBrowserTeamWeek(t *testing.T) {
 		"/flags/hero/allocations/new?env=staging&kind=rollout"} {
 		w.do("viewer opens "+path, chromedp.Navigate(w.base+path), visible("#signout"))
 		w.noChangingForms(path, ownPassword)
+		contains(t, "refused "+path, w.text("#page-error"), "whose role is viewer; this needs the editor role")
+		u, err := url.Parse(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if env := w.eval(`document.querySelector("#env-switch").value`); env != u.Query().Get("env") {
+			t.Fatalf("the refusal of %s has the environment switcher on %q", path, env)
+		}
 		if got := w.fetch("GET", path, nil); got != "403" {
 			t.Fatalf("a viewer's GET %s: %s, want 403", path, got)
 		}
