@@ -109,7 +109,7 @@ func TestBrowserTeamWeek(t *testing.T) {
 		}
 	}
 	// The editor's forms are refused outright: a 403 page with no form.
-	for _, path := range []string{"/flags/hero/edit?env=staging", "/flags/hero/allocations/beta-testers/edit?env=production",
+	for _, path := range []string{"/flags/new?env=staging", "/flags/hero/edit?env=staging", "/flags/hero/allocations/beta-testers/edit?env=production",
 		"/flags/hero/allocations/new?env=staging&kind=rollout"} {
 		w.do("viewer opens "+path, chromedp.Navigate(w.base+path), visible("#signout"))
 		w.noChangingForms(path, ownPassword)
