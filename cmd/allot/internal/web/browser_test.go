@@ -82,13 +82,19 @@ func browserWithin(t *testing.T, d time.Duration) (context.Context, context.Canc
 
 type step = chromedp.Action[chromedp.Void]
 
-// shot saves a screenshot for the docs when ALLOT_UPDATE_SCREENSHOTS=1.
-func shot(name string) step {
+// shot saves a screenshot of the whole page for the docs when
+// ALLOT_UPDATE_SCREENSHOTS=1.
+func shot(name string) step { return capture(name, chromedp.FullScreenshot(100)) }
+
+// viewShot is shot for a long page: only what the screen shows.
+func viewShot(name string) step { return capture(name, chromedp.CaptureScreenshot()) }
+
+func capture(name string, take chromedp.Action[[]byte]) step {
 	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
 		if os.Getenv("ALLOT_UPDATE_SCREENSHOTS") != "1" {
 			return nil
 		}
-		png, err := chromedp.FullScreenshot(100)(ctx, t)
+		png, err := take(ctx, t)
 		if err != nil {
 			return err
 		}

@@ -23,7 +23,7 @@ var Access = map[string]core.Action{
 	"POST /signout":              core.ActRead,
 	"GET /{$}":                   core.ActRead,
 	"GET /flags":                 core.ActRead,
-	"GET /flags/new":             core.ActRead, // the form; creating needs edit
+	"GET /flags/new":             core.ActEdit, // a form: a viewer has nothing to do there
 	"POST /flags/new":            core.ActEdit,
 	"GET /flags/{flag}":          core.ActRead,
 	"POST /flags/{flag}/enabled": core.ActEdit,

@@ -281,6 +281,11 @@ func (u *UI) authed(act core.Action, h func(http.ResponseWriter, *http.Request, 
 		httpx.SetActor(r.Context(), pr.Actor())
 		r = r.WithContext(core.WithPrincipal(r.Context(), pr))
 		p := &page{Session: &sess, Principal: &pr, CSRF: sess.CSRF, Path: "/flags"}
+		// The switcher first: a refusal is a page of the UI like any other.
+		if err := u.environments(r, p); err != nil {
+			u.internal(w, r, err)
+			return
+		}
 		if !core.Allowed(&pr, act, core.AnyEnvironment) {
 			p.Title, p.status = "Not allowed", http.StatusForbidden
 			p.Error = fmt.Sprintf("You are signed in as %s, whose role is %s; this needs the %s role. Nothing was changed.", pr.Email, pr.RoleIn(core.AnyEnvironment), act.Needs())
@@ -289,10 +294,6 @@ func (u *UI) authed(act core.Action, h func(http.ResponseWriter, *http.Request, 
 		}
 		if r.Method == http.MethodGet {
 			p.Path = r.URL.Path
-		}
-		if err := u.environments(r, p); err != nil {
-			u.internal(w, r, err)
-			return
 		}
 		if c, err := r.Cookie(flashCookie); err == nil && r.Method == http.MethodGet {
 			p.Flash, _ = url.QueryUnescape(c.Value)
