@@ -4,8 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"strings"
-
-	"github.com/jackc/pgx/v5"
 )
 
 // The insert path keeps the aggregates (first_exposures, assignment_daily,
@@ -47,8 +45,7 @@ type dayDelta struct{ assignments, firstExposures int64 }
 
 type multipleKey struct{ env, flag, alloc, variation string }
 
-// aggregateTx is the little the aggregate update needs of a transaction,
-// so one implementation serves database/sql (SQLite) and pgx (PostgreSQL).
+// aggregateTx is the little the aggregate update needs of a transaction.
 type aggregateTx interface {
 	query(ctx context.Context, q string, args []any, row func(scan func(...any) error) error) error
 	exec(ctx context.Context, q string, args []any) error
@@ -75,68 +72,20 @@ func (t sqlAggregateTx) exec(ctx context.Context, q string, args []any) error {
 	return err
 }
 
-type pgxAggregateTx struct{ tx pgx.Tx }
-
-func (t pgxAggregateTx) query(ctx context.Context, q string, args []any, row func(func(...any) error) error) error {
-	rows, err := t.tx.Query(ctx, q, args...)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		if err := row(rows.Scan); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
-}
-
-func (t pgxAggregateTx) exec(ctx context.Context, q string, args []any) error {
-	_, err := t.tx.Exec(ctx, q, args...)
-	return err
-}
-
 // aggregateChunk bounds the rows of one upsert (10 columns: 5,000 bound
 // parameters, under both dialects' limits) and the subjects of one lookup.
 const aggregateChunk = 500
 
-// updateAggregates folds the inserted rows into the aggregate tables. It
-// must run in the transaction that inserted them, which holds the write
-// lock on SQLite; on PostgreSQL it takes a transaction advisory lock first,
-// because it reads first_exposures and then writes values computed from
-// what it read: two writers interleaving could both count a subject's
-// first exposure.
+// updateAggregates folds the inserted rows into the aggregate tables on
+// SQLite (PostgreSQL: updateAggregatesPG, the same rules in one statement).
+// It must run in the transaction that inserted them, which holds the write
+// lock: it reads first_exposures and then writes values computed from what
+// it read.
 func (d *DB) updateAggregates(ctx context.Context, tx aggregateTx, rows []insertedRow) error {
 	if len(rows) == 0 || d.noAggregates {
 		return nil
 	}
-	if d.postgres {
-		if err := tx.exec(ctx, `SELECT pg_advisory_xact_lock(7041964)`, nil); err != nil {
-			return err
-		}
-	}
-	// The batch grouped: per subject, its first event, last seen, count
-	// and whether it saw more than one variation; per day, assignments.
-	batch := make(map[subjectKey]*exposure, len(rows))
-	days := make(map[dayKey]*dayDelta)
-	for i := range rows {
-		r := &rows[i]
-		k := subjectKey{r.env, r.flag, r.alloc, r.subject}
-		e := &exposure{firstVariation: r.variation, firstEventID: r.eventID, firstSeen: r.ts, lastSeen: r.ts, exposures: 1}
-		if b, ok := batch[k]; !ok {
-			batch[k] = e
-		} else {
-			if b.firstVariation != r.variation {
-				b.multiple = true
-			}
-			if e.before(b) {
-				b.firstVariation, b.firstEventID, b.firstSeen = e.firstVariation, e.firstEventID, e.firstSeen
-			}
-			b.lastSeen = max(b.lastSeen, r.ts)
-			b.exposures++
-		}
-		dayOf(days, dayKey{r.env, r.flag, r.alloc, r.variation, r.ts / microsPerDay}).assignments++
-	}
+	batch, days := groupBatch(rows)
 	stored, err := d.storedExposures(ctx, tx, batch)
 	if err != nil {
 		return err
@@ -204,29 +153,13 @@ func (d *DB) storedExposures(ctx context.Context, tx aggregateTx, batch map[subj
 	for a, list := range subjects {
 		for start := 0; start < len(list); start += aggregateChunk {
 			chunk := list[start:min(start+aggregateChunk, len(list))]
-			var q string
-			if d.postgres {
-				// One array parameter, and one primary-key probe per
-				// subject whatever the statistics say: OFFSET 0 keeps the
-				// LATERAL subquery from being flattened into a join, which
-				// the planner (taking a young table for a tiny one) ran as
-				// a scan of the allocation's whole, update-bloated, index
-				// range: 20-300 ms per lookup, as did an IN list of 500
-				// placeholders.
-				args = append(args[:0], chunk, a.env, a.flag, a.alloc)
-				q = `SELECT s.subject, f.first_variation, f.first_event_id, f.first_seen, f.last_seen, f.exposures, f.multiple_variations
-					FROM unnest(?::text[]) AS s(subject) CROSS JOIN LATERAL (
-						SELECT * FROM first_exposures f WHERE f.environment = ? AND f.feature_flag = ? AND f.allocation = ? AND f.subject = s.subject
-						OFFSET 0) f`
-			} else {
-				args = append(args[:0], a.env, a.flag, a.alloc)
-				for _, s := range chunk {
-					args = append(args, s)
-				}
-				q = `SELECT subject, first_variation, first_event_id, first_seen, last_seen, exposures, multiple_variations
-					FROM first_exposures WHERE environment = ? AND feature_flag = ? AND allocation = ? AND subject IN (` +
-					strings.Repeat("?, ", len(chunk)-1) + `?)`
+			args = append(args[:0], a.env, a.flag, a.alloc)
+			for _, s := range chunk {
+				args = append(args, s)
 			}
+			q := `SELECT subject, first_variation, first_event_id, first_seen, last_seen, exposures, multiple_variations
+				FROM first_exposures WHERE environment = ? AND feature_flag = ? AND allocation = ? AND subject IN (` +
+				strings.Repeat("?, ", len(chunk)-1) + `?)`
 			err := tx.query(ctx, d.q(q), args, func(scan func(...any) error) error {
 				var s string
 				var m int64

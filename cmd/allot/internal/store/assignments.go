@@ -216,7 +216,7 @@ func (d *DB) copyAssignments(ctx context.Context, groups [][]table.Row) ([]int, 
 					inserted = append(inserted, rowInserted(&rows[i]))
 				}
 			}
-			if err := d.updateAggregates(ctx, pgxAggregateTx{tx}, inserted); err != nil {
+			if err := d.updateAggregatesPG(ctx, tx, inserted); err != nil {
 				return err
 			}
 			return tx.Commit(ctx)
@@ -270,7 +270,7 @@ func (d *DB) copyAssignments(ctx context.Context, groups [][]table.Row) ([]int, 
 				}
 			}
 		}
-		if err := d.updateAggregates(ctx, pgxAggregateTx{tx}, inserted); err != nil {
+		if err := d.updateAggregatesPG(ctx, tx, inserted); err != nil {
 			return err
 		}
 		return tx.Commit(ctx)
