@@ -65,6 +65,7 @@ func (d *DB) InsertAssignmentGroups(ctx context.Context, groups [][]table.Row) (
 	if err != nil {
 		return nil, fmt.Errorf("store: insert assignments: %w", err)
 	}
+	d.maybeFold(ctx)
 	return counts, nil
 }
 
@@ -106,26 +107,64 @@ func (d *DB) durableTx(ctx context.Context, fn func(*sql.Tx) error) error {
 }
 
 // insertAssignments inserts groups with multi-row INSERTs, then folds the
-// rows actually inserted (RETURNING leaves out the event ids already
-// stored) into the aggregates, in the same transaction.
+// rows actually inserted into the aggregates, in the same transaction.
+//
+// The common case is a batch of new events: the INSERTs run without
+// RETURNING (prepared once, see prepared) and each chunk's count of changed
+// rows says whether every row went in; then the batch itself is what was
+// inserted. Only when a chunk skipped a known event id (a retry, or an id
+// twice in the batch) does it roll back to a savepoint and insert again with
+// RETURNING, which names the rows actually inserted.
 func (d *DB) insertAssignments(ctx context.Context, tx *sql.Tx, groups [][]table.Row) ([]int, error) {
+	if _, err := tx.ExecContext(ctx, `SAVEPOINT batch`); err != nil {
+		return nil, err
+	}
 	counts := make([]int, len(groups))
 	args := make([]any, 0, insertChunk*assignmentColumnCount)
 	total := 0
-	for _, rows := range groups {
+	allNew := true
+insert:
+	for g, rows := range groups {
 		total += len(rows)
+		for start := 0; start < len(rows); start += insertChunk {
+			chunk := rows[start:min(start+insertChunk, len(rows))]
+			args = appendInsertArgs(args[:0], chunk)
+			res, err := d.execCached(ctx, tx, d.insertAssignmentsQuery(len(chunk)), reusable(len(chunk), insertChunk), args)
+			if err != nil {
+				return nil, err
+			}
+			n, err := res.RowsAffected()
+			if err != nil {
+				return nil, err
+			}
+			if int(n) != len(chunk) {
+				allNew = false
+				break insert
+			}
+			counts[g] += len(chunk)
+		}
 	}
-	inserted := make([]insertedRow, 0, total)
+	if allNew {
+		if d.noAggregates {
+			return counts, nil
+		}
+		inserted := make([]insertedRow, 0, total)
+		for _, rows := range groups {
+			for i := range rows {
+				inserted = append(inserted, rowInserted(&rows[i]))
+			}
+		}
+		return counts, d.updateAggregates(ctx, tx, inserted)
+	}
+	if _, err := tx.ExecContext(ctx, `ROLLBACK TO batch`); err != nil {
+		return nil, err
+	}
+	clear(counts)
+	var inserted []insertedRow
 	for g, rows := range groups {
 		for start := 0; start < len(rows); start += insertChunk {
 			chunk := rows[start:min(start+insertChunk, len(rows))]
-			args = args[:0]
-			for i := range chunk {
-				r := &chunk[i]
-				args = append(args, r.EventID, r.Environment, r.Experiment, r.FeatureFlag, r.Allocation, r.Variation,
-					r.Subject, attributesText(r), r.Timestamp.UnixMicro(), r.SDKName, r.SDKVersion, r.ReceivedAt.UnixMicro(),
-					r.Holdout, r.HoldoutVariation)
-			}
+			args = appendInsertArgs(args[:0], chunk)
 			res, err := tx.QueryContext(ctx, d.insertAssignmentsQuery(len(chunk))+` RETURNING `+insertedColumns, args...)
 			if err != nil {
 				return nil, err
@@ -145,10 +184,20 @@ func (d *DB) insertAssignments(ctx context.Context, tx *sql.Tx, groups [][]table
 			}
 		}
 	}
-	if err := d.updateAggregates(ctx, sqlAggregateTx{tx}, inserted); err != nil {
+	if err := d.updateAggregates(ctx, tx, inserted); err != nil {
 		return nil, err
 	}
 	return counts, nil
+}
+
+func appendInsertArgs(args []any, chunk []table.Row) []any {
+	for i := range chunk {
+		r := &chunk[i]
+		args = append(args, r.EventID, r.Environment, r.Experiment, r.FeatureFlag, r.Allocation, r.Variation,
+			r.Subject, attributesText(r), r.Timestamp.UnixMicro(), r.SDKName, r.SDKVersion, r.ReceivedAt.UnixMicro(),
+			r.Holdout, r.HoldoutVariation)
+	}
+	return args
 }
 
 // insertedColumns are the columns of an inserted row the aggregates read
