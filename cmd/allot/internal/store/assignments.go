@@ -228,6 +228,9 @@ func (d *DB) copyAssignments(ctx context.Context, groups [][]table.Row) ([]int, 
 			return fmt.Errorf("not a pgx connection: %T", dc)
 		}
 		pc := sc.Conn()
+		if err := d.ensurePartitions(ctx, pc, groups); err != nil {
+			return err
+		}
 		total := 0
 		for _, rows := range groups {
 			total += len(rows)
@@ -292,7 +295,7 @@ func (d *DB) copyAssignments(ctx context.Context, groups [][]table.Row) ([]int, 
 		// RETURNING says which rows were new: to count them per group and
 		// to fold them, and only them, into the aggregates.
 		rows, err := tx.Query(ctx, `INSERT INTO assignments (`+assignmentColumns+`) SELECT `+assignmentColumns+
-			` FROM assignments_in ON CONFLICT (event_id) DO NOTHING RETURNING `+insertedColumns)
+			` FROM assignments_in ON CONFLICT DO NOTHING RETURNING `+insertedColumns)
 		if err != nil {
 			return err
 		}
@@ -569,7 +572,11 @@ func (d *DB) DeleteAssignmentsBefore(ctx context.Context, t time.Time, limit int
 		// never be sealed). One row outlives the retention, no more.
 		keep = " AND (rowid < (SELECT MAX(rowid) FROM assignments) OR NOT EXISTS (SELECT 1 FROM sinks))"
 	}
-	q := d.q(`DELETE FROM assignments WHERE event_id IN (SELECT event_id FROM assignments WHERE timestamp < ?` + keep + ` LIMIT ?)`)
+	key, cols := "event_id", "event_id"
+	if d.postgres {
+		key, cols = "(event_id, timestamp)", "event_id, timestamp" // the partitioned table's primary key
+	}
+	q := d.q(`DELETE FROM assignments WHERE ` + key + ` IN (SELECT ` + cols + ` FROM assignments WHERE timestamp < ?` + keep + ` LIMIT ?)`)
 	res, err := d.db.ExecContext(ctx, q, t.UnixMicro(), limit)
 	if err != nil {
 		return 0, fmt.Errorf("store: delete old assignments: %w", err)

@@ -42,6 +42,10 @@ type DB struct {
 	// stmts holds the SQLite writer's prepared statements (see prepared).
 	stmtMu sync.Mutex
 	stmts  map[string]*sql.Stmt
+	// partitions: the assignment day partitions this process has made
+	// sure of (PostgreSQL, see ensurePartitions).
+	partMu     sync.Mutex
+	partitions map[int64]bool
 }
 
 // IsPostgres reports whether dsn names a PostgreSQL database.
