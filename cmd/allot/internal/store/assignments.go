@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -394,6 +395,21 @@ func appendCopyField(dst []byte, s string) []byte {
 // insertAssignmentsQuery builds a multi-row INSERT that skips known event
 // ids (both dialects accept ON CONFLICT ... DO NOTHING).
 func (d *DB) insertAssignmentsQuery(n int) string {
+	if n == insertChunk && !d.postgres {
+		fullInsertOnce.Do(func() { fullInsert = d.buildInsertQuery(n) })
+		return fullInsert
+	}
+	return d.buildInsertQuery(n)
+}
+
+// fullInsert is the query of a full chunk, built once (SQLite's: PostgreSQL
+// inserts by COPY).
+var (
+	fullInsertOnce sync.Once
+	fullInsert     string
+)
+
+func (d *DB) buildInsertQuery(n int) string {
 	var b strings.Builder
 	b.Grow(80 + n*28)
 	b.WriteString("INSERT INTO assignments (" + assignmentColumns + ") VALUES ")
