@@ -62,15 +62,15 @@ func (d *DB) ensurePartitions(ctx context.Context, conn *pgx.Conn, groups [][]ta
 	}
 	d.partMu.Unlock()
 	for _, day := range want {
-		_, err := conn.Exec(ctx, fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s PARTITION OF assignments FOR VALUES FROM (%d) TO (%d)`,
-			pgx.Identifier{partitionName(day)}.Sanitize(), day*microsPerDay, (day+1)*microsPerDay))
+		err := createPartition(ctx, conn, day)
 		var pgErr *pgconn.PgError
 		switch {
 		case err == nil:
-		case errors.As(err, &pgErr) && (pgErr.Code == "42P07" || pgErr.Code == "23505" || pgErr.Code == "23514" || pgErr.Code == "42P17"):
+		case errors.As(err, &pgErr) && (pgErr.Code == "42P07" || pgErr.Code == "23505" || pgErr.Code == "23514" || pgErr.Code == "42P17" || pgErr.Code == "55P03"):
 			// 42P07/23505: created meanwhile by another writer. 23514: the
 			// default partition holds events of that day. 42P17: the range
-			// overlaps a partition made by hand. The rows find a place anyway.
+			// overlaps a partition made by hand. 55P03: a long query holds
+			// the table. The rows find a place anyway.
 			d.log.Debug("assignment partition not created", "day", partitionName(day), "err", err)
 		default:
 			d.partMu.Lock()
@@ -80,6 +80,27 @@ func (d *DB) ensurePartitions(ctx context.Context, conn *pgx.Conn, groups [][]ta
 		}
 	}
 	return nil
+}
+
+// createPartition makes a day's partition. The DDL needs a lock on the
+// whole table that waits for every open transaction on it (a long analytic
+// query, say) and makes every later one wait behind it, the writer's
+// included: it gives up after two seconds instead, and that day's events
+// go to the default partition.
+func createPartition(ctx context.Context, conn *pgx.Conn, day int64) error {
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '2s'`); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s PARTITION OF assignments FOR VALUES FROM (%d) TO (%d)`,
+		pgx.Identifier{partitionName(day)}.Sanitize(), day*microsPerDay, (day+1)*microsPerDay)); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
 }
 
 // dayNumber is the UTC day of a time in microseconds, rounded down.
