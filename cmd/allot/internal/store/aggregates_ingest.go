@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -138,7 +139,23 @@ func planAggregates(batch map[subjectKey]*exposure, days map[dayKey]*dayDelta, s
 			p.changed = append(p.changed, exposureRow{k, &merged})
 		}
 	}
+	// New rows go into the primary key's B-tree in key order: neighbours
+	// land on the same pages one after the other.
+	slices.SortFunc(p.fresh, func(a, b exposureRow) int { return compareKeys(a.k, b.k) })
 	return p
+}
+
+func compareKeys(a, b subjectKey) int {
+	if c := strings.Compare(a.env, b.env); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.flag, b.flag); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.alloc, b.alloc); c != 0 {
+		return c
+	}
+	return strings.Compare(a.subject, b.subject)
 }
 
 func dayOf(days map[dayKey]*dayDelta, k dayKey) *dayDelta {

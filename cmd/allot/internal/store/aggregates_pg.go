@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"slices"
 	"strconv"
 
 	"github.com/jackc/pgx/v5"
@@ -36,6 +37,9 @@ func (d *DB) updateAggregatesPG(ctx context.Context, tx pgx.Tx, rows []insertedR
 	env, flag, alloc, subject := make([]string, 0, len(batch)), make([]string, 0, len(batch)), make([]string, 0, len(batch)), make([]string, 0, len(batch))
 	for k := range batch {
 		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, compareKeys) // the probes walk the index in order
+	for _, k := range keys {
 		env, flag, alloc, subject = append(env, k.env), append(flag, k.flag), append(alloc, k.alloc), append(subject, k.subject)
 	}
 	var lookup pgx.Batch
