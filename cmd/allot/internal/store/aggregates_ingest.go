@@ -399,8 +399,9 @@ func valuesList(rows, cols int) string {
 func (d *DB) DisableAggregates() { d.noAggregates = true }
 
 // foldEvery is how many touches the writer lets accumulate before it folds
-// them (each fold reads them all once and updates each subject once).
-const foldEvery = 200_000
+// them (each fold reads them all once and updates each subject once; a
+// test lowers it).
+var foldEvery int64 = 200_000
 
 // maybeFold folds the touches when enough have accumulated since the last
 // fold. The writer calls it after a commit; an error is only logged, the
