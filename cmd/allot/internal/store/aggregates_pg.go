@@ -3,10 +3,12 @@ package store
 import (
 	"bytes"
 	"context"
+	"errors"
 	"slices"
 	"strconv"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // pgLookupExposures reads the stored first exposures of a batch's subjects,
@@ -22,15 +24,48 @@ const pgLookupExposures = `SELECT s.i, f.first_variation, f.first_event_id, f.fi
 		OFFSET 0) f`
 
 // updateAggregatesPG folds the inserted rows into the aggregates on
-// PostgreSQL, in the inserting transaction: the advisory lock and the
-// lookup in one round trip (the lock, because the writes are computed from
-// what the lookup read: two writers interleaving could both count a
-// subject's first exposure), planAggregates, then the new subjects' rows
-// and the touches by COPY (a fraction of the server's work of an INSERT
-// ... SELECT, measured in BENCHMARKS.md) and the rest in one pipeline.
+// PostgreSQL, in the inserting transaction: the advisory lock (the writes
+// are computed from what the lookup reads: two writers interleaving could
+// both count a subject's first exposure), the lookup, planAggregates, then
+// the new subjects' rows and the touches by COPY (a fraction of the
+// server's work of an INSERT ... SELECT, measured in BENCHMARKS.md) and the
+// rest in one pipeline.
+//
+// When the previous batch's subjects were all new (a launch, a burst of new
+// users), it first bets this one's are too: it copies every subject's row
+// into first_exposures straight away, inside a savepoint, skipping the
+// lookup (a primary-key probe per subject, about half the time of the raw
+// COPY). A subject already there fails the COPY with a unique violation;
+// then it rolls back to the savepoint and takes the lookup path.
 func (d *DB) updateAggregatesPG(ctx context.Context, tx pgx.Tx, rows []insertedRow) error {
 	if len(rows) == 0 || d.noAggregates {
 		return nil
+	}
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(7041964)`); err != nil {
+		return err
+	}
+	if d.lastAllNew.Load() {
+		batch, days := groupBatch(rows)
+		p := planAggregates(batch, days, nil)
+		sp, err := tx.Begin(ctx)
+		if err != nil {
+			return err
+		}
+		err = copyFresh(ctx, tx, p.fresh)
+		var pgErr *pgconn.PgError
+		switch {
+		case err == nil:
+			if err := sp.Commit(ctx); err != nil {
+				return err
+			}
+			return d.finishAggregatesPG(ctx, tx, p)
+		case !errors.As(err, &pgErr) || pgErr.Code != "23505": // unique_violation
+			return err
+		}
+		if err := sp.Rollback(ctx); err != nil {
+			return err
+		}
+		d.lastAllNew.Store(false)
 	}
 	batch, days := groupBatch(rows)
 	keys := make([]subjectKey, 0, len(batch))
@@ -42,17 +77,8 @@ func (d *DB) updateAggregatesPG(ctx context.Context, tx pgx.Tx, rows []insertedR
 	for _, k := range keys {
 		env, flag, alloc, subject = append(env, k.env), append(flag, k.flag), append(alloc, k.alloc), append(subject, k.subject)
 	}
-	var lookup pgx.Batch
-	lookup.Queue(`SELECT pg_advisory_xact_lock(7041964)`)
-	lookup.Queue(pgLookupExposures, env, flag, alloc, subject)
-	br := tx.SendBatch(ctx, &lookup)
-	if _, err := br.Exec(); err != nil {
-		br.Close()
-		return err
-	}
-	res, err := br.Query()
+	res, err := tx.Query(ctx, pgLookupExposures, env, flag, alloc, subject)
 	if err != nil {
-		br.Close()
 		return err
 	}
 	stored := make(map[subjectKey]*exposure)
@@ -61,7 +87,6 @@ func (d *DB) updateAggregatesPG(ctx context.Context, tx pgx.Tx, rows []insertedR
 		e := &exposure{}
 		if err := res.Scan(&i, &e.firstVariation, &e.firstEventID, &e.firstSeen, &m); err != nil {
 			res.Close()
-			br.Close()
 			return err
 		}
 		e.multiple = m != 0
@@ -69,25 +94,35 @@ func (d *DB) updateAggregatesPG(ctx context.Context, tx pgx.Tx, rows []insertedR
 	}
 	res.Close()
 	if err := res.Err(); err != nil {
-		br.Close()
 		return err
 	}
-	if err := br.Close(); err != nil {
-		return err
-	}
+	d.lastAllNew.Store(len(stored) == 0)
 	p := planAggregates(batch, days, stored)
-	if len(p.fresh) > 0 {
-		buf := make([]byte, 0, len(p.fresh)*128)
-		for _, r := range p.fresh {
-			buf = appendCopyKey(buf, r.k)
-			buf = appendCopyField(buf, r.e.firstVariation)
-			buf = appendCopyField(buf, r.e.firstEventID)
-			buf = appendCopyInts(buf, r.e.firstSeen, r.e.lastSeen, r.e.exposures, multipleInt(r.e.multiple))
-		}
-		if _, err := tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(buf), "COPY first_exposures ("+exposureColumns+") FROM STDIN"); err != nil {
-			return err
-		}
+	if err := copyFresh(ctx, tx, p.fresh); err != nil {
+		return err
 	}
+	return d.finishAggregatesPG(ctx, tx, p)
+}
+
+// copyFresh COPYs new subjects' first_exposures rows.
+func copyFresh(ctx context.Context, tx pgx.Tx, fresh []exposureRow) error {
+	if len(fresh) == 0 {
+		return nil
+	}
+	buf := make([]byte, 0, len(fresh)*128)
+	for _, r := range fresh {
+		buf = appendCopyKey(buf, r.k)
+		buf = appendCopyField(buf, r.e.firstVariation)
+		buf = appendCopyField(buf, r.e.firstEventID)
+		buf = appendCopyInts(buf, r.e.firstSeen, r.e.lastSeen, r.e.exposures, multipleInt(r.e.multiple))
+	}
+	_, err := tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(buf), "COPY first_exposures ("+exposureColumns+") FROM STDIN")
+	return err
+}
+
+// finishAggregatesPG COPYs the touches and sends the changed rows and the
+// day and "multiple" deltas in one pipeline.
+func (d *DB) finishAggregatesPG(ctx context.Context, tx pgx.Tx, p *aggregatePlan) error {
 	if len(p.touches) > 0 {
 		buf := make([]byte, 0, len(p.touches)*80)
 		for _, r := range p.touches {

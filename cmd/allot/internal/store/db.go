@@ -39,6 +39,9 @@ type DB struct {
 	// touched counts first_exposure_touches rows written since the last
 	// fold (see foldTouches).
 	touched atomic.Int64
+	// lastAllNew: the last PostgreSQL batch's subjects were all new (see
+	// updateAggregatesPG).
+	lastAllNew atomic.Bool
 	// stmts holds the SQLite writer's prepared statements (see prepared).
 	stmtMu sync.Mutex
 	stmts  map[string]*sql.Stmt
