@@ -32,7 +32,7 @@ func (d *DB) rebuildStatements() ([]string, error) {
 	if i < 0 {
 		return nil, fmt.Errorf("%s: no backfill section", rebuildMigration)
 	}
-	stmts := []string{`DELETE FROM first_exposures`, `DELETE FROM assignment_daily`, `DELETE FROM assignment_multiple`}
+	stmts := []string{`DELETE FROM first_exposure_touches`, `DELETE FROM first_exposures`, `DELETE FROM assignment_daily`, `DELETE FROM assignment_multiple`}
 	for _, s := range strings.Split(text[i:], ";") {
 		if strings.Contains(s, "INSERT") {
 			stmts = append(stmts, s)
@@ -161,6 +161,10 @@ func dayString(day int64) string {
 // AssignmentPages: each page is its own statement, done before fn runs, so
 // a slow reader holds no snapshot. fn must not keep the page.
 func (d *DB) FirstExposurePages(ctx context.Context, f AssignmentFilter, fn func([]table.FirstExposure) error) error {
+	// last_seen and exposures are current once the touches are folded.
+	if err := d.FoldTouches(ctx); err != nil {
+		return err
+	}
 	var conds []string
 	var args []any
 	for _, c := range []struct{ col, v string }{{"environment", f.Environment}, {"feature_flag", f.FeatureFlag}, {"allocation", f.Allocation}} {
@@ -371,6 +375,10 @@ func (h halves) list() []HoldoutHalf {
 func (d *DB) DeleteAggregatesBefore(ctx context.Context, cutoff time.Time) error {
 	c := cutoff.UnixMicro()
 	err := d.tx(ctx, func(tx *sql.Tx) error {
+		// Touches of subjects about to go would otherwise outlive them.
+		if err := d.foldTouchesTx(ctx, tx); err != nil {
+			return err
+		}
 		day := c / microsPerDay
 		steps := []struct {
 			query string
