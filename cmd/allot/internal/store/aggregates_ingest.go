@@ -20,6 +20,7 @@ import (
 type insertedRow struct {
 	env, flag, alloc, variation, subject, eventID string
 	ts                                            int64 // microseconds
+	holdout, holdoutVariation                     string
 }
 
 type subjectKey struct{ env, flag, alloc, subject string }
@@ -29,6 +30,9 @@ type exposure struct {
 	firstVariation, firstEventID   string
 	firstSeen, lastSeen, exposures int64
 	multiple                       bool
+	// The first event's holdout columns (migration 0015): they move with
+	// firstVariation.
+	holdout, holdoutVariation string
 }
 
 // before reports whether e's first event comes before o's: the earliest
@@ -96,7 +100,7 @@ func (t pgxAggregateTx) exec(ctx context.Context, q string, args []any) error {
 	return err
 }
 
-// aggregateChunk bounds the rows of one upsert (10 columns: 5,000 bound
+// aggregateChunk bounds the rows of one upsert (12 columns: 6,000 bound
 // parameters, under both dialects' limits) and the subjects of one lookup.
 const aggregateChunk = 500
 
@@ -122,7 +126,8 @@ func (d *DB) updateAggregates(ctx context.Context, tx aggregateTx, rows []insert
 	for i := range rows {
 		r := &rows[i]
 		k := subjectKey{r.env, r.flag, r.alloc, r.subject}
-		e := &exposure{firstVariation: r.variation, firstEventID: r.eventID, firstSeen: r.ts, lastSeen: r.ts, exposures: 1}
+		e := &exposure{firstVariation: r.variation, firstEventID: r.eventID, firstSeen: r.ts, lastSeen: r.ts, exposures: 1,
+			holdout: r.holdout, holdoutVariation: r.holdoutVariation}
 		if b, ok := batch[k]; !ok {
 			batch[k] = e
 		} else {
@@ -131,6 +136,7 @@ func (d *DB) updateAggregates(ctx context.Context, tx aggregateTx, rows []insert
 			}
 			if e.before(b) {
 				b.firstVariation, b.firstEventID, b.firstSeen = e.firstVariation, e.firstEventID, e.firstSeen
+				b.holdout, b.holdoutVariation = e.holdout, e.holdoutVariation
 			}
 			b.lastSeen = max(b.lastSeen, r.ts)
 			b.exposures++
@@ -161,6 +167,7 @@ func (d *DB) updateAggregates(ctx context.Context, tx aggregateTx, rows []insert
 			dayOf(days, dayKey{k.env, k.flag, k.alloc, old.firstVariation, old.firstSeen / microsPerDay}).firstExposures--
 			dayOf(days, dayKey{k.env, k.flag, k.alloc, b.firstVariation, b.firstSeen / microsPerDay}).firstExposures++
 			merged.firstVariation, merged.firstEventID, merged.firstSeen = b.firstVariation, b.firstEventID, b.firstSeen
+			merged.holdout, merged.holdoutVariation = b.holdout, b.holdoutVariation
 		}
 		merged.lastSeen = max(old.lastSeen, b.lastSeen)
 		merged.exposures = old.exposures + b.exposures
@@ -214,7 +221,8 @@ func (d *DB) storedExposures(ctx context.Context, tx aggregateTx, batch map[subj
 				// range: 20-300 ms per lookup, as did an IN list of 500
 				// placeholders.
 				args = append(args[:0], chunk, a.env, a.flag, a.alloc)
-				q = `SELECT s.subject, f.first_variation, f.first_event_id, f.first_seen, f.last_seen, f.exposures, f.multiple_variations
+				q = `SELECT s.subject, f.first_variation, f.first_event_id, f.first_seen, f.last_seen, f.exposures, f.multiple_variations,
+					f.holdout, f.holdout_variation
 					FROM unnest(?::text[]) AS s(subject) CROSS JOIN LATERAL (
 						SELECT * FROM first_exposures f WHERE f.environment = ? AND f.feature_flag = ? AND f.allocation = ? AND f.subject = s.subject
 						OFFSET 0) f`
@@ -223,7 +231,7 @@ func (d *DB) storedExposures(ctx context.Context, tx aggregateTx, batch map[subj
 				for _, s := range chunk {
 					args = append(args, s)
 				}
-				q = `SELECT subject, first_variation, first_event_id, first_seen, last_seen, exposures, multiple_variations
+				q = `SELECT subject, first_variation, first_event_id, first_seen, last_seen, exposures, multiple_variations, holdout, holdout_variation
 					FROM first_exposures WHERE environment = ? AND feature_flag = ? AND allocation = ? AND subject IN (` +
 					strings.Repeat("?, ", len(chunk)-1) + `?)`
 			}
@@ -231,7 +239,7 @@ func (d *DB) storedExposures(ctx context.Context, tx aggregateTx, batch map[subj
 				var s string
 				var m int64
 				e := &exposure{}
-				if err := scan(&s, &e.firstVariation, &e.firstEventID, &e.firstSeen, &e.lastSeen, &e.exposures, &m); err != nil {
+				if err := scan(&s, &e.firstVariation, &e.firstEventID, &e.firstSeen, &e.lastSeen, &e.exposures, &m, &e.holdout, &e.holdoutVariation); err != nil {
 					return err
 				}
 				e.multiple = m != 0
@@ -249,18 +257,18 @@ func (d *DB) storedExposures(ctx context.Context, tx aggregateTx, batch map[subj
 // upsertExposures writes the merged rows whole: they were computed from
 // the stored ones under the write lock, so excluded replaces.
 func (d *DB) upsertExposures(ctx context.Context, tx aggregateTx, batch map[subjectKey]*exposure) error {
-	const head = `INSERT INTO first_exposures (environment, feature_flag, allocation, subject, first_variation, first_event_id, first_seen, last_seen, exposures, multiple_variations) VALUES `
+	const head = `INSERT INTO first_exposures (environment, feature_flag, allocation, subject, first_variation, first_event_id, first_seen, last_seen, exposures, multiple_variations, holdout, holdout_variation) VALUES `
 	const tail = ` ON CONFLICT (environment, feature_flag, allocation, subject) DO UPDATE SET
 		first_variation = excluded.first_variation, first_event_id = excluded.first_event_id,
 		first_seen = excluded.first_seen, last_seen = excluded.last_seen, exposures = excluded.exposures,
-		multiple_variations = excluded.multiple_variations`
-	args := make([]any, 0, aggregateChunk*10)
+		multiple_variations = excluded.multiple_variations, holdout = excluded.holdout, holdout_variation = excluded.holdout_variation`
+	args := make([]any, 0, aggregateChunk*12)
 	n := 0
 	flush := func() error {
 		if n == 0 {
 			return nil
 		}
-		err := tx.exec(ctx, d.q(head+valuesList(n, 10)+tail), args)
+		err := tx.exec(ctx, d.q(head+valuesList(n, 12)+tail), args)
 		args, n = args[:0], 0
 		return err
 	}
@@ -269,7 +277,8 @@ func (d *DB) upsertExposures(ctx context.Context, tx aggregateTx, batch map[subj
 		if e.multiple {
 			m = 1
 		}
-		args = append(args, k.env, k.flag, k.alloc, k.subject, e.firstVariation, e.firstEventID, e.firstSeen, e.lastSeen, e.exposures, m)
+		args = append(args, k.env, k.flag, k.alloc, k.subject, e.firstVariation, e.firstEventID, e.firstSeen, e.lastSeen, e.exposures, m,
+			e.holdout, e.holdoutVariation)
 		if n++; n == aggregateChunk {
 			if err := flush(); err != nil {
 				return err

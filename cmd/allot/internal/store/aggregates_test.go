@@ -30,11 +30,19 @@ func TestAggregatesRebuildEqualsIncremental(t *testing.T) {
 			if i%7 == 0 {
 				ts = start // ties on the first-seen time: the event id decides
 			}
-			events = append(events, table.Row{
+			r := table.Row{
 				EventID: fmt.Sprintf("ev-%05d", i), Environment: "production", FeatureFlag: "checkout", Allocation: alloc,
 				Experiment: "checkout-" + alloc, Variation: v, Subject: fmt.Sprintf("user-%d", rng.IntN(400)),
 				SubjectAttributes: []byte(`{}`), Timestamp: ts, ReceivedAt: ts,
-			})
+			}
+			if rng.IntN(4) == 0 { // some events come from a holdout's allocation
+				r.Holdout, r.HoldoutVariation = "h", []string{table.HoldoutStatusQuo, table.HoldoutAllShipped}[rng.IntN(2)]
+			}
+			events = append(events, r)
+		}
+		byID := map[string]table.Row{}
+		for _, r := range events {
+			byID[r.EventID] = r
 		}
 		rng.Shuffle(len(events), func(i, j int) { events[i], events[j] = events[j], events[i] })
 		inserted := 0
@@ -72,6 +80,20 @@ func TestAggregatesRebuildEqualsIncremental(t *testing.T) {
 		fe1, days1 := agg1.FirstExposures, agg1.Days
 		if len(fe1) == 0 || len(days1) == 0 || len(agg1.Multiple) == 0 {
 			t.Fatalf("no aggregates: %d subjects, %d days, %d multiple", len(fe1), len(days1), len(agg1.Multiple))
+		}
+		// The holdout columns are the first event's, as in its raw row.
+		inHoldout := 0
+		for _, f := range fe1 {
+			r := byID[f.FirstEventID]
+			if f.Holdout != r.Holdout || f.HoldoutVariation != r.HoldoutVariation || f.FirstVariation != r.Variation {
+				t.Fatalf("first exposure %+v, its event %+v", f, r)
+			}
+			if f.Holdout != "" {
+				inHoldout++
+			}
+		}
+		if inHoldout == 0 || inHoldout == len(fe1) {
+			t.Fatalf("%d of %d first exposures in a holdout: the run does not test the holdout columns", inHoldout, len(fe1))
 		}
 		for _, alloc := range []string{"exp", "other"} {
 			f := store.AssignmentFilter{Environment: "production", FeatureFlag: "checkout", Allocation: alloc}

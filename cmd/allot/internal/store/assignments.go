@@ -132,7 +132,7 @@ func (d *DB) insertAssignments(ctx context.Context, tx *sql.Tx, groups [][]table
 			}
 			for res.Next() {
 				var r insertedRow
-				if err := res.Scan(&r.env, &r.flag, &r.alloc, &r.variation, &r.subject, &r.eventID, &r.ts); err != nil {
+				if err := res.Scan(&r.env, &r.flag, &r.alloc, &r.variation, &r.subject, &r.eventID, &r.ts, &r.holdout, &r.holdoutVariation); err != nil {
 					res.Close()
 					return nil, err
 				}
@@ -153,7 +153,7 @@ func (d *DB) insertAssignments(ctx context.Context, tx *sql.Tx, groups [][]table
 
 // insertedColumns are the columns of an inserted row the aggregates read
 // (insertedRow's, in its order).
-const insertedColumns = "environment, feature_flag, allocation, variation, subject, event_id, timestamp"
+const insertedColumns = "environment, feature_flag, allocation, variation, subject, event_id, timestamp, holdout, holdout_variation"
 
 func attributesText(r *table.Row) string {
 	if len(r.SubjectAttributes) == 0 {
@@ -251,7 +251,7 @@ func (d *DB) copyAssignments(ctx context.Context, groups [][]table.Row) ([]int, 
 		ids := make(map[string]struct{}, total)
 		for rows.Next() {
 			var r insertedRow
-			if err := rows.Scan(&r.env, &r.flag, &r.alloc, &r.variation, &r.subject, &r.eventID, &r.ts); err != nil {
+			if err := rows.Scan(&r.env, &r.flag, &r.alloc, &r.variation, &r.subject, &r.eventID, &r.ts, &r.holdout, &r.holdoutVariation); err != nil {
 				rows.Close()
 				return err
 			}
@@ -283,7 +283,7 @@ func (d *DB) copyAssignments(ctx context.Context, groups [][]table.Row) ([]int, 
 
 func rowInserted(r *table.Row) insertedRow {
 	return insertedRow{env: r.Environment, flag: r.FeatureFlag, alloc: r.Allocation, variation: r.Variation,
-		subject: r.Subject, eventID: r.EventID, ts: r.Timestamp.UnixMicro()}
+		subject: r.Subject, eventID: r.EventID, ts: r.Timestamp.UnixMicro(), holdout: r.Holdout, holdoutVariation: r.HoldoutVariation}
 }
 
 // appendCopyRow appends r as a line of COPY's text format: tab-separated,
