@@ -176,7 +176,7 @@ func start(ctx context.Context, cfg Config, ln net.Listener) (*Server, error) {
 		return nil, err
 	}
 	// The sink's directory is made (or refused) before anything starts.
-	var sk *sink.Dir
+	var sk *sink.Sink
 	if cfg.Sink != "" {
 		if sk, err = sink.New(db, sink.Config{Dir: cfg.Sink, Interval: cfg.SinkInterval, Rows: cfg.SinkRows, Log: log}); err != nil {
 			db.Close()

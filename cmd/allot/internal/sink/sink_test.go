@@ -149,7 +149,7 @@ func sameRows(t *testing.T, files []sealedFile, want map[string]table.Row) {
 	}
 }
 
-func sealAll(t *testing.T, s *sink.Dir, limit int) {
+func sealAll(t *testing.T, s *sink.Sink, limit int) {
 	t.Helper()
 	for {
 		n, err := s.Seal(context.Background())
