@@ -87,7 +87,7 @@ func TestWarehouseFeedEndToEnd(t *testing.T) {
 		e := allot.AssignmentEvent{EventID: fmt.Sprintf("wh-%06d", i), FeatureFlag: flag, Allocation: "exp", Experiment: flag + "-exp",
 			Variation: v, Subject: fmt.Sprintf("user-%04d", s), SubjectAttributes: allot.Attributes{"n": float64(i)},
 			Timestamp: start.Add(time.Duration(rng.IntN(60*3600)) * time.Second).Add(time.Duration(i) * time.Microsecond),
-			MetaData: map[string]string{"sdkName": "e2e", "sdkVersion": "1.0.0"}}
+			MetaData:  map[string]string{"sdkName": "e2e", "sdkVersion": "1.0.0"}}
 		if s%10 == 0 {
 			e.ExtraLogging = map[string]string{"holdoutKey": "h", "holdoutVariation": []string{"status_quo", "all_shipped"}[s%20/10]}
 		}
