@@ -223,10 +223,15 @@ func seedScale(b testing.TB, dialect, dsn string, n int) {
 	daily := map[key][2]int64{}
 	multiple := int64(0)
 	const microsPerDay = 86400 * 1_000_000
+	variations := [2]string{"control", "treatment"}
 	for i := range int64(n) {
 		k, e := i/2, i%2
-		v := (k + map[bool]int64{true: e}[k%100 == 0]) % 2
-		c := daily[key{(scaleT0 + i*step) / microsPerDay, []string{"control", "treatment"}[v]}]
+		v := k % 2
+		if k%100 == 0 {
+			v = (k + e) % 2
+		}
+		kd := key{(scaleT0 + i*step) / microsPerDay, variations[v]}
+		c := daily[kd]
 		c[0]++
 		if e == 0 {
 			c[1]++
@@ -234,7 +239,7 @@ func seedScale(b testing.TB, dialect, dsn string, n int) {
 				multiple++
 			}
 		}
-		daily[key{(scaleT0 + i*step) / microsPerDay, []string{"control", "treatment"}[v]}] = c
+		daily[kd] = c
 	}
 	if n%2 == 1 && ((n-1)/2)%100 == 0 { // the last subject has one exposure: not in both
 		if _, err := raw.Exec(fix(dialect, `UPDATE first_exposures SET exposures = 1, multiple_variations = 0, last_seen = first_seen WHERE subject = ?`),
