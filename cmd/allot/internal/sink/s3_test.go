@@ -39,11 +39,20 @@ func TestS3SealReadBackAndRecover(t *testing.T) {
 				if !strings.HasPrefix(s.Name(), "s3://"+bucket+"/"+prefix) {
 					t.Fatalf("name %s", s.Name())
 				}
+				// The same table through a local directory sink, sealed at
+				// the same points.
+				dir := t.TempDir()
+				local, err := sink.New(db, sink.Config{Dir: dir, Rows: 40})
+				if err != nil {
+					t.Fatal(err)
+				}
 				insert(t, db, rows(0, 100))
 				sealAll(t, s, 40)
+				sealAll(t, local, 40)
 				insert(t, db, rows(100, 57))
 				insert(t, db, rows(50, 60)) // known event ids: nothing new
 				sealAll(t, s, 40)
+				sealAll(t, local, 40)
 				objects := srv.Objects(t, bucket, prefix)
 				files := readFiles(t, objects)
 				sameRows(t, files, tableRows(t, db))
@@ -51,14 +60,7 @@ func TestS3SealReadBackAndRecover(t *testing.T) {
 					t.Fatalf("%d objects, first %s: want partitions by environment and date", len(files), files[0].rel)
 				}
 
-				// The same table through a local directory sink: the same
-				// names, byte for byte.
-				dir := t.TempDir()
-				local, err := sink.New(db, sink.Config{Dir: dir, Rows: 40})
-				if err != nil {
-					t.Fatal(err)
-				}
-				sealAll(t, local, 40)
+				// The directory holds the same names, byte for byte.
 				onDisk := readDir(t, dir)
 				if len(onDisk) != len(files) {
 					t.Fatalf("%d files on disk, %d objects", len(onDisk), len(files))
@@ -69,17 +71,26 @@ func TestS3SealReadBackAndRecover(t *testing.T) {
 					}
 				}
 
-				// The crash: the record is lost after the uploads; more rows
-				// arrive; an object beyond the record holds rows retention
-				// has since deleted.
-				if err := db.SetSinkSealed(ctx, s.Name(), 0); err != nil {
+				// The crash: a seal's uploads complete, its record is lost;
+				// an object of that seal holds rows retention has since
+				// deleted; more rows arrive before the restart.
+				insert(t, db, rows(157, 30))
+				prev, err := db.SinkSealed(ctx, s.Name())
+				if err != nil {
 					t.Fatal(err)
 				}
-				gone := files[0].rel[:strings.LastIndex(files[0].rel, "/")+1] + sink.FileName(1_000_000, 1_000_001)
+				if n, err := s.Seal(ctx); n != 30 || err != nil {
+					t.Fatalf("seal: %d rows, %v", n, err)
+				}
+				objects = srv.Objects(t, bucket, prefix)
+				if err := db.SetSinkSealed(ctx, s.Name(), prev); err != nil {
+					t.Fatal(err)
+				}
+				gone := "environment=gone/date=2026-01-01/" + sink.FileName(prev+1, prev+2)
 				if _, err := srv.Client.PutObject(ctx, bucket, prefix+gone, bytes.NewReader([]byte("stale")), 5, minio.PutObjectOptions{}); err != nil {
 					t.Fatal(err)
 				}
-				insert(t, db, rows(157, 30))
+				insert(t, db, rows(187, 20))
 				if err := s.Recover(ctx); err != nil {
 					t.Fatal(err)
 				}
@@ -94,6 +105,9 @@ func TestS3SealReadBackAndRecover(t *testing.T) {
 					if !bytes.Equal(after[k], b) {
 						t.Errorf("object %s differs after recovery", k)
 					}
+				}
+				if seq, err := db.SinkSealed(ctx, s.Name()); err != nil || seq <= prev {
+					t.Fatalf("recorded %d after recovery (was %d), %v", seq, prev, err)
 				}
 				sealAll(t, s, 40)
 				sameRows(t, readFiles(t, srv.Objects(t, bucket, prefix)), tableRows(t, db))
