@@ -42,7 +42,7 @@ import (
 type insertedRow struct {
 	env, flag, alloc, variation, subject, eventID string
 	ts                                            int64 // microseconds
-	holdoutVariation                              string
+	holdout, holdoutVariation                     string
 }
 
 type subjectKey struct{ env, flag, alloc, subject string }
@@ -51,6 +51,7 @@ type subjectKey struct{ env, flag, alloc, subject string }
 type exposure struct {
 	firstVariation, firstEventID   string
 	firstHoldout                   string // the holdout half of the first event
+	firstHoldoutKey                string // and its holdout (first_exposures.holdout, migration 0015)
 	firstSeen, lastSeen, exposures int64
 	multiple                       bool
 }
@@ -96,13 +97,14 @@ func groupBatch(rows []insertedRow) (map[subjectKey]*exposure, map[dayKey]*dayDe
 		r := &rows[i]
 		k := subjectKey{r.env, r.flag, r.alloc, r.subject}
 		if b, ok := batch[k]; !ok {
-			batch[k] = &exposure{firstVariation: r.variation, firstEventID: r.eventID, firstHoldout: r.holdoutVariation, firstSeen: r.ts, lastSeen: r.ts, exposures: 1}
+			batch[k] = &exposure{firstVariation: r.variation, firstEventID: r.eventID, firstHoldout: r.holdoutVariation, firstHoldoutKey: r.holdout, firstSeen: r.ts, lastSeen: r.ts, exposures: 1}
 		} else {
 			if b.firstVariation != r.variation {
 				b.multiple = true
 			}
 			if r.ts < b.firstSeen || (r.ts == b.firstSeen && r.eventID < b.firstEventID) {
 				b.firstVariation, b.firstEventID, b.firstSeen, b.firstHoldout = r.variation, r.eventID, r.ts, r.holdoutVariation
+				b.firstHoldoutKey = r.holdout
 			}
 			b.lastSeen = max(b.lastSeen, r.ts)
 			b.exposures++
@@ -137,6 +139,7 @@ func planAggregates(batch map[subjectKey]*exposure, days map[dayKey]*dayDelta, s
 			dayOf(days, dayKey{k.env, k.flag, k.alloc, old.firstVariation, old.firstHoldout, old.firstSeen / microsPerDay}).firstExposures--
 			dayOf(days, dayKey{k.env, k.flag, k.alloc, b.firstVariation, b.firstHoldout, b.firstSeen / microsPerDay}).firstExposures++
 			merged.firstVariation, merged.firstEventID, merged.firstSeen, merged.firstHoldout = b.firstVariation, b.firstEventID, b.firstSeen, b.firstHoldout
+			merged.firstHoldoutKey = b.firstHoldoutKey
 		}
 		if old.multiple {
 			p.multiple[multipleKey{k.env, k.flag, k.alloc, old.firstVariation, old.firstHoldout}]--
@@ -194,8 +197,8 @@ func (t sqlAggregateTx) exec(ctx context.Context, q string, reuse bool, args []a
 	return err
 }
 
-// aggregateChunk bounds the rows of one multi-row statement (11 columns:
-// 5,500 bound parameters, under both dialects' limits) and the subjects of
+// aggregateChunk bounds the rows of one multi-row statement (12 columns:
+// 6,000 bound parameters, under both dialects' limits) and the subjects of
 // one lookup.
 const aggregateChunk = 500
 
@@ -258,7 +261,7 @@ func (d *DB) storedExposures(ctx context.Context, tx *sql.Tx, batch map[subjectK
 			for _, s := range chunk {
 				args = append(args, s)
 			}
-			q := `SELECT subject, first_variation, first_event_id, first_seen, multiple_variations, first_holdout_variation
+			q := `SELECT subject, first_variation, first_event_id, first_seen, multiple_variations, first_holdout_variation, holdout
 				FROM first_exposures WHERE environment = ? AND feature_flag = ? AND allocation = ? AND subject IN (` +
 				strings.Repeat("?, ", len(chunk)-1) + `?)`
 			rows, err := d.queryCached(ctx, tx, q, reusable(len(chunk), aggregateChunk), args)
@@ -269,7 +272,7 @@ func (d *DB) storedExposures(ctx context.Context, tx *sql.Tx, batch map[subjectK
 				var s string
 				var m int64
 				e := &exposure{}
-				if err := rows.Scan(&s, &e.firstVariation, &e.firstEventID, &e.firstSeen, &m, &e.firstHoldout); err != nil {
+				if err := rows.Scan(&s, &e.firstVariation, &e.firstEventID, &e.firstSeen, &m, &e.firstHoldout, &e.firstHoldoutKey); err != nil {
 					rows.Close()
 					return nil, err
 				}
@@ -313,10 +316,10 @@ func multipleInt(m bool) int64 {
 // PostgreSQL COPYs them). A plain insert: under the write lock nothing else
 // can have added them since the lookup.
 func (d *DB) insertExposureRows(ctx context.Context, tx aggregateTx, rows []exposureRow) error {
-	return chunked(ctx, tx, d, `INSERT INTO first_exposures (`+exposureColumns+`) VALUES `, 11, ``, rows,
+	return chunked(ctx, tx, d, `INSERT INTO first_exposures (`+exposureColumns+`) VALUES `, 12, ``, rows,
 		func(args []any, r exposureRow) []any {
 			return append(args, r.k.env, r.k.flag, r.k.alloc, r.k.subject, r.e.firstVariation, r.e.firstEventID,
-				r.e.firstHoldout, r.e.firstSeen, r.e.lastSeen, r.e.exposures, multipleInt(r.e.multiple))
+				r.e.firstHoldout, r.e.firstSeen, r.e.lastSeen, r.e.exposures, multipleInt(r.e.multiple), r.e.firstHoldoutKey)
 		})
 }
 
@@ -330,7 +333,7 @@ func (d *DB) insertTouches(ctx context.Context, tx aggregateTx, rows []exposureR
 }
 
 const (
-	exposureColumns = "environment, feature_flag, allocation, subject, first_variation, first_event_id, first_holdout_variation, first_seen, last_seen, exposures, multiple_variations"
+	exposureColumns = "environment, feature_flag, allocation, subject, first_variation, first_event_id, first_holdout_variation, first_seen, last_seen, exposures, multiple_variations, holdout"
 	touchColumns    = "environment, feature_flag, allocation, subject, last_seen, exposures"
 )
 
@@ -339,14 +342,14 @@ const (
 // exposures went into touches). The rows exist, so the insert always
 // conflicts: it is an update by primary key, many rows per statement.
 func (d *DB) updateChanged(ctx context.Context, tx aggregateTx, rows []exposureRow) error {
-	return chunked(ctx, tx, d, `INSERT INTO first_exposures (`+exposureColumns+`) VALUES `, 11,
+	return chunked(ctx, tx, d, `INSERT INTO first_exposures (`+exposureColumns+`) VALUES `, 12,
 		` ON CONFLICT (environment, feature_flag, allocation, subject) DO UPDATE SET
 		first_variation = excluded.first_variation, first_event_id = excluded.first_event_id,
-		first_holdout_variation = excluded.first_holdout_variation,
+		first_holdout_variation = excluded.first_holdout_variation, holdout = excluded.holdout,
 		first_seen = excluded.first_seen, multiple_variations = excluded.multiple_variations`, rows,
 		func(args []any, r exposureRow) []any {
 			return append(args, r.k.env, r.k.flag, r.k.alloc, r.k.subject, r.e.firstVariation, r.e.firstEventID,
-				r.e.firstHoldout, r.e.firstSeen, r.e.firstSeen, int64(0), multipleInt(r.e.multiple))
+				r.e.firstHoldout, r.e.firstSeen, r.e.firstSeen, int64(0), multipleInt(r.e.multiple), r.e.firstHoldoutKey)
 		})
 }
 

@@ -17,9 +17,9 @@ import (
 // planner (taking a young, update-bloated table for a tiny one) ran as a
 // scan of the allocation's whole index range: this way it is one
 // primary-key probe per subject.
-const pgLookupExposures = `SELECT s.i, f.first_variation, f.first_event_id, f.first_seen, f.multiple_variations, f.first_holdout_variation
+const pgLookupExposures = `SELECT s.i, f.first_variation, f.first_event_id, f.first_seen, f.multiple_variations, f.first_holdout_variation, f.holdout
 	FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS s(environment, feature_flag, allocation, subject, i)
-	CROSS JOIN LATERAL (SELECT first_variation, first_event_id, first_seen, multiple_variations, first_holdout_variation FROM first_exposures f
+	CROSS JOIN LATERAL (SELECT first_variation, first_event_id, first_seen, multiple_variations, first_holdout_variation, holdout FROM first_exposures f
 		WHERE f.environment = s.environment AND f.feature_flag = s.feature_flag AND f.allocation = s.allocation AND f.subject = s.subject
 		OFFSET 0) f`
 
@@ -85,7 +85,7 @@ func (d *DB) updateAggregatesPG(ctx context.Context, tx pgx.Tx, rows []insertedR
 	for res.Next() {
 		var i, m int64
 		e := &exposure{}
-		if err := res.Scan(&i, &e.firstVariation, &e.firstEventID, &e.firstSeen, &m, &e.firstHoldout); err != nil {
+		if err := res.Scan(&i, &e.firstVariation, &e.firstEventID, &e.firstSeen, &m, &e.firstHoldout, &e.firstHoldoutKey); err != nil {
 			res.Close()
 			return err
 		}
@@ -116,6 +116,9 @@ func copyFresh(ctx context.Context, tx pgx.Tx, fresh []exposureRow) error {
 		buf = appendCopyField(buf, r.e.firstEventID)
 		buf = appendCopyField(buf, r.e.firstHoldout)
 		buf = appendCopyInts(buf, r.e.firstSeen, r.e.lastSeen, r.e.exposures, multipleInt(r.e.multiple))
+		buf[len(buf)-1] = '\t' // one more column: the holdout (exposureColumns' order)
+		buf = appendCopyField(buf, r.e.firstHoldoutKey)
+		buf[len(buf)-1] = '\n'
 	}
 	_, err := tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(buf), "COPY first_exposures ("+exposureColumns+") FROM STDIN")
 	return err

@@ -172,7 +172,7 @@ insert:
 			}
 			for res.Next() {
 				var r insertedRow
-				if err := res.Scan(&r.env, &r.flag, &r.alloc, &r.variation, &r.subject, &r.eventID, &r.ts, &r.holdoutVariation); err != nil {
+				if err := res.Scan(&r.env, &r.flag, &r.alloc, &r.variation, &r.subject, &r.eventID, &r.ts, &r.holdout, &r.holdoutVariation); err != nil {
 					res.Close()
 					return nil, err
 				}
@@ -203,7 +203,7 @@ func appendInsertArgs(args []any, chunk []table.Row) []any {
 
 // insertedColumns are the columns of an inserted row the aggregates read
 // (insertedRow's, in its order).
-const insertedColumns = "environment, feature_flag, allocation, variation, subject, event_id, timestamp, holdout_variation"
+const insertedColumns = "environment, feature_flag, allocation, variation, subject, event_id, timestamp, holdout, holdout_variation"
 
 func attributesText(r *table.Row) string {
 	if len(r.SubjectAttributes) == 0 {
@@ -304,7 +304,7 @@ func (d *DB) copyAssignments(ctx context.Context, groups [][]table.Row) ([]int, 
 		ids := make(map[string]struct{}, total)
 		for rows.Next() {
 			var r insertedRow
-			if err := rows.Scan(&r.env, &r.flag, &r.alloc, &r.variation, &r.subject, &r.eventID, &r.ts, &r.holdoutVariation); err != nil {
+			if err := rows.Scan(&r.env, &r.flag, &r.alloc, &r.variation, &r.subject, &r.eventID, &r.ts, &r.holdout, &r.holdoutVariation); err != nil {
 				rows.Close()
 				return err
 			}
@@ -336,7 +336,7 @@ func (d *DB) copyAssignments(ctx context.Context, groups [][]table.Row) ([]int, 
 
 func rowInserted(r *table.Row) insertedRow {
 	return insertedRow{env: r.Environment, flag: r.FeatureFlag, alloc: r.Allocation, variation: r.Variation,
-		subject: r.Subject, eventID: r.EventID, ts: r.Timestamp.UnixMicro(), holdoutVariation: r.HoldoutVariation}
+		subject: r.Subject, eventID: r.EventID, ts: r.Timestamp.UnixMicro(), holdout: r.Holdout, holdoutVariation: r.HoldoutVariation}
 }
 
 // appendCopyRow appends r as a line of COPY's text format: tab-separated,
