@@ -235,26 +235,32 @@ func aggregatesOf(raw map[string]table.Row) store.AggregateTables {
 		f.Exposures++
 		variations[k][r.Variation] = true
 	}
-	type dayKey struct{ env, flag, alloc, variation, day string }
+	// Daily rows and multiple-variation counts are kept per holdout half
+	// (migration 0012): a subject counts under its first event's half.
+	type dayKey struct{ env, flag, alloc, variation, half, day string }
 	days := map[dayKey]*store.AggregateDay{}
 	dayOf := func(k dayKey) *store.AggregateDay {
 		d := days[k]
 		if d == nil {
-			d = &store.AggregateDay{Environment: k.env, FeatureFlag: k.flag, Allocation: k.alloc, Variation: k.variation, Day: k.day}
+			d = &store.AggregateDay{Environment: k.env, FeatureFlag: k.flag, Allocation: k.alloc, Variation: k.variation, HoldoutVariation: k.half, Day: k.day}
 			days[k] = d
 		}
 		return d
 	}
 	for _, r := range raw {
-		dayOf(dayKey{r.Environment, r.FeatureFlag, r.Allocation, r.Variation, r.Timestamp.UTC().Format(time.DateOnly)}).Assignments++
+		dayOf(dayKey{r.Environment, r.FeatureFlag, r.Allocation, r.Variation, r.HoldoutVariation, r.Timestamp.UTC().Format(time.DateOnly)}).Assignments++
 	}
 	a := store.AggregateTables{Multiple: map[string]int64{}}
 	for k, f := range firsts {
 		f.MultipleVariations = len(variations[k]) > 1
 		if f.MultipleVariations {
-			a.Multiple[k.env+"/"+k.flag+"/"+k.alloc+"/"+f.FirstVariation]++
+			key := k.env + "/" + k.flag + "/" + k.alloc + "/" + f.FirstVariation
+			if f.HoldoutVariation != "" {
+				key += "/" + f.HoldoutVariation
+			}
+			a.Multiple[key]++
 		}
-		dayOf(dayKey{k.env, k.flag, k.alloc, f.FirstVariation, f.FirstSeen.UTC().Format(time.DateOnly)}).FirstExposures++
+		dayOf(dayKey{k.env, k.flag, k.alloc, f.FirstVariation, f.HoldoutVariation, f.FirstSeen.UTC().Format(time.DateOnly)}).FirstExposures++
 		a.FirstExposures = append(a.FirstExposures, *f)
 	}
 	slices.SortFunc(a.FirstExposures, func(x, y table.FirstExposure) int {
@@ -265,8 +271,8 @@ func aggregatesOf(raw map[string]table.Row) store.AggregateTables {
 		a.Days = append(a.Days, *d)
 	}
 	slices.SortFunc(a.Days, func(x, y store.AggregateDay) int {
-		return strings.Compare(x.Environment+"\x00"+x.FeatureFlag+"\x00"+x.Allocation+"\x00"+x.Day+"\x00"+x.Variation,
-			y.Environment+"\x00"+y.FeatureFlag+"\x00"+y.Allocation+"\x00"+y.Day+"\x00"+y.Variation)
+		return strings.Compare(x.Environment+"\x00"+x.FeatureFlag+"\x00"+x.Allocation+"\x00"+x.Day+"\x00"+x.Variation+"\x00"+x.HoldoutVariation,
+			y.Environment+"\x00"+y.FeatureFlag+"\x00"+y.Allocation+"\x00"+y.Day+"\x00"+y.Variation+"\x00"+y.HoldoutVariation)
 	})
 	return a
 }
