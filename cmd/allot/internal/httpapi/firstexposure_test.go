@@ -20,13 +20,14 @@ func TestExportFirstExposures(t *testing.T) {
 	}
 	rows := []table.Row{row("e3", "a", "on", "s, t", time.Hour), row("e1", "a", "off", "s, t", 0), row("e2", "a", "off", "u", time.Minute),
 		row("e4", "b", "on", "u", 0)}
+	rows[1].Holdout, rows[1].HoldoutVariation = "h", table.HoldoutStatusQuo // the first exposure's holdout columns are exported
 	if _, err := db.InsertAssignments(context.Background(), rows); err != nil {
 		t.Fatal(err)
 	}
 	resp, body := getWith(t, srv.URL+"/api/v1/assignments?table=first-exposures&allocation=a", tok)
 	want := strings.Join(table.FirstExposureColumns, ",") + "\n" +
-		`production,f,a,"s, t",off,e1,2026-05-01T12:00:00Z,2026-05-01T13:00:00Z,2,true` + "\n" +
-		`production,f,a,u,off,e2,2026-05-01T12:01:00Z,2026-05-01T12:01:00Z,1,false` + "\n"
+		`production,f,a,"s, t",off,e1,2026-05-01T12:00:00Z,2026-05-01T13:00:00Z,2,true,h,status_quo` + "\n" +
+		`production,f,a,u,off,e2,2026-05-01T12:01:00Z,2026-05-01T12:01:00Z,1,false,,` + "\n"
 	if resp.StatusCode != 200 || body != want || !strings.Contains(resp.Header.Get("Content-Disposition"), "first-exposures") {
 		t.Fatalf("csv %d %q\nwant %q", resp.StatusCode, body, want)
 	}
@@ -38,7 +39,7 @@ func TestExportFirstExposures(t *testing.T) {
 	resp, body = getWith(t, srv.URL+"/api/v1/assignments?table=first-exposures&format=parquet", tok)
 	got, err := table.ReadFirstExposuresParquet(strings.NewReader(body), int64(len(body)))
 	if resp.StatusCode != 200 || err != nil || len(got) != 3 || got[0].Subject != "s, t" || got[0].Exposures != 2 ||
-		!got[0].MultipleVariations || !got[0].LastSeen.Equal(t0.Add(time.Hour)) {
+		!got[0].MultipleVariations || !got[0].LastSeen.Equal(t0.Add(time.Hour)) || got[0].Holdout != "h" || got[0].HoldoutVariation != table.HoldoutStatusQuo {
 		t.Fatalf("parquet %d %v %+v", resp.StatusCode, err, got)
 	}
 	for _, q := range []string{"table=first-exposures&from=2026-05-01", "table=first-exposures&experiment=f-a", "table=subjects", "allocation=a"} {

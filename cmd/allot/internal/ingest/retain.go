@@ -37,8 +37,22 @@ func Retain(ctx context.Context, db *store.DB, maxAge, interval time.Duration, l
 // RetainOnce deletes every event older than cutoff, batch by batch, then
 // the aggregates of what it deleted (store.DeleteAggregatesBefore), and
 // returns how many events it deleted.
+//
+// On PostgreSQL, where the table is partitioned by UTC day, it works by
+// whole days, as the aggregates do: it drops the partitions of the days
+// before the cutoff's, then deletes the default partition's events of those
+// days; the cutoff's own day stays until a later run passes it. The count
+// then includes the planner's estimate of the dropped partitions' rows.
 func RetainOnce(ctx context.Context, db *store.DB, cutoff time.Time) (int, error) {
 	total := 0
+	if db.Partitioned() {
+		cutoff = cutoff.UTC().Truncate(24 * time.Hour)
+		_, rows, err := db.DropAssignmentPartitionsBefore(ctx, cutoff)
+		total += int(rows)
+		if err != nil {
+			return total, err
+		}
+	}
 	for {
 		n, err := db.DeleteAssignmentsBefore(ctx, cutoff, retainBatch)
 		total += n

@@ -50,8 +50,8 @@ type Config struct {
 	// Retention is the maximum age of stored assignment events; older ones
 	// are deleted in small batches every few minutes. Zero keeps them all.
 	Retention time.Duration
-	// Sink, if set, is a directory the assignment table is sealed into as
-	// Parquet files (see package sink), every SinkInterval or as soon as
+	// Sink, if set, is a directory or an s3:// URL the assignment table is
+	// sealed into as Parquet files (see package sink), every SinkInterval or as soon as
 	// SinkRows rows wait; zero values take the sink's defaults.
 	Sink         string
 	SinkInterval time.Duration
@@ -204,8 +204,8 @@ func start(ctx context.Context, cfg Config, ln net.Listener) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The sink's directory is made (or refused) before anything starts.
-	var sk *sink.Dir
+	// The sink's directory is made (or its URL refused) before anything starts.
+	var sk *sink.Sink
 	if cfg.Sink != "" {
 		if sk, err = sink.New(db, sink.Config{Dir: cfg.Sink, Interval: cfg.SinkInterval, Rows: cfg.SinkRows, Log: log}); err != nil {
 			db.Close()

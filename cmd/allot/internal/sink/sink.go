@@ -1,16 +1,20 @@
-// Package sink seals the assignment table into Parquet files in a
-// directory, continuously (allot serve --sink DIR): files partitioned by
-// environment and day, environment=E/date=YYYY-MM-DD/part-FIRST-LAST.parquet,
-// where FIRST and LAST are the event sequences of the file's first and last
-// rows (zero-padded, so names sort in sequence order).
+// Package sink seals the assignment table into Parquet files, continuously
+// (allot serve --sink DIR_OR_URL), into a local directory or an
+// S3-compatible bucket: files partitioned by environment and day,
+// environment=E/date=YYYY-MM-DD/part-FIRST-LAST.parquet, where FIRST and
+// LAST are the event sequences of the file's first and last rows
+// (zero-padded, so names sort in sequence order).
 //
 // Exactly once across crashes: a seal reads the rows after the sequence the
-// database records for this sink, writes each file to a temporary name,
-// fsyncs it, renames it and fsyncs its directory, and only then records the
-// new sequence. A crash before the record leaves files beyond the recorded
-// sequence; on start, Run rewrites that same range, which gives the same
-// names and the same bytes (the rows, their order and the encoding are
-// fixed by the sequence), and removes those it did not rewrite.
+// database records for this sink, publishes each file whole (a directory:
+// written to a temporary name, fsynced, renamed, its directory fsynced; a
+// bucket: staged in a local temporary file, then one PUT, which S3 makes
+// visible whole or not at all), and only then records the new sequence. A
+// crash before the record leaves files beyond the recorded sequence; on
+// start, Run rewrites that same range, which gives the same names and the
+// same bytes (the rows, their order and the encoding are fixed by the
+// sequence), so overwriting an object with its own name is harmless, and
+// removes those it did not rewrite.
 package sink
 
 import (
@@ -18,11 +22,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net/url"
 	"os"
-	"path/filepath"
+	"path"
 	"regexp"
 	"strconv"
 	"strings"
@@ -50,7 +53,9 @@ const (
 
 // Config configures a sink.
 type Config struct {
-	// Dir is the directory the files go into; created if missing.
+	// Dir is where the files go: a local directory (created if missing),
+	// or an S3-compatible bucket as s3://BUCKET[/PREFIX][?endpoint=URL&region=R]
+	// (ParseS3URL; credentials from the standard AWS environment).
 	Dir string
 	// Interval is how often rows waiting are sealed; default DefaultInterval.
 	Interval time.Duration
@@ -60,15 +65,34 @@ type Config struct {
 	Log  *slog.Logger
 }
 
-// Dir is a sink to a local directory.
-type Dir struct {
-	st   Store
-	cfg  Config
-	name string // the key of its row in the sinks table
+// target is where a sink's files go: a local directory or a bucket. Paths
+// are slash-separated and relative to the target's root.
+type target interface {
+	// key is the sink's key in the sinks table.
+	key() string
+	// stage returns a new local file for the part to be published at rel.
+	stage(rel string) (*os.File, error)
+	// publish makes the staged file, written in full, visible whole at rel
+	// and closes it; done makes every publish so far durable.
+	publish(ctx context.Context, f *os.File, rel string) error
+	done(ctx context.Context) error
+	// discard drops a staged file that will not be published.
+	discard(f *os.File)
+	// list calls fn with every file under the root (after removing what
+	// an interrupted seal left staged there); remove deletes one.
+	list(ctx context.Context, fn func(rel string)) error
+	remove(ctx context.Context, rel string) error
+}
+
+// Sink seals an assignment table into a target.
+type Sink struct {
+	st  Store
+	cfg Config
+	t   target
 }
 
 // New returns a sink of st's assignment table into cfg.Dir.
-func New(st Store, cfg Config) (*Dir, error) {
+func New(st Store, cfg Config) (*Sink, error) {
 	if cfg.Dir == "" {
 		return nil, errors.New("sink: no directory")
 	}
@@ -84,24 +108,27 @@ func New(st Store, cfg Config) (*Dir, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	abs, err := filepath.Abs(cfg.Dir)
+	var t target
+	var err error
+	if strings.HasPrefix(cfg.Dir, "s3://") {
+		t, err = newS3(cfg.Dir)
+	} else {
+		t, err = newLocal(cfg.Dir)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("sink: %w", err)
 	}
-	cfg.Dir = abs
-	if err := os.MkdirAll(abs, 0o755); err != nil {
-		return nil, fmt.Errorf("sink: %w", err)
-	}
-	return &Dir{st: st, cfg: cfg, name: "file://" + filepath.ToSlash(abs)}, nil
+	return &Sink{st: st, cfg: cfg, t: t}, nil
 }
 
-// Name is the sink's key in the database: file:// and its absolute path.
-func (d *Dir) Name() string { return d.name }
+// Name is the sink's key in the database: file:// and the directory's
+// absolute path, or the bucket's s3:// URL (bucket, prefix and endpoint).
+func (d *Sink) Name() string { return d.t.key() }
 
 // Run recovers from an interrupted seal, then seals every Interval, or
 // sooner when Rows rows wait, until ctx ends. Errors are logged and the
-// seal retried at the next turn: nothing is recorded that is not on disk.
-func (d *Dir) Run(ctx context.Context) {
+// seal retried at the next turn: nothing is recorded that is not stored.
+func (d *Sink) Run(ctx context.Context) {
 	check := min(d.cfg.Interval, time.Second)
 	t := time.NewTicker(check)
 	defer t.Stop()
@@ -111,7 +138,7 @@ func (d *Dir) Run(ctx context.Context) {
 		if !recovered {
 			if err := d.Recover(ctx); err != nil {
 				if ctx.Err() == nil {
-					d.cfg.Log.Error("sink: recovery failed; retrying", "dir", d.cfg.Dir, "err", err)
+					d.cfg.Log.Error("sink: recovery failed; retrying", "sink", d.Name(), "err", err)
 				}
 			} else {
 				recovered = true
@@ -130,7 +157,7 @@ func (d *Dir) Run(ctx context.Context) {
 			n, err := d.Seal(ctx)
 			if err != nil {
 				if ctx.Err() == nil {
-					d.cfg.Log.Error("sink: seal failed; retrying", "dir", d.cfg.Dir, "err", err)
+					d.cfg.Log.Error("sink: seal failed; retrying", "sink", d.Name(), "err", err)
 				}
 				// The files may be written and the record not: recover
 				// (rewrite that range) before sealing anything else, or
@@ -147,8 +174,8 @@ func (d *Dir) Run(ctx context.Context) {
 
 // full reports whether about Rows rows wait (sequences may have gaps, so
 // it errs towards sealing early).
-func (d *Dir) full(ctx context.Context) bool {
-	sealed, err := d.st.SinkSealed(ctx, d.name)
+func (d *Sink) full(ctx context.Context) bool {
+	sealed, err := d.st.SinkSealed(ctx, d.Name())
 	if err != nil {
 		return false
 	}
@@ -158,8 +185,8 @@ func (d *Dir) full(ctx context.Context) bool {
 
 // Seal writes the rows after the recorded sequence (at most Rows) into
 // files and records the new sequence. It returns how many rows it sealed.
-func (d *Dir) Seal(ctx context.Context) (int, error) {
-	sealed, err := d.st.SinkSealed(ctx, d.name)
+func (d *Sink) Seal(ctx context.Context) (int, error) {
+	sealed, err := d.st.SinkSealed(ctx, d.Name())
 	if err != nil {
 		return 0, err
 	}
@@ -174,37 +201,31 @@ func (d *Dir) Seal(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if err := d.st.SetSinkSealed(ctx, d.name, end); err != nil {
+	if err := d.st.SetSinkSealed(ctx, d.Name(), end); err != nil {
 		return 0, err
 	}
 	if n > 0 {
-		d.cfg.Log.Info("sink: sealed", "dir", d.cfg.Dir, "rows", n, "through", end)
+		d.cfg.Log.Info("sink: sealed", "sink", d.Name(), "rows", n, "through", end)
 	}
 	return n, nil
 }
 
-// Recover removes temporary files and rewrites the files an interrupted
-// seal left beyond the recorded sequence, then records their end.
-func (d *Dir) Recover(ctx context.Context) error {
-	sealed, err := d.st.SinkSealed(ctx, d.name)
+// Recover removes staged files and rewrites the files an interrupted seal
+// left beyond the recorded sequence, then records their end. It lists the
+// whole target: it runs at start and after a failed seal only.
+func (d *Sink) Recover(ctx context.Context) error {
+	sealed, err := d.st.SinkSealed(ctx, d.Name())
 	if err != nil {
 		return err
 	}
 	var orphans []string
 	var end int64
-	err = filepath.WalkDir(d.cfg.Dir, func(path string, e fs.DirEntry, err error) error {
-		if err != nil || e.IsDir() {
-			return err
-		}
-		if strings.HasSuffix(e.Name(), tmpSuffix) {
-			return os.Remove(path)
-		}
-		first, last, ok := parseName(e.Name())
+	err = d.t.list(ctx, func(rel string) {
+		first, last, ok := parseName(path.Base(rel))
 		if ok && first > sealed {
-			orphans = append(orphans, path)
+			orphans = append(orphans, rel)
 			end = max(end, last)
 		}
-		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("sink: recover: %w", err)
@@ -220,13 +241,13 @@ func (d *Dir) Recover(ctx context.Context) error {
 	}
 	for _, p := range orphans {
 		if !written[p] { // its rows are gone (retention): so goes the file
-			if err := os.Remove(p); err != nil {
+			if err := d.t.remove(ctx, p); err != nil {
 				return fmt.Errorf("sink: recover: %w", err)
 			}
 		}
 	}
-	d.cfg.Log.Info("sink: rewrote the files of an interrupted seal", "dir", d.cfg.Dir, "files", len(orphans), "through", end)
-	return d.st.SetSinkSealed(ctx, d.name, end)
+	d.cfg.Log.Info("sink: rewrote the files of an interrupted seal", "sink", d.Name(), "files", len(orphans), "through", end)
+	return d.st.SetSinkSealed(ctx, d.Name(), end)
 }
 
 const tmpSuffix = ".tmp"
@@ -246,9 +267,9 @@ func parseName(name string) (first, last int64, ok bool) {
 // FileName is the name of the file holding the rows first through last.
 func FileName(first, last int64) string { return fmt.Sprintf("part-%020d-%020d.parquet", first, last) }
 
-// PartitionDir is the directory, relative to the sink's, of an
-// environment's rows of one day (UTC, by event timestamp). The environment
-// is escaped as a path segment, so any key stays one directory.
+// PartitionDir is the directory (slash-separated), relative to the sink's
+// root, of an environment's rows of one day (UTC, by event timestamp). The
+// environment is escaped as a path segment, so any key stays one directory.
 func PartitionDir(environment string, day time.Time) string {
 	env := url.PathEscape(environment)
 	switch env {
@@ -257,7 +278,7 @@ func PartitionDir(environment string, day time.Time) string {
 	case ".", "..":
 		env = strings.Repeat("%2E", len(env))
 	}
-	return filepath.Join("environment="+env, "date="+day.UTC().Format(time.DateOnly))
+	return path.Join("environment="+env, "date="+day.UTC().Format(time.DateOnly))
 }
 
 type partKey struct {
@@ -267,7 +288,7 @@ type partKey struct {
 
 // part is one file being written.
 type part struct {
-	dir         string
+	dir         string // relative to the root
 	f           *os.File
 	bw          *bufio.Writer
 	w           *table.Writer
@@ -278,15 +299,14 @@ type part struct {
 // write writes the rows after < seq <= top (at most limit) into one file
 // per partition. It returns how many rows it wrote, the sequence the files
 // cover through (top, or the last row's when the limit cut it short), and
-// the paths it wrote.
-func (d *Dir) write(ctx context.Context, after, top int64, limit int) (int, int64, map[string]bool, error) {
+// the paths (relative) it wrote.
+func (d *Sink) write(ctx context.Context, after, top int64, limit int) (int, int64, map[string]bool, error) {
 	parts := map[partKey]*part{}
 	var order []*part
-	defer func() { // on error: drop the temporary files
+	defer func() { // on error: drop the staged files
 		for _, p := range order {
 			if p.f != nil {
-				p.f.Close()
-				os.Remove(p.f.Name())
+				d.t.discard(p.f)
 			}
 		}
 	}()
@@ -299,11 +319,8 @@ func (d *Dir) write(ctx context.Context, after, top int64, limit int) (int, int6
 			k := partKey{r.Environment, r.Timestamp.UTC().Format(time.DateOnly)}
 			p := parts[k]
 			if p == nil {
-				dir := filepath.Join(d.cfg.Dir, PartitionDir(r.Environment, r.Timestamp))
-				if err := os.MkdirAll(dir, 0o755); err != nil {
-					return err
-				}
-				f, err := os.CreateTemp(dir, ".part-*"+tmpSuffix)
+				dir := PartitionDir(r.Environment, r.Timestamp)
+				f, err := d.t.stage(dir)
 				if err != nil {
 					return err
 				}
@@ -332,7 +349,6 @@ func (d *Dir) write(ctx context.Context, after, top int64, limit int) (int, int6
 		return 0, 0, nil, fmt.Errorf("sink: %w", err)
 	}
 	written := make(map[string]bool, len(order))
-	dirs := map[string]bool{}
 	for _, p := range order {
 		if err := p.w.Close(ctx); err != nil {
 			return 0, 0, nil, fmt.Errorf("sink: %w", err)
@@ -340,44 +356,20 @@ func (d *Dir) write(ctx context.Context, after, top int64, limit int) (int, int6
 		if err := p.bw.Flush(); err != nil {
 			return 0, 0, nil, fmt.Errorf("sink: %w", err)
 		}
-		if err := p.f.Sync(); err != nil {
+		rel := path.Join(p.dir, FileName(p.first, p.last))
+		f := p.f
+		p.f = nil // publish closes it, or discards it on error
+		if err := d.t.publish(ctx, f, rel); err != nil {
 			return 0, 0, nil, fmt.Errorf("sink: %w", err)
 		}
-		tmp := p.f.Name()
-		err := p.f.Close()
-		p.f = nil
-		if err != nil {
-			os.Remove(tmp)
-			return 0, 0, nil, fmt.Errorf("sink: %w", err)
-		}
-		final := filepath.Join(p.dir, FileName(p.first, p.last))
-		if err := os.Rename(tmp, final); err != nil {
-			os.Remove(tmp)
-			return 0, 0, nil, fmt.Errorf("sink: %w", err)
-		}
-		written[final] = true
-		// The file's directory holds the rename; its parents hold the
-		// directories a new partition made.
-		dirs[p.dir], dirs[filepath.Dir(p.dir)], dirs[d.cfg.Dir] = true, true, true
+		written[rel] = true
 	}
-	for dir := range dirs {
-		if err := syncDir(dir); err != nil {
-			return 0, 0, nil, fmt.Errorf("sink: %w", err)
-		}
+	if err := d.t.done(ctx); err != nil {
+		return 0, 0, nil, fmt.Errorf("sink: %w", err)
 	}
 	end := top
 	if limit > 0 && n >= limit {
 		end = lastSeq
 	}
 	return n, end, written, nil
-}
-
-// syncDir makes a rename in dir durable.
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
 }

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
+	"path"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -29,6 +31,15 @@ func forEachDB(t *testing.T, fn func(t *testing.T, db *store.DB)) {
 			fn(t, storetest.Open(t, d))
 		})
 	}
+}
+
+// forDialect runs fn on a database of dialect d, unless that dialect is
+// off (storetest.Dialects).
+func forDialect(t *testing.T, d string, fn func(t *testing.T, db *store.DB)) {
+	if !slices.Contains(storetest.Dialects(), d) {
+		t.Skipf("%s is off", d)
+	}
+	fn(t, storetest.Open(t, d))
 }
 
 var day0 = time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
@@ -81,11 +92,10 @@ type sealedFile struct {
 	data        []byte
 }
 
-// readDir reads every sealed file back with parquet-go and checks that
-// each row sits in its partition.
+// readDir reads every sealed file of a directory back (readFiles).
 func readDir(t *testing.T, dir string) []sealedFile {
 	t.Helper()
-	var files []sealedFile
+	all := map[string][]byte{}
 	err := filepath.WalkDir(dir, func(path string, e fs.DirEntry, err error) error {
 		if err != nil || e.IsDir() {
 			return err
@@ -98,25 +108,39 @@ func readDir(t *testing.T, dir string) []sealedFile {
 		if err != nil {
 			return err
 		}
+		all[filepath.ToSlash(rel)] = data
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return readFiles(t, all)
+}
+
+// readFiles reads sealed files (relative path to content) with parquet-go,
+// checks their names and that each row sits in its partition, and returns
+// them in path order.
+func readFiles(t *testing.T, all map[string][]byte) []sealedFile {
+	t.Helper()
+	var files []sealedFile
+	for _, rel := range slices.Sorted(maps.Keys(all)) {
+		data := all[rel]
+		name := path.Base(rel)
 		var first, last int64
-		if _, err := fmt.Sscanf(e.Name(), "part-%020d-%020d.parquet", &first, &last); err != nil || e.Name() != sink.FileName(first, last) {
+		if _, err := fmt.Sscanf(name, "part-%020d-%020d.parquet", &first, &last); err != nil || name != sink.FileName(first, last) {
 			t.Errorf("unexpected file %s", rel)
-			return nil
+			continue
 		}
 		rs, err := table.ReadParquet(bytes.NewReader(data), int64(len(data)))
 		if err != nil {
 			t.Fatalf("%s: %v", rel, err)
 		}
 		for _, r := range rs {
-			if want := sink.PartitionDir(r.Environment, r.Timestamp); filepath.Dir(rel) != want {
+			if want := sink.PartitionDir(r.Environment, r.Timestamp); path.Dir(rel) != want {
 				t.Errorf("%s holds row %s of partition %s", rel, r.EventID, want)
 			}
 		}
 		files = append(files, sealedFile{rel, first, last, rs, data})
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 	return files
 }
@@ -149,7 +173,7 @@ func sameRows(t *testing.T, files []sealedFile, want map[string]table.Row) {
 	}
 }
 
-func sealAll(t *testing.T, s *sink.Dir, limit int) {
+func sealAll(t *testing.T, s *sink.Sink, limit int) {
 	t.Helper()
 	for {
 		n, err := s.Seal(context.Background())

@@ -20,22 +20,25 @@ import (
 // keeps them, in the inserting transaction (updateAggregates, which took
 // over from 0006's trigger in migration 0009). Rebuilding runs
 // the statements that end the latest migration that reshaped them
-// (rebuildMigration, after its "What is already stored" line), so the
-// migration and the rebuild cannot drift apart.
+// (rebuildMigration, after its "What is already stored" line), then those
+// of 0015 (the first exposures' holdout), so the migrations and the rebuild
+// cannot drift apart.
 func (d *DB) rebuildStatements() ([]string, error) {
-	body, err := fs.ReadFile(migrations, "migrations/"+d.Dialect()+"/"+rebuildMigration)
-	if err != nil {
-		return nil, err
-	}
-	text := string(body)
-	i := strings.Index(text, "-- What is already stored")
-	if i < 0 {
-		return nil, fmt.Errorf("%s: no backfill section", rebuildMigration)
-	}
-	stmts := []string{`DELETE FROM first_exposures`, `DELETE FROM assignment_daily`, `DELETE FROM assignment_multiple`}
-	for _, s := range strings.Split(text[i:], ";") {
-		if strings.Contains(s, "INSERT") {
-			stmts = append(stmts, s)
+	stmts := []string{`DELETE FROM first_exposure_touches`, `DELETE FROM first_exposures`, `DELETE FROM assignment_daily`, `DELETE FROM assignment_multiple`}
+	for _, name := range []string{rebuildMigration, "0015_first_exposure_holdouts.sql"} {
+		body, err := fs.ReadFile(migrations, "migrations/"+d.Dialect()+"/"+name)
+		if err != nil {
+			return nil, err
+		}
+		text := string(body)
+		i := strings.Index(text, "-- What is already stored")
+		if i < 0 {
+			return nil, fmt.Errorf("%s: no backfill section", name)
+		}
+		for _, s := range strings.Split(text[i:], ";") {
+			if strings.Contains(s, "INSERT") || strings.Contains(s, "UPDATE") {
+				stmts = append(stmts, s)
+			}
 		}
 	}
 	return stmts, nil
@@ -161,6 +164,10 @@ func dayString(day int64) string {
 // AssignmentPages: each page is its own statement, done before fn runs, so
 // a slow reader holds no snapshot. fn must not keep the page.
 func (d *DB) FirstExposurePages(ctx context.Context, f AssignmentFilter, fn func([]table.FirstExposure) error) error {
+	// last_seen and exposures are current once the touches are folded.
+	if err := d.FoldTouches(ctx); err != nil {
+		return err
+	}
 	var conds []string
 	var args []any
 	for _, c := range []struct{ col, v string }{{"environment", f.Environment}, {"feature_flag", f.FeatureFlag}, {"allocation", f.Allocation}} {
@@ -188,7 +195,7 @@ func (d *DB) FirstExposurePages(ctx context.Context, f AssignmentFilter, fn func
 		}
 		qargs = append(qargs, pageRows)
 		if err := d.readFirstExposures(ctx, `SELECT environment, feature_flag, allocation, subject, first_variation, first_event_id,
-			first_seen, last_seen, exposures, multiple_variations FROM first_exposures`+where+
+			first_seen, last_seen, exposures, multiple_variations, holdout, first_holdout_variation FROM first_exposures`+where+
 			` ORDER BY environment, feature_flag, allocation, subject LIMIT ?`, qargs, &page); err != nil {
 			return fmt.Errorf("store: first exposures: %w", err)
 		}
@@ -218,7 +225,7 @@ func (d *DB) readFirstExposures(ctx context.Context, query string, args []any, p
 		var first, last int64
 		var multiple int
 		if err := rows.Scan(&f.Environment, &f.FeatureFlag, &f.Allocation, &f.Subject, &f.FirstVariation, &f.FirstEventID,
-			&first, &last, &f.Exposures, &multiple); err != nil {
+			&first, &last, &f.Exposures, &multiple, &f.Holdout, &f.HoldoutVariation); err != nil {
 			return err
 		}
 		f.FirstSeen, f.LastSeen = time.UnixMicro(first).UTC(), time.UnixMicro(last).UTC()
@@ -371,6 +378,10 @@ func (h halves) list() []HoldoutHalf {
 func (d *DB) DeleteAggregatesBefore(ctx context.Context, cutoff time.Time) error {
 	c := cutoff.UnixMicro()
 	err := d.tx(ctx, func(tx *sql.Tx) error {
+		// Touches of subjects about to go would otherwise outlive them.
+		if err := d.foldTouchesTx(ctx, tx); err != nil {
+			return err
+		}
 		day := c / microsPerDay
 		steps := []struct {
 			query string

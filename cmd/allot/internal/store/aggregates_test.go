@@ -41,6 +41,10 @@ func TestAggregatesRebuildEqualsIncremental(t *testing.T) {
 			}
 			events = append(events, row)
 		}
+		byID := map[string]table.Row{}
+		for _, r := range events {
+			byID[r.EventID] = r
+		}
 		rng.Shuffle(len(events), func(i, j int) { events[i], events[j] = events[j], events[i] })
 		inserted := 0
 		for start := 0; start < len(events); {
@@ -77,6 +81,20 @@ func TestAggregatesRebuildEqualsIncremental(t *testing.T) {
 		fe1, days1 := agg1.FirstExposures, agg1.Days
 		if len(fe1) == 0 || len(days1) == 0 || len(agg1.Multiple) == 0 {
 			t.Fatalf("no aggregates: %d subjects, %d days, %d multiple", len(fe1), len(days1), len(agg1.Multiple))
+		}
+		// The holdout columns are the first event's, as in its raw row.
+		inHoldout := 0
+		for _, f := range fe1 {
+			r := byID[f.FirstEventID]
+			if f.Holdout != r.Holdout || f.HoldoutVariation != r.HoldoutVariation || f.FirstVariation != r.Variation {
+				t.Fatalf("first exposure %+v, its event %+v", f, r)
+			}
+			if f.Holdout != "" {
+				inHoldout++
+			}
+		}
+		if inHoldout == 0 || inHoldout == len(fe1) {
+			t.Fatalf("%d of %d first exposures in a holdout: the run does not test the holdout columns", inHoldout, len(fe1))
 		}
 		for _, alloc := range []string{"exp", "other", "exp-q3"} {
 			f := store.AssignmentFilter{Environment: "production", FeatureFlag: "checkout", Allocation: alloc}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -65,6 +66,7 @@ func (d *DB) InsertAssignmentGroups(ctx context.Context, groups [][]table.Row) (
 	if err != nil {
 		return nil, fmt.Errorf("store: insert assignments: %w", err)
 	}
+	d.maybeFold(ctx)
 	return counts, nil
 }
 
@@ -106,33 +108,71 @@ func (d *DB) durableTx(ctx context.Context, fn func(*sql.Tx) error) error {
 }
 
 // insertAssignments inserts groups with multi-row INSERTs, then folds the
-// rows actually inserted (RETURNING leaves out the event ids already
-// stored) into the aggregates, in the same transaction.
+// rows actually inserted into the aggregates, in the same transaction.
+//
+// The common case is a batch of new events: the INSERTs run without
+// RETURNING (prepared once, see prepared) and each chunk's count of changed
+// rows says whether every row went in; then the batch itself is what was
+// inserted. Only when a chunk skipped a known event id (a retry, or an id
+// twice in the batch) does it roll back to a savepoint and insert again with
+// RETURNING, which names the rows actually inserted.
 func (d *DB) insertAssignments(ctx context.Context, tx *sql.Tx, groups [][]table.Row) ([]int, error) {
+	if _, err := tx.ExecContext(ctx, `SAVEPOINT batch`); err != nil {
+		return nil, err
+	}
 	counts := make([]int, len(groups))
 	args := make([]any, 0, insertChunk*assignmentColumnCount)
 	total := 0
-	for _, rows := range groups {
+	allNew := true
+insert:
+	for g, rows := range groups {
 		total += len(rows)
+		for start := 0; start < len(rows); start += insertChunk {
+			chunk := rows[start:min(start+insertChunk, len(rows))]
+			args = appendInsertArgs(args[:0], chunk)
+			res, err := d.execCached(ctx, tx, d.insertAssignmentsQuery(len(chunk)), reusable(len(chunk), insertChunk), args)
+			if err != nil {
+				return nil, err
+			}
+			n, err := res.RowsAffected()
+			if err != nil {
+				return nil, err
+			}
+			if int(n) != len(chunk) {
+				allNew = false
+				break insert
+			}
+			counts[g] += len(chunk)
+		}
 	}
-	inserted := make([]insertedRow, 0, total)
+	if allNew {
+		if d.noAggregates {
+			return counts, nil
+		}
+		inserted := make([]insertedRow, 0, total)
+		for _, rows := range groups {
+			for i := range rows {
+				inserted = append(inserted, rowInserted(&rows[i]))
+			}
+		}
+		return counts, d.updateAggregates(ctx, tx, inserted)
+	}
+	if _, err := tx.ExecContext(ctx, `ROLLBACK TO batch`); err != nil {
+		return nil, err
+	}
+	clear(counts)
+	var inserted []insertedRow
 	for g, rows := range groups {
 		for start := 0; start < len(rows); start += insertChunk {
 			chunk := rows[start:min(start+insertChunk, len(rows))]
-			args = args[:0]
-			for i := range chunk {
-				r := &chunk[i]
-				args = append(args, r.EventID, r.Environment, r.Experiment, r.FeatureFlag, r.Allocation, r.Variation,
-					r.Subject, attributesText(r), r.Timestamp.UnixMicro(), r.SDKName, r.SDKVersion, r.ReceivedAt.UnixMicro(),
-					r.Holdout, r.HoldoutVariation)
-			}
+			args = appendInsertArgs(args[:0], chunk)
 			res, err := tx.QueryContext(ctx, d.insertAssignmentsQuery(len(chunk))+` RETURNING `+insertedColumns, args...)
 			if err != nil {
 				return nil, err
 			}
 			for res.Next() {
 				var r insertedRow
-				if err := res.Scan(&r.env, &r.flag, &r.alloc, &r.variation, &r.subject, &r.eventID, &r.ts, &r.holdoutVariation); err != nil {
+				if err := res.Scan(&r.env, &r.flag, &r.alloc, &r.variation, &r.subject, &r.eventID, &r.ts, &r.holdout, &r.holdoutVariation); err != nil {
 					res.Close()
 					return nil, err
 				}
@@ -145,15 +185,25 @@ func (d *DB) insertAssignments(ctx context.Context, tx *sql.Tx, groups [][]table
 			}
 		}
 	}
-	if err := d.updateAggregates(ctx, sqlAggregateTx{tx}, inserted); err != nil {
+	if err := d.updateAggregates(ctx, tx, inserted); err != nil {
 		return nil, err
 	}
 	return counts, nil
 }
 
+func appendInsertArgs(args []any, chunk []table.Row) []any {
+	for i := range chunk {
+		r := &chunk[i]
+		args = append(args, r.EventID, r.Environment, r.Experiment, r.FeatureFlag, r.Allocation, r.Variation,
+			r.Subject, attributesText(r), r.Timestamp.UnixMicro(), r.SDKName, r.SDKVersion, r.ReceivedAt.UnixMicro(),
+			r.Holdout, r.HoldoutVariation)
+	}
+	return args
+}
+
 // insertedColumns are the columns of an inserted row the aggregates read
 // (insertedRow's, in its order).
-const insertedColumns = "environment, feature_flag, allocation, variation, subject, event_id, timestamp, holdout_variation"
+const insertedColumns = "environment, feature_flag, allocation, variation, subject, event_id, timestamp, holdout, holdout_variation"
 
 func attributesText(r *table.Row) string {
 	if len(r.SubjectAttributes) == 0 {
@@ -179,6 +229,9 @@ func (d *DB) copyAssignments(ctx context.Context, groups [][]table.Row) ([]int, 
 			return fmt.Errorf("not a pgx connection: %T", dc)
 		}
 		pc := sc.Conn()
+		if err := d.ensurePartitions(ctx, pc, groups); err != nil {
+			return err
+		}
 		total := 0
 		for _, rows := range groups {
 			total += len(rows)
@@ -216,7 +269,7 @@ func (d *DB) copyAssignments(ctx context.Context, groups [][]table.Row) ([]int, 
 					inserted = append(inserted, rowInserted(&rows[i]))
 				}
 			}
-			if err := d.updateAggregates(ctx, pgxAggregateTx{tx}, inserted); err != nil {
+			if err := d.updateAggregatesPG(ctx, tx, inserted); err != nil {
 				return err
 			}
 			return tx.Commit(ctx)
@@ -243,7 +296,7 @@ func (d *DB) copyAssignments(ctx context.Context, groups [][]table.Row) ([]int, 
 		// RETURNING says which rows were new: to count them per group and
 		// to fold them, and only them, into the aggregates.
 		rows, err := tx.Query(ctx, `INSERT INTO assignments (`+assignmentColumns+`) SELECT `+assignmentColumns+
-			` FROM assignments_in ON CONFLICT (event_id) DO NOTHING RETURNING `+insertedColumns)
+			` FROM assignments_in ON CONFLICT DO NOTHING RETURNING `+insertedColumns)
 		if err != nil {
 			return err
 		}
@@ -251,7 +304,7 @@ func (d *DB) copyAssignments(ctx context.Context, groups [][]table.Row) ([]int, 
 		ids := make(map[string]struct{}, total)
 		for rows.Next() {
 			var r insertedRow
-			if err := rows.Scan(&r.env, &r.flag, &r.alloc, &r.variation, &r.subject, &r.eventID, &r.ts, &r.holdoutVariation); err != nil {
+			if err := rows.Scan(&r.env, &r.flag, &r.alloc, &r.variation, &r.subject, &r.eventID, &r.ts, &r.holdout, &r.holdoutVariation); err != nil {
 				rows.Close()
 				return err
 			}
@@ -270,7 +323,7 @@ func (d *DB) copyAssignments(ctx context.Context, groups [][]table.Row) ([]int, 
 				}
 			}
 		}
-		if err := d.updateAggregates(ctx, pgxAggregateTx{tx}, inserted); err != nil {
+		if err := d.updateAggregatesPG(ctx, tx, inserted); err != nil {
 			return err
 		}
 		return tx.Commit(ctx)
@@ -283,7 +336,7 @@ func (d *DB) copyAssignments(ctx context.Context, groups [][]table.Row) ([]int, 
 
 func rowInserted(r *table.Row) insertedRow {
 	return insertedRow{env: r.Environment, flag: r.FeatureFlag, alloc: r.Allocation, variation: r.Variation,
-		subject: r.Subject, eventID: r.EventID, ts: r.Timestamp.UnixMicro(), holdoutVariation: r.HoldoutVariation}
+		subject: r.Subject, eventID: r.EventID, ts: r.Timestamp.UnixMicro(), holdout: r.Holdout, holdoutVariation: r.HoldoutVariation}
 }
 
 // appendCopyRow appends r as a line of COPY's text format: tab-separated,
@@ -342,6 +395,21 @@ func appendCopyField(dst []byte, s string) []byte {
 // insertAssignmentsQuery builds a multi-row INSERT that skips known event
 // ids (both dialects accept ON CONFLICT ... DO NOTHING).
 func (d *DB) insertAssignmentsQuery(n int) string {
+	if n == insertChunk && !d.postgres {
+		fullInsertOnce.Do(func() { fullInsert = d.buildInsertQuery(n) })
+		return fullInsert
+	}
+	return d.buildInsertQuery(n)
+}
+
+// fullInsert is the query of a full chunk, built once (SQLite's: PostgreSQL
+// inserts by COPY).
+var (
+	fullInsertOnce sync.Once
+	fullInsert     string
+)
+
+func (d *DB) buildInsertQuery(n int) string {
 	var b strings.Builder
 	b.Grow(80 + n*28)
 	b.WriteString("INSERT INTO assignments (" + assignmentColumns + ") VALUES ")
@@ -520,7 +588,11 @@ func (d *DB) DeleteAssignmentsBefore(ctx context.Context, t time.Time, limit int
 		// never be sealed). One row outlives the retention, no more.
 		keep = " AND (rowid < (SELECT MAX(rowid) FROM assignments) OR NOT EXISTS (SELECT 1 FROM sinks))"
 	}
-	q := d.q(`DELETE FROM assignments WHERE event_id IN (SELECT event_id FROM assignments WHERE timestamp < ?` + keep + ` LIMIT ?)`)
+	key, cols := "event_id", "event_id"
+	if d.postgres {
+		key, cols = "(event_id, timestamp)", "event_id, timestamp" // the partitioned table's primary key
+	}
+	q := d.q(`DELETE FROM assignments WHERE ` + key + ` IN (SELECT ` + cols + ` FROM assignments WHERE timestamp < ?` + keep + ` LIMIT ?)`)
 	res, err := d.db.ExecContext(ctx, q, t.UnixMicro(), limit)
 	if err != nil {
 		return 0, fmt.Errorf("store: delete old assignments: %w", err)

@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/allot-dev/allot/cmd/allot/internal/core"
@@ -34,6 +36,19 @@ type DB struct {
 	// noAggregates: the insert path leaves the aggregates alone (see
 	// DisableAggregates).
 	noAggregates bool
+	// touched counts first_exposure_touches rows written since the last
+	// fold (see foldTouches).
+	touched atomic.Int64
+	// lastAllNew: the last PostgreSQL batch's subjects were all new (see
+	// updateAggregatesPG).
+	lastAllNew atomic.Bool
+	// stmts holds the SQLite writer's prepared statements (see prepared).
+	stmtMu sync.Mutex
+	stmts  map[string]*sql.Stmt
+	// partitions: the assignment day partitions this process has made
+	// sure of (PostgreSQL, see ensurePartitions).
+	partMu     sync.Mutex
+	partitions map[int64]bool
 }
 
 // IsPostgres reports whether dsn names a PostgreSQL database.
@@ -92,7 +107,15 @@ func Open(ctx context.Context, dsn string, log *slog.Logger) (*DB, error) {
 }
 
 // Close closes the database.
-func (d *DB) Close() error { return d.db.Close() }
+func (d *DB) Close() error {
+	d.stmtMu.Lock()
+	for _, s := range d.stmts {
+		s.Close()
+	}
+	d.stmts = nil
+	d.stmtMu.Unlock()
+	return d.db.Close()
+}
 
 // Ping checks that the database answers.
 func (d *DB) Ping(ctx context.Context) error { return d.db.PingContext(ctx) }

@@ -62,8 +62,10 @@ func TestMigration0012OverStoredRows(t *testing.T) {
 	}
 	for _, q := range []string{
 		`DROP TABLE assignment_daily`, `DROP TABLE assignment_multiple`, create,
-		`DELETE FROM first_exposures`, `ALTER TABLE first_exposures DROP COLUMN first_holdout_variation`, backfill,
-		`DELETE FROM schema_migrations WHERE name = '0012_holdout_aggregates.sql'`,
+		`DELETE FROM first_exposures`, `ALTER TABLE first_exposures DROP COLUMN first_holdout_variation`,
+		`ALTER TABLE first_exposures DROP COLUMN holdout`, backfill,
+		// 0015 (the first exposures' holdout) follows 0012 and reads what it wrote.
+		`DELETE FROM schema_migrations WHERE name IN ('0012_holdout_aggregates.sql', '0015_first_exposure_holdouts.sql')`,
 	} {
 		if _, err := raw.Exec(q); err != nil {
 			t.Fatalf("%v\n%s", err, q)

@@ -15,7 +15,7 @@ import (
 // FirstExposureColumns are the columns of the first-exposure table, in
 // order: the CSV header, the JSON lines keys and the Parquet column names.
 var FirstExposureColumns = []string{"environment", "feature_flag", "allocation", "subject", "first_variation",
-	"first_event_id", "first_seen", "last_seen", "exposures", "multiple_variations"}
+	"first_event_id", "first_seen", "last_seen", "exposures", "multiple_variations", "holdout", "holdout_variation"}
 
 // FirstExposure is one row of the first-exposure table: one subject's first
 // exposure to one allocation (the earliest event, ties broken by event id),
@@ -33,6 +33,11 @@ type FirstExposure struct {
 	LastSeen           time.Time `json:"last_seen" parquet:"last_seen,timestamp(microsecond)"`
 	Exposures          int64     `json:"exposures" parquet:"exposures"`
 	MultipleVariations bool      `json:"multiple_variations" parquet:"multiple_variations"`
+	// Holdout and HoldoutVariation are the first exposure's, as in the
+	// assignment table's row of that event ("" outside holdouts). Last, so
+	// files written before them keep their column positions.
+	Holdout          string `json:"holdout" parquet:"holdout,dict"`
+	HoldoutVariation string `json:"holdout_variation" parquet:"holdout_variation,dict"`
 }
 
 // FirstExposureWriter writes first-exposure rows to an io.Writer in one
@@ -94,7 +99,9 @@ func (w *FirstExposureWriter) Write(_ context.Context, rows []FirstExposure) err
 		w.buf = append(r.FirstSeen.UTC().AppendFormat(w.buf, time.RFC3339Nano), ',')
 		w.buf = append(r.LastSeen.UTC().AppendFormat(w.buf, time.RFC3339Nano), ',')
 		w.buf = append(strconv.AppendInt(w.buf, r.Exposures, 10), ',')
-		w.buf = append(strconv.AppendBool(w.buf, r.MultipleVariations), '\n')
+		w.buf = append(strconv.AppendBool(w.buf, r.MultipleVariations), ',')
+		w.buf = append(appendCSVField(w.buf, r.Holdout), ',')
+		w.buf = append(appendCSVField(w.buf, r.HoldoutVariation), '\n')
 	}
 	_, err := w.w.Write(w.buf)
 	return err
