@@ -72,6 +72,8 @@ var Access = map[string]core.Action{
 	"GET /tokens":                                    core.ActRead, // one's own; an admin: everyone's
 	"POST /tokens":                                   core.ActRead, // for oneself, no wider than one's role
 	"POST /tokens/{id}/revoke":                       core.ActRead, // one's own; an admin: any
+	"GET /import":                                    core.ActEdit, // a form: a viewer has nothing to do there
+	"POST /import":                                   core.ActEdit,
 	"/":                                              core.ActRead, // "no such page", once signed in
 }
 

@@ -149,6 +149,7 @@ func New(db *store.DB, cache *publish.Cache, log *slog.Logger, opts ...Option) *
 	u.registerLayers(a)
 	u.registerAccounts(a)
 	u.registerTokens(a)
+	u.registerImport(mux, a)
 	a("/", func(w http.ResponseWriter, r *http.Request, p *page) error {
 		return core.Errorf(core.ENOTFOUND, "there is no page at %s", r.URL.Path)
 	})
