@@ -502,7 +502,7 @@ func TestEveryInputHasALabel(t *testing.T) {
 	r = e.post("/keys", url.Values{"env": {"production"}, "name": {"svc"}})
 	pages["/keys (new key)"] = r.body
 	pages["/tokens (new token)"] = e.post("/tokens", url.Values{"name": {"ci"}}).body
-	for _, p := range []string{"/flags", "/flags/new", "/flags/checkout?env=production&subject=u&attrs=", "/keys", "/audit", "/tokens"} {
+	for _, p := range []string{"/flags", "/flags/new", "/flags/checkout?env=production&subject=u&attrs=", "/keys", "/audit", "/tokens", "/import"} {
 		pages[p] = e.get(p).body
 	}
 	for name, body := range pages {
