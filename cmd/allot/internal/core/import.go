@@ -347,7 +347,7 @@ func (c *Core) importFlag(ctx context.Context, tx Tx, def Flag, set FlagSettings
 	if len(faults) > 0 {
 		if m, _ := ctx.Value(importingKey{}).(importMode); !m.keepFaults {
 			f := faults[0]
-			return "", nil, Invalid(f.Field, "%s; this flag has %d such fault(s), which only the subjects reaching them meet: allot import --keep-faults imports it as the document has it, and those subjects keep getting the default, as at the source", f.Reason, len(faults))
+			return "", nil, Invalid(f.Field, "%s; this flag has %d such fault(s), which only the subjects reaching them meet: importing with keep-faults (allot import --keep-faults, the API's keepFaults=true, or the UI's Keep faults box) keeps it as the document has it, and those subjects keep getting the default, as at the source", f.Reason, len(faults))
 		}
 	}
 	if exists && sameSettings(&cur, &set) && len(def.Variations) == len(existing.Variations) {
