@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"os"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -89,14 +88,6 @@ func TestBrowserClientKey(t *testing.T) {
 				t.Errorf("%s / %s: Go %s, browser %s", goVals[i].flag, goVals[i].subject, goVals[i].value, v)
 			}
 		}
-	}
-	eventSet := func(es []event) string {
-		out := make([]string, len(es))
-		for i, e := range es {
-			out[i] = strings.Join([]string{e.FeatureFlag, e.Subject, e.Allocation, e.Experiment, e.Variation}, "|")
-		}
-		sort.Strings(out)
-		return strings.Join(out, "\n")
 	}
 	if len(goEvents) == 0 || eventSet(got.Events) != eventSet(goEvents) {
 		t.Errorf("assignment events differ: Go logged %d, the browser %d", len(goEvents), len(got.Events))
