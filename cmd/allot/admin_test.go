@@ -1,43 +1,21 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/allot-dev/allot/cmd/allot/internal/server"
 	"github.com/allot-dev/allot/internal/eval"
 	"github.com/allot-dev/allot/internal/ufc"
 )
 
 func TestManagementCommands(t *testing.T) {
 	const token = "allot_admin_cli-test-token-0123456789"
-	s, err := server.Start(context.Background(), server.Config{Addr: "127.0.0.1:0", DB: filepath.Join(t.TempDir(), "a.db"), AdminToken: token})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		s.Close(ctx)
-	})
-	run := func(args ...string) (string, string) {
-		t.Helper()
-		var out, errOut bytes.Buffer
-		e := &env{stdin: strings.NewReader(""), stdout: &out, stderr: &errOut, getenv: func(k string) string {
-			return map[string]string{"ALLOT_SERVER": s.URL(), "ALLOT_TOKEN": token}[k]
-		}}
-		if code := Main(context.Background(), e, args); code != 0 {
-			t.Fatalf("allot %s: exit %d\n%s%s", strings.Join(args, " "), code, out.String(), errOut.String())
-		}
-		return out.String(), errOut.String()
-	}
+	s, c := startCLI(t, token)
+	run := c.run
 	run("environments", "create", "staging")
 	if out, _ := run("environments"); !strings.Contains(out, "staging") || !strings.Contains(out, "production") {
 		t.Fatalf("environments: %s", out)

@@ -69,7 +69,7 @@ func TestBackupWhileWriting(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "copy.db")
-	code, stdout, stderr := runMain(t, nil, "backup", "--db", src, "--out", out)
+	code, stdout, stderr := runWith(nil, "backup", "--db", src, "--out", out)
 	close(stop)
 	wg.Wait()
 	if code != 0 {
@@ -128,7 +128,7 @@ func TestBackupRefuses(t *testing.T) {
 		{[]string{"--db", filepath.Join(dir, "missing.db"), "--out", filepath.Join(dir, "n")}, 1, "no such database"},
 		{[]string{"--db", src}, 2, "usage"},
 	} {
-		code, _, stderr := runMain(t, nil, append([]string{"backup"}, c.args...)...)
+		code, _, stderr := runWith(nil, append([]string{"backup"}, c.args...)...)
 		if code != c.code || !strings.Contains(stderr, c.msg) {
 			t.Errorf("backup %v: exit %d, %q; want %d and %q", c.args, code, stderr, c.code, c.msg)
 		}

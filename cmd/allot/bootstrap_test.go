@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -17,13 +16,6 @@ import (
 	"github.com/allot-dev/allot/internal/ufc"
 	"github.com/allot-dev/allot/internal/ufctest"
 )
-
-func runWith(vars map[string]string, args ...string) (int, string, string) {
-	var out, errOut bytes.Buffer
-	e := &env{stdin: strings.NewReader(""), stdout: &out, stderr: &errOut, getenv: func(k string) string { return vars[k] }}
-	code := Main(context.Background(), e, args)
-	return code, out.String(), errOut.String()
-}
 
 func readWire(t *testing.T, out string) configurationWire {
 	t.Helper()
@@ -125,15 +117,7 @@ func base64Decode(t *testing.T, s string) string {
 // engine.
 func TestBootstrapFromTheServer(t *testing.T) {
 	const token = "allot_admin_cli-bootstrap-token-0123456789"
-	s, err := server.Start(context.Background(), server.Config{Addr: "127.0.0.1:0", DB: filepath.Join(t.TempDir(), "a.db"), AdminToken: token})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		s.Close(ctx)
-	})
+	s := startServer(t, server.Config{AdminToken: token})
 	ctx := context.Background()
 	c := apiclient.New(s.URL(), token)
 	variations := []core.Variation{{Key: "control", Value: json.RawMessage(`"blue"`)}, {Key: "treatment", Value: json.RawMessage(`"green"`)}}

@@ -1,16 +1,10 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"io"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/allot-dev/allot/cmd/allot/internal/server"
 )
 
 // TestKeysCreateClient: `allot keys create NAME --client --origin URL`
@@ -18,23 +12,8 @@ import (
 // and origins; --origin without --client is a usage error.
 func TestKeysCreateClient(t *testing.T) {
 	const token = "allot_admin_cli-client-token-0123456789"
-	s, err := server.Start(context.Background(), server.Config{Addr: "127.0.0.1:0", DB: filepath.Join(t.TempDir(), "a.db"), AdminToken: token})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		s.Close(ctx)
-	})
-	run := func(args ...string) (int, string, string) {
-		var out, errOut bytes.Buffer
-		e := &env{stdin: strings.NewReader(""), stdout: &out, stderr: &errOut, getenv: func(k string) string {
-			return map[string]string{"ALLOT_SERVER": s.URL(), "ALLOT_TOKEN": token}[k]
-		}}
-		code := Main(context.Background(), e, args)
-		return code, out.String(), errOut.String()
-	}
+	s, c := startCLI(t, token)
+	run := c.try
 	code, key, msg := run("keys", "create", "shop", "--client", "--origin", "https://shop.example.com", "--origin", "http://127.0.0.1:3000")
 	key = strings.TrimSpace(key)
 	if code != 0 || !strings.HasPrefix(key, "allot_client_") || !strings.Contains(msg, "client key") {

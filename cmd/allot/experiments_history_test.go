@@ -1,42 +1,19 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/allot-dev/allot/cmd/allot/internal/core"
-	"github.com/allot-dev/allot/cmd/allot/internal/server"
 )
 
 // allot experiments history prints what the web UI's experiment page marks
 // on its chart, from the same core operation, in text and --json.
 func TestExperimentsHistory(t *testing.T) {
 	const token = "allot_admin_cli-history-token-0123456789"
-	s, err := server.Start(context.Background(), server.Config{Addr: "127.0.0.1:0", DB: filepath.Join(t.TempDir(), "a.db"), AdminToken: token})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		s.Close(ctx)
-	})
-	run := func(args ...string) string {
-		t.Helper()
-		var out, errOut bytes.Buffer
-		e := &env{stdin: strings.NewReader(""), stdout: &out, stderr: &errOut, getenv: func(k string) string {
-			return map[string]string{"ALLOT_SERVER": s.URL(), "ALLOT_TOKEN": token}[k]
-		}}
-		if code := Main(context.Background(), e, args); code != 0 {
-			t.Fatalf("allot %s: exit %d\n%s%s", strings.Join(args, " "), code, out.String(), errOut.String())
-		}
-		return out.String()
-	}
+	_, c := startCLI(t, token)
+	run := c.out
 	run("flags", "create", "button", "--variation", "control=old", "--variation", "treatment=new")
 	run("experiments", "create", "button", "color", "--traffic", "10", "--weight", "control=50", "--weight", "treatment=50")
 	run("experiments", "start", "button", "color")

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -22,26 +21,9 @@ import (
 func TestExperimentsListAndSummary(t *testing.T) {
 	const token = "allot_admin_cli-view-token-0123456789"
 	dbPath := filepath.Join(t.TempDir(), "a.db")
-	s, err := server.Start(context.Background(), server.Config{Addr: "127.0.0.1:0", DB: dbPath, AdminToken: token})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		s.Close(ctx)
-	})
-	run := func(args ...string) string {
-		t.Helper()
-		var out, errOut bytes.Buffer
-		e := &env{stdin: strings.NewReader(""), stdout: &out, stderr: &errOut, getenv: func(k string) string {
-			return map[string]string{"ALLOT_SERVER": s.URL(), "ALLOT_TOKEN": token}[k]
-		}}
-		if code := Main(context.Background(), e, args); code != 0 {
-			t.Fatalf("allot %s: exit %d\n%s%s", strings.Join(args, " "), code, out.String(), errOut.String())
-		}
-		return out.String()
-	}
+	s := startServer(t, server.Config{DB: dbPath, AdminToken: token})
+	c := newCLI(t, s, token)
+	run := c.out
 	if out := run("experiments", "list"); !strings.Contains(out, "no experiments in production") {
 		t.Errorf("empty list:\n%s", out)
 	}

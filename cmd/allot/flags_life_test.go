@@ -1,16 +1,11 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/allot-dev/allot/cmd/allot/internal/server"
 )
 
 // The flag's life from the CLI, against a real server on loopback: update
@@ -18,31 +13,8 @@ import (
 // archive (refused with the reason, then done) and restore.
 func TestFlagLifeCommands(t *testing.T) {
 	const token = "allot_admin_cli-life-token-0123456789"
-	s, err := server.Start(context.Background(), server.Config{Addr: "127.0.0.1:0", DB: filepath.Join(t.TempDir(), "a.db"), AdminToken: token})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		s.Close(ctx)
-	})
-	try := func(args ...string) (string, string, int) {
-		var out, errOut bytes.Buffer
-		e := &env{stdin: strings.NewReader(""), stdout: &out, stderr: &errOut, getenv: func(k string) string {
-			return map[string]string{"ALLOT_SERVER": s.URL(), "ALLOT_TOKEN": token}[k]
-		}}
-		code := Main(context.Background(), e, args)
-		return out.String(), errOut.String(), code
-	}
-	run := func(args ...string) string {
-		t.Helper()
-		out, errOut, code := try(args...)
-		if code != 0 {
-			t.Fatalf("allot %s: exit %d\n%s%s", strings.Join(args, " "), code, out, errOut)
-		}
-		return out
-	}
+	_, c := startCLI(t, token)
+	try, run := c.try, c.out
 	run("environments", "create", "staging")
 	run("flags", "create", "checkout", "--variation", "control=old", "--variation", "treatment=new")
 	out := run("flags", "update", "checkout", "--tag", "pay", "--tag", "web", "--owner", "team-pay", "--description", "the checkout")
@@ -97,7 +69,7 @@ func TestFlagLifeCommands(t *testing.T) {
 	}
 
 	// A running experiment: archiving is refused, with the reason.
-	if _, errOut, code := try("flags", "archive", "checkout"); code == 0 || !strings.Contains(errOut, "stop it") {
+	if code, _, errOut := try("flags", "archive", "checkout"); code == 0 || !strings.Contains(errOut, "stop it") {
 		t.Fatalf("archive with a running experiment: exit %d, %s", code, errOut)
 	}
 	run("experiments", "stop", "checkout", "exp")

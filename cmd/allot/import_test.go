@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/allot-dev/allot/cmd/allot/internal/apiclient"
 	"github.com/allot-dev/allot/cmd/allot/internal/core"
@@ -19,36 +17,13 @@ import (
 	"github.com/allot-dev/allot/internal/ufctest"
 )
 
-// cliServer starts `allot serve` in-process and returns a runner of CLI
-// commands pointed at it.
-func cliServer(t *testing.T) func(args ...string) (int, string, string) {
-	t.Helper()
-	const token = "allot_admin_cli-import-token-0123456789"
-	s, err := server.Start(context.Background(), server.Config{Addr: "127.0.0.1:0", DB: filepath.Join(t.TempDir(), "a.db"), AdminToken: token})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		s.Close(ctx)
-	})
-	return func(args ...string) (int, string, string) {
-		var out, errOut bytes.Buffer
-		e := &env{stdin: strings.NewReader(""), stdout: &out, stderr: &errOut, getenv: func(k string) string {
-			return map[string]string{"ALLOT_SERVER": s.URL(), "ALLOT_TOKEN": token}[k]
-		}}
-		code := Main(context.Background(), e, args)
-		return code, out.String(), errOut.String()
-	}
-}
-
 // TestImportCommand: `allot import FILE --env NAME` with --dry-run first,
 // then for real; the report names each flag, refused ones with the reason,
 // and exits 1 when any is refused. A file that is not a UFC document is
 // refused whole, with the place of the problem.
 func TestImportCommand(t *testing.T) {
-	run := cliServer(t)
+	_, c := startCLI(t, "allot_admin_cli-import-token-0123456789")
+	run := c.try
 	doc := filepath.Join(ufctest.Dir(t), "flags-v1.json")
 	code, out, msg := run("import", doc, "--env", core.DefaultEnvironment, "--dry-run")
 	if code != 1 || !strings.Contains(out, "dry run: nothing changed") || !strings.Contains(out, "20 would be created") ||
@@ -93,7 +68,8 @@ func TestImportCommand(t *testing.T) {
 // TestKeysOrigins: `allot keys origins ID --origin URL ...` replaces a
 // client key's allowed origins (none: any); a server key has none to set.
 func TestKeysOrigins(t *testing.T) {
-	run := cliServer(t)
+	_, c := startCLI(t, "allot_admin_cli-import-token-0123456789")
+	run := c.try
 	if code, _, msg := run("keys", "create", "shop", "--client", "--origin", "https://old.example.com"); code != 0 {
 		t.Fatalf("create: %d %s", code, msg)
 	}
@@ -131,12 +107,7 @@ func TestServePrecomputedRate(t *testing.T) {
 		allowed  int
 	}{{0.001, 3, 6, 3}, {-1, 0, 3000, 3000}} {
 		t.Run(fmt.Sprint(c.rate), func(t *testing.T) {
-			s, err := server.Start(context.Background(), server.Config{Addr: "127.0.0.1:0", DB: filepath.Join(t.TempDir(), "a.db"), AdminToken: token,
-				PrecomputedRate: c.rate, PrecomputedBurst: c.burst})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close(context.Background())
+			s := startServer(t, server.Config{AdminToken: token, PrecomputedRate: c.rate, PrecomputedBurst: c.burst})
 			k, err := apiclient.New(s.URL(), token).CreateClientKey(context.Background(), core.DefaultEnvironment, "page", nil)
 			if err != nil {
 				t.Fatal(err)
@@ -164,7 +135,7 @@ func TestServePrecomputedRate(t *testing.T) {
 		})
 	}
 	for _, args := range [][]string{{"--precomputed-rate", "-1"}, {"--precomputed-burst", "0"}} {
-		code, _, msg := runMain(t, nil, append([]string{"serve", "--db", t.TempDir() + "/x.db"}, args...)...)
+		code, _, msg := runWith(nil, append([]string{"serve", "--db", t.TempDir() + "/x.db"}, args...)...)
 		if code != 2 || !strings.Contains(msg, "--precomputed") {
 			t.Errorf("%v: exit %d, %q", args, code, msg)
 		}

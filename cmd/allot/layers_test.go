@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -24,31 +23,10 @@ import (
 func TestLayerAndHoldoutCommands(t *testing.T) {
 	const token = "allot_admin_cli-test-token-0123456789"
 	dbPath := filepath.Join(t.TempDir(), "a.db")
-	s, err := server.Start(context.Background(), server.Config{Addr: "127.0.0.1:0", DB: dbPath, AdminToken: token})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		s.Close(ctx)
-	})
-	try := func(args ...string) (int, string, string) {
-		var out, errOut bytes.Buffer
-		e := &env{stdin: strings.NewReader(""), stdout: &out, stderr: &errOut, getenv: func(k string) string {
-			return map[string]string{"ALLOT_SERVER": s.URL(), "ALLOT_TOKEN": token}[k]
-		}}
-		code := Main(context.Background(), e, args)
-		return code, out.String(), errOut.String()
-	}
-	run := func(args ...string) string {
-		t.Helper()
-		code, out, errOut := try(args...)
-		if code != 0 {
-			t.Fatalf("allot %s: exit %d\n%s%s", strings.Join(args, " "), code, out, errOut)
-		}
-		return out
-	}
+	s := startServer(t, server.Config{DB: dbPath, AdminToken: token})
+	c := newCLI(t, s, token)
+	try := c.try
+	run := c.out
 	fail := func(want string, args ...string) {
 		t.Helper()
 		code, out, errOut := try(args...)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"net"
 	"os"
@@ -10,21 +9,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/allot-dev/allot/cmd/allot/internal/apiclient"
 	"github.com/allot-dev/allot/cmd/allot/internal/server"
 )
-
-// run runs allot in-process with the given environment and returns the
-// exit code, stdout and stderr.
-func runMain(t *testing.T, vars map[string]string, args ...string) (int, string, string) {
-	t.Helper()
-	var out, errOut bytes.Buffer
-	e := &env{stdin: strings.NewReader(""), stdout: &out, stderr: &errOut, getenv: func(k string) string { return vars[k] }}
-	code := Main(context.Background(), e, args)
-	return code, out.String(), errOut.String()
-}
 
 // No command's help prints a secret that a flag's default came from: the
 // admin token (ALLOT_TOKEN) or a database URL with a password (ALLOT_DB).
@@ -42,7 +30,7 @@ func TestHelpPrintsNoSecret(t *testing.T) {
 	slices.Sort(names)
 	for _, n := range names {
 		for _, args := range [][]string{{n, "-h"}, {n, "list", "-h"}, {n, "recover", "-h"}} {
-			_, out, errOut := runMain(t, vars, args...)
+			_, out, errOut := runWith(vars, args...)
 			for _, secret := range []string{"help-secret"} {
 				if strings.Contains(out+errOut, secret) {
 					t.Errorf("allot %s printed a secret:\n%s%s", strings.Join(args, " "), out, errOut)
@@ -50,7 +38,7 @@ func TestHelpPrintsNoSecret(t *testing.T) {
 			}
 		}
 	}
-	if _, _, errOut := runMain(t, vars, "flags", "-h"); !strings.Contains(errOut, "from ALLOT_TOKEN") {
+	if _, _, errOut := runWith(vars, "flags", "-h"); !strings.Contains(errOut, "from ALLOT_TOKEN") {
 		t.Errorf("flags -h does not say where the token comes from:\n%s", errOut)
 	}
 }
@@ -76,7 +64,7 @@ func TestServeOnABusyPortCreatesNothing(t *testing.T) {
 	}
 	defer ln.Close()
 	db := filepath.Join(t.TempDir(), "allot.db")
-	code, out, errOut := runMain(t, nil, "serve", "--addr", ln.Addr().String(), "--db", db)
+	code, out, errOut := runWith(nil, "serve", "--addr", ln.Addr().String(), "--db", db)
 	if code == 0 {
 		t.Fatal("serve succeeded on a busy port")
 	}
@@ -93,19 +81,11 @@ func TestServeOnABusyPortCreatesNothing(t *testing.T) {
 func TestAdminRecover(t *testing.T) {
 	const token = "allot_admin_recover-test-token-0123456789"
 	db := filepath.Join(t.TempDir(), "a.db")
-	s, err := server.Start(context.Background(), server.Config{Addr: "127.0.0.1:0", DB: db, AdminToken: token})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		s.Close(ctx)
-	})
+	s := startServer(t, server.Config{DB: db, AdminToken: token})
 	ctx := context.Background()
 	// The token is lost (the last live one cannot be revoked, so losing it
 	// is how a team ends up locked out): recovery works offline.
-	code, out, errOut := runMain(t, nil, "admin", "recover", "--db", db)
+	code, out, errOut := runWith(nil, "admin", "recover", "--db", db)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
@@ -122,7 +102,7 @@ func TestAdminRecover(t *testing.T) {
 	}
 	// A path with no database is refused, not created.
 	missing := filepath.Join(t.TempDir(), "none.db")
-	if code, _, _ := runMain(t, nil, "admin", "recover", "--db", missing); code == 0 {
+	if code, _, _ := runWith(nil, "admin", "recover", "--db", missing); code == 0 {
 		t.Error("recover created a new database")
 	}
 	if _, err := os.Stat(missing); !os.IsNotExist(err) {
@@ -139,7 +119,7 @@ func TestServeFlagErrors(t *testing.T) {
 		{"--tls-cert", "cert.pem"},
 		{"--tls-key", "key.pem"},
 	} {
-		code, _, errOut := runMain(t, nil, append([]string{"serve", "--addr", "127.0.0.1:0", "--db", db}, args...)...)
+		code, _, errOut := runWith(nil, append([]string{"serve", "--addr", "127.0.0.1:0", "--db", db}, args...)...)
 		if code != 2 {
 			t.Errorf("serve %s: exit %d, want 2\n%s", strings.Join(args, " "), code, errOut)
 		}

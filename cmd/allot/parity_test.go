@@ -14,7 +14,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/allot-dev/allot"
 	"github.com/allot-dev/allot/cmd/allot/internal/apiclient"
@@ -107,19 +106,10 @@ func TestParity(t *testing.T) {
 func startParityServer(t *testing.T) *server.Server {
 	t.Helper()
 	var n atomic.Int64
-	s, err := server.Start(context.Background(), server.Config{
-		Addr: "127.0.0.1:0", DB: filepath.Join(t.TempDir(), "parity.db"), AdminToken: parityToken,
+	return startServer(t, server.Config{
+		DB: filepath.Join(t.TempDir(), "parity.db"), AdminToken: parityToken,
 		NewSalt: func() string { return fmt.Sprintf("salt%012d", n.Add(1)) },
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		s.Close(ctx)
-	})
-	return s
 }
 
 var (

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"strings"
 	"testing"
 )
@@ -13,17 +11,7 @@ import (
 // served defaults.
 func TestExperimentsCreateStartTurnsTheFlagOn(t *testing.T) {
 	s := startParityServer(t)
-	run := func(args ...string) (string, string) {
-		t.Helper()
-		var out, errOut bytes.Buffer
-		e := &env{stdin: strings.NewReader(""), stdout: &out, stderr: &errOut, getenv: func(k string) string {
-			return map[string]string{"ALLOT_SERVER": s.URL(), "ALLOT_TOKEN": parityToken}[k]
-		}}
-		if code := Main(context.Background(), e, args); code != 0 {
-			t.Fatalf("allot %s: exit %d\n%s%s", strings.Join(args, " "), code, out.String(), errOut.String())
-		}
-		return out.String(), errOut.String()
-	}
+	run := newCLI(t, s, parityToken).run
 	run("flags", "create", "checkout", "--variation", "control=old", "--variation", "treatment=new")
 	out, warn := run("experiments", "create", "checkout", "exp", "--traffic", "10", "--weight", "control=50", "--weight", "treatment=50", "--start")
 	if !strings.Contains(warn, "warning: experiment exp started, so flag checkout is now on in production") {

@@ -8,7 +8,7 @@ import (
 
 // serve -h names every flag with its environment variable.
 func TestServeHelpListsEnv(t *testing.T) {
-	code, _, help := runMain(t, nil, "serve", "-h")
+	code, _, help := runWith(nil, "serve", "-h")
 	if code != 0 {
 		t.Fatalf("serve -h: exit %d", code)
 	}
@@ -43,7 +43,7 @@ func TestServeEnv(t *testing.T) {
 		{"list env", map[string]string{"ALLOT_TRUSTED_PROXY": "10.0.0.0/8, not-an-ip-secret"}, nil, "ALLOT_TRUSTED_PROXY"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			code, _, errOut := runMain(t, c.vars, append([]string{"serve", "--db", t.TempDir() + "/x.db"}, c.args...)...)
+			code, _, errOut := runWith(c.vars, append([]string{"serve", "--db", t.TempDir() + "/x.db"}, c.args...)...)
 			if code != 2 || !strings.Contains(errOut, c.want) {
 				t.Errorf("exit %d, %q; want 2 and %q", code, errOut, c.want)
 			}

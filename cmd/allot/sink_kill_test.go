@@ -6,10 +6,8 @@ import (
 	"database/sql"
 	"fmt"
 	"io/fs"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -20,6 +18,7 @@ import (
 
 	"github.com/allot-dev/allot/cmd/allot/internal/apiclient"
 	"github.com/allot-dev/allot/cmd/allot/internal/core"
+	"github.com/allot-dev/allot/cmd/allot/internal/servetest"
 	"github.com/allot-dev/allot/cmd/allot/internal/store"
 	"github.com/allot-dev/allot/cmd/allot/internal/store/storetest"
 	"github.com/allot-dev/allot/cmd/allot/internal/table"
@@ -33,11 +32,7 @@ func TestSinkSurvivesKill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs allot serve")
 	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "allot")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := servetest.Build(t, ".")
 	for _, dialect := range storetest.Dialects() {
 		t.Run(dialect, func(t *testing.T) {
 			dsn := storetest.DSN(t, dialect)
@@ -47,7 +42,8 @@ func TestSinkSurvivesKill(t *testing.T) {
 			var key string
 			next := 0
 			for round := range 4 {
-				cmd, url := startSinkServe(t, bin, dsn, sinkDir, token)
+				p := servetest.Serve(t, bin, token, "--db", dsn, "--sink", sinkDir, "--sink-interval", "50ms", "--sink-rows", "100000", "--log-level", "warn")
+				cmd, url := p.Cmd, p.URL
 				if key == "" {
 					k, err := apiclient.New(url, token).CreateSDKKey(context.Background(), core.DefaultEnvironment, "sink")
 					if err != nil {
@@ -127,7 +123,7 @@ func TestSinkSurvivesKill(t *testing.T) {
 					t.Errorf("acknowledged event %s is not in the table", id)
 				}
 			}
-			got := readSealed(t, sinkDir)
+			got := servetest.ReadSealed(t, sinkDir)
 			if len(want) < 1000 {
 				t.Fatalf("only %d rows ingested: the test proves little", len(want))
 			}
@@ -243,37 +239,6 @@ func insertDirect(t *testing.T, dsn string, round int) {
 	}
 }
 
-func startSinkServe(t *testing.T, bin, dsn, sinkDir, token string) (*exec.Cmd, string) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	cmd := exec.Command(bin, "serve", "--addr", addr, "--db", dsn, "--sink", sinkDir, "--sink-interval", "50ms", "--sink-rows", "100000", "--log-level", "warn")
-	cmd.Env = append(os.Environ(), "ALLOT_ADMIN_TOKEN="+token)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	url := "http://" + addr
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		resp, err := http.Get(url + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return cmd, url
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("allot serve did not become ready: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // events is a batch of n events numbered from start, as SDKs send them.
 func events(start, n int) ([]string, []byte) {
 	ids := make([]string, n)
@@ -293,36 +258,6 @@ func events(start, n int) ([]string, []byte) {
 	return ids, []byte(b.String())
 }
 
-func readSealed(t *testing.T, dir string) []table.Row {
-	t.Helper()
-	var all []table.Row
-	err := filepath.WalkDir(dir, func(path string, e fs.DirEntry, err error) error {
-		if err != nil || e.IsDir() {
-			return err
-		}
-		if !strings.HasSuffix(path, ".parquet") {
-			return nil // a temporary file of the killed seal (never read)
-		}
-		data, err := os.ReadFile(path)
-		if os.IsNotExist(err) {
-			return nil // removed by a recovery while waitSealed looks
-		}
-		if err != nil {
-			return err
-		}
-		rs, err := table.ReadParquet(bytes.NewReader(data), int64(len(data)))
-		if err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
-		all = append(all, rs...)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return all
-}
-
 // waitSealed waits until the sealed files hold as many rows as the table.
 func waitSealed(t *testing.T, dsn, dir string) {
 	t.Helper()
@@ -336,7 +271,7 @@ func waitSealed(t *testing.T, dsn, dir string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := len(readSealed(t, dir)); int64(got) >= n {
+		if got := len(servetest.ReadSealed(t, dir)); int64(got) >= n {
 			return
 		}
 		if time.Now().After(deadline) {

@@ -55,7 +55,7 @@ func TestTablesRebuild(t *testing.T) {
 		d.Close()
 	}
 
-	code, out, errOut := runMain(t, nil, "tables", "rebuild", "--db", path)
+	code, out, errOut := runWith(nil, "tables", "rebuild", "--db", path)
 	if code != 0 || !strings.Contains(out, "20 first exposures") {
 		t.Fatalf("exit %d: %s%s", code, out, errOut)
 	}
@@ -71,7 +71,7 @@ func TestTablesRebuild(t *testing.T) {
 	if !reflect.DeepEqual(before, after) || len(before.Multiple) == 0 {
 		t.Fatalf("rebuilt aggregates differ:\n%+v\n%+v", before, after)
 	}
-	if code, _, _ := runMain(t, nil, "tables", "rebuild", "--db", filepath.Join(t.TempDir(), "none.db")); code == 0 {
+	if code, _, _ := runWith(nil, "tables", "rebuild", "--db", filepath.Join(t.TempDir(), "none.db")); code == 0 {
 		t.Fatal("rebuild of a missing database succeeded")
 	}
 }

@@ -1,43 +1,20 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/allot-dev/allot/cmd/allot/internal/core"
-	"github.com/allot-dev/allot/cmd/allot/internal/server"
 )
 
 // allot users manages accounts over the API; a viewer's token is refused
 // any change, and a token narrower than its account stays narrow.
 func TestUsersCommands(t *testing.T) {
 	const token = "allot_admin_cli-users-token-0123456789"
-	s, err := server.Start(context.Background(), server.Config{Addr: "127.0.0.1:0", DB: filepath.Join(t.TempDir(), "a.db"), AdminToken: token})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		s.Close(ctx)
-	})
-	runAs := func(tok, stdin string, want int, args ...string) (string, string) {
-		t.Helper()
-		var out, errOut bytes.Buffer
-		e := &env{stdin: strings.NewReader(stdin), stdout: &out, stderr: &errOut, getenv: func(k string) string {
-			return map[string]string{"ALLOT_SERVER": s.URL(), "ALLOT_TOKEN": tok}[k]
-		}}
-		if code := Main(context.Background(), e, args); code != want {
-			t.Fatalf("allot %s: exit %d, want %d\n%s%s", strings.Join(args, " "), code, want, out.String(), errOut.String())
-		}
-		return out.String(), errOut.String()
-	}
-	run := func(args ...string) string { out, _ := runAs(token, "", 0, args...); return out }
+	s, c := startCLI(t, token)
+	runAs, run := c.runAs, c.out
 
 	run("environments", "create", "staging")
 	out, _ := runAs(token, "a password of ada's\n", 0, "users", "create", "Ada@Example.com", "--role", "editor", "--password-stdin")

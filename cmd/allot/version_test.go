@@ -37,7 +37,7 @@ func TestCurrentBuild(t *testing.T) {
 }
 
 func TestVersionCommand(t *testing.T) {
-	code, out, errOut := runMain(t, nil, "version")
+	code, out, errOut := runWith(nil, "version")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
@@ -46,12 +46,12 @@ func TestVersionCommand(t *testing.T) {
 			t.Errorf("version output lacks %q:\n%s", w, out)
 		}
 	}
-	code, out, _ = runMain(t, nil, "version", "--json")
+	code, out, _ = runWith(nil, "version", "--json")
 	var b buildInfo
 	if code != 0 || json.Unmarshal([]byte(out), &b) != nil || !strings.HasPrefix(b.GoVersion, "go") || b.Version == "" {
 		t.Errorf("version --json: exit %d, %q", code, out)
 	}
-	if code, _, _ := runMain(t, nil, "version", "extra"); code != 2 {
+	if code, _, _ := runWith(nil, "version", "extra"); code != 2 {
 		t.Errorf("version extra: exit %d, want 2", code)
 	}
 }

@@ -3,7 +3,6 @@ package ufc_test
 import (
 	"encoding/json"
 	"reflect"
-	"sort"
 	"strings"
 	"testing"
 
@@ -16,7 +15,7 @@ import (
 // leaves out exactly the flags that need it, each with what is missing.
 func TestDeobfuscateEppoFixture(t *testing.T) {
 	server := ufctest.Document(t, "flags-v1.json")
-	names := stringsOf(t, server)
+	names := ufctest.Names(t, server)
 	client, err := ufc.Parse(ufctest.Document(t, "flags-v1-obfuscated.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -65,38 +64,6 @@ func TestDeobfuscateEppoFixture(t *testing.T) {
 	if len(doc.Flags) != 0 || len(unresolved) != len(want) {
 		t.Fatalf("no names: %d flags, %d unresolved", len(doc.Flags), len(unresolved))
 	}
-}
-
-// stringsOf is every string (keys and values) in a JSON document.
-func stringsOf(t *testing.T, b []byte) []string {
-	var v any
-	if err := json.Unmarshal(b, &v); err != nil {
-		t.Fatal(err)
-	}
-	set := map[string]bool{}
-	var walk func(any)
-	walk = func(x any) {
-		switch x := x.(type) {
-		case string:
-			set[x] = true
-		case map[string]any:
-			for k, e := range x {
-				set[k] = true
-				walk(e)
-			}
-		case []any:
-			for _, e := range x {
-				walk(e)
-			}
-		}
-	}
-	walk(v)
-	out := make([]string, 0, len(set))
-	for s := range set {
-		out = append(out, s)
-	}
-	sort.Strings(out)
-	return out
 }
 
 func comparable(t *testing.T, f *ufc.Flag) any {

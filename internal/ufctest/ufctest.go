@@ -140,3 +140,38 @@ func Cases(t testing.TB) []Case {
 	}
 	return cases
 }
+
+// Names is every string in a JSON document, keys and values, sorted: for
+// the fixture SERVER document, the names that resolve every hash of its
+// obfuscated twin.
+func Names(t testing.TB, doc []byte) []string {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal(doc, &v); err != nil {
+		t.Fatal(err)
+	}
+	set := map[string]bool{}
+	var walk func(any)
+	walk = func(x any) {
+		switch x := x.(type) {
+		case string:
+			set[x] = true
+		case map[string]any:
+			for k, e := range x {
+				set[k] = true
+				walk(e)
+			}
+		case []any:
+			for _, e := range x {
+				walk(e)
+			}
+		}
+	}
+	walk(v)
+	out := make([]string, 0, len(set))
+	for s := range set {
+		out = append(out, s)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -4,18 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/chromedp/chromedp"
 
 	"github.com/allot-dev/allot/cmd/allot/internal/apiclient"
 	"github.com/allot-dev/allot/cmd/allot/internal/core"
@@ -43,48 +35,7 @@ type browserResult struct {
 // It needs compat/browser/node_modules (npm ci --prefix compat/browser) and
 // Chromium; ALLOT_BROWSER_TESTS=off skips it.
 func TestBrowserClientKey(t *testing.T) {
-	if os.Getenv("ALLOT_BROWSER_TESTS") == "off" {
-		t.Skip("ALLOT_BROWSER_TESTS=off")
-	}
-	esbuild := "browser/node_modules/.bin/esbuild"
-	if _, err := os.Stat(esbuild); err != nil {
-		t.Fatalf("the browser test needs its packages: npm ci --prefix compat/browser: %v", err)
-	}
-	chromium := ""
-	for _, p := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if path, err := exec.LookPath(p); err == nil {
-			chromium = path
-			break
-		}
-	}
-	if chromium == "" {
-		t.Fatal("Chromium is required (apt-get install chromium); ALLOT_BROWSER_TESTS=off skips this test")
-	}
-
-	// The page: the bundled SDK, served from its own origin.
-	dir := t.TempDir()
-	bundle := filepath.Join(dir, "bundle.js")
-	if out, err := exec.Command(esbuild, "browser/entry.js", "--bundle", "--format=iife", "--platform=browser", "--log-level=warning",
-		// The SDK core reads process.env here and there, as bundlers for
-		// the browser usually provide.
-		"--banner:js=var process = globalThis.process || { env: {} };", "--outfile="+bundle).CombinedOutput(); err != nil {
-		t.Fatalf("esbuild: %v\n%s", err, out)
-	}
-	js, err := os.ReadFile(bundle)
-	if err != nil {
-		t.Fatal(err)
-	}
-	page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/bundle.js":
-			w.Header().Set("Content-Type", "text/javascript")
-			w.Write(js)
-		default:
-			w.Header().Set("Content-Type", "text/html; charset=utf-8")
-			fmt.Fprint(w, `<!doctype html><html><head><title>Allot client page</title><script>window.pageErrors = []; window.onerror = (m) => { window.pageErrors.push(String(m)); };</script><script src="/bundle.js"></script></head><body style="font: 16px system-ui; margin: 2em"><h1>A page on another origin</h1><p>Eppo's browser SDK core (@eppo/js-client-sdk-common 4.14.4), with an Allot client key.</p><p id="result">running…</p></body></html>`)
-		}
-	}))
-	defer page.Close()
+	page := chromiumPage(t, eppoPage("browser/entry.js", 3*time.Minute))
 
 	const admin = "allot_admin_browser-compat-0123456789"
 	base := startServe(t, admin)
@@ -109,43 +60,12 @@ func TestBrowserClientKey(t *testing.T) {
 	subjects := randomSubjects(2000, 13)
 	goVals, goEvents := runGo(t, base+"/api", serverKey.Secret, flags, subjects)
 
-	// Chromium.
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromium), chromedp.UserDataDir(t.TempDir()), chromedp.Headless, chromedp.NoSandbox,
-		chromedp.DisableGPU, chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("no-proxy-server", true),
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(actx)
-	defer cancelBrowser()
-	bctx, cancelTimeout := context.WithTimeout(bctx, 3*time.Minute)
-	defer cancelTimeout()
 	run := func(key string) browserResult {
 		t.Helper()
 		arg, _ := json.Marshal(map[string]any{"baseUrl": base + "/api", "apiKey": key, "flags": flags, "subjects": subjects})
-		if _, err := chromedp.Run(bctx, chromedp.Navigate(page.URL+"/")); err != nil {
-			t.Fatalf("chromium: %v", err)
-		}
-		if errs, _ := chromedp.Run(bctx, chromedp.Evaluate[[]string]("window.pageErrors")); len(errs) > 0 {
-			t.Fatalf("the page failed to load: %q", errs)
-		}
-		out, err := chromedp.Run(bctx, chromedp.Evaluate[string]("runAllot("+string(arg)+")", chromedp.EvalAwaitPromise))
-		if err != nil {
-			t.Fatalf("chromium: %v", err)
-		}
+		out := page.fresh("runAllot(" + string(arg) + ")")
 		if os.Getenv("ALLOT_UPDATE_SCREENSHOTS") == "1" && key == clientKey.Secret {
-			if _, err := chromedp.Run(bctx, chromedp.EmulateViewport(1100, 260)); err != nil {
-				t.Fatal(err)
-			}
-			png, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile("../../../docs/images/client-side-page.png", png, 0o644); err != nil {
-				t.Fatal(err)
-			}
+			page.shot("../../../docs/images/client-side-page.png")
 		}
 		var r browserResult
 		if err := json.Unmarshal([]byte(out), &r); err != nil {
@@ -168,14 +88,6 @@ func TestBrowserClientKey(t *testing.T) {
 				t.Errorf("%s / %s: Go %s, browser %s", goVals[i].flag, goVals[i].subject, goVals[i].value, v)
 			}
 		}
-	}
-	eventSet := func(es []event) string {
-		out := make([]string, len(es))
-		for i, e := range es {
-			out[i] = strings.Join([]string{e.FeatureFlag, e.Subject, e.Allocation, e.Experiment, e.Variation}, "|")
-		}
-		sort.Strings(out)
-		return strings.Join(out, "\n")
 	}
 	if len(goEvents) == 0 || eventSet(got.Events) != eventSet(goEvents) {
 		t.Errorf("assignment events differ: Go logged %d, the browser %d", len(goEvents), len(got.Events))

@@ -52,6 +52,18 @@ type event struct {
 	ExtraLogging map[string]string `json:"extraLogging"`
 }
 
+// eventSet is events as a sorted list of flag, subject, allocation,
+// experiment and variation, for comparing two SDKs' events (or the table's
+// rows) regardless of order.
+func eventSet(es []event) string {
+	out := make([]string, len(es))
+	for i, e := range es {
+		out[i] = strings.Join([]string{e.FeatureFlag, e.Subject, e.Allocation, e.Experiment, e.Variation}, "|")
+	}
+	sort.Strings(out)
+	return strings.Join(out, "\n")
+}
+
 // randomSubjects draws n subjects with attributes that exercise the rules of
 // the flags under test.
 func randomSubjects(n int, seed uint64) []subject {

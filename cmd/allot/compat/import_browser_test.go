@@ -4,109 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"reflect"
-	"sort"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/chromedp/chromedp"
 
 	"github.com/allot-dev/allot/cmd/allot/internal/apiclient"
 	"github.com/allot-dev/allot/cmd/allot/internal/core"
 	"github.com/allot-dev/allot/internal/ufctest"
 )
-
-// chromiumPage bundles entry with esbuild into a page served from its own
-// loopback origin, opens it in headless Chromium, and returns the page's
-// URL and a function that evaluates a JavaScript expression (awaiting a
-// promise) on a fresh load of the page. It skips with
-// ALLOT_BROWSER_TESTS=off and fails if the packages or Chromium are missing.
-func chromiumPage(t *testing.T, entry string, timeout time.Duration) (string, func(expr string) string, func(path string)) {
-	t.Helper()
-	if os.Getenv("ALLOT_BROWSER_TESTS") == "off" {
-		t.Skip("ALLOT_BROWSER_TESTS=off")
-	}
-	esbuild := "browser/node_modules/.bin/esbuild"
-	if _, err := os.Stat(esbuild); err != nil {
-		t.Fatalf("the browser test needs its packages: npm ci --prefix compat/browser: %v", err)
-	}
-	chromium := ""
-	for _, p := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if path, err := exec.LookPath(p); err == nil {
-			chromium = path
-			break
-		}
-	}
-	if chromium == "" {
-		t.Fatal("Chromium is required (apt-get install chromium); ALLOT_BROWSER_TESTS=off skips this test")
-	}
-	bundle := filepath.Join(t.TempDir(), "bundle.js")
-	if out, err := exec.Command(esbuild, entry, "--bundle", "--format=iife", "--platform=browser", "--log-level=warning",
-		"--banner:js=var process = globalThis.process || { env: {} };", "--outfile="+bundle).CombinedOutput(); err != nil {
-		t.Fatalf("esbuild: %v\n%s", err, out)
-	}
-	js, err := os.ReadFile(bundle)
-	if err != nil {
-		t.Fatal(err)
-	}
-	page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/bundle.js" {
-			w.Header().Set("Content-Type", "text/javascript")
-			w.Write(js)
-			return
-		}
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		fmt.Fprint(w, `<!doctype html><html><head><title>Allot client page</title><script>window.pageErrors = []; window.onerror = (m) => { window.pageErrors.push(String(m)); };</script><script src="/bundle.js"></script></head><body style="font: 16px system-ui; margin: 2em"><h1>A page on another origin</h1><p>Eppo's browser SDK core (@eppo/js-client-sdk-common 4.14.4), with an Allot client key.</p><p id="result">running…</p></body></html>`)
-	}))
-	t.Cleanup(page.Close)
-
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromium), chromedp.UserDataDir(t.TempDir()), chromedp.Headless, chromedp.NoSandbox,
-		chromedp.DisableGPU, chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("no-proxy-server", true),
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	t.Cleanup(cancelAlloc)
-	bctx, cancelBrowser := chromedp.NewContext(actx)
-	t.Cleanup(cancelBrowser)
-	bctx, cancelTimeout := context.WithTimeout(bctx, timeout)
-	t.Cleanup(cancelTimeout)
-	shot := func(path string) {
-		t.Helper()
-		if _, err := chromedp.Run(bctx, chromedp.EmulateViewport(1100, 260)); err != nil {
-			t.Fatal(err)
-		}
-		png, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return page.URL, func(expr string) string {
-		t.Helper()
-		if _, err := chromedp.Run(bctx, chromedp.Navigate(page.URL+"/")); err != nil {
-			t.Fatalf("chromium: %v", err)
-		}
-		if errs, _ := chromedp.Run(bctx, chromedp.Evaluate[[]string]("window.pageErrors")); len(errs) > 0 {
-			t.Fatalf("the page failed to load: %q", errs)
-		}
-		out, err := chromedp.Run(bctx, chromedp.Evaluate[string](expr, chromedp.EvalAwaitPromise))
-		if err != nil {
-			t.Fatalf("chromium: %v", err)
-		}
-		return out
-	}, shot
-}
 
 // TestBrowserImportedFixtures is issue 13's browser proof on Eppo's own
 // fixtures: flags-v1.json is imported into `allot serve` (allot import
@@ -115,7 +22,8 @@ func chromiumPage(t *testing.T, entry string, timeout time.Duration) (string, fu
 // the obfuscated CLIENT document and passes every one of the 225 fixture
 // checks.
 func TestBrowserImportedFixtures(t *testing.T) {
-	pageURL, eval, shot := chromiumPage(t, "browser/fixtures-entry.js", 3*time.Minute)
+	page := chromiumPage(t, eppoPage("browser/fixtures-entry.js", 3*time.Minute))
+	pageURL, eval, shot := page.URL, page.fresh, page.shot
 	const admin = "allot_admin_browser-fixtures-0123456789"
 	base := startServe(t, admin)
 	c := apiclient.New(base, admin)
@@ -175,7 +83,8 @@ func TestBrowserImportedFixtures(t *testing.T) {
 // runs with ALLOT_PRECOMPUTED_RATE=0 (no per-key limit), which is what a
 // test sending 10,000 requests from one key needs.
 func TestBrowserPrecomputedClient(t *testing.T) {
-	pageURL, eval, _ := chromiumPage(t, "browser/fixtures-entry.js", 8*time.Minute)
+	page := chromiumPage(t, eppoPage("browser/fixtures-entry.js", 8*time.Minute))
+	pageURL, eval := page.URL, page.fresh
 	t.Setenv("ALLOT_PRECOMPUTED_RATE", "0")
 	const admin = "allot_admin_browser-precomputed-0123456789"
 	base := startServe(t, admin)
@@ -232,15 +141,7 @@ func TestBrowserPrecomputedClient(t *testing.T) {
 	if nonDefault < len(want)/4 {
 		t.Fatalf("only %d of %d assignments are not the default: the agreement proves little", nonDefault, len(want))
 	}
-	eventSet := func(es []event) []string {
-		out := make([]string, len(es))
-		for i, e := range es {
-			out[i] = strings.Join([]string{e.FeatureFlag, e.Subject, e.Allocation, e.Experiment, e.Variation}, "|")
-		}
-		sort.Strings(out)
-		return out
-	}
-	if len(goEvents) == 0 || !reflect.DeepEqual(eventSet(got.Events), eventSet(goEvents)) {
+	if len(goEvents) == 0 || eventSet(got.Events) != eventSet(goEvents) {
 		t.Errorf("assignment events differ: Go logged %d, the browser %d", len(goEvents), len(got.Events))
 	}
 	if got.Accepted != len(got.Events) || got.Duplicates != 0 {
@@ -268,7 +169,7 @@ func TestBrowserPrecomputedClient(t *testing.T) {
 		}
 		rows = append(rows, event{FeatureFlag: r.Flag, Subject: r.Subject, Allocation: r.Allocation, Experiment: r.Experiment, Variation: r.Variation})
 	}
-	if !reflect.DeepEqual(eventSet(rows), eventSet(got.Events)) {
+	if eventSet(rows) != eventSet(got.Events) {
 		t.Errorf("the assignment table holds %d rows for %d browser events (or other rows)", len(rows), len(got.Events))
 	}
 	t.Logf("headless Chromium on %s: %d precomputed assignments for %d subjects agree with the Go SDK (%d not the default); %d events stored once",

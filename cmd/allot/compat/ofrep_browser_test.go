@@ -3,17 +3,9 @@ package compat_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"net/http"
-	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/chromedp/chromedp"
 
 	"github.com/allot-dev/allot/cmd/allot/internal/apiclient"
 	"github.com/allot-dev/allot/cmd/allot/internal/core"
@@ -46,44 +38,8 @@ type ofrepRequest struct {
 //
 // It needs compat/browser/node_modules and Chromium, as TestBrowserClientKey.
 func TestBrowserOFREP(t *testing.T) {
-	if os.Getenv("ALLOT_BROWSER_TESTS") == "off" {
-		t.Skip("ALLOT_BROWSER_TESTS=off")
-	}
-	esbuild := "browser/node_modules/.bin/esbuild"
-	if _, err := os.Stat(esbuild); err != nil {
-		t.Fatalf("the browser test needs its packages: npm ci --prefix compat/browser: %v", err)
-	}
-	chromium := ""
-	for _, p := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if path, err := exec.LookPath(p); err == nil {
-			chromium = path
-			break
-		}
-	}
-	if chromium == "" {
-		t.Fatal("Chromium is required (apt-get install chromium); ALLOT_BROWSER_TESTS=off skips this test")
-	}
-	dir := t.TempDir()
-	bundle := filepath.Join(dir, "ofrep.js")
-	if out, err := exec.Command(esbuild, "browser/ofrep-entry.js", "--bundle", "--format=iife", "--platform=browser", "--log-level=warning",
-		"--outfile="+bundle).CombinedOutput(); err != nil {
-		t.Fatalf("esbuild: %v\n%s", err, out)
-	}
-	js, err := os.ReadFile(bundle)
-	if err != nil {
-		t.Fatal(err)
-	}
-	page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/ofrep.js":
-			w.Header().Set("Content-Type", "text/javascript")
-			w.Write(js)
-		default:
-			w.Header().Set("Content-Type", "text/html; charset=utf-8")
-			fmt.Fprint(w, `<!doctype html><html><head><title>OFREP page</title><script>window.pageErrors = []; window.onerror = (m) => { window.pageErrors.push(String(m)); };</script><script src="/ofrep.js"></script></head><body><p>OpenFeature's OFREP web provider with an Allot client key.</p></body></html>`)
-		}
-	}))
-	defer page.Close()
+	page := chromiumPage(t, pageSpec{entry: "browser/ofrep-entry.js", title: "OFREP page", timeout: 2 * time.Minute,
+		body: `<body><p>OpenFeature's OFREP web provider with an Allot client key.</p></body>`})
 
 	const admin = "allot_admin_browser-ofrep-0123456789"
 	base := startServe(t, admin)
@@ -112,32 +68,8 @@ func TestBrowserOFREP(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromium), chromedp.UserDataDir(t.TempDir()), chromedp.Headless, chromedp.NoSandbox,
-		chromedp.DisableGPU, chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("no-proxy-server", true),
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(actx)
-	defer cancelBrowser()
-	bctx, cancelTimeout := context.WithTimeout(bctx, 2*time.Minute)
-	defer cancelTimeout()
-	if _, err := chromedp.Run(bctx, chromedp.Navigate(page.URL+"/")); err != nil {
-		t.Fatalf("chromium: %v", err)
-	}
-	if errs, _ := chromedp.Run(bctx, chromedp.Evaluate[[]string]("window.pageErrors")); len(errs) > 0 {
-		t.Fatalf("the page failed to load: %q", errs)
-	}
-	call := func(expr string) string {
-		t.Helper()
-		out, err := chromedp.Run(bctx, chromedp.Evaluate[string](expr, chromedp.EvalAwaitPromise))
-		if err != nil {
-			t.Fatalf("chromium: %s: %v", expr, err)
-		}
-		return out
-	}
+	page.load()
+	call := page.eval
 	type state struct {
 		Details  []ofrepDetail  `json:"details"`
 		Changes  int            `json:"changes"`

@@ -13,17 +13,15 @@ import (
 
 	"github.com/allot-dev/allot/cmd/allot/internal/apiclient"
 	"github.com/allot-dev/allot/cmd/allot/internal/core"
+	"github.com/allot-dev/allot/cmd/allot/internal/servetest"
 )
 
 // startServe builds the allot binary and runs `allot serve` on a free
 // loopback port with a fresh SQLite file. It returns the server's URL.
 func startServe(t *testing.T, adminToken string) string {
 	t.Helper()
+	bin := servetest.Build(t, "..")
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "allot")
-	if out, err := exec.Command("go", "build", "-o", bin, "..").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

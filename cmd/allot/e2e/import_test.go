@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"reflect"
 	"slices"
-	"sort"
 	"strings"
 	"testing"
 
@@ -148,7 +147,7 @@ func testImportFixtures(t *testing.T, dsn string) {
 	if none.Format != ufc.FormatClient || len(none.Refused) != 22 || len(none.Created)+len(none.Updated)+len(none.Unchanged) != 0 {
 		t.Errorf("CLIENT without names: %+v", none)
 	}
-	crep, err := admin.Import(ctx, "client", client, apiclient.ImportOptions{Names: namesOf(t, server), KeepFaults: true})
+	crep, err := admin.Import(ctx, "client", client, apiclient.ImportOptions{Names: ufctest.Names(t, server), KeepFaults: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,39 +218,6 @@ func fetchConfig(t *testing.T, url string) *ufc.Document {
 		t.Fatal(err)
 	}
 	return doc
-}
-
-// namesOf is every string in a document: the names that resolve the hashes
-// of its obfuscated twin.
-func namesOf(t *testing.T, doc []byte) []string {
-	var v any
-	if err := json.Unmarshal(doc, &v); err != nil {
-		t.Fatal(err)
-	}
-	set := map[string]bool{}
-	var walk func(any)
-	walk = func(x any) {
-		switch x := x.(type) {
-		case string:
-			set[x] = true
-		case map[string]any:
-			for k, e := range x {
-				set[k] = true
-				walk(e)
-			}
-		case []any:
-			for _, e := range x {
-				walk(e)
-			}
-		}
-	}
-	walk(v)
-	out := make([]string, 0, len(set))
-	for s := range set {
-		out = append(out, s)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // getTyped calls the typed getter of typ with the fixture's default and

@@ -6,11 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,6 +14,7 @@ import (
 	"time"
 
 	"github.com/allot-dev/allot/cmd/allot/internal/apiclient"
+	"github.com/allot-dev/allot/cmd/allot/internal/servetest"
 	"github.com/allot-dev/allot/cmd/allot/internal/store/storetest"
 )
 
@@ -29,18 +26,13 @@ func TestAcknowledgedEventsSurviveKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and kills the allot binary")
 	}
-	bin := filepath.Join(t.TempDir(), "allot")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Dir = ".." // the server module's main package
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := servetest.Build(t, "..") // the server module's main package
 	for _, dialect := range storetest.Dialects() {
 		t.Run(dialect, func(t *testing.T) {
 			dsn := storetest.DSN(t, dialect)
 			const token = "allot_admin_kill9-test-0123456789abcdef"
-			srv := startProcess(t, bin, dsn, token)
-			api := apiclient.New(srv.url, token)
+			srv := servetest.Serve(t, bin, token, "--db", dsn)
+			api := apiclient.New(srv.URL, token)
 			ctx := context.Background()
 			key, err := api.CreateSDKKey(ctx, "production", "kill9")
 			if err != nil {
@@ -66,7 +58,7 @@ func TestAcknowledgedEventsSurviveKill9(t *testing.T) {
 						default:
 						}
 						ids, body := batch(w, b, 200)
-						req, _ := http.NewRequest("POST", srv.url+"/api/v1/assignments", bytes.NewReader(body))
+						req, _ := http.NewRequest("POST", srv.URL+"/api/v1/assignments", bytes.NewReader(body))
 						req.Header.Set("Authorization", "Bearer "+key.Secret)
 						req.Header.Set("Content-Type", "application/json")
 						resp, err := hc.Do(req)
@@ -88,18 +80,18 @@ func TestAcknowledgedEventsSurviveKill9(t *testing.T) {
 				}()
 			}
 			time.Sleep(1500 * time.Millisecond)
-			if err := srv.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			if err := srv.Cmd.Process.Signal(syscall.SIGKILL); err != nil {
 				t.Fatal(err)
 			}
-			srv.cmd.Wait()
+			srv.Cmd.Wait()
 			close(stop)
 			wg.Wait()
 			if len(acked) == 0 {
 				t.Fatalf("no batch was acknowledged before the kill (%d sent)", sent)
 			}
 
-			srv = startProcess(t, bin, dsn, token)
-			api = apiclient.New(srv.url, token)
+			srv = servetest.Serve(t, bin, token, "--db", dsn)
+			api = apiclient.New(srv.URL, token)
 			var out bytes.Buffer
 			if err := api.ExportAssignments(ctx, apiclient.ExportQuery{Format: "jsonl"}, &out); err != nil {
 				t.Fatal(err)
@@ -133,51 +125,6 @@ func TestAcknowledgedEventsSurviveKill9(t *testing.T) {
 				t.Errorf("%d acknowledged events lost, %d stored twice", lost, dup)
 			}
 		})
-	}
-}
-
-type process struct {
-	cmd *exec.Cmd
-	url string
-}
-
-// startProcess runs `allot serve` on a free loopback port and waits until it
-// is ready; the test's cleanup kills it if it still runs.
-func startProcess(t *testing.T, bin, dsn, token string) *process {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	cmd := exec.Command(bin, "serve", "--db", dsn, "--addr", addr)
-	cmd.Env = append(os.Environ(), "ALLOT_ADMIN_TOKEN="+token)
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-	})
-	p := &process{cmd: cmd, url: "http://" + addr}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(p.url + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return p
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("allot serve did not become ready: %v\n%s", err, logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 

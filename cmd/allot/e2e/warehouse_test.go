@@ -1,13 +1,9 @@
 package e2e_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io/fs"
 	"math/rand/v2"
-	"net"
-	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
@@ -23,6 +19,7 @@ import (
 	"github.com/allot-dev/allot"
 	"github.com/allot-dev/allot/cmd/allot/internal/apiclient"
 	"github.com/allot-dev/allot/cmd/allot/internal/core"
+	"github.com/allot-dev/allot/cmd/allot/internal/servetest"
 	"github.com/allot-dev/allot/cmd/allot/internal/store"
 	"github.com/allot-dev/allot/cmd/allot/internal/table"
 )
@@ -43,23 +40,21 @@ func TestWarehouseFeedEndToEnd(t *testing.T) {
 		t.Skip("builds and kills the allot binary")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "allot")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Dir = ".."
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := servetest.Build(t, "..")
 	dsn := filepath.Join(dir, "allot.db")
 	sinkDir := filepath.Join(dir, "sink")
 	const token = "allot_admin_warehouse-e2e-0123456789abcdef"
-	srv := startSinkProcess(t, bin, dsn, sinkDir, token)
+	serve := func() *servetest.Process {
+		return servetest.Serve(t, bin, token, "--db", dsn, "--sink", sinkDir, "--sink-interval", "100ms", "--sink-rows", "3000", "--log-level", "warn")
+	}
+	srv := serve()
 	ctx := context.Background()
-	key, err := apiclient.New(srv.url, token).CreateSDKKey(ctx, core.DefaultEnvironment, "warehouse")
+	key, err := apiclient.New(srv.URL, token).CreateSDKKey(ctx, core.DefaultEnvironment, "warehouse")
 	if err != nil {
 		t.Fatal(err)
 	}
 	proxy := &faultyProxy{rng: rand.New(rand.NewPCG(21, 22))}
-	u, _ := url.Parse(srv.url)
+	u, _ := url.Parse(srv.URL)
 	proxy.target.Store(u)
 	front := httptest.NewServer(proxy)
 	defer front.Close()
@@ -99,12 +94,12 @@ func TestWarehouseFeedEndToEnd(t *testing.T) {
 	// Let some batches land and some seals run, then kill -9 mid-stream.
 	time.Sleep(1500 * time.Millisecond)
 	proxy.target.Store(nil)
-	if err := srv.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := srv.Cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	srv.cmd.Wait()
-	srv = startSinkProcess(t, bin, dsn, sinkDir, token)
-	u, _ = url.Parse(srv.url)
+	srv.Cmd.Wait()
+	srv = serve()
+	u, _ = url.Parse(srv.URL)
 	proxy.target.Store(u)
 	for _, e := range events[total/2:] {
 		hl.LogAssignment(e)
@@ -127,8 +122,8 @@ func TestWarehouseFeedEndToEnd(t *testing.T) {
 		t.Fatalf("no faults injected: %d failed, %d dropped of %d", proxy.failed.Load(), proxy.dropped.Load(), proxy.total.Load())
 	}
 	waitSealedRows(t, sinkDir, total)
-	srv.cmd.Process.Signal(os.Interrupt)
-	if err := srv.cmd.Wait(); err != nil {
+	srv.Cmd.Process.Signal(os.Interrupt)
+	if err := srv.Cmd.Wait(); err != nil {
 		t.Fatalf("allot serve: %v", err)
 	}
 
@@ -190,7 +185,7 @@ func TestWarehouseFeedEndToEnd(t *testing.T) {
 	}
 	compareAggregates(t, "rebuilt", rebuilt, want)
 
-	sealed := readSealed(t, sinkDir)
+	sealed := servetest.ReadSealed(t, sinkDir)
 	seen := map[string]bool{}
 	for _, r := range sealed {
 		if seen[r.EventID] {
@@ -295,80 +290,11 @@ func compareAggregates(t *testing.T, what string, got, want store.AggregateTable
 	}
 }
 
-// startSinkProcess runs `allot serve --sink DIR` on a free loopback port,
-// sealing often and in small files, and waits until it is ready.
-func startSinkProcess(t *testing.T, bin, dsn, sinkDir, token string) *process {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	cmd := exec.Command(bin, "serve", "--db", dsn, "--addr", addr, "--sink", sinkDir, "--sink-interval", "100ms",
-		"--sink-rows", "3000", "--log-level", "warn")
-	cmd.Env = append(os.Environ(), "ALLOT_ADMIN_TOKEN="+token)
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-	})
-	p := &process{cmd: cmd, url: "http://" + addr}
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		resp, err := http.Get(p.url + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("allot serve did not become ready: %v\n%s", err, logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// readSealed reads every sealed Parquet file under dir (files of a seal in
-// progress have temporary names and are skipped, as readers are told to).
-func readSealed(t *testing.T, dir string) []table.Row {
-	t.Helper()
-	var all []table.Row
-	err := filepath.WalkDir(dir, func(path string, e fs.DirEntry, err error) error {
-		if err != nil || e.IsDir() || !strings.HasSuffix(path, ".parquet") {
-			return err
-		}
-		data, err := os.ReadFile(path)
-		if os.IsNotExist(err) {
-			return nil // removed by a recovery while we look
-		}
-		if err != nil {
-			return err
-		}
-		rs, err := table.ReadParquet(bytes.NewReader(data), int64(len(data)))
-		if err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
-		all = append(all, rs...)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return all
-}
-
 // waitSealedRows waits until the sealed files hold n rows.
 func waitSealedRows(t *testing.T, dir string, n int) {
 	t.Helper()
 	for deadline := time.Now().Add(60 * time.Second); ; {
-		got := len(readSealed(t, dir))
+		got := len(servetest.ReadSealed(t, dir))
 		if got >= n {
 			return
 		}

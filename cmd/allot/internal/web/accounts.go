@@ -54,17 +54,7 @@ func (u *UI) createAccount(w http.ResponseWriter, r *http.Request, p *page) erro
 		if statusOf(err) == http.StatusInternalServerError {
 			return err
 		}
-		p.fail(err, func(f string) (string, string) {
-			switch f {
-			case "email":
-				return "email", "Email"
-			case "password":
-				return "password", "Password"
-			case "role":
-				return "role", "Role"
-			}
-			return "", ""
-		})
+		p.fail(err, labelled(map[string]string{"email": "Email", "password": "Password", "role": "Role"}))
 		return u.renderAccounts(w, r, p, &accountsData{Email: email, Role: role})
 	}
 	u.done(w, r, "/accounts"+envQuery(p.Env), fmt.Sprintf("Created the account %s (%s). Tell them their password through a safe channel.", usr.Email, usr.Role))

@@ -237,13 +237,20 @@ func (af *allocForm) fields(name string) (string, string) {
 	return "key", "Allocation"
 }
 
+// flagAndSettings is a flag and its settings in env: what a page about
+// one of its allocations starts from.
+func (u *UI) flagAndSettings(ctx context.Context, env, key string) (core.Flag, core.FlagSettings, error) {
+	f, err := u.core.Flag(ctx, key)
+	if err != nil {
+		return core.Flag{}, core.FlagSettings{}, err
+	}
+	s, err := u.core.FlagSettings(ctx, env, f.Key)
+	return f, s, err
+}
+
 func (u *UI) newAllocationForm(w http.ResponseWriter, r *http.Request, p *page) error {
 	ctx := r.Context()
-	f, err := u.core.Flag(ctx, r.PathValue("flag"))
-	if err != nil {
-		return err
-	}
-	s, err := u.core.FlagSettings(ctx, p.Env, f.Key)
+	f, s, err := u.flagAndSettings(ctx, p.Env, r.PathValue("flag"))
 	if err != nil {
 		return err
 	}
@@ -272,11 +279,7 @@ func (u *UI) newAllocationForm(w http.ResponseWriter, r *http.Request, p *page) 
 
 func (u *UI) editAllocationForm(w http.ResponseWriter, r *http.Request, p *page) error {
 	ctx := r.Context()
-	f, err := u.core.Flag(ctx, r.PathValue("flag"))
-	if err != nil {
-		return err
-	}
-	s, err := u.core.FlagSettings(ctx, p.Env, f.Key)
+	f, s, err := u.flagAndSettings(ctx, p.Env, r.PathValue("flag"))
 	if err != nil {
 		return err
 	}

@@ -319,24 +319,37 @@ func (u *UI) updateFields(w http.ResponseWriter, r *http.Request, p *page, chang
 	version, _ := strconv.ParseInt(r.PostFormValue("version"), 10, 64)
 	ch, err := change(r.Context(), p.Env, key, version)
 	if err != nil {
-		if statusOf(err) == http.StatusInternalServerError || core.ErrorCode(err) == core.ENOTFOUND {
-			return err
-		}
 		if core.ErrorCode(err) == core.ECONFLICT {
 			err = core.Errorf(core.ECONFLICT, "someone changed this flag in %s since you opened the page; look at it again and redo your change", p.Env)
 		}
-		if _, lerr := u.loadDetail(r, p, key); lerr != nil {
-			return lerr
-		}
-		p.fail(err, fields(p.Data.(*detailData).Settings))
-		u.render(w, r, "flag", p)
-		return nil
+		return u.flagFailed(w, r, p, key, err, fields)
 	}
 	text := msg(ch)
 	for _, warning := range ch.Warnings {
 		text += " Note: " + warning + "."
 	}
 	u.done(w, r, "/flags/"+key+envQuery(p.Env), text)
+	return nil
+}
+
+// flagFailed shows the flag's page again with err next to the control it
+// concerns (fields maps the core's field names to the page's controls; nil:
+// at the top). Errors that are no fault of the form, and a flag that is
+// gone, go to the error page.
+func (u *UI) flagFailed(w http.ResponseWriter, r *http.Request, p *page, key string, err error, fields func(core.FlagSettings) func(string) (string, string)) error {
+	if statusOf(err) == http.StatusInternalServerError || core.ErrorCode(err) == core.ENOTFOUND {
+		return err
+	}
+	p.Path = "/flags/" + key
+	if _, lerr := u.loadDetail(r, p, key); lerr != nil {
+		return lerr
+	}
+	var at func(string) (string, string)
+	if fields != nil {
+		at = fields(p.Data.(*detailData).Settings)
+	}
+	p.fail(err, at)
+	u.render(w, r, "flag", p)
 	return nil
 }
 

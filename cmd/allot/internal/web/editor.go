@@ -199,16 +199,7 @@ func (u *UI) setArchived(w http.ResponseWriter, r *http.Request, p *page, archiv
 		op, msg = u.core.ArchiveFlag, "Archived %s: no environment publishes it any more (SDKs get their defaults). Restore it from its page."
 	}
 	if _, err := op(r.Context(), key, version); err != nil {
-		if statusOf(err) == http.StatusInternalServerError || core.ErrorCode(err) == core.ENOTFOUND {
-			return err
-		}
-		p.Path = "/flags/" + key
-		if _, lerr := u.loadDetail(r, p, key); lerr != nil {
-			return lerr
-		}
-		p.fail(err, nil)
-		u.render(w, r, "flag", p)
-		return nil
+		return u.flagFailed(w, r, p, key, err, nil)
 	}
 	u.done(w, r, "/flags/"+key+envQuery(p.Env), fmt.Sprintf(msg, key))
 	return nil
@@ -232,16 +223,7 @@ func (u *UI) deleteFlag(w http.ResponseWriter, r *http.Request, p *page) error {
 		err = u.core.DeleteFlag(r.Context(), key, version)
 	}
 	if err != nil {
-		if statusOf(err) == http.StatusInternalServerError || core.ErrorCode(err) == core.ENOTFOUND {
-			return err
-		}
-		p.Path = "/flags/" + key
-		if _, lerr := u.loadDetail(r, p, key); lerr != nil {
-			return lerr
-		}
-		p.fail(err, nil)
-		u.render(w, r, "flag", p)
-		return nil
+		return u.flagFailed(w, r, p, key, err, nil)
 	}
 	u.done(w, r, "/flags"+envQuery(p.Env), fmt.Sprintf("Deleted flag %s in every environment. The audit log keeps its history.", key))
 	return nil

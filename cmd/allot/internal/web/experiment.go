@@ -113,11 +113,7 @@ type chartCell struct {
 func (u *UI) experimentPage(w http.ResponseWriter, r *http.Request, p *page) error {
 	ctx := r.Context()
 	key, alloc := r.PathValue("flag"), r.PathValue("alloc")
-	f, err := u.core.Flag(ctx, key)
-	if err != nil {
-		return err
-	}
-	s, err := u.core.FlagSettings(ctx, p.Env, key)
+	f, s, err := u.flagAndSettings(ctx, p.Env, key)
 	if err != nil {
 		return err
 	}

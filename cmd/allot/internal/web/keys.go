@@ -61,15 +61,7 @@ func (u *UI) createKey(w http.ResponseWriter, r *http.Request, p *page) error {
 		if statusOf(err) == http.StatusInternalServerError {
 			return err
 		}
-		p.fail(err, func(f string) (string, string) {
-			switch f {
-			case "name":
-				return "name", "Name"
-			case "origins":
-				return "origins", "Allowed origins"
-			}
-			return "", ""
-		})
+		p.fail(err, labelled(map[string]string{"name": "Name", "origins": "Allowed origins"}))
 		return u.renderKeys(w, r, p, &keysData{Name: name, Kind: kind, Origins: origins})
 	}
 	p.Flash = fmt.Sprintf("Created %s key %s for %s. Copy the secret now: it is shown only once.", k.Kind, k.Name, k.Environment)

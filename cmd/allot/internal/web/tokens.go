@@ -77,15 +77,7 @@ func (u *UI) createToken(w http.ResponseWriter, r *http.Request, p *page) error 
 		if statusOf(err) == http.StatusInternalServerError {
 			return err
 		}
-		p.fail(err, func(f string) (string, string) {
-			switch f {
-			case "name":
-				return "name", "Name"
-			case "role":
-				return "role", "Role"
-			}
-			return "", ""
-		})
+		p.fail(err, labelled(map[string]string{"name": "Name", "role": "Role"}))
 		return u.renderTokens(w, r, p, &tokensData{Name: name, Role: role})
 	}
 	p.Flash = fmt.Sprintf("Created the %s token %s. Copy the secret now: it is shown only once.", t.Role, t.Name)

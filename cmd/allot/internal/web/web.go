@@ -237,6 +237,18 @@ func (p *page) fail(err error, fields func(string) (id, label string)) {
 	p.Error = e.Error()
 }
 
+// labelled is fail's fields for a form whose controls have the core's
+// field names as ids: labels maps each such field to its label; a field
+// not in it goes to the top of the page.
+func labelled(labels map[string]string) func(string) (string, string) {
+	return func(f string) (string, string) {
+		if l, ok := labels[f]; ok {
+			return f, l
+		}
+		return "", ""
+	}
+}
+
 // statusOf is the server's one error-to-status function: a page answers an
 // error with the status the API would (400 for a form error, 503 with
 // Retry-After for a busy or unreachable database).
