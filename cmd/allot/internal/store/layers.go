@@ -41,6 +41,24 @@ func (t *tx) namedList(table, env string) ([]named, error) {
 	return out, rows.Err()
 }
 
+// namedAll reads every row of table in env and converts each with conv
+// (toLayer, toHoldout).
+func namedAll[T any](t *tx, table, env string, conv func(string, named) (T, error)) ([]T, error) {
+	list, err := t.namedList(table, env)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]T, 0, len(list))
+	for _, n := range list {
+		v, err := conv(env, n)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
 func (t *tx) namedOne(table, what, env, name string) (named, error) {
 	envID, _, err := t.env(env)
 	if err != nil {
@@ -115,21 +133,7 @@ func toLayer(env string, n named) (core.Layer, error) {
 		CreatedAt: fromMicros(n.created), UpdatedAt: fromMicros(n.updated)}, nil
 }
 
-func (t *tx) Layers(env string) ([]core.Layer, error) {
-	list, err := t.namedList("layers", env)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]core.Layer, 0, len(list))
-	for _, n := range list {
-		l, err := toLayer(env, n)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, l)
-	}
-	return out, nil
-}
+func (t *tx) Layers(env string) ([]core.Layer, error) { return namedAll(t, "layers", env, toLayer) }
 
 func (t *tx) Layer(env, name string) (core.Layer, error) {
 	n, err := t.namedOne("layers", "layer", env, name)
@@ -189,19 +193,7 @@ func toHoldout(env string, n named) (core.Holdout, error) {
 }
 
 func (t *tx) Holdouts(env string) ([]core.Holdout, error) {
-	list, err := t.namedList("holdouts", env)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]core.Holdout, 0, len(list))
-	for _, n := range list {
-		h, err := toHoldout(env, n)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, h)
-	}
-	return out, nil
+	return namedAll(t, "holdouts", env, toHoldout)
 }
 
 func (t *tx) Holdout(env, key string) (core.Holdout, error) {
